@@ -1,0 +1,138 @@
+package related
+
+import (
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// RecordMessage is a message arriving from, or sent to, a customer: what
+// the channel knows when it hands the message over.
+type RecordMessage struct {
+	Channel          Channel
+	ThreadRef        string
+	Contact          ContactInput
+	Queue            string // empty: keep the interaction's queue
+	Direction        Direction
+	Body             string
+	SentAt           time.Time // zero: now
+	Author           string
+	ClientMutationID string // when set, a repeat with the same id records nothing new
+}
+
+// ContactInput identifies the contact a message comes from or goes to.
+type ContactInput struct {
+	Address    string
+	Name       string
+	Attributes []Attribute
+}
+
+// Normalize validates r and returns it in canonical form: trimmed strings,
+// the address normalized for the channel, SentAt defaulted to now and
+// truncated to milliseconds (the precision every store keeps). Errors name
+// the field of RecordMessageInput at fault.
+func (r RecordMessage) Normalize(now time.Time) (RecordMessage, error) {
+	if !r.Channel.Valid() {
+		return r, Invalid(fmt.Sprintf("unknown channel %q", r.Channel), "channel")
+	}
+	r.ThreadRef = strings.TrimSpace(r.ThreadRef)
+	if err := checkText(r.ThreadRef, MaxThreadRefLength, true); err != nil {
+		return r, err.At("threadRef")
+	}
+	addr, err := NormalizeAddress(r.Channel, r.Contact.Address)
+	if err != nil {
+		e, _ := AsError(err)
+		return r, e.At("contact", "address")
+	}
+	r.Contact.Address = addr
+	r.Contact.Name = strings.TrimSpace(r.Contact.Name)
+	if err := checkText(r.Contact.Name, MaxNameLength, false); err != nil {
+		return r, err.At("contact", "name")
+	}
+	attrs, aerr := NormalizeAttributes(r.Contact.Attributes)
+	if aerr != nil {
+		return r, aerr.At("contact")
+	}
+	r.Contact.Attributes = attrs
+	r.Queue = strings.TrimSpace(r.Queue)
+	if err := checkText(r.Queue, MaxQueueNameLength, false); err != nil {
+		return r, err.At("queue")
+	}
+	if !r.Direction.Valid() {
+		return r, Invalid(fmt.Sprintf("unknown direction %q", r.Direction), "direction")
+	}
+	if strings.TrimSpace(r.Body) == "" {
+		return r, Invalid("must not be empty", "body")
+	}
+	if len(r.Body) > MaxBodyLength {
+		return r, Invalid(fmt.Sprintf("is longer than %d bytes", MaxBodyLength), "body")
+	}
+	if !utf8.ValidString(r.Body) {
+		return r, Invalid("is not valid UTF-8", "body")
+	}
+	if r.SentAt.IsZero() {
+		r.SentAt = now
+	}
+	r.SentAt = r.SentAt.UTC().Truncate(time.Millisecond)
+	if r.SentAt.Year() < 1970 || r.SentAt.After(now.Add(24*time.Hour)) {
+		return r, Invalid("must be after 1970 and at most a day ahead of the server's clock", "sentAt")
+	}
+	r.Author = strings.TrimSpace(r.Author)
+	if err := checkText(r.Author, MaxAuthorLength, false); err != nil {
+		return r, err.At("author")
+	}
+	r.ClientMutationID = strings.TrimSpace(r.ClientMutationID)
+	if err := checkText(r.ClientMutationID, MaxClientMutationID, false); err != nil {
+		return r, err.At("clientMutationId")
+	}
+	return r, nil
+}
+
+// NormalizeAttributes trims keys and values and checks their limits. A key
+// given twice keeps its last value; an empty value is kept, since it asks
+// MergeAttributes to remove the key. Errors name ["attributes", i, field].
+func NormalizeAttributes(in []Attribute) ([]Attribute, *Error) {
+	if len(in) > MaxAttributes {
+		return nil, Invalid(fmt.Sprintf("at most %d attributes", MaxAttributes), "attributes")
+	}
+	out := make([]Attribute, 0, len(in))
+	seen := make(map[string]int, len(in))
+	for i, a := range in {
+		k, v := strings.TrimSpace(a.Key), strings.TrimSpace(a.Value)
+		idx := fmt.Sprint(i)
+		if err := checkText(k, MaxAttributeKey, true); err != nil {
+			return nil, err.At("attributes", idx, "key")
+		}
+		if err := checkText(v, MaxAttributeValue, false); err != nil {
+			return nil, err.At("attributes", idx, "value")
+		}
+		if j, ok := seen[k]; ok {
+			out[j].Value = v
+			continue
+		}
+		seen[k] = len(out)
+		out = append(out, Attribute{Key: k, Value: v})
+	}
+	return out, nil
+}
+
+// checkText checks a free-text field: valid UTF-8, no control characters
+// other than white space, within max bytes, and present when required.
+func checkText(s string, max int, required bool) *Error {
+	if required && s == "" {
+		return Invalid("must not be blank")
+	}
+	if len(s) > max {
+		return Invalid(fmt.Sprintf("is longer than %d bytes", max))
+	}
+	if !utf8.ValidString(s) {
+		return Invalid("is not valid UTF-8")
+	}
+	for _, r := range s {
+		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0x7f {
+			return Invalid("contains control characters")
+		}
+	}
+	return nil
+}

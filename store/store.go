@@ -1,0 +1,102 @@
+// Package store is the persistence contract of the gateway: the Store
+// interface every database adapter implements, the paging and cursor types
+// its list methods share, the events it publishes after commits, and the
+// command counters that make database round trips visible.
+//
+// The adapters live beside it: store/sqlite (the embedded default) and
+// store/mongo (production). store/storetest is the conformance suite both
+// must pass. Every method takes the tenant explicitly and every adapter
+// filters by it, so no caller can read or write across tenants.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/relatedhq/related"
+)
+
+// Store persists the gateway's documents. Methods return *related.Error for
+// the caller's mistakes (not found, invalid, conflict) and wrapped errors
+// for the database's own failures.
+type Store interface {
+	// RecordMessage stores a message, creating its contact and interaction
+	// on first sight. The input must be normalized (related.RecordMessage's
+	// Normalize). A repeat with the same ClientMutationID returns the
+	// first result and stores nothing.
+	RecordMessage(ctx context.Context, tenant string, in related.RecordMessage) (*RecordResult, error)
+	// CloseInteraction closes interaction id with state at time at. Closing
+	// a closed interaction changes its state and keeps it closed.
+	CloseInteraction(ctx context.Context, tenant, id string, state related.ClosedState, at time.Time) (*related.Interaction, error)
+	// ReopenInteraction reopens interaction id. It fails with CONFLICT when
+	// its thread already has another open interaction.
+	ReopenInteraction(ctx context.Context, tenant, id string) (*related.Interaction, error)
+	// SetContactAttributes applies attrs to contact id (see
+	// related.MergeAttributes).
+	SetContactAttributes(ctx context.Context, tenant, id string, attrs []related.Attribute) (*related.Contact, error)
+
+	// Interactions, Messages, Contacts and Queues return the documents with
+	// the given ids, in no particular order; ids that name nothing are left
+	// out. They are the dataloaders' batch functions: one call is one
+	// database command whatever the number of ids.
+	Interactions(ctx context.Context, tenant string, ids []string) ([]*related.Interaction, error)
+	Messages(ctx context.Context, tenant string, ids []string) ([]*related.Message, error)
+	Contacts(ctx context.Context, tenant string, ids []string) ([]*related.Contact, error)
+	Queues(ctx context.Context, tenant string, ids []string) ([]*related.Queue, error)
+
+	// ListMessages pages through an interaction's messages, oldest first.
+	ListMessages(ctx context.Context, tenant, interactionID string, p Page) (*MessagePage, error)
+	// CountMessages counts an interaction's messages.
+	CountMessages(ctx context.Context, tenant, interactionID string) (int, error)
+	// ListRelated pages through the interactions q selects, newest last
+	// message first.
+	ListRelated(ctx context.Context, tenant string, q RelatedQuery, p Page) (*InteractionPage, error)
+	// CountRelated counts the interactions q selects.
+	CountRelated(ctx context.Context, tenant string, q RelatedQuery) (int, error)
+
+	// Preferences returns an agent's preferences, or the defaults.
+	Preferences(ctx context.Context, tenant, principal string) (related.Preferences, error)
+	// SetPreferences stores an agent's preferences.
+	SetPreferences(ctx context.Context, tenant, principal string, p related.Preferences) error
+
+	// Ping reports whether the database answers and the schema is in place.
+	Ping(ctx context.Context) error
+	// Close releases the database.
+	Close() error
+}
+
+// RecordResult is what RecordMessage did.
+type RecordResult struct {
+	Interaction *related.Interaction
+	Message     *related.Message
+	Contact     *related.Contact
+	// Created reports whether the interaction was opened by this message.
+	Created bool
+	// Duplicate reports whether the message was a repeat of an earlier one
+	// with the same ClientMutationID, so nothing was stored.
+	Duplicate bool
+}
+
+// RelatedQuery selects the interactions of one Related panel. Exactly one
+// of ContactID and ProfileID is set: ContactID for CHANNEL scope (a contact
+// belongs to one channel), ProfileID for PROFILE scope.
+type RelatedQuery struct {
+	ContactID string
+	ProfileID string
+	// Exclude is the interaction the panel is shown beside.
+	Exclude string
+}
+
+// InteractionPage is one page of a Related panel.
+type InteractionPage struct {
+	Items           []*related.Interaction
+	HasNextPage     bool
+	HasPreviousPage bool
+}
+
+// MessagePage is one page of an interaction's messages.
+type MessagePage struct {
+	Items           []*related.Message
+	HasNextPage     bool
+	HasPreviousPage bool
+}
