@@ -1,0 +1,304 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/relatedhq/related"
+	"github.com/relatedhq/related/store"
+)
+
+const interactionCols = `id, tenant, channel, thread_ref, contact_id, profile_id, queue_id, queue_name,
+	status, closed_state, closed_at, last_id, last_body, last_direction, last_author, last_at, created_at, updated_at`
+
+const contactCols = `id, tenant, channel, address, name, attributes, profile_id, created_at, updated_at`
+
+const messageCols = `id, tenant, interaction_id, direction, body, sent_at, author, created_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanInteraction(r scanner) (*related.Interaction, error) {
+	var (
+		i                                  related.Interaction
+		closedAt, lastAt, created, updated int64
+		lastID, lastBody, lastDir, lastBy  string
+	)
+	err := r.Scan(&i.ID, &i.Tenant, &i.Channel, &i.ThreadRef, &i.ContactID, &i.ProfileID, &i.QueueID, &i.QueueName,
+		&i.Status, &i.ClosedState, &closedAt, &lastID, &lastBody, &lastDir, &lastBy, &lastAt, &created, &updated)
+	if err != nil {
+		return nil, err
+	}
+	i.ClosedAt, i.CreatedAt, i.UpdatedAt = fromMS(closedAt), fromMS(created), fromMS(updated)
+	if lastID != "" {
+		i.LastMessage = &related.Message{
+			ID: lastID, Tenant: i.Tenant, InteractionID: i.ID, Direction: related.Direction(lastDir),
+			Body: lastBody, SentAt: fromMS(lastAt), Author: lastBy,
+		}
+	}
+	return &i, nil
+}
+
+func scanContact(r scanner) (*related.Contact, error) {
+	var (
+		c                related.Contact
+		attrs            string
+		created, updated int64
+	)
+	if err := r.Scan(&c.ID, &c.Tenant, &c.Channel, &c.Address, &c.Name, &attrs, &c.ProfileID, &created, &updated); err != nil {
+		return nil, err
+	}
+	c.CreatedAt, c.UpdatedAt = fromMS(created), fromMS(updated)
+	var err error
+	if c.Attributes, err = decodeAttributes(attrs); err != nil {
+		return nil, fmt.Errorf("contact %s: %w", c.ID, err)
+	}
+	return &c, nil
+}
+
+func scanMessage(r scanner) (*related.Message, error) {
+	var (
+		m             related.Message
+		sent, created int64
+	)
+	if err := r.Scan(&m.ID, &m.Tenant, &m.InteractionID, &m.Direction, &m.Body, &sent, &m.Author, &created); err != nil {
+		return nil, err
+	}
+	m.SentAt, m.CreatedAt = fromMS(sent), fromMS(created)
+	return &m, nil
+}
+
+// attribute is the stored JSON form of related.Attribute.
+type attribute struct {
+	Key   string `json:"k"`
+	Value string `json:"v"`
+}
+
+func encodeAttributes(attrs []related.Attribute) string {
+	out := make([]attribute, len(attrs))
+	for i, a := range attrs {
+		out[i] = attribute{a.Key, a.Value}
+	}
+	b, _ := json.Marshal(out) // a slice of string pairs always marshals
+	return string(b)
+}
+
+func decodeAttributes(s string) ([]related.Attribute, error) {
+	var in []attribute
+	if err := json.Unmarshal([]byte(s), &in); err != nil {
+		return nil, fmt.Errorf("decode attributes: %w", err)
+	}
+	out := make([]related.Attribute, len(in))
+	for i, a := range in {
+		out[i] = related.Attribute{Key: a.Key, Value: a.Value}
+	}
+	return out, nil
+}
+
+// RecordMessage implements store.Store. It is one transaction: the
+// contact, the queue, the interaction and the message are all stored or
+// none is.
+func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.RecordMessage) (*store.RecordResult, error) {
+	now := s.now().UTC().Truncate(time.Millisecond)
+	var res *store.RecordResult
+	err := s.write(ctx, func(tx *sql.Tx) ([]store.Event, error) {
+		res = &store.RecordResult{}
+		msgID := related.NewID()
+		if in.ClientMutationID != "" {
+			msgID = related.DerivedID(tenant, "message", in.ClientMutationID)
+			dup, err := s.duplicate(ctx, tx, tenant, msgID)
+			if err != nil || dup != nil {
+				res = dup
+				return nil, err
+			}
+		}
+		c, err := s.upsertContact(ctx, tx, tenant, in, now)
+		if err != nil {
+			return nil, err
+		}
+		res.Contact = c
+		var queueID string
+		if in.Queue != "" {
+			queueID = related.DerivedID(tenant, "queue", in.Queue)
+			if _, err := s.exec(ctx, tx, `INSERT INTO queues (tenant, id, name) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+				tenant, queueID, in.Queue); err != nil {
+				return nil, fmt.Errorf("sqlite: upsert queue: %w", err)
+			}
+		}
+		newID := related.NewID()
+		row := s.queryRow(ctx, tx, `INSERT INTO interactions (tenant, id, channel, thread_ref, open_key, contact_id, profile_id,
+				queue_id, queue_name, status, last_id, last_body, last_direction, last_author, last_at, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (tenant, open_key) DO UPDATE SET
+				last_id        = CASE WHEN excluded.last_at >= interactions.last_at THEN excluded.last_id ELSE interactions.last_id END,
+				last_body      = CASE WHEN excluded.last_at >= interactions.last_at THEN excluded.last_body ELSE interactions.last_body END,
+				last_direction = CASE WHEN excluded.last_at >= interactions.last_at THEN excluded.last_direction ELSE interactions.last_direction END,
+				last_author    = CASE WHEN excluded.last_at >= interactions.last_at THEN excluded.last_author ELSE interactions.last_author END,
+				last_at        = max(excluded.last_at, interactions.last_at),
+				queue_id       = CASE WHEN excluded.queue_id <> '' THEN excluded.queue_id ELSE interactions.queue_id END,
+				queue_name     = CASE WHEN excluded.queue_id <> '' THEN excluded.queue_name ELSE interactions.queue_name END,
+				updated_at     = excluded.updated_at
+			RETURNING `+interactionCols,
+			tenant, newID, in.Channel, in.ThreadRef, related.OpenKey(in.Channel, in.ThreadRef), c.ID, c.ProfileID,
+			queueID, in.Queue, related.StatusOpen, msgID, in.Body, in.Direction, in.Author, ms(in.SentAt), ms(now), ms(now))
+		if res.Interaction, err = scanInteraction(row); err != nil {
+			return nil, fmt.Errorf("sqlite: upsert interaction: %w", err)
+		}
+		res.Created = res.Interaction.ID == newID
+		res.Message = &related.Message{
+			ID: msgID, Tenant: tenant, InteractionID: res.Interaction.ID, Direction: in.Direction,
+			Body: in.Body, SentAt: in.SentAt, Author: in.Author, CreatedAt: now,
+		}
+		if _, err := s.exec(ctx, tx, `INSERT INTO messages (`+messageCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			msgID, tenant, res.Interaction.ID, in.Direction, in.Body, ms(in.SentAt), in.Author, ms(now)); err != nil {
+			return nil, fmt.Errorf("sqlite: insert message: %w", err)
+		}
+		kind := store.InteractionUpdated
+		if res.Created {
+			kind = store.InteractionCreated
+		}
+		return []store.Event{interactionEvent(kind, res.Interaction, now)}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// duplicate returns the result of the earlier recording of message id, or
+// nil when there was none.
+func (s *Store) duplicate(ctx context.Context, tx *sql.Tx, tenant, id string) (*store.RecordResult, error) {
+	m, err := scanMessage(s.queryRow(ctx, tx, `SELECT `+messageCols+` FROM messages WHERE tenant = ? AND id = ?`, tenant, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: find message: %w", err)
+	}
+	i, err := scanInteraction(s.queryRow(ctx, tx, `SELECT `+interactionCols+` FROM interactions WHERE tenant = ? AND id = ?`, tenant, m.InteractionID))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: find interaction of message: %w", err)
+	}
+	c, err := scanContact(s.queryRow(ctx, tx, `SELECT `+contactCols+` FROM contacts WHERE tenant = ? AND id = ?`, tenant, i.ContactID))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: find contact of message: %w", err)
+	}
+	return &store.RecordResult{Interaction: i, Message: m, Contact: c, Duplicate: true}, nil
+}
+
+// upsertContact finds or creates the contact of in, updating its name and
+// attributes with what in brings.
+func (s *Store) upsertContact(ctx context.Context, tx *sql.Tx, tenant string, in related.RecordMessage, now time.Time) (*related.Contact, error) {
+	id := related.DerivedID(tenant, "contact", string(in.Channel), in.Contact.Address)
+	attrs := related.MergeAttributes(nil, in.Contact.Attributes)
+	c, err := scanContact(s.queryRow(ctx, tx, `INSERT INTO contacts (`+contactCols+`) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?)
+		ON CONFLICT (tenant, channel, address) DO UPDATE SET
+			name       = CASE WHEN excluded.name <> '' THEN excluded.name ELSE contacts.name END,
+			updated_at = CASE WHEN excluded.name <> '' AND excluded.name <> contacts.name THEN excluded.updated_at ELSE contacts.updated_at END
+		RETURNING `+contactCols,
+		id, tenant, in.Channel, in.Contact.Address, in.Contact.Name, encodeAttributes(attrs), ms(now), ms(now)))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: upsert contact: %w", err)
+	}
+	if len(in.Contact.Attributes) == 0 || c.CreatedAt.Equal(now) && slices.Equal(c.Attributes, attrs) {
+		return c, nil
+	}
+	merged := related.MergeAttributes(c.Attributes, in.Contact.Attributes)
+	if slices.Equal(merged, c.Attributes) {
+		return c, nil
+	}
+	if _, err := s.exec(ctx, tx, `UPDATE contacts SET attributes = ?, updated_at = ? WHERE tenant = ? AND id = ?`,
+		encodeAttributes(merged), ms(now), tenant, c.ID); err != nil {
+		return nil, fmt.Errorf("sqlite: update contact attributes: %w", err)
+	}
+	c.Attributes, c.UpdatedAt = merged, now
+	return c, nil
+}
+
+func interactionEvent(kind store.EventKind, i *related.Interaction, now time.Time) store.Event {
+	return store.Event{
+		ID: related.NewID(), Tenant: i.Tenant, Kind: kind, InteractionID: i.ID,
+		ContactID: i.ContactID, ProfileID: i.ProfileID, At: now,
+	}
+}
+
+// CloseInteraction implements store.Store.
+func (s *Store) CloseInteraction(ctx context.Context, tenant, id string, state related.ClosedState, at time.Time) (*related.Interaction, error) {
+	now := s.now().UTC().Truncate(time.Millisecond)
+	var out *related.Interaction
+	err := s.write(ctx, func(tx *sql.Tx) ([]store.Event, error) {
+		var err error
+		out, err = scanInteraction(s.queryRow(ctx, tx, `UPDATE interactions
+			SET status = ?, closed_state = ?, closed_at = ?, open_key = 'closed:' || id, updated_at = ?
+			WHERE tenant = ? AND id = ? RETURNING `+interactionCols,
+			related.StatusClosed, state, ms(at.UTC().Truncate(time.Millisecond)), ms(now), tenant, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, related.NotFound("no such interaction", "id")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: close interaction: %w", err)
+		}
+		return []store.Event{interactionEvent(store.InteractionUpdated, out, now)}, nil
+	})
+	return out, err
+}
+
+// ReopenInteraction implements store.Store.
+func (s *Store) ReopenInteraction(ctx context.Context, tenant, id string) (*related.Interaction, error) {
+	now := s.now().UTC().Truncate(time.Millisecond)
+	var out *related.Interaction
+	err := s.write(ctx, func(tx *sql.Tx) ([]store.Event, error) {
+		cur, err := scanInteraction(s.queryRow(ctx, tx, `SELECT `+interactionCols+` FROM interactions WHERE tenant = ? AND id = ?`, tenant, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, related.NotFound("no such interaction", "id")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: find interaction: %w", err)
+		}
+		if cur.Status == related.StatusOpen {
+			out = cur
+			return nil, nil
+		}
+		out, err = scanInteraction(s.queryRow(ctx, tx, `UPDATE interactions
+			SET status = ?, closed_state = '', closed_at = 0, open_key = ?, updated_at = ?
+			WHERE tenant = ? AND id = ? RETURNING `+interactionCols,
+			related.StatusOpen, related.OpenKey(cur.Channel, cur.ThreadRef), ms(now), tenant, id))
+		if isUnique(err) {
+			return nil, &related.Error{Code: related.CodeConflict, Field: []string{"id"},
+				Message: "another interaction of this thread is open; close it first"}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: reopen interaction: %w", err)
+		}
+		return []store.Event{interactionEvent(store.InteractionUpdated, out, now)}, nil
+	})
+	return out, err
+}
+
+// SetContactAttributes implements store.Store.
+func (s *Store) SetContactAttributes(ctx context.Context, tenant, id string, attrs []related.Attribute) (*related.Contact, error) {
+	now := s.now().UTC().Truncate(time.Millisecond)
+	var out *related.Contact
+	err := s.write(ctx, func(tx *sql.Tx) ([]store.Event, error) {
+		c, err := scanContact(s.queryRow(ctx, tx, `SELECT `+contactCols+` FROM contacts WHERE tenant = ? AND id = ?`, tenant, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, related.NotFound("no such contact", "contactId")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: find contact: %w", err)
+		}
+		c.Attributes = related.MergeAttributes(c.Attributes, attrs)
+		c.UpdatedAt = now
+		if _, err := s.exec(ctx, tx, `UPDATE contacts SET attributes = ?, updated_at = ? WHERE tenant = ? AND id = ?`,
+			encodeAttributes(c.Attributes), ms(now), tenant, id); err != nil {
+			return nil, fmt.Errorf("sqlite: update contact: %w", err)
+		}
+		out = c
+		return []store.Event{{ID: related.NewID(), Tenant: tenant, Kind: store.ContactUpdated, ContactID: c.ID, ProfileID: c.ProfileID, At: now}}, nil
+	})
+	return out, err
+}

@@ -1,0 +1,80 @@
+package sqlite
+
+// migrations are applied in order, each once, tracked by PRAGMA
+// user_version. A released migration is never edited: add a new one.
+//
+// Times are INTEGER milliseconds since the Unix epoch (UTC). Absent
+// optional values are '' or 0 rather than NULL so that every column
+// compares and indexes the same way.
+var migrations = []string{
+	`
+CREATE TABLE contacts (
+	tenant     TEXT NOT NULL,
+	id         TEXT NOT NULL,
+	channel    TEXT NOT NULL,
+	address    TEXT NOT NULL,
+	name       TEXT NOT NULL DEFAULT '',
+	attributes TEXT NOT NULL DEFAULT '[]',
+	profile_id TEXT NOT NULL DEFAULT '',
+	created_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL,
+	PRIMARY KEY (tenant, id)
+);
+CREATE UNIQUE INDEX contacts_address ON contacts (tenant, channel, address);
+
+CREATE TABLE queues (
+	tenant TEXT NOT NULL,
+	id     TEXT NOT NULL,
+	name   TEXT NOT NULL,
+	PRIMARY KEY (tenant, id)
+);
+CREATE UNIQUE INDEX queues_name ON queues (tenant, name);
+
+CREATE TABLE interactions (
+	tenant         TEXT NOT NULL,
+	id             TEXT NOT NULL,
+	channel        TEXT NOT NULL,
+	thread_ref     TEXT NOT NULL,
+	open_key       TEXT NOT NULL,
+	contact_id     TEXT NOT NULL,
+	profile_id     TEXT NOT NULL DEFAULT '',
+	queue_id       TEXT NOT NULL DEFAULT '',
+	queue_name     TEXT NOT NULL DEFAULT '',
+	status         TEXT NOT NULL,
+	closed_state   TEXT NOT NULL DEFAULT '',
+	closed_at      INTEGER NOT NULL DEFAULT 0,
+	last_id        TEXT NOT NULL DEFAULT '',
+	last_body      TEXT NOT NULL DEFAULT '',
+	last_direction TEXT NOT NULL DEFAULT '',
+	last_author    TEXT NOT NULL DEFAULT '',
+	last_at        INTEGER NOT NULL,
+	created_at     INTEGER NOT NULL,
+	updated_at     INTEGER NOT NULL,
+	PRIMARY KEY (tenant, id)
+);
+CREATE UNIQUE INDEX interactions_open ON interactions (tenant, open_key);
+CREATE INDEX interactions_contact ON interactions (tenant, contact_id, last_at DESC, id DESC);
+CREATE INDEX interactions_profile ON interactions (tenant, profile_id, last_at DESC, id DESC);
+
+CREATE TABLE messages (
+	tenant         TEXT NOT NULL,
+	id             TEXT NOT NULL,
+	interaction_id TEXT NOT NULL,
+	direction      TEXT NOT NULL,
+	body           TEXT NOT NULL,
+	sent_at        INTEGER NOT NULL,
+	author         TEXT NOT NULL DEFAULT '',
+	created_at     INTEGER NOT NULL,
+	PRIMARY KEY (tenant, id)
+);
+CREATE INDEX messages_interaction ON messages (tenant, interaction_id, sent_at, id);
+
+CREATE TABLE preferences (
+	tenant       TEXT NOT NULL,
+	principal    TEXT NOT NULL,
+	show_related INTEGER NOT NULL,
+	updated_at   INTEGER NOT NULL,
+	PRIMARY KEY (tenant, principal)
+);
+`,
+}
