@@ -33,8 +33,10 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Prefix is the URL path GraphiQL is served under. The handler returned by
@@ -96,10 +98,9 @@ type site struct {
 	files  http.Handler // http.FileServerFS over the graphiql directory
 }
 
-var (
-	siteOnce sync.Once
-	theSite  *site
-)
+// theSite is built on first use, so a binary that never mounts GraphiQL does
+// not pay for indexing the embedded files.
+var theSite = sync.OnceValue(newSite)
 
 // GraphiQL returns the handler for the GraphiQL page and its assets. It
 // serves GET and HEAD requests for Prefix and everything under Prefix+"/":
@@ -115,8 +116,7 @@ var (
 // handler strips Prefix itself, so mount it on the unmodified request path
 // (see Prefix). All calls return the same handler.
 func GraphiQL() http.Handler {
-	siteOnce.Do(func() { theSite = newSite() })
-	return theSite
+	return theSite()
 }
 
 func newSite() *site {
@@ -200,7 +200,7 @@ func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if gz := a.gzip(); gz != nil {
 				h.Set("Content-Encoding", "gzip")
 				h.Set("ETag", strings.TrimSuffix(a.etag, `"`)+`-gzip"`)
-				http.ServeContent(w, r, name, zeroTime, bytes.NewReader(gz))
+				http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(gz))
 				return
 			}
 		}
@@ -209,7 +209,7 @@ func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if name == "index.html" {
 		// http.FileServerFS would redirect /index.html to the directory; the
 		// page is served directly for /graphiql, /graphiql/ and /graphiql/index.html.
-		http.ServeContent(w, r, name, zeroTime, bytes.NewReader(a.content))
+		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(a.content))
 		return
 	}
 	r2 := new(http.Request)
@@ -242,7 +242,8 @@ func (a *asset) gzip() []byte {
 	return a.gzipped
 }
 
-// acceptsGzip reports whether the request's Accept-Encoding allows gzip.
+// acceptsGzip reports whether the request's Accept-Encoding lists gzip with a
+// non-zero quality.
 func acceptsGzip(r *http.Request) bool {
 	for _, field := range r.Header.Values("Accept-Encoding") {
 		for _, part := range strings.Split(field, ",") {
@@ -250,8 +251,14 @@ func acceptsGzip(r *http.Request) bool {
 			if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
 				continue
 			}
-			q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
-			return q != "q=0" && q != "q=0." && !strings.HasPrefix(q, "q=0.0") || q == "q=0.001" || strings.TrimRight(q, "0") != "q=0."
+			for _, p := range strings.Split(params, ";") {
+				k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+				if strings.EqualFold(k, "q") {
+					q, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+					return err == nil && q > 0
+				}
+			}
+			return true
 		}
 	}
 	return false

@@ -16,11 +16,11 @@ import './page.css';
 
 const ENDPOINT = '/graphql';
 
-const DEFAULT_QUERY = `# Related GraphQL API.
+const DEFAULT_QUERY = `# Related GraphQL API
 #
-# If the server requires a key, open the Headers tab below and enter
+# Needs an API key? In the Headers tab, enter
 #   {"Authorization": "Bearer <key>"}
-# Set "id" in the Variables tab, then run with Ctrl-Enter (Cmd-Enter).
+# Set "id" in Variables, then press Ctrl-Enter.
 
 query Panel($id: ID!) {
   interaction(id: $id) {
