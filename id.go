@@ -130,3 +130,21 @@ func validID(id string) bool {
 	}
 	return true
 }
+
+// Node is an object that has a global id.
+type Node interface {
+	// NodeType is the type its global id names.
+	NodeType() NodeType
+}
+
+// NodeType implements Node.
+func (*Interaction) NodeType() NodeType { return NodeInteraction }
+
+// NodeType implements Node.
+func (*Message) NodeType() NodeType { return NodeMessage }
+
+// NodeType implements Node.
+func (*Contact) NodeType() NodeType { return NodeContact }
+
+// NodeType implements Node.
+func (*Queue) NodeType() NodeType { return NodeQueue }

@@ -44,6 +44,12 @@ type Store interface {
 	Contacts(ctx context.Context, tenant string, ids []string) ([]*related.Contact, error)
 	Queues(ctx context.Context, tenant string, ids []string) ([]*related.Queue, error)
 
+	// ListInteractions pages through a tenant's interactions, newest last
+	// message first, as an agent's list of recent work.
+	ListInteractions(ctx context.Context, tenant string, f InteractionFilter, p Page) (*InteractionPage, error)
+	// CountInteractions counts the interactions f selects.
+	CountInteractions(ctx context.Context, tenant string, f InteractionFilter) (int, error)
+
 	// ListMessages pages through an interaction's messages, oldest first.
 	ListMessages(ctx context.Context, tenant, interactionID string, p Page) (*MessagePage, error)
 	// CountMessages counts an interaction's messages.
@@ -85,6 +91,11 @@ type RelatedQuery struct {
 	ProfileID string
 	// Exclude is the interaction the panel is shown beside.
 	Exclude string
+}
+
+// InteractionFilter narrows ListInteractions; the zero value selects all.
+type InteractionFilter struct {
+	Status related.Status // "" for any
 }
 
 // InteractionPage is one page of a Related panel.

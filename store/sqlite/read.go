@@ -113,12 +113,39 @@ func (s *Store) ListRelated(ctx context.Context, tenant string, q store.RelatedQ
 	if err != nil {
 		return nil, err
 	}
+	return s.listInteractions(ctx, where, args, p)
+}
+
+// ListInteractions implements store.Store.
+func (s *Store) ListInteractions(ctx context.Context, tenant string, f store.InteractionFilter, p store.Page) (*store.InteractionPage, error) {
+	where, args := []string{"tenant = ?"}, []any{tenant}
+	if f.Status != "" {
+		where, args = append(where, "status = ?"), append(args, f.Status)
+	}
+	return s.listInteractions(ctx, where, args, p)
+}
+
+// CountInteractions implements store.Store.
+func (s *Store) CountInteractions(ctx context.Context, tenant string, f store.InteractionFilter) (int, error) {
+	where, args := []string{"tenant = ?"}, []any{tenant}
+	if f.Status != "" {
+		where, args = append(where, "status = ?"), append(args, f.Status)
+	}
+	var n int
+	if err := s.queryRow(ctx, s.r, `SELECT count(*) FROM interactions WHERE `+strings.Join(where, " AND "), args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: count interactions: %w", err)
+	}
+	return n, nil
+}
+
+// listInteractions runs one keyset page of interactions, newest first.
+func (s *Store) listInteractions(ctx context.Context, where []string, args []any, p store.Page) (*store.InteractionPage, error) {
 	terms, kargs, order, limit := keyset(p, "last_at", "DESC")
 	where = append(where, terms...)
 	args = append(append(args, kargs...), limit)
 	rows, err := s.query(ctx, s.r, `SELECT `+interactionCols+` FROM interactions WHERE `+strings.Join(where, " AND ")+order+` LIMIT ?`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list related: %w", err)
+		return nil, fmt.Errorf("sqlite: list interactions: %w", err)
 	}
 	items, err := collect(rows, scanInteraction, "interactions")
 	if err != nil {

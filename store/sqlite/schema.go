@@ -55,6 +55,8 @@ CREATE TABLE interactions (
 CREATE UNIQUE INDEX interactions_open ON interactions (tenant, open_key);
 CREATE INDEX interactions_contact ON interactions (tenant, contact_id, last_at DESC, id DESC);
 CREATE INDEX interactions_profile ON interactions (tenant, profile_id, last_at DESC, id DESC);
+CREATE INDEX interactions_recent ON interactions (tenant, last_at DESC, id DESC);
+CREATE INDEX interactions_status ON interactions (tenant, status, last_at DESC, id DESC);
 
 CREATE TABLE messages (
 	tenant         TEXT NOT NULL,

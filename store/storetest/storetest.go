@@ -53,6 +53,7 @@ func Run(t *testing.T, open Opener) {
 		{"RelatedChannelScope", testRelated},
 		{"RelatedPagingBothWays", testRelatedPaging},
 		{"RelatedPagingUnderInserts", testRelatedPagingUnderInserts},
+		{"ListInteractions", testListInteractions},
 		{"ContactAttributes", testContactAttributes},
 		{"Preferences", testPreferences},
 		{"TenantIsolation", testTenantIsolation},
@@ -570,6 +571,45 @@ func testRelatedPagingUnderInserts(t *testing.T, open Opener) {
 	n, _ := e.Store.CountRelated(ctx, "t1", q)
 	if n != 9+4 {
 		t.Fatalf("CountRelated = %d, want 13", n)
+	}
+}
+
+func testListInteractions(t *testing.T, open Opener) {
+	e := open(t)
+	ctx := context.Background()
+	var all []string // newest first
+	for i := range 6 {
+		r := record(t, e.Store, "t1", msg(t, related.ChannelEmail, fmt.Sprint("th", i), fmt.Sprintf("l%d@x.io", i%2), "hi", base.Add(time.Duration(i)*time.Minute)))
+		all = append([]string{r.Interaction.ID}, all...)
+	}
+	record(t, e.Store, "t2", msg(t, related.ChannelEmail, "other", "l0@x.io", "other tenant", base.Add(time.Hour)))
+	for _, id := range []string{all[1], all[4]} {
+		if _, err := e.Store.CloseInteraction(ctx, "t1", id, related.ClosedStateClosed, base); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, err := e.Store.ListInteractions(ctx, "t1", store.InteractionFilter{}, store.Page{First: 4})
+	if err != nil || !equal(ids(page.Items), all[:4]) || !page.HasNextPage {
+		t.Fatalf("recent = %v next=%v, %v; want %v", ids(page.Items), page.HasNextPage, err, all[:4])
+	}
+	c := store.InteractionCursor(page.Items[3])
+	page, err = e.Store.ListInteractions(ctx, "t1", store.InteractionFilter{}, store.Page{First: 4, After: &c})
+	if err != nil || !equal(ids(page.Items), all[4:]) || page.HasNextPage {
+		t.Fatalf("recent page 2 = %v, %v; want %v", ids(page.Items), err, all[4:])
+	}
+	page, err = e.Store.ListInteractions(ctx, "t1", store.InteractionFilter{Status: related.StatusOpen}, store.Page{First: 10})
+	want := []string{all[0], all[2], all[3], all[5]}
+	if err != nil || !equal(ids(page.Items), want) {
+		t.Fatalf("open = %v, %v; want %v", ids(page.Items), err, want)
+	}
+	for f, want := range map[related.Status]int{"": 6, related.StatusOpen: 4, related.StatusClosed: 2} {
+		if n, err := e.Store.CountInteractions(ctx, "t1", store.InteractionFilter{Status: f}); err != nil || n != want {
+			t.Fatalf("count %q = %d, %v; want %d", f, n, err, want)
+		}
+	}
+	page, err = e.Store.ListInteractions(ctx, "t1", store.InteractionFilter{Status: related.StatusClosed}, store.Page{Last: 1})
+	if err != nil || !equal(ids(page.Items), []string{all[4]}) || !page.HasPreviousPage {
+		t.Fatalf("closed, last 1 = %v prev=%v, %v; want %v", ids(page.Items), page.HasPreviousPage, err, all[4])
 	}
 }
 

@@ -1,0 +1,218 @@
+package resolvers
+
+import (
+	"context"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/relatedhq/related"
+	"github.com/relatedhq/related/graph"
+	"github.com/relatedhq/related/store"
+)
+
+type interactionResolver struct{ *Resolver }
+
+// ID is the interaction's global id.
+func (interactionResolver) ID(_ context.Context, obj *related.Interaction) (string, error) {
+	return related.GlobalID(related.NodeInteraction, obj.ID), nil
+}
+
+// Contact loads the interaction's contact through the operation's loader.
+func (interactionResolver) Contact(ctx context.Context, obj *related.Interaction) (*related.Contact, error) {
+	_, l, err := request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := l.Contacts.Load(ctx, obj.ContactID)()
+	if err == nil && c == nil {
+		// A contact is never deleted while an interaction points at it.
+		err = errDangling("contact", obj.ContactID)
+	}
+	return c, err
+}
+
+// Queue is built from the copy of the queue's name the interaction keeps,
+// so the Related panel costs no queue lookups.
+func (interactionResolver) Queue(_ context.Context, obj *related.Interaction) (*related.Queue, error) {
+	if obj.QueueID == "" {
+		return nil, nil
+	}
+	return &related.Queue{ID: obj.QueueID, Tenant: obj.Tenant, Name: obj.QueueName}, nil
+}
+
+// ClosedState is null while the interaction is open.
+func (interactionResolver) ClosedState(_ context.Context, obj *related.Interaction) (*related.ClosedState, error) {
+	if obj.Status != related.StatusClosed || obj.ClosedState == "" {
+		return nil, nil
+	}
+	s := obj.ClosedState
+	return &s, nil
+}
+
+// ClosedAt is null while the interaction is open.
+func (interactionResolver) ClosedAt(_ context.Context, obj *related.Interaction) (*time.Time, error) {
+	if obj.Status != related.StatusClosed || obj.ClosedAt.IsZero() {
+		return nil, nil
+	}
+	t := obj.ClosedAt
+	return &t, nil
+}
+
+// LastMessage is the copy of the newest message the interaction keeps.
+func (interactionResolver) LastMessage(_ context.Context, obj *related.Interaction) (*related.Message, error) {
+	return obj.LastMessage, nil
+}
+
+// Messages pages through the previous correspondence, oldest first.
+func (r interactionResolver) Messages(ctx context.Context, obj *related.Interaction, first *int, after *string, last *int, before *string) (*graph.MessageConnection, error) {
+	p, err := store.NewPage(first, after, last, before)
+	if err != nil {
+		return nil, err
+	}
+	page, err := r.Store.ListMessages(ctx, obj.Tenant, obj.ID, p)
+	if err != nil {
+		return nil, err
+	}
+	conn := &graph.MessageConnection{InteractionID: obj.ID, Edges: make([]*graph.MessageEdge, len(page.Items))}
+	for i, m := range page.Items {
+		conn.Edges[i] = &graph.MessageEdge{Cursor: store.MessageCursor(m).Encode(), Node: m}
+	}
+	conn.PageInfo = pageInfo(page.HasNextPage, page.HasPreviousPage, conn.Edges, func(e *graph.MessageEdge) string { return e.Cursor })
+	return conn, nil
+}
+
+// Related is the Related panel. The scope rule is related.ChooseScope;
+// this resolver only feeds it.
+func (r interactionResolver) Related(ctx context.Context, obj *related.Interaction, first *int, after *string, last *int, before *string, scope *related.Scope) (*graph.InteractionConnection, error) {
+	p, err := store.NewPage(first, after, last, before)
+	if err != nil {
+		return nil, err
+	}
+	_, l, err := request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var requested related.Scope
+	if scope != nil {
+		requested = *scope
+	}
+	// Profiles link contacts across channels; until a contact is linked
+	// its panel is its own channel.
+	used := related.ChooseScope(requested, obj.ProfileID != "")
+	q := store.RelatedQuery{ContactID: obj.ContactID, Exclude: obj.ID}
+	if used == related.ScopeProfile {
+		q = store.RelatedQuery{ProfileID: obj.ProfileID, Exclude: obj.ID}
+	}
+	page, err := r.Store.ListRelated(ctx, obj.Tenant, q, p)
+	if err != nil {
+		return nil, err
+	}
+	if err := primeContacts(ctx, r.Store, l, obj.Tenant, page.Items); err != nil {
+		return nil, err
+	}
+	conn := interactionConnection(page)
+	conn.Query, conn.Scope = &q, &used
+	return conn, nil
+}
+
+// interactionConnection turns a page of interactions into a connection.
+func interactionConnection(page *store.InteractionPage) *graph.InteractionConnection {
+	conn := &graph.InteractionConnection{Edges: make([]*graph.InteractionEdge, len(page.Items))}
+	for i, it := range page.Items {
+		conn.Edges[i] = &graph.InteractionEdge{Cursor: store.InteractionCursor(it).Encode(), Node: it}
+	}
+	conn.PageInfo = pageInfo(page.HasNextPage, page.HasPreviousPage, conn.Edges, func(e *graph.InteractionEdge) string { return e.Cursor })
+	return conn
+}
+
+// primeContacts loads the contacts of a page's items in one store call and
+// primes the loader with them, when the query selects them. The items'
+// contact resolvers then find them cached: the page costs one contact
+// lookup whatever its size, without waiting out the loader's batch window.
+func primeContacts(ctx context.Context, s store.Store, l *Loaders, tenant string, items []*related.Interaction) error {
+	if len(items) == 0 || !selects(ctx, "edges", "node", "contact") {
+		return nil
+	}
+	seen := make(map[string]bool, len(items))
+	ids := make([]string, 0, len(items))
+	for _, it := range items {
+		if !seen[it.ContactID] {
+			seen[it.ContactID] = true
+			ids = append(ids, it.ContactID)
+		}
+	}
+	cs, err := s.Contacts(ctx, tenant, ids)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		l.Contacts.Prime(ctx, c.ID, c)
+	}
+	return nil
+}
+
+// selects reports whether the field being resolved selects the given path
+// of sub-fields (through fragments too).
+func selects(ctx context.Context, path ...string) bool {
+	fields := graphql.CollectFieldsCtx(ctx, nil)
+	for depth, name := range path {
+		var next []graphql.CollectedField
+		for _, f := range fields {
+			if f.Name == name {
+				next = append(next, f)
+			}
+		}
+		if len(next) == 0 {
+			return false
+		}
+		if depth == len(path)-1 {
+			return true
+		}
+		var sub []graphql.CollectedField
+		for _, f := range next {
+			sub = append(sub, graphql.CollectFields(graphql.GetOperationContext(ctx), f.Selections, nil)...)
+		}
+		fields = sub
+	}
+	return false
+}
+
+// pageInfo builds a connection's PageInfo from its edges.
+func pageInfo[E any](hasNext, hasPrev bool, edges []E, cursor func(E) string) *graph.PageInfo {
+	pi := &graph.PageInfo{HasNextPage: hasNext, HasPreviousPage: hasPrev}
+	if len(edges) > 0 {
+		start, end := cursor(edges[0]), cursor(edges[len(edges)-1])
+		pi.StartCursor, pi.EndCursor = &start, &end
+	}
+	return pi
+}
+
+type interactionConnectionResolver struct{ *Resolver }
+
+// TotalCount counts the whole list; it costs a database command, so it runs
+// only when selected.
+func (r interactionConnectionResolver) TotalCount(ctx context.Context, obj *graph.InteractionConnection) (int, error) {
+	v, _, err := request(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if obj.Filter != nil {
+		return r.Store.CountInteractions(ctx, v.Tenant, *obj.Filter)
+	}
+	if obj.Query == nil {
+		return len(obj.Edges), nil
+	}
+	return r.Store.CountRelated(ctx, v.Tenant, *obj.Query)
+}
+
+type messageConnectionResolver struct{ *Resolver }
+
+// TotalCount counts the interaction's messages.
+func (r messageConnectionResolver) TotalCount(ctx context.Context, obj *graph.MessageConnection) (int, error) {
+	v, _, err := request(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return r.Store.CountMessages(ctx, v.Tenant, obj.InteractionID)
+}

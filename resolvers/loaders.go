@@ -1,0 +1,115 @@
+package resolvers
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/graph-gophers/dataloader/v7"
+
+	"github.com/relatedhq/related"
+	"github.com/relatedhq/related/store"
+)
+
+// loaderWait is how long a loader gathers keys before it queries. GraphQL
+// resolves the items of a list concurrently, so their keys arrive within
+// microseconds of each other; the panel's hot path does not wait at all,
+// since the related resolver primes the contacts it is about to need.
+const loaderWait = time.Millisecond
+
+// maxBatch bounds the ids of one store call.
+const maxBatch = 500
+
+// Loaders batch and cache the lookups of one operation by id. They are made
+// per operation, for one tenant, so nothing cached crosses operations or
+// tenants.
+type Loaders struct {
+	Interactions *dataloader.Loader[string, *related.Interaction]
+	Messages     *dataloader.Loader[string, *related.Message]
+	Contacts     *dataloader.Loader[string, *related.Contact]
+	Queues       *dataloader.Loader[string, *related.Queue]
+}
+
+// identified is what the store's documents have in common for loaders.
+type identified interface {
+	*related.Interaction | *related.Message | *related.Contact | *related.Queue
+}
+
+func idOf[V identified](v V) string {
+	switch x := any(v).(type) {
+	case *related.Interaction:
+		return x.ID
+	case *related.Message:
+		return x.ID
+	case *related.Contact:
+		return x.ID
+	case *related.Queue:
+		return x.ID
+	}
+	return ""
+}
+
+// batch adapts a store batch getter to a dataloader batch function: results
+// in key order, nil for ids that name nothing.
+func batch[V identified](tenant string, get func(context.Context, string, []string) ([]V, error)) dataloader.BatchFunc[string, V] {
+	return func(ctx context.Context, keys []string) []*dataloader.Result[V] {
+		out := make([]*dataloader.Result[V], len(keys))
+		found, err := get(ctx, tenant, keys)
+		byID := make(map[string]V, len(found))
+		for _, v := range found {
+			byID[idOf(v)] = v
+		}
+		for i, k := range keys {
+			out[i] = &dataloader.Result[V]{Data: byID[k], Error: err}
+		}
+		return out
+	}
+}
+
+func newLoader[V identified](tenant string, get func(context.Context, string, []string) ([]V, error)) *dataloader.Loader[string, V] {
+	return dataloader.NewBatchedLoader(batch(tenant, get),
+		dataloader.WithWait[string, V](loaderWait),
+		dataloader.WithBatchCapacity[string, V](maxBatch))
+}
+
+// NewLoaders returns a fresh set of loaders over s for tenant.
+func NewLoaders(s store.Store, tenant string) *Loaders {
+	return &Loaders{
+		Interactions: newLoader(tenant, s.Interactions),
+		Messages:     newLoader(tenant, s.Messages),
+		Contacts:     newLoader(tenant, s.Contacts),
+		Queues:       newLoader(tenant, s.Queues),
+	}
+}
+
+type loadersKey struct{}
+
+// WithLoaders returns ctx carrying l.
+func WithLoaders(ctx context.Context, l *Loaders) context.Context {
+	return context.WithValue(ctx, loadersKey{}, l)
+}
+
+// AroundOperations gives every GraphQL operation its own loaders, for the
+// tenant of the viewer the request acts for. Install it with
+// handler.Server.AroundOperations.
+func (r *Resolver) AroundOperations(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	if v, ok := related.ViewerFrom(ctx); ok {
+		ctx = WithLoaders(ctx, NewLoaders(r.Store, v.Tenant))
+	}
+	return next(ctx)
+}
+
+// errNoViewer is a server misconfiguration: the HTTP layer must put a
+// viewer in every request's context before GraphQL runs.
+var errNoViewer = errors.New("resolvers: no viewer in context")
+
+// request returns the viewer and loaders of the operation ctx belongs to.
+func request(ctx context.Context) (related.Viewer, *Loaders, error) {
+	v, ok := related.ViewerFrom(ctx)
+	l, lok := ctx.Value(loadersKey{}).(*Loaders)
+	if !ok || !lok {
+		return related.Viewer{}, nil, errNoViewer
+	}
+	return v, l, nil
+}

@@ -1,0 +1,71 @@
+// Package resolvers translates GraphQL to the gateway's domain and store
+// calls. Resolvers stay thin: rules live in package related, persistence in
+// package store. Each operation gets its own dataloaders (see loaders.go),
+// keyed by the viewer's tenant. There is one file per schema type.
+package resolvers
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/relatedhq/related/graph"
+	"github.com/relatedhq/related/store"
+)
+
+// Resolver is the root of the resolver tree; gqlgen calls its methods.
+type Resolver struct {
+	Store store.Store
+	Log   *slog.Logger
+	// Now is the clock, replaceable in tests.
+	Now func() time.Time
+}
+
+var _ graph.ResolverRoot = (*Resolver)(nil)
+
+// New returns a Resolver over s.
+func New(s store.Store, log *slog.Logger) *Resolver {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Resolver{Store: s, Log: log, Now: time.Now}
+}
+
+// Contact returns the Contact type's resolvers.
+func (r *Resolver) Contact() graph.ContactResolver { return contactResolver{r} }
+
+// Interaction returns the Interaction type's resolvers.
+func (r *Resolver) Interaction() graph.InteractionResolver { return interactionResolver{r} }
+
+// InteractionConnection returns the InteractionConnection type's resolvers.
+func (r *Resolver) InteractionConnection() graph.InteractionConnectionResolver {
+	return interactionConnectionResolver{r}
+}
+
+// Message returns the Message type's resolvers.
+func (r *Resolver) Message() graph.MessageResolver { return messageResolver{r} }
+
+// MessageConnection returns the MessageConnection type's resolvers.
+func (r *Resolver) MessageConnection() graph.MessageConnectionResolver {
+	return messageConnectionResolver{r}
+}
+
+// Mutation returns the mutations' resolvers.
+func (r *Resolver) Mutation() graph.MutationResolver { return mutationResolver{r} }
+
+// Query returns the queries' resolvers.
+func (r *Resolver) Query() graph.QueryResolver { return queryResolver{r} }
+
+// Queue returns the Queue type's resolvers.
+func (r *Resolver) Queue() graph.QueueResolver { return queueResolver{r} }
+
+// Viewer returns the Viewer type's resolvers.
+func (r *Resolver) Viewer() graph.ViewerResolver { return viewerResolver{r} }
+
+// ptr returns a pointer to s, or nil for the zero string: GraphQL's null
+// for an absent optional string.
+func ptr(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
