@@ -4,7 +4,7 @@ package sqlite
 // user_version. A released migration is never edited: add a new one.
 //
 // Times are INTEGER milliseconds since the Unix epoch (UTC). Absent
-// optional values are '' or 0 rather than NULL so that every column
+// optional values are empty strings or 0 rather than NULL so that every column
 // compares and indexes the same way.
 var migrations = []string{
 	`

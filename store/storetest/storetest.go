@@ -760,7 +760,10 @@ func testBatchOneCommand(t *testing.T, open Opener) {
 			_, err := e.Store.ListRelated(ctx, "t1", store.RelatedQuery{ContactID: cids[0]}, store.Page{First: 100})
 			return err
 		}},
-		{"CountRelated", func() error { _, err := e.Store.CountRelated(ctx, "t1", store.RelatedQuery{ContactID: cids[0]}); return err }},
+		{"CountRelated", func() error {
+			_, err := e.Store.CountRelated(ctx, "t1", store.RelatedQuery{ContactID: cids[0]})
+			return err
+		}},
 	} {
 		before := e.Commands.Total()
 		if err := c.fn(); err != nil {
