@@ -87,10 +87,11 @@ func GlobalID(t NodeType, id string) string {
 // without panicking and reports malformed ids as INVALID.
 func ParseGlobalID(gid string) (NodeType, string, error) {
 	bad := &Error{Code: CodeInvalid, Message: "malformed id"}
-	if gid == "" || len(gid) > maxGlobalID {
+	// The decoder skips newlines; only the exact encoding is accepted.
+	if gid == "" || len(gid) > maxGlobalID || strings.ContainsAny(gid, "\r\n") {
 		return "", "", bad
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(gid)
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(gid)
 	if err != nil {
 		return "", "", bad
 	}

@@ -98,10 +98,11 @@ func (c Cursor) Encode() string {
 // without panicking and rejects anything it did not make.
 func DecodeCursor(s string) (Cursor, error) {
 	bad := related.Invalid("malformed cursor")
-	if s == "" || len(s) > maxCursor {
+	// The decoder skips newlines; only the exact encoding is accepted.
+	if s == "" || len(s) > maxCursor || strings.ContainsAny(s, "\r\n") {
 		return Cursor{}, bad
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(s)
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil {
 		return Cursor{}, bad
 	}
