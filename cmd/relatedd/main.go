@@ -1,0 +1,224 @@
+// Command relatedd is the Related gateway: a GraphQL API over contact-centre
+// interactions and their Related panels.
+//
+// Usage:
+//
+//	relatedd [serve] [flags]   run the server (the default)
+//	relatedd seed [flags]      load a sample data set
+//
+// With MONGODB_URI set it stores its documents in MongoDB; without, in an
+// embedded SQLite database under --data-dir. It only wires: configuration
+// in, the store, the HTTP server, and signals.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/relatedhq/related"
+	"github.com/relatedhq/related/seed"
+	"github.com/relatedhq/related/server"
+	"github.com/relatedhq/related/store"
+	"github.com/relatedhq/related/store/mongo"
+	"github.com/relatedhq/related/store/sqlite"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// config is the configuration every subcommand shares. A flag wins over
+// its environment variable, which wins over the default.
+type config struct {
+	addr     string
+	dataDir  string
+	mongoURI string
+	db       string
+	logJSON  bool
+}
+
+func (c *config) register(fs *flag.FlagSet, getenv func(string) string) {
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	fs.StringVar(&c.addr, "addr", env("RELATED_ADDR", ":8080"), "listen address (env RELATED_ADDR)")
+	fs.StringVar(&c.dataDir, "data-dir", env("RELATED_DATA_DIR", "./data"), "embedded database directory, used when MONGODB_URI is unset (env RELATED_DATA_DIR)")
+	fs.StringVar(&c.mongoURI, "mongodb-uri", env("MONGODB_URI", ""), "MongoDB connection string; unset means the embedded database (env MONGODB_URI)")
+	fs.StringVar(&c.db, "db", env("RELATED_DB", "related"), "MongoDB database name (env RELATED_DB)")
+	fs.BoolVar(&c.logJSON, "log-json", env("RELATED_LOG_FORMAT", "") == "json", "log as JSON lines instead of text (env RELATED_LOG_FORMAT=json)")
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = serve(ctx, args, getenv, stdout, stderr)
+	case "seed":
+		err = seedCmd(ctx, args, getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, "usage: relatedd [serve|seed] [flags]; relatedd CMD -h lists a command's flags")
+		return 0
+	default:
+		fmt.Fprintf(stderr, "relatedd: unknown command %q (want serve or seed)\n", cmd)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "relatedd %s: %v\n", cmd, err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(c config, w io.Writer) *slog.Logger {
+	if c.logJSON {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// openStore opens MongoDB when a URI is configured, else the embedded
+// database.
+func openStore(ctx context.Context, c config, log *slog.Logger, cmds *store.Commands) (store.Store, error) {
+	if c.mongoURI != "" {
+		log.Info("opening MongoDB", "db", c.db)
+		return mongo.Open(ctx, mongo.Options{URI: c.mongoURI, Database: c.db, Commands: cmds, Logger: log})
+	}
+	log.Info("opening embedded database", "dir", c.dataDir)
+	return sqlite.Open(ctx, sqlite.Options{Dir: c.dataDir, Commands: cmds, Logger: log})
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var c config
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c.register(fs, getenv)
+	demo := fs.Int("seed", 0, "when the database has no data yet, load a sample of this many customers first (0: none)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := newLogger(c, stderr)
+	cmds := new(store.Commands)
+	st, err := openStore(ctx, c, log, cmds)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if *demo > 0 {
+		if err := seedIfEmpty(ctx, st, *demo, log); err != nil {
+			return err
+		}
+	}
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           server.New(server.Options{Store: st, Commands: cmds, Logger: log}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "Related is serving on http://%s\n  GraphiQL: http://%s/graphiql\n", displayAddr(ln.Addr()), displayAddr(ln.Addr()))
+	log.Info("serving", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	// Finish in-flight requests, then stop.
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// displayAddr turns a wildcard listen address into one a browser can open.
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// seedIfEmpty loads the demo sample into a store whose demo tenant has no
+// interactions yet.
+func seedIfEmpty(ctx context.Context, st store.Store, customers int, log *slog.Logger) error {
+	page, err := st.ListInteractions(ctx, server.DemoViewer.Tenant, store.InteractionFilter{}, store.Page{First: 1})
+	if err != nil {
+		return err
+	}
+	if len(page.Items) > 0 {
+		log.Info("the database has data: not seeding", "tenant", server.DemoViewer.Tenant)
+		return nil
+	}
+	log.Info("loading demo data", "customers", customers)
+	stats, err := seed.Run(ctx, st, seed.Options{Tenant: server.DemoViewer.Tenant, Customers: customers, Seed: 1})
+	if err != nil {
+		return err
+	}
+	log.Info("demo data loaded", "interactions", stats.Interactions, "messages", stats.Messages,
+		"try_interaction", related.GlobalID(related.NodeInteraction, stats.Sample))
+	return nil
+}
+
+func seedCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var c config
+	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c.register(fs, getenv)
+	o := seed.Options{Progress: stdout}
+	fs.StringVar(&o.Tenant, "tenant", server.DemoViewer.Tenant, "tenant to write into")
+	fs.IntVar(&o.Customers, "customers", 300, "number of customers")
+	fs.Uint64Var(&o.Seed, "seed", 1, "random seed: the same seed writes the same data")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := newLogger(c, stderr)
+	st, err := openStore(ctx, c, log, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	start := time.Now()
+	stats, err := seed.Run(ctx, st, o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "seeded tenant %q: %d customers, %d contacts, %d interactions, %d messages in %s\ntry: { interaction(id: %q) { related { totalCount } } }\n",
+		o.Tenant, stats.Customers, stats.Contacts, stats.Interactions, stats.Messages, time.Since(start).Round(time.Millisecond),
+		related.GlobalID(related.NodeInteraction, stats.Sample))
+	return nil
+}

@@ -1,0 +1,273 @@
+package mongo
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	mongodriver "go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Collection names. Every document in them has a tenant field and every
+// filter the adapter sends names it.
+const (
+	collInteractions = "interactions"
+	collMessages     = "messages"
+	collContacts     = "contacts"
+	collQueues       = "queues"
+	collPreferences  = "preferences"
+)
+
+// IndexKey is one key of an index or one field of a sort: the field and
+// its direction.
+type IndexKey struct {
+	Field string
+	Desc  bool // descending (-1) rather than ascending (1)
+}
+
+// String returns the key as MongoDB names it in index names: field_1 or
+// field_-1.
+func (k IndexKey) String() string {
+	if k.Desc {
+		return k.Field + "_-1"
+	}
+	return k.Field + "_1"
+}
+
+// IndexSpec declares one index of one collection.
+type IndexSpec struct {
+	Collection string
+	Keys       []IndexKey // in index order
+	Unique     bool
+	// Builtin marks the _id index, which the server makes with the
+	// collection: it is declared so query shapes can name it, and Open
+	// never creates it.
+	Builtin bool
+}
+
+// Name is the index's name on the server, derived from its keys the way
+// MongoDB derives default names, so the same declaration always names the
+// same index and createIndexes stays idempotent across restarts.
+func (s IndexSpec) Name() string {
+	if s.Builtin {
+		return "_id_"
+	}
+	parts := make([]string, len(s.Keys))
+	for i, k := range s.Keys {
+		parts[i] = k.String()
+	}
+	return strings.Join(parts, "_")
+}
+
+// Indexes is every index the adapter relies on, the one place they are
+// declared. Open creates them; Ping checks they exist; a test holds
+// QueryShapes against them.
+var Indexes = []IndexSpec{
+	// The thread's open interaction: at most one per (tenant, openKey).
+	// Closed interactions get "closed:<id>" (related.Interaction.OpenKey)
+	// because FerretDB has no partial indexes to exclude them with.
+	{Collection: collInteractions, Keys: keys("tenant", "openKey"), Unique: true},
+	// Related panels, CHANNEL scope: newest last message first.
+	{Collection: collInteractions, Keys: []IndexKey{{Field: "tenant"}, {Field: "contactId"}, {Field: "lastAt", Desc: true}, {Field: "_id", Desc: true}}},
+	// Related panels, PROFILE scope.
+	{Collection: collInteractions, Keys: []IndexKey{{Field: "tenant"}, {Field: "profileId"}, {Field: "lastAt", Desc: true}, {Field: "_id", Desc: true}}},
+	// An agent's recent work: all of a tenant's interactions, or those of
+	// one status, newest last message first.
+	{Collection: collInteractions, Keys: []IndexKey{{Field: "tenant"}, {Field: "lastAt", Desc: true}, {Field: "_id", Desc: true}}},
+	{Collection: collInteractions, Keys: []IndexKey{{Field: "tenant"}, {Field: "status"}, {Field: "lastAt", Desc: true}, {Field: "_id", Desc: true}}},
+	{Collection: collInteractions, Keys: keys("_id"), Unique: true, Builtin: true},
+	// An interaction's messages, oldest first.
+	{Collection: collMessages, Keys: keys("tenant", "interactionId", "sentAt", "_id")},
+	{Collection: collMessages, Keys: keys("_id"), Unique: true, Builtin: true},
+	// One contact per address on a channel. The contact's _id is derived
+	// from the same triple, so this index guards documents written by
+	// anything other than this adapter and serves lookups by address.
+	{Collection: collContacts, Keys: keys("tenant", "channel", "address"), Unique: true},
+	{Collection: collContacts, Keys: keys("_id"), Unique: true, Builtin: true},
+	{Collection: collQueues, Keys: keys("tenant", "name"), Unique: true},
+	{Collection: collQueues, Keys: keys("_id"), Unique: true, Builtin: true},
+	{Collection: collPreferences, Keys: keys("_id"), Unique: true, Builtin: true},
+}
+
+// keys returns ascending index keys on fields.
+func keys(fields ...string) []IndexKey {
+	out := make([]IndexKey, len(fields))
+	for i, f := range fields {
+		out[i] = IndexKey{Field: f}
+	}
+	return out
+}
+
+// QueryShape declares one kind of filter (and sort) the adapter sends. A
+// shape is served by an index when the index's keys start with the
+// Equality fields (in any order), continue with the Sort keys (in this
+// order, or all reversed: backward pages walk the index the other way),
+// and hold every Range field after the Equality prefix. Filter fields are
+// not served by the index: they are checked on the few documents the
+// index already narrowed to (the tenant of an _id lookup).
+type QueryShape struct {
+	Name       string // the methods that send it
+	Collection string
+	Equality   []string // equality or $in
+	Sort       []IndexKey
+	Range      []string // $gt, $lt, $lte, $ne
+	Filter     []string // checked on at most a few documents per key
+}
+
+// QueryShapes is every filter the adapter sends, the one place they are
+// declared, so a test can prove each one is served by an index.
+var QueryShapes = []QueryShape{
+	{Name: "Interactions, CloseInteraction, ReopenInteraction, duplicate RecordMessage", Collection: collInteractions, Equality: []string{"_id"}, Filter: []string{"tenant", "status"}},
+	{Name: "RecordMessage: new message newer than the last", Collection: collInteractions, Equality: []string{"_id"}, Filter: []string{"tenant", "lastAt"}},
+	{Name: "RecordMessage: find-or-create the thread's open interaction; ReopenInteraction conflict", Collection: collInteractions, Equality: []string{"tenant", "openKey"}},
+	{Name: "ListRelated (CHANNEL scope)", Collection: collInteractions, Equality: []string{"tenant", "contactId"},
+		Sort: []IndexKey{{Field: "lastAt", Desc: true}, {Field: "_id", Desc: true}}, Range: []string{"lastAt", "_id"}},
+	{Name: "ListRelated (PROFILE scope)", Collection: collInteractions, Equality: []string{"tenant", "profileId"},
+		Sort: []IndexKey{{Field: "lastAt", Desc: true}, {Field: "_id", Desc: true}}, Range: []string{"lastAt", "_id"}},
+	{Name: "CountRelated (CHANNEL scope)", Collection: collInteractions, Equality: []string{"tenant", "contactId"}, Range: []string{"_id"}},
+	{Name: "CountRelated (PROFILE scope)", Collection: collInteractions, Equality: []string{"tenant", "profileId"}, Range: []string{"_id"}},
+	{Name: "ListInteractions", Collection: collInteractions, Equality: []string{"tenant"},
+		Sort: []IndexKey{{Field: "lastAt", Desc: true}, {Field: "_id", Desc: true}}, Range: []string{"lastAt", "_id"}},
+	{Name: "ListInteractions by status", Collection: collInteractions, Equality: []string{"tenant", "status"},
+		Sort: []IndexKey{{Field: "lastAt", Desc: true}, {Field: "_id", Desc: true}}, Range: []string{"lastAt", "_id"}},
+	{Name: "CountInteractions", Collection: collInteractions, Equality: []string{"tenant"}},
+	{Name: "CountInteractions by status", Collection: collInteractions, Equality: []string{"tenant", "status"}},
+	{Name: "Messages, RecordMessage (clientMutationId)", Collection: collMessages, Equality: []string{"_id"}, Filter: []string{"tenant"}},
+	{Name: "ListMessages", Collection: collMessages, Equality: []string{"tenant", "interactionId"},
+		Sort: []IndexKey{{Field: "sentAt"}, {Field: "_id"}}, Range: []string{"sentAt", "_id"}},
+	{Name: "CountMessages", Collection: collMessages, Equality: []string{"tenant", "interactionId"}},
+	{Name: "Contacts, RecordMessage, SetContactAttributes", Collection: collContacts, Equality: []string{"_id"}, Filter: []string{"tenant", "version"}},
+	{Name: "Queues, RecordMessage", Collection: collQueues, Equality: []string{"_id"}, Filter: []string{"tenant"}},
+	{Name: "Preferences, SetPreferences", Collection: collPreferences, Equality: []string{"_id"}, Filter: []string{"tenant"}},
+}
+
+// ServedBy reports whether ix serves q by the rule in QueryShape's doc.
+func (q QueryShape) ServedBy(ix IndexSpec) bool {
+	if ix.Collection != q.Collection || len(ix.Keys) < len(q.Equality)+len(q.Sort) {
+		return false
+	}
+	eq := make(map[string]bool, len(q.Equality))
+	for _, f := range q.Equality {
+		eq[f] = true
+	}
+	for _, k := range ix.Keys[:len(q.Equality)] {
+		if !eq[k.Field] {
+			return false
+		}
+		delete(eq, k.Field)
+	}
+	if len(eq) != 0 {
+		return false
+	}
+	rest := ix.Keys[len(q.Equality):]
+	if len(q.Sort) > 0 {
+		flip := rest[0].Desc != q.Sort[0].Desc
+		for i, s := range q.Sort {
+			k := rest[i]
+			if k.Field != s.Field || (k.Desc != s.Desc) != flip {
+				return false
+			}
+		}
+	}
+	have := make(map[string]bool, len(rest))
+	for _, k := range rest {
+		have[k.Field] = true
+	}
+	for _, f := range q.Range {
+		if !have[f] {
+			return false
+		}
+	}
+	return true
+}
+
+// model returns the createIndexes model of ix.
+func (ix IndexSpec) model() mongodriver.IndexModel {
+	d := make(bson.D, len(ix.Keys))
+	for i, k := range ix.Keys {
+		dir := 1
+		if k.Desc {
+			dir = -1
+		}
+		d[i] = bson.E{Key: k.Field, Value: dir}
+	}
+	o := options.Index().SetName(ix.Name())
+	if ix.Unique {
+		o.SetUnique(true)
+	}
+	return mongodriver.IndexModel{Keys: d, Options: o}
+}
+
+// collections returns the names of the collections Indexes declares, in
+// declaration order.
+func collections() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, ix := range Indexes {
+		if !seen[ix.Collection] {
+			seen[ix.Collection] = true
+			out = append(out, ix.Collection)
+		}
+	}
+	return out
+}
+
+// ensureIndexes creates every declared index, one createIndexes command
+// per index. Creating an index that exists with the same name, keys and
+// options is a no-op on MongoDB and FerretDB alike, so every start repeats
+// it safely; an index that exists with other options fails loudly rather
+// than leaving a uniqueness rule unenforced.
+//
+// One index per command because FerretDB v1.24 mishandles a createIndexes
+// naming two or more indexes that already exist: it removes them from its
+// to-do list by their position in the original list, which skips the
+// wrong index or panics (the connection drops; "slice bounds out of
+// range"). Startup runs this once; the few extra commands cost nothing.
+func (s *Store) ensureIndexes(ctx context.Context) error {
+	for _, ix := range Indexes {
+		if ix.Builtin {
+			continue
+		}
+		if _, err := s.db.Collection(ix.Collection).Indexes().CreateOne(ctx, ix.model()); err != nil {
+			return fmt.Errorf("create index %s of %s: %w", ix.Name(), ix.Collection, err)
+		}
+	}
+	return nil
+}
+
+// checkIndexes reports an error naming the first declared index the
+// database lacks.
+func (s *Store) checkIndexes(ctx context.Context) error {
+	for _, coll := range collections() {
+		want := map[string]bool{} // name -> unique
+		for _, ix := range Indexes {
+			if ix.Collection == coll && !ix.Builtin {
+				want[ix.Name()] = ix.Unique
+			}
+		}
+		if len(want) == 0 {
+			continue
+		}
+		specs, err := s.db.Collection(coll).Indexes().ListSpecifications(ctx)
+		if err != nil {
+			return fmt.Errorf("list indexes of %s: %w", coll, err)
+		}
+		for _, sp := range specs {
+			unique, ok := want[sp.Name]
+			if !ok {
+				continue
+			}
+			if unique && (sp.Unique == nil || !*sp.Unique) {
+				return fmt.Errorf("index %s of %s is not unique", strconv.Quote(sp.Name), coll)
+			}
+			delete(want, sp.Name)
+		}
+		for name := range want {
+			return fmt.Errorf("index %s of %s is missing", strconv.Quote(name), coll)
+		}
+	}
+	return nil
+}
