@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	
 	"github.com/relatedhq/related/store"
 	"github.com/relatedhq/related/store/mongo/mongotest"
 	"github.com/relatedhq/related/store/storetest"
