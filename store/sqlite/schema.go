@@ -79,4 +79,21 @@ CREATE TABLE preferences (
 	PRIMARY KEY (tenant, principal)
 );
 `,
+	// 2: API keys. Only the SHA-256 of a key is stored; hash is unique so
+	// authentication is one indexed lookup. Keys are looked up by hash
+	// before the tenant is known, so hash and id are unique across tenants.
+	`
+CREATE TABLE api_keys (
+	id           TEXT NOT NULL PRIMARY KEY,
+	tenant       TEXT NOT NULL,
+	hash         TEXT NOT NULL,
+	role         TEXT NOT NULL,
+	name         TEXT NOT NULL DEFAULT '',
+	created_at   INTEGER NOT NULL,
+	revoked_at   INTEGER NOT NULL DEFAULT 0,
+	last_used_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX api_keys_hash ON api_keys (hash);
+CREATE INDEX api_keys_tenant ON api_keys (tenant, created_at, id);
+`,
 }
