@@ -90,6 +90,11 @@ var Indexes = []IndexSpec{
 	{Collection: collQueues, Keys: keys("tenant", "name"), Unique: true},
 	{Collection: collQueues, Keys: keys("_id"), Unique: true, Builtin: true},
 	{Collection: collPreferences, Keys: keys("_id"), Unique: true, Builtin: true},
+	// API keys: authentication looks a key up by its hash, which is
+	// unique across tenants; listings go by tenant, oldest first.
+	{Collection: collAPIKeys, Keys: keys("hash"), Unique: true},
+	{Collection: collAPIKeys, Keys: keys("tenant", "createdAt", "_id")},
+	{Collection: collAPIKeys, Keys: keys("_id"), Unique: true, Builtin: true},
 }
 
 // keys returns ascending index keys on fields.
@@ -115,6 +120,9 @@ type QueryShape struct {
 	Sort       []IndexKey
 	Range      []string // $gt, $lt, $lte, $ne
 	Filter     []string // checked on at most a few documents per key
+	// CrossTenant, when set, says why the shape cannot name a tenant (the
+	// tenant is what it finds out); every other shape must.
+	CrossTenant string
 }
 
 // QueryShapes is every filter the adapter sends, the one place they are
@@ -142,6 +150,12 @@ var QueryShapes = []QueryShape{
 	{Name: "Contacts, RecordMessage, SetContactAttributes", Collection: collContacts, Equality: []string{"_id"}, Filter: []string{"tenant", "version"}},
 	{Name: "Queues, RecordMessage", Collection: collQueues, Equality: []string{"_id"}, Filter: []string{"tenant"}},
 	{Name: "Preferences, SetPreferences", Collection: collPreferences, Equality: []string{"_id"}, Filter: []string{"tenant"}},
+	{Name: "KeyByHash", Collection: collAPIKeys, Equality: []string{"hash"},
+		CrossTenant: "authentication: the key is what says which tenant a request acts for"},
+	{Name: "ListKeys", Collection: collAPIKeys, Equality: []string{"tenant"}, Sort: keys("createdAt", "_id")},
+	{Name: "ListKeys (every tenant, the operator's command line)", Collection: collAPIKeys, Sort: keys("tenant", "createdAt", "_id"),
+		CrossTenant: "the operator's listing of every tenant's keys; never reached from a request"},
+	{Name: "RevokeKey, TouchKey", Collection: collAPIKeys, Equality: []string{"_id"}, Filter: []string{"tenant", "revoked"}},
 }
 
 // ServedBy reports whether ix serves q by the rule in QueryShape's doc.
