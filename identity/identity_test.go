@@ -184,7 +184,9 @@ func newWorld(rules []identity.Rule) *world {
 func (w *world) link(contact string, claims []identity.Claim) {
 	in := identity.PlanInput{Home: w.profile[contact], Claims: claims, Owners: map[identity.Identifier]string{},
 		Profiles: map[string]identity.ProfileFacts{}, Rules: w.rules}
-	facts := func(p string) { in.Profiles[p] = identity.ProfileFacts{ID: p, CreatedAt: w.created[p], Counts: w.counts[p]} }
+	facts := func(p string) {
+		in.Profiles[p] = identity.ProfileFacts{ID: p, CreatedAt: w.created[p], Counts: w.counts[p]}
+	}
 	if in.Home != "" {
 		facts(in.Home)
 	}
