@@ -15,6 +15,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/relatedhq/related"
+	"github.com/relatedhq/related/live"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -37,6 +38,7 @@ type ResolverRoot interface {
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Queue() QueueResolver
+	Subscription() SubscriptionResolver
 	Viewer() ViewerResolver
 }
 
@@ -159,6 +161,18 @@ type ComplexityRoot struct {
 		UserErrors       func(childComplexity int) int
 	}
 
+	RelatedChange struct {
+		Interaction   func(childComplexity int) int
+		InteractionID func(childComplexity int) int
+		Kind          func(childComplexity int) int
+		Scope         func(childComplexity int) int
+	}
+
+	Subscription struct {
+		InteractionUpdated func(childComplexity int, id string) int
+		RelatedChanged     func(childComplexity int, interactionID string) int
+	}
+
 	UserError struct {
 		Code    func(childComplexity int) int
 		Field   func(childComplexity int) int
@@ -222,6 +236,10 @@ type QueryResolver interface {
 }
 type QueueResolver interface {
 	ID(ctx context.Context, obj *related.Queue) (string, error)
+}
+type SubscriptionResolver interface {
+	RelatedChanged(ctx context.Context, interactionID string) (<-chan *live.Change, error)
+	InteractionUpdated(ctx context.Context, id string) (<-chan *related.Interaction, error)
 }
 type ViewerResolver interface {
 	Preferences(ctx context.Context, obj *Viewer) (*related.Preferences, error)
@@ -697,6 +715,54 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RecordMessagePayload.UserErrors(childComplexity), true
 
+	case "RelatedChange.interaction":
+		if e.ComplexityRoot.RelatedChange.Interaction == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RelatedChange.Interaction(childComplexity), true
+	case "RelatedChange.interactionId":
+		if e.ComplexityRoot.RelatedChange.InteractionID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RelatedChange.InteractionID(childComplexity), true
+	case "RelatedChange.kind":
+		if e.ComplexityRoot.RelatedChange.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RelatedChange.Kind(childComplexity), true
+	case "RelatedChange.scope":
+		if e.ComplexityRoot.RelatedChange.Scope == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RelatedChange.Scope(childComplexity), true
+
+	case "Subscription.interactionUpdated":
+		if e.ComplexityRoot.Subscription.InteractionUpdated == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_interactionUpdated_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.InteractionUpdated(childComplexity, args["id"].(string)), true
+	case "Subscription.relatedChanged":
+		if e.ComplexityRoot.Subscription.RelatedChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_relatedChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.RelatedChanged(childComplexity, args["interactionId"].(string)), true
+
 	case "UserError.code":
 		if e.ComplexityRoot.UserError.Code == nil {
 			break
@@ -801,6 +867,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			ctx = graphql.WithLazyInputUnmarshalerIndex(ctx, inputUnmarshalers)
 			data := ec._Mutation(ctx, opCtx.Operation.SelectionSet)
 			var buf bytes.Buffer
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
 			data.MarshalGQL(&buf)
 
 			return &graphql.Response{
@@ -1083,6 +1166,36 @@ type PreferencesPayload {
   preferences: Preferences
   userErrors: [UserError!]!
 }
+
+# --- Live updates (issue 4) ---------------------------------------------
+
+"Live updates over WebSocket (graphql-transport-ws, or the legacy graphql-ws) or SSE."
+type Subscription {
+  "Anything that changes that interaction's Related panel (its default scope, which follows profile merges and splits)."
+  relatedChanged(interactionId: ID!): RelatedChange!
+  "The interaction after each committed change to it."
+  interactionUpdated(id: ID!): Interaction!
+}
+
+"One change of a Related panel."
+type RelatedChange {
+  kind: RelatedChangeKind!
+  "The interaction that changed, as it is now."
+  interaction: Interaction
+  "The panel's scope after the change."
+  scope: RelatedScope!
+  "The global id of the interaction that changed: the row to add, update or remove."
+  interactionId: ID!
+}
+
+enum RelatedChangeKind {
+  "An interaction entered the panel's scope."
+  ADDED
+  "An interaction in scope changed: a new message, a close, a reopen, a queue change."
+  UPDATED
+  "An interaction left the panel's scope (an unlink or a split)."
+  REMOVED
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -1289,6 +1402,20 @@ func (ec *executionContext) childFields_RecordMessagePayload(ctx context.Context
 		return ec.fieldContext_RecordMessagePayload_clientMutationId(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RecordMessagePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_RelatedChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_RelatedChange_kind(ctx, field)
+	case "interaction":
+		return ec.fieldContext_RelatedChange_interaction(ctx, field)
+	case "scope":
+		return ec.fieldContext_RelatedChange_scope(ctx, field)
+	case "interactionId":
+		return ec.fieldContext_RelatedChange_interactionId(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RelatedChange", field.Name)
 }
 
 func (ec *executionContext) childFields_UserError(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1672,6 +1799,34 @@ func (ec *executionContext) field_Query_node_args(ctx context.Context, rawArgs m
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_interactionUpdated_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_relatedChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "interactionId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["interactionId"] = arg0
 	return args, nil
 }
 
@@ -3694,6 +3849,195 @@ func (ec *executionContext) _RecordMessagePayload_clientMutationId(ctx context.C
 }
 func (ec *executionContext) fieldContext_RecordMessagePayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("RecordMessagePayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _RelatedChange_kind(ctx context.Context, field graphql.CollectedField, obj *live.Change) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RelatedChange_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v live.ChangeKind) graphql.Marshaler {
+			return ec.marshalNRelatedChangeKind2githubᚗcomᚋrelatedhqᚋrelatedᚋliveᚐChangeKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RelatedChange_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RelatedChange", field, false, false, "RelatedChangeKind")
+}
+
+func (ec *executionContext) _RelatedChange_interaction(ctx context.Context, field graphql.CollectedField, obj *live.Change) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RelatedChange_interaction(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Interaction, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *related.Interaction) graphql.Marshaler {
+			return ec.marshalOInteraction2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐInteraction(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RelatedChange_interaction(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RelatedChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Interaction(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RelatedChange_scope(ctx context.Context, field graphql.CollectedField, obj *live.Change) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RelatedChange_scope(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Scope, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v related.Scope) graphql.Marshaler {
+			return ec.marshalNRelatedScope2githubᚗcomᚋrelatedhqᚋrelatedᚐScope(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RelatedChange_scope(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RelatedChange", field, false, false, "RelatedScope")
+}
+
+func (ec *executionContext) _RelatedChange_interactionId(ctx context.Context, field graphql.CollectedField, obj *live.Change) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RelatedChange_interactionId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InteractionID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RelatedChange_interactionId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RelatedChange", field, true, false, "ID")
+}
+
+func (ec *executionContext) _Subscription_relatedChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_relatedChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().RelatedChanged(ctx, fc.Args["interactionId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *live.Change) graphql.Marshaler {
+			return ec.marshalNRelatedChange2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋliveᚐChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_relatedChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RelatedChange(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_relatedChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_interactionUpdated(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_interactionUpdated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().InteractionUpdated(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *related.Interaction) graphql.Marshaler {
+			return ec.marshalNInteraction2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐInteraction(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_interactionUpdated(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Interaction(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_interactionUpdated_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _UserError_field(ctx context.Context, field graphql.CollectedField, obj *UserError) (ret graphql.Marshaler) {
@@ -6221,6 +6565,76 @@ func (ec *executionContext) _RecordMessagePayload(ctx context.Context, sel ast.S
 	return out
 }
 
+var relatedChangeImplementors = []string{"RelatedChange"}
+
+func (ec *executionContext) _RelatedChange(ctx context.Context, sel ast.SelectionSet, obj *live.Change) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, relatedChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RelatedChange")
+		case "kind":
+			out.Values[i] = ec._RelatedChange_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "interaction":
+			out.Values[i] = ec._RelatedChange_interaction(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "scope":
+			out.Values[i] = ec._RelatedChange_scope(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "interactionId":
+			out.Values[i] = ec._RelatedChange_interactionId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "relatedChanged":
+		return ec._Subscription_relatedChanged(ctx, fields[0])
+	case "interactionUpdated":
+		return ec._Subscription_interactionUpdated(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
+}
+
 var userErrorImplementors = []string{"UserError"}
 
 func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet, obj *UserError) graphql.Marshaler {
@@ -6945,6 +7359,34 @@ func (ec *executionContext) marshalNRecordMessagePayload2ᚖgithubᚗcomᚋrelat
 		return graphql.Null
 	}
 	return ec._RecordMessagePayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRelatedChange2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋliveᚐChange(ctx context.Context, sel ast.SelectionSet, v *live.Change) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RelatedChange!")
+		return graphql.Null
+	}
+	return ec._RelatedChange(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNRelatedChangeKind2githubᚗcomᚋrelatedhqᚋrelatedᚋliveᚐChangeKind(ctx context.Context, v any) (live.ChangeKind, error) {
+	var res live.ChangeKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRelatedChangeKind2githubᚗcomᚋrelatedhqᚋrelatedᚋliveᚐChangeKind(ctx context.Context, sel ast.SelectionSet, v live.ChangeKind) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNRelatedScope2githubᚗcomᚋrelatedhqᚋrelatedᚐScope(ctx context.Context, v any) (related.Scope, error) {
+	var res related.Scope
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRelatedScope2githubᚗcomᚋrelatedhqᚋrelatedᚐScope(ctx context.Context, sel ast.SelectionSet, v related.Scope) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNReopenInteractionInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐReopenInteractionInput(ctx context.Context, v any) (ReopenInteractionInput, error) {

@@ -122,6 +122,10 @@ type SetPreferencesInput struct {
 	ShowRelated *bool `json:"showRelated,omitempty"`
 }
 
+// Live updates over WebSocket (graphql-transport-ws, or the legacy graphql-ws) or SSE.
+type Subscription struct {
+}
+
 // A mistake in the caller's input. field is the path of the input field at fault.
 type UserError struct {
 	Field   []string `json:"field,omitempty"`

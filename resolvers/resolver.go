@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/relatedhq/related/graph"
+	"github.com/relatedhq/related/live"
 	"github.com/relatedhq/related/store"
 )
 
@@ -18,6 +19,8 @@ type Resolver struct {
 	Log   *slog.Logger
 	// Now is the clock, replaceable in tests.
 	Now func() time.Time
+	// Hub serves subscriptions (live updates); nil refuses them.
+	Hub *live.Hub
 }
 
 var _ graph.ResolverRoot = (*Resolver)(nil)
@@ -57,6 +60,9 @@ func (r *Resolver) Query() graph.QueryResolver { return queryResolver{r} }
 
 // Queue returns the Queue type's resolvers.
 func (r *Resolver) Queue() graph.QueueResolver { return queueResolver{r} }
+
+// Subscription returns the subscriptions' resolvers (subscription.go).
+func (r *Resolver) Subscription() graph.SubscriptionResolver { return subscriptionResolver{r} }
 
 // Viewer returns the Viewer type's resolvers.
 func (r *Resolver) Viewer() graph.ViewerResolver { return viewerResolver{r} }

@@ -6,8 +6,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/relatedhq/related/live"
 	"github.com/relatedhq/related/store"
 )
 
@@ -18,6 +20,9 @@ import (
 type metrics struct {
 	commands *store.Commands
 	start    time.Time
+	// hub and websockets feed the live-update gauges.
+	hub        *live.Hub
+	websockets atomic.Int64
 
 	mu       sync.Mutex
 	requests map[requestKey]*requestStat
@@ -100,8 +105,30 @@ func (m *metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintf(&b, "related_http_request_duration_seconds_sum{route=%q,code=%q} %g\n", k.route, k.class, m.requests[k].seconds)
 	}
 	m.mu.Unlock()
+	m.writeLive(&b)
 	b.WriteString("# HELP related_uptime_seconds Seconds since the process started serving.\n")
 	b.WriteString("# TYPE related_uptime_seconds gauge\n")
 	fmt.Fprintf(&b, "related_uptime_seconds %g\n", time.Since(m.start).Seconds())
 	w.Write([]byte(b.String()))
+}
+
+// writeLive writes the live-update series: open WebSocket connections and
+// subscriptions, and the hub's delivery counters.
+func (m *metrics) writeLive(b *strings.Builder) {
+	b.WriteString("# HELP related_websocket_connections Open WebSocket connections.\n")
+	b.WriteString("# TYPE related_websocket_connections gauge\n")
+	fmt.Fprintf(b, "related_websocket_connections %d\n", m.websockets.Load())
+	if m.hub == nil {
+		return
+	}
+	st := m.hub.Stats()
+	b.WriteString("# HELP related_subscriptions Open GraphQL subscriptions (WebSocket and SSE).\n")
+	b.WriteString("# TYPE related_subscriptions gauge\n")
+	fmt.Fprintf(b, "related_subscriptions %d\n", st.Subscriptions)
+	b.WriteString("# HELP related_subscription_events_total Subscription payloads handed to transports.\n")
+	b.WriteString("# TYPE related_subscription_events_total counter\n")
+	fmt.Fprintf(b, "related_subscription_events_total %d\n", st.Delivered)
+	b.WriteString("# HELP related_subscriptions_dropped_total Subscriptions ended because their client fell too far behind.\n")
+	b.WriteString("# TYPE related_subscriptions_dropped_total counter\n")
+	fmt.Fprintf(b, "related_subscriptions_dropped_total %d\n", st.Dropped)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/relatedhq/related"
 	"github.com/relatedhq/related/graph"
+	"github.com/relatedhq/related/live"
 	"github.com/relatedhq/related/resolvers"
 	"github.com/relatedhq/related/store"
 	"github.com/relatedhq/related/web"
@@ -33,6 +34,10 @@ type Options struct {
 	// Viewer is who every request acts for until API keys authenticate
 	// callers: the demo tenant's agent.
 	Viewer related.Viewer
+	// Hub serves subscriptions (live updates); nil refuses them. The
+	// caller owns it: close it (Hub.Close) before shutting the server down,
+	// so subscriptions end cleanly.
+	Hub *live.Hub
 }
 
 // DemoViewer is the viewer of an unauthenticated development server.
@@ -59,6 +64,7 @@ func New(opts Options) *Server {
 		opts.Viewer = DemoViewer
 	}
 	s := &Server{opts: opts, log: opts.Logger, mux: http.NewServeMux(), metrics: newMetrics(opts.Commands)}
+	s.metrics.hub = opts.Hub
 	s.mux.Handle("/graphql", s.graphQL())
 	s.mux.Handle(web.Prefix, web.GraphiQL())
 	s.mux.Handle(web.Prefix+"/", web.GraphiQL())
@@ -80,10 +86,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // graphql-ws protocol), and server-sent events.
 func (s *Server) graphQL() http.Handler {
 	res := resolvers.New(s.opts.Store, s.log)
+	res.Hub = s.opts.Hub
 	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: res}))
 	srv.AddTransport(transport.SSE{})
 	srv.AddTransport(transport.Websocket{
+		// Keepalive: legacy graphql-ws clients get "ka" messages;
+		// graphql-transport-ws clients are pinged and dropped when no pong
+		// comes back within two intervals. Writes time out (websocket.go).
+		Implementation:        websockets{open: &s.metrics.websockets},
 		KeepAlivePingInterval: 15 * time.Second,
+		PingPongInterval:      15 * time.Second,
 		InitFunc: func(ctx context.Context, _ transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 			return related.WithViewer(ctx, s.opts.Viewer), nil, nil
 		},
@@ -95,6 +107,7 @@ func (s *Server) graphQL() http.Handler {
 	srv.Use(extension.Introspection{})
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
 	srv.AroundOperations(res.AroundOperations)
+	srv.AroundResponses(res.AroundResponses) // fresh loaders per subscription event
 	srv.SetErrorPresenter(s.presentError)
 	srv.SetRecoverFunc(s.recoverPanic)
 	return s.withViewer(srv)

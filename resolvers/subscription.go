@@ -1,0 +1,106 @@
+package resolvers
+
+import (
+	"context"
+	"errors"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/relatedhq/related"
+	"github.com/relatedhq/related/live"
+)
+
+// errNoHub is a server misconfiguration: subscriptions need the live hub.
+var errNoHub = errors.New("resolvers: live updates are not configured (no hub)")
+
+type subscriptionResolver struct{ *Resolver }
+
+// RelatedChanged streams the changes of interaction interactionID's
+// Related panel. The hub resolves the panel's scope and loads each change's
+// interaction; its fields resolve through per-event loaders (see
+// AroundResponses).
+func (r subscriptionResolver) RelatedChanged(ctx context.Context, interactionID string) (<-chan *live.Change, error) {
+	v, id, err := r.subscriptionTarget(ctx, interactionID, "interactionId")
+	if err != nil {
+		return nil, err
+	}
+	return r.Hub.Related(ctx, v.Tenant, id, subscriptionEnd(ctx))
+}
+
+// InteractionUpdated streams interaction id as it is after each change.
+func (r subscriptionResolver) InteractionUpdated(ctx context.Context, id string) (<-chan *related.Interaction, error) {
+	v, sid, err := r.subscriptionTarget(ctx, id, "id")
+	if err != nil {
+		return nil, err
+	}
+	return r.Hub.Interaction(ctx, v.Tenant, sid, subscriptionEnd(ctx))
+}
+
+// subscriptionTarget checks what a subscription needs and parses the
+// interaction id it names. A malformed id, or one of another type, is
+// reported like one that names nothing: NOT_FOUND.
+func (r subscriptionResolver) subscriptionTarget(ctx context.Context, gid, field string) (related.Viewer, string, error) {
+	v, ok := related.ViewerFrom(ctx)
+	if !ok {
+		return v, "", errNoViewer
+	}
+	if r.Hub == nil {
+		return v, "", errNoHub
+	}
+	id, err := related.ParseTypedID(gid, related.NodeInteraction)
+	if err != nil {
+		return v, "", related.NotFound("no such interaction", field)
+	}
+	return v, id, nil
+}
+
+// subscriptionEnd returns the hook the hub calls when a subscription ends:
+// an ending that is not the client's own (it fell behind, the server is
+// shutting down, the store failed) reaches a WebSocket client as an error
+// message for the subscription, so it knows to resubscribe and refetch.
+func subscriptionEnd(ctx context.Context) func(error) {
+	return func(err error) {
+		if err == nil {
+			return
+		}
+		code := "INTERNAL"
+		switch {
+		case errors.Is(err, live.ErrTooSlow):
+			code = "TOO_SLOW"
+		case errors.Is(err, live.ErrClosed):
+			code = "SHUTTING_DOWN"
+		}
+		addSubscriptionError(ctx, &gqlerror.Error{
+			Message:    err.Error(),
+			Extensions: map[string]any{"code": code},
+		})
+	}
+}
+
+// addSubscriptionError hands err to the WebSocket transport. Only that
+// transport puts the error holder in the context and gqlgen exports no way
+// to ask whether it is there (AddSubscriptionError dereferences it), so
+// over SSE the call panics and is recovered: SSE has no per-subscription
+// error message, and the stream simply ends.
+func addSubscriptionError(ctx context.Context, err *gqlerror.Error) {
+	defer func() { _ = recover() }()
+	transport.AddSubscriptionError(ctx, err)
+}
+
+// AroundResponses gives each event of a subscription its own loaders.
+// AroundOperations runs once per subscription, so loaders made there would
+// cache an interaction's contact for the subscription's whole life and
+// serve a stale name minutes later. Queries and mutations keep the
+// operation's loaders. Install it with handler.Server.AroundResponses.
+func (r *Resolver) AroundResponses(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+	if graphql.HasOperationContext(ctx) {
+		op := graphql.GetOperationContext(ctx).Operation
+		if v, ok := related.ViewerFrom(ctx); ok && op != nil && op.Operation == ast.Subscription {
+			ctx = WithLoaders(ctx, NewLoaders(r.Store, v.Tenant))
+		}
+	}
+	return next(ctx)
+}

@@ -1,0 +1,165 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/coder/websocket"
+)
+
+// wsWriteTimeout bounds one WebSocket write. gqlgen's own adapter writes
+// without a deadline, so a client that stops reading (a frozen browser tab,
+// a dead NAT) would hold its connection, its goroutines and a blocked
+// payload forever. After this long the write fails, coder/websocket closes
+// the connection, and gqlgen ends its subscriptions: the client reconnects.
+const wsWriteTimeout = 10 * time.Second
+
+// websockets accepts WebSocket connections for gqlgen's transport with a
+// write deadline, and counts the open ones for /metrics. It is gqlgen's
+// CoderWebsocketImplementation with those two changes.
+type websockets struct {
+	open *atomic.Int64
+}
+
+var _ transport.WebsocketImplementation = websockets{}
+
+// Accept upgrades the request, offering gqlgen's subprotocols.
+func (u websockets) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
+	for key, values := range opts.ResponseHeader {
+		for _, value := range values {
+			w.Header().Add(key, value)
+		}
+	}
+	var accept websocket.AcceptOptions
+	for _, p := range opts.Subprotocols {
+		if !slices.Contains(accept.Subprotocols, p) {
+			accept.Subprotocols = append(accept.Subprotocols, p)
+		}
+	}
+	conn, err := websocket.Accept(w, r, &accept)
+	if err != nil {
+		return nil, err
+	}
+	u.open.Add(1)
+	return &wsConn{conn: conn, open: u.open}, nil
+}
+
+type wsConn struct {
+	conn   *websocket.Conn
+	open   *atomic.Int64
+	closed sync.Once
+
+	mu        sync.Mutex
+	deadline  *time.Timer
+	handshake chan struct{}
+}
+
+var (
+	_ transport.WebsocketConn          = (*wsConn)(nil)
+	_ transport.WebsocketReadLimiter   = (*wsConn)(nil)
+	_ transport.WebsocketReadDeadliner = (*wsConn)(nil)
+)
+
+// gone counts the connection closed, once.
+func (c *wsConn) gone() { c.closed.Do(func() { c.open.Add(-1) }) }
+
+func (c *wsConn) Close() error {
+	c.stopDeadline()
+	c.gone()
+	c.mu.Lock()
+	inHandshake := c.handshake != nil
+	c.mu.Unlock()
+	if inHandshake {
+		return nil // WriteClose's goroutine closes the connection
+	}
+	return c.conn.CloseNow()
+}
+
+func (c *wsConn) NextReader() (int, io.Reader, error) {
+	typ, data, err := c.conn.Read(context.Background())
+	if err != nil {
+		switch websocket.CloseStatus(err) {
+		case websocket.StatusNormalClosure, websocket.StatusNoStatusRcvd:
+			return int(typ), nil, transport.ErrWebsocketClosed
+		}
+		return int(typ), nil, err
+	}
+	return int(typ), bytes.NewReader(data), nil
+}
+
+// WriteJSON writes v within wsWriteTimeout; on expiry coder/websocket
+// closes the connection.
+func (c *wsConn) WriteJSON(v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wsWriteTimeout)
+	defer cancel()
+	return c.conn.Write(ctx, websocket.MessageText, data)
+}
+
+// WriteClose runs the close handshake in the background: it waits up to
+// five seconds for the peer, which must not stall gqlgen's teardown.
+func (c *wsConn) WriteClose(code int, reason string) error {
+	c.stopDeadline()
+	c.mu.Lock()
+	if c.handshake != nil {
+		c.mu.Unlock()
+		return nil
+	}
+	done := make(chan struct{})
+	c.handshake = done
+	c.mu.Unlock()
+	go func() {
+		defer close(done)
+		_ = c.conn.Close(websocket.StatusCode(code), reason)
+		c.gone()
+	}()
+	return nil
+}
+
+func (c *wsConn) Subprotocol() string { return c.conn.Subprotocol() }
+
+func (c *wsConn) SetReadLimit(limit int64) { c.conn.SetReadLimit(limit) }
+
+// SetReadDeadline closes the connection at t unless cleared (the zero
+// time) or moved first: how gqlgen drops a client that stops answering
+// pings.
+func (c *wsConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	if c.deadline != nil {
+		c.deadline.Stop()
+		c.deadline = nil
+	}
+	now := false
+	if !t.IsZero() {
+		if d := time.Until(t); d <= 0 {
+			now = true
+		} else {
+			c.deadline = time.AfterFunc(d, func() { _ = c.conn.CloseNow() })
+		}
+	}
+	c.mu.Unlock()
+	if now {
+		return c.conn.CloseNow()
+	}
+	return nil
+}
+
+func (c *wsConn) stopDeadline() {
+	c.mu.Lock()
+	if c.deadline != nil {
+		c.deadline.Stop()
+		c.deadline = nil
+	}
+	c.mu.Unlock()
+}
