@@ -13,7 +13,10 @@ type Contact struct {
 	Name       string // empty when unknown
 	Attributes []Attribute
 	ProfileID  string // empty while the contact belongs to no profile
-	CreatedAt  time.Time
+	// Identifiers are the identifiers the contact's rule links hold: what
+	// connects it to the other contacts of its profile.
+	Identifiers []Identifier
+	CreatedAt   time.Time
 	UpdatedAt  time.Time
 }
 

@@ -138,7 +138,7 @@ func TestWithDefaults(t *testing.T) {
 
 func TestName(t *testing.T) {
 	rules := []identity.Rule{{Attribute: "email", Priority: 100}, {Attribute: "customerId", Priority: 200}}
-	ids := []identity.Identifier{{"email", "b@x.io"}, {"email", "a@x.io"}, {"orderNumber", "9"}}
+	ids := []identity.Identifier{{Key: "email", Value: "b@x.io"}, {Key: "email", Value: "a@x.io"}, {Key: "orderNumber", Value: "9"}}
 	if got := identity.Name(ids, rules); got != "a@x.io" {
 		t.Fatalf("name = %q", got)
 	}

@@ -70,14 +70,14 @@ func Claims(rules []Rule, c *related.Contact) []Claim {
 	if key := AddressAttribute(c.Channel); key != "" {
 		if r, ok := byKey[key]; ok {
 			if v, ok := r.Normalize(c.Address); ok {
-				add(Claim{Identifier{key, v}, r.ID, Attested})
+				add(Claim{Identifier: Identifier{Key: key, Value: v}, RuleID: r.ID, Source: Attested})
 			}
 		}
 	}
 	for _, a := range c.Attributes {
 		if r, ok := byKey[a.Key]; ok {
 			if v, ok := r.Normalize(a.Value); ok {
-				add(Claim{Identifier{a.Key, v}, r.ID, Claimed})
+				add(Claim{Identifier: Identifier{Key: a.Key, Value: v}, RuleID: r.ID, Source: Claimed})
 			}
 		}
 	}

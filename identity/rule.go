@@ -142,10 +142,7 @@ func (r Rule) Validate() (Rule, error) {
 
 // Identifier is a normalized value of a rule's attribute: the key profiles
 // are linked by.
-type Identifier struct {
-	Key   string // the rule's attribute
-	Value string // normalized by the rule
-}
+type Identifier = related.Identifier
 
 // Normalize returns v in the rule's canonical form. ok is false when v is
 // not a value of the rule's kind (an unparseable phone number or email

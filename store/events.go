@@ -13,6 +13,10 @@ const (
 	InteractionCreated EventKind = "interaction.created"
 	InteractionUpdated EventKind = "interaction.updated" // a message, a close, a reopen, a queue change
 	ContactUpdated     EventKind = "contact.updated"
+	// ProfileChanged: a contact joined or left a profile, or profiles
+	// merged or split. The event's InteractionID names one interaction
+	// whose Related scope changed; ProfileID is its new profile.
+	ProfileChanged EventKind = "profile.changed"
 )
 
 // Event describes one committed change, for the live package to fan out
@@ -25,6 +29,9 @@ type Event struct {
 	InteractionID string
 	ContactID     string
 	ProfileID     string
+	// FromProfileID is, for ProfileChanged, the profile the interaction
+	// left ("" when it had none).
+	FromProfileID string
 	At            time.Time
 }
 

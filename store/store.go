@@ -20,6 +20,8 @@ import (
 // the caller's mistakes (not found, invalid, conflict) and wrapped errors
 // for the database's own failures.
 type Store interface {
+	ProfileStore
+
 	// RecordMessage stores a message, creating its contact and interaction
 	// on first sight. The input must be normalized (related.RecordMessage's
 	// Normalize). A repeat with the same ClientMutationID returns the

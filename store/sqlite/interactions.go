@@ -16,7 +16,7 @@ import (
 const interactionCols = `id, tenant, channel, thread_ref, contact_id, profile_id, queue_id, queue_name,
 	status, closed_state, closed_at, last_id, last_body, last_direction, last_author, last_at, created_at, updated_at`
 
-const contactCols = `id, tenant, channel, address, name, attributes, profile_id, created_at, updated_at`
+const contactCols = `id, tenant, channel, address, name, attributes, profile_id, created_at, updated_at, identifiers`
 
 const messageCols = `id, tenant, interaction_id, direction, body, sent_at, author, created_at`
 
@@ -46,15 +46,18 @@ func scanInteraction(r scanner) (*related.Interaction, error) {
 func scanContact(r scanner) (*related.Contact, error) {
 	var (
 		c                related.Contact
-		attrs            string
+		attrs, ids       string
 		created, updated int64
 	)
-	if err := r.Scan(&c.ID, &c.Tenant, &c.Channel, &c.Address, &c.Name, &attrs, &c.ProfileID, &created, &updated); err != nil {
+	if err := r.Scan(&c.ID, &c.Tenant, &c.Channel, &c.Address, &c.Name, &attrs, &c.ProfileID, &created, &updated, &ids); err != nil {
 		return nil, err
 	}
 	c.CreatedAt, c.UpdatedAt = fromMS(created), fromMS(updated)
 	var err error
 	if c.Attributes, err = decodeAttributes(attrs); err != nil {
+		return nil, fmt.Errorf("contact %s: %w", c.ID, err)
+	}
+	if c.Identifiers, err = decodeIdentifiers(ids); err != nil {
 		return nil, fmt.Errorf("contact %s: %w", c.ID, err)
 	}
 	return &c, nil
@@ -76,6 +79,27 @@ func scanMessage(r scanner) (*related.Message, error) {
 type attribute struct {
 	Key   string `json:"k"`
 	Value string `json:"v"`
+}
+
+func encodeIdentifiers(ids []related.Identifier) string {
+	out := make([]attribute, len(ids))
+	for i, a := range ids {
+		out[i] = attribute{a.Key, a.Value}
+	}
+	b, _ := json.Marshal(out) // a slice of string pairs always marshals
+	return string(b)
+}
+
+func decodeIdentifiers(s string) ([]related.Identifier, error) {
+	var in []attribute
+	if err := json.Unmarshal([]byte(s), &in); err != nil {
+		return nil, fmt.Errorf("decode identifiers: %w", err)
+	}
+	out := make([]related.Identifier, len(in))
+	for i, a := range in {
+		out[i] = related.Identifier{Key: a.Key, Value: a.Value}
+	}
+	return out, nil
 }
 
 func encodeAttributes(attrs []related.Attribute) string {
@@ -157,11 +181,18 @@ func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.Rec
 			msgID, tenant, res.Interaction.ID, in.Direction, in.Body, ms(in.SentAt), in.Author, ms(now)); err != nil {
 			return nil, fmt.Errorf("sqlite: insert message: %w", err)
 		}
+		// Link the contact by what it brings; a change of profile moves
+		// its interactions, this one included.
+		linkEvents, err := s.linkContact(ctx, tx, tenant, c, res.Interaction.ID, "rule", now)
+		if err != nil {
+			return nil, err
+		}
+		res.Interaction.ProfileID = c.ProfileID
 		kind := store.InteractionUpdated
 		if res.Created {
 			kind = store.InteractionCreated
 		}
-		return []store.Event{interactionEvent(kind, res.Interaction, now)}, nil
+		return append([]store.Event{interactionEvent(kind, res.Interaction, now)}, linkEvents...), nil
 	})
 	if err != nil {
 		return nil, err
@@ -195,7 +226,7 @@ func (s *Store) duplicate(ctx context.Context, tx *sql.Tx, tenant, id string) (*
 func (s *Store) upsertContact(ctx context.Context, tx *sql.Tx, tenant string, in related.RecordMessage, now time.Time) (*related.Contact, error) {
 	id := related.DerivedID(tenant, "contact", string(in.Channel), in.Contact.Address)
 	attrs := related.MergeAttributes(nil, in.Contact.Attributes)
-	c, err := scanContact(s.queryRow(ctx, tx, `INSERT INTO contacts (`+contactCols+`) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?)
+	c, err := scanContact(s.queryRow(ctx, tx, `INSERT INTO contacts (`+contactCols+`) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?, '[]')
 		ON CONFLICT (tenant, channel, address) DO UPDATE SET
 			name       = CASE WHEN excluded.name <> '' THEN excluded.name ELSE contacts.name END,
 			updated_at = CASE WHEN excluded.name <> '' AND excluded.name <> contacts.name THEN excluded.updated_at ELSE contacts.updated_at END
@@ -297,8 +328,12 @@ func (s *Store) SetContactAttributes(ctx context.Context, tenant, id string, att
 			encodeAttributes(c.Attributes), ms(now), tenant, id); err != nil {
 			return nil, fmt.Errorf("sqlite: update contact: %w", err)
 		}
+		linkEvents, err := s.linkContact(ctx, tx, tenant, c, "", "rule", now)
+		if err != nil {
+			return nil, err
+		}
 		out = c
-		return []store.Event{{ID: related.NewID(), Tenant: tenant, Kind: store.ContactUpdated, ContactID: c.ID, ProfileID: c.ProfileID, At: now}}, nil
+		return append([]store.Event{{ID: related.NewID(), Tenant: tenant, Kind: store.ContactUpdated, ContactID: c.ID, ProfileID: c.ProfileID, At: now}}, linkEvents...), nil
 	})
 	return out, err
 }

@@ -96,4 +96,113 @@ CREATE TABLE api_keys (
 CREATE UNIQUE INDEX api_keys_hash ON api_keys (hash);
 CREATE INDEX api_keys_tenant ON api_keys (tenant, created_at, id);
 `,
+	profileMigration,
 }
+
+// profileMigration is migration 3: profiles, their rules, identifiers,
+// links, conflicts, merges and rule re-evaluations.
+const profileMigration = `
+ALTER TABLE contacts ADD COLUMN identifiers TEXT NOT NULL DEFAULT '[]';
+CREATE INDEX contacts_profile ON contacts (tenant, profile_id, channel);
+
+CREATE TABLE profile_rules (
+	tenant          TEXT NOT NULL,
+	id              TEXT NOT NULL,
+	attribute       TEXT NOT NULL,
+	normalizer      TEXT NOT NULL,
+	enabled         INTEGER NOT NULL,
+	priority        INTEGER NOT NULL,
+	max_per_profile INTEGER NOT NULL,
+	blocked_values  TEXT NOT NULL DEFAULT '[]',
+	default_region  TEXT NOT NULL DEFAULT '',
+	deleted         INTEGER NOT NULL DEFAULT 0,
+	created_at      INTEGER NOT NULL,
+	updated_at      INTEGER NOT NULL,
+	PRIMARY KEY (tenant, id)
+);
+CREATE UNIQUE INDEX profile_rules_attribute ON profile_rules (tenant, attribute);
+
+CREATE TABLE profiles (
+	tenant      TEXT NOT NULL,
+	id          TEXT NOT NULL,
+	custom_name TEXT NOT NULL DEFAULT '',
+	auto_name   TEXT NOT NULL DEFAULT '',
+	channels    TEXT NOT NULL DEFAULT '[]',
+	identifiers TEXT NOT NULL DEFAULT '[]',
+	merged_into TEXT NOT NULL DEFAULT '',
+	created_at  INTEGER NOT NULL,
+	updated_at  INTEGER NOT NULL,
+	PRIMARY KEY (tenant, id)
+);
+
+CREATE TABLE identifiers (
+	tenant     TEXT NOT NULL,
+	key        TEXT NOT NULL,
+	value      TEXT NOT NULL,
+	profile_id TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	PRIMARY KEY (tenant, key, value)
+);
+CREATE INDEX identifiers_profile ON identifiers (tenant, profile_id);
+
+CREATE TABLE profile_links (
+	tenant         TEXT NOT NULL,
+	id             TEXT NOT NULL,
+	profile_id     TEXT NOT NULL,
+	contact_id     TEXT NOT NULL,
+	reason         TEXT NOT NULL,
+	key            TEXT NOT NULL DEFAULT '',
+	value          TEXT NOT NULL DEFAULT '',
+	rule_id        TEXT NOT NULL DEFAULT '',
+	source         TEXT NOT NULL DEFAULT '',
+	interaction_id TEXT NOT NULL DEFAULT '',
+	by             TEXT NOT NULL DEFAULT '',
+	linked_at      INTEGER NOT NULL,
+	PRIMARY KEY (tenant, id)
+);
+CREATE INDEX profile_links_profile ON profile_links (tenant, profile_id, linked_at, id);
+CREATE INDEX profile_links_contact ON profile_links (tenant, contact_id);
+
+CREATE TABLE do_not_link (
+	tenant     TEXT NOT NULL,
+	contact_id TEXT NOT NULL,
+	profile_id TEXT NOT NULL,
+	by         TEXT NOT NULL DEFAULT '',
+	created_at INTEGER NOT NULL,
+	PRIMARY KEY (tenant, contact_id, profile_id)
+);
+
+CREATE TABLE profile_conflicts (
+	tenant      TEXT NOT NULL,
+	id          TEXT NOT NULL,
+	key         TEXT NOT NULL,
+	value       TEXT NOT NULL,
+	reason      TEXT NOT NULL,
+	profile_a   TEXT NOT NULL,
+	profile_b   TEXT NOT NULL,
+	contact_id  TEXT NOT NULL,
+	created_at  INTEGER NOT NULL,
+	resolved_at INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (tenant, id)
+);
+CREATE INDEX profile_conflicts_open ON profile_conflicts (tenant, resolved_at, created_at DESC);
+
+CREATE TABLE merges (
+	tenant TEXT NOT NULL,
+	loser  TEXT NOT NULL,
+	winner TEXT NOT NULL,
+	by     TEXT NOT NULL DEFAULT '',
+	at     INTEGER NOT NULL,
+	PRIMARY KEY (tenant, loser)
+);
+
+CREATE TABLE rule_evaluations (
+	tenant     TEXT NOT NULL PRIMARY KEY,
+	state      TEXT NOT NULL,
+	processed  INTEGER NOT NULL,
+	total      INTEGER NOT NULL,
+	after_id   TEXT NOT NULL DEFAULT '',
+	started_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL
+);
+`

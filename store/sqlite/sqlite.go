@@ -47,6 +47,8 @@ type Store struct {
 	cmd *store.Commands
 	log *slog.Logger
 	now func() time.Time
+
+	ruleCache ruleCache
 }
 
 var _ store.Store = (*Store)(nil)
