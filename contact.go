@@ -17,7 +17,7 @@ type Contact struct {
 	// connects it to the other contacts of its profile.
 	Identifiers []Identifier
 	CreatedAt   time.Time
-	UpdatedAt  time.Time
+	UpdatedAt   time.Time
 }
 
 // Attribute is a key/value fact about a contact, such as an order number a

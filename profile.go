@@ -70,7 +70,9 @@ func (r LinkReason) Valid() bool { return r == LinkRule || r == LinkManual }
 func (r LinkReason) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(r))) }
 
 // UnmarshalGQL reads r from a GraphQL enum value.
-func (r *LinkReason) UnmarshalGQL(v any) error { return unmarshalEnum(v, r, LinkReason.Valid, "LinkReason") }
+func (r *LinkReason) UnmarshalGQL(v any) error {
+	return unmarshalEnum(v, r, LinkReason.Valid, "LinkReason")
+}
 
 // ProfileLink records why a contact belongs to a profile, with its
 // provenance: the rule and value, where the value came from, and who made
