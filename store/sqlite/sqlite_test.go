@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 
 	"github.com/relatedhq/related/store"
@@ -9,13 +10,17 @@ import (
 	"github.com/relatedhq/related/store/storetest"
 )
 
-func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) *storetest.Env {
+func TestConformance(t *testing.T) { storetest.Run(t, opener) }
+
+func TestProfiles(t *testing.T) { storetest.RunProfiles(t, opener) }
+
+func opener(t *testing.T) *storetest.Env {
+	{
 		dir := t.TempDir()
 		rec := new(storetest.Recorder)
 		cmds := new(store.Commands)
 		open := func(t *testing.T) store.Store {
-			s, err := sqlite.Open(context.Background(), sqlite.Options{Dir: dir, Publisher: rec, Commands: cmds})
+			s, err := sqlite.Open(context.Background(), sqlite.Options{Dir: dir, Publisher: rec, Commands: cmds, Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -31,5 +36,5 @@ func TestConformance(t *testing.T) {
 		}
 		t.Cleanup(func() { env.Store.Close() })
 		return env
-	})
+	}
 }
