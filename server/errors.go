@@ -7,15 +7,43 @@ import (
 	"runtime/debug"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/relatedhq/related"
 )
 
-// Error codes in GraphQL errors' extensions.code.
+// Error codes in GraphQL errors' extensions.code. They are part of the
+// API: clients branch on them, so they never change.
 const (
-	CodeInternal = "INTERNAL" // the server failed; details are in its log under the request id
+	CodeInternal        = "INTERNAL"                 // the server failed; details are in its log under the request id
+	CodeUnauthenticated = "UNAUTHENTICATED"          // no API key, or one that is unknown, malformed or revoked (HTTP 401)
+	CodeForbidden       = "FORBIDDEN"                // the key's role may not run this field (HTTP 403)
+	CodeRateLimited     = "RATE_LIMITED"             // the key (or address) sent too many requests; see Retry-After (HTTP 429)
+	CodeTooLarge        = "REQUEST_TOO_LARGE"        // the body is over the limit (HTTP 413)
+	CodeTooComplex      = "QUERY_TOO_COMPLEX"        // the query's cost is over the limit
+	CodeTooDeep         = "QUERY_TOO_DEEP"           // the query nests fields deeper than the limit
+	CodeTooManyAliases  = "TOO_MANY_ALIASES"         // the document has more aliases than the limit
+	CodeTooManyFields   = "TOO_MANY_FIELDS"          // the document selects more fields (fragments expanded) than the limit
+	CodeTooManyOps      = "TOO_MANY_OPERATIONS"      // the document holds more operations than the limit
+	CodeNotPersisted    = "PERSISTED_QUERY_REQUIRED" // allow-list mode: the operation is not registered
+	CodeTooManySubs     = "TOO_MANY_SUBSCRIPTIONS"   // the key has as many open subscriptions as allowed
+	CodeTimeout         = "TIMEOUT"                  // the operation ran past its time limit
 )
+
+func init() {
+	// Refusals of the whole request are protocol errors to gqlgen, which
+	// answers them with 400 (application/graphql-response+json) or 422
+	// rather than 200, as the GraphQL-over-HTTP spec asks.
+	for _, c := range []string{CodeTooComplex, CodeTooDeep, CodeTooManyAliases, CodeTooManyFields, CodeTooManyOps, CodeNotPersisted} {
+		errcode.RegisterErrorType(c, errcode.KindProtocol)
+	}
+}
+
+// refusal is a request-level error with a stable code.
+func refusal(code, format string, args ...any) *gqlerror.Error {
+	return &gqlerror.Error{Message: fmt.Sprintf(format, args...), Extensions: map[string]any{"code": code}}
+}
 
 // presentError shapes every GraphQL error. The caller's mistakes keep their
 // message and get a stable code and field path; anything else is the
@@ -38,6 +66,13 @@ func (s *Server) presentError(ctx context.Context, err error) *gqlerror.Error {
 		return graphql.DefaultErrorPresenter(ctx, err)
 	}
 	id := RequestID(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		s.log.WarnContext(ctx, "graphql operation timed out", "err", err, "operation", operationName(ctx), "path", graphql.GetPath(ctx).String())
+		out := gqlerror.WrapPath(graphql.GetPath(ctx), errTimeout)
+		out.Message = fmt.Sprintf("the operation ran out of time (request id %s)", id)
+		out.Extensions = map[string]any{"code": CodeTimeout, "requestId": id}
+		return out
+	}
 	s.log.ErrorContext(ctx, "graphql operation failed", "err", err, "operation", operationName(ctx), "path", graphql.GetPath(ctx).String())
 	out := gqlerror.WrapPath(graphql.GetPath(ctx), errInternal)
 	out.Message = fmt.Sprintf("internal server error (request id %s)", id)
@@ -45,7 +80,10 @@ func (s *Server) presentError(ctx context.Context, err error) *gqlerror.Error {
 	return out
 }
 
-var errInternal = errors.New("internal server error")
+var (
+	errInternal = errors.New("internal server error")
+	errTimeout  = errors.New("operation timed out")
+)
 
 // recoverPanic turns a resolver's panic into an INTERNAL error and logs its
 // stack; the server keeps serving.

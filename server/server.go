@@ -28,28 +28,66 @@ import (
 // Options configure New.
 type Options struct {
 	Store store.Store
+	// Keys authenticates requests; nil means Store, which then must
+	// implement store.KeyStore (both adapters do).
+	Keys store.KeyStore
 	// Commands are the store's command counters, exported at /metrics.
 	Commands *store.Commands
 	Logger   *slog.Logger
-	// Viewer is who every request acts for until API keys authenticate
-	// callers: the demo tenant's agent.
-	Viewer related.Viewer
+	// Introspection and GraphiQL turn on schema introspection and the
+	// GraphiQL page. Off unless set: a production server answers neither
+	// unless the operator decides it should.
+	Introspection bool
+	GraphiQL      bool
+	// Limits bound each request's cost; zero fields take DefaultLimits.
+	Limits Limits
+	// AllowedOrigins are the origins, besides the server's own, whose
+	// pages may open WebSockets to /graphql: host patterns such as
+	// "app.example.com" or "*.example.com" (path.Match syntax).
+	AllowedOrigins []string
+	// PersistedOnly runs only the operations of Persisted (sha256 hex of
+	// the query text -> the query): the allow-list mode. Automatic
+	// persisted queries are off in it, since they would let any client
+	// register any query.
+	PersistedOnly bool
+	Persisted     map[string]string
+	// BehindProxy trusts the last X-Forwarded-For entry as the client's
+	// address (for the limits on unauthenticated requests).
+	BehindProxy bool
+	// KeyCacheTTL is how long a key lookup is reused (default 3s): the
+	// longest a revoked key keeps working on a replica.
+	KeyCacheTTL time.Duration
+	// KeyRecheck is how often an open WebSocket's key is checked again
+	// (default 2s).
+	KeyRecheck time.Duration
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
 	// Hub serves subscriptions (live updates); nil refuses them. The
 	// caller owns it: close it (Hub.Close) before shutting the server down,
 	// so subscriptions end cleanly.
 	Hub *live.Hub
 }
 
-// DemoViewer is the viewer of an unauthenticated development server.
-var DemoViewer = related.Viewer{Tenant: "demo", Role: related.RoleAdmin, Name: "Demo agent", Principal: "demo"}
+// DemoTenant is the tenant of the embedded default mode's first-start key
+// and of its demo data.
+const DemoTenant = "demo"
+
+// DemoViewer names the demo tenant for the seed commands. It no longer
+// authenticates anything: every request needs an API key.
+var DemoViewer = related.Viewer{Tenant: DemoTenant, Role: related.RoleAdmin, Name: "Demo admin"}
 
 // Server is the gateway's http.Handler.
 type Server struct {
-	opts    Options
-	log     *slog.Logger
-	mux     *http.ServeMux
-	metrics *metrics
-	handler http.Handler
+	opts      Options
+	limits    Limits
+	log       *slog.Logger
+	mux       *http.ServeMux
+	metrics   *metrics
+	handler   http.Handler
+	auth      *authenticator
+	keyLimit  *limiter
+	anonLimit *limiter
+	subs      *subscriptions
 }
 
 // New returns the gateway's handler over opts.Store.
@@ -60,20 +98,43 @@ func New(opts Options) *Server {
 	if opts.Commands == nil {
 		opts.Commands = new(store.Commands)
 	}
-	if opts.Viewer.Tenant == "" {
-		opts.Viewer = DemoViewer
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, log: opts.Logger, mux: http.NewServeMux(), metrics: newMetrics(opts.Commands)}
+	if opts.KeyCacheTTL <= 0 {
+		opts.KeyCacheTTL = 3 * time.Second
+	}
+	if opts.KeyRecheck <= 0 {
+		opts.KeyRecheck = 2 * time.Second
+	}
+	if opts.Keys == nil {
+		if ks, ok := opts.Store.(store.KeyStore); ok {
+			opts.Keys = ks
+		} else {
+			opts.Logger.Error("the store keeps no API keys: every request will be refused")
+			opts.Keys = noKeys{}
+		}
+	}
+	l := opts.Limits.withDefaults()
+	s := &Server{
+		opts: opts, limits: l, log: opts.Logger, mux: http.NewServeMux(), metrics: newMetrics(opts.Commands),
+		auth:      &authenticator{keys: opts.Keys, ttl: opts.KeyCacheTTL, log: opts.Logger, now: opts.Now, cache: map[string]cachedKey{}},
+		keyLimit:  newLimiter(l.RatePerSecond, l.RateBurst, opts.Now),
+		anonLimit: newLimiter(l.AnonPerSecond, l.AnonBurst, opts.Now),
+		subs:      &subscriptions{max: l.MaxSubscriptions, open: map[string]int{}},
+	}
 	s.metrics.hub = opts.Hub
-	s.mux.Handle("/graphql", s.graphQL())
-	s.mux.Handle(web.Prefix, web.GraphiQL())
-	s.mux.Handle(web.Prefix+"/", web.GraphiQL())
+	s.mux.Handle("/graphql", s.statusOverride(s.checkOrigin(s.requireKey(s.limitBody(s.deadlines(s.graphQL()))))))
+	if opts.GraphiQL {
+		s.mux.Handle(web.Prefix, web.GraphiQL())
+		s.mux.Handle(web.Prefix+"/", web.GraphiQL())
+		s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, web.Prefix, http.StatusFound)
+		})
+	}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", s.metrics)
-	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, web.Prefix, http.StatusFound)
-	})
 	s.handler = s.requestID(s.accessLog(s.mux))
 	return s
 }
@@ -83,41 +144,49 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 
 // graphQL builds the gqlgen handler with every transport the contract
 // names: POST and GET, WebSocket (graphql-transport-ws and the legacy
-// graphql-ws protocol), and server-sent events.
+// graphql-ws protocol), and server-sent events; and the limits around
+// them (limits.go).
 func (s *Server) graphQL() http.Handler {
 	res := resolvers.New(s.opts.Store, s.log)
 	res.Hub = s.opts.Hub
 	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: res}))
 	srv.AddTransport(transport.SSE{})
+	readLimit := s.limits.MaxBodyBytes
 	srv.AddTransport(transport.Websocket{
 		// Keepalive: legacy graphql-ws clients get "ka" messages;
 		// graphql-transport-ws clients are pinged and dropped when no pong
 		// comes back within two intervals. Writes time out (websocket.go).
+		// Origins are checked before the upgrade (checkOrigin).
 		Implementation:        websockets{open: &s.metrics.websockets},
 		KeepAlivePingInterval: 15 * time.Second,
 		PingPongInterval:      15 * time.Second,
-		InitFunc: func(ctx context.Context, _ transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-			return related.WithViewer(ctx, s.opts.Viewer), nil, nil
-		},
+		InitTimeout:           10 * time.Second,
+		InitFunc:              s.wsInit,
+		PayloadReadLimit:      &readLimit,
 	})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
-	srv.Use(extension.Introspection{})
-	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	srv.SetParserTokenLimit(s.limits.MaxTokens)
+	if s.opts.Introspection {
+		srv.Use(extension.Introspection{})
+	}
+	if s.opts.PersistedOnly {
+		srv.Use(persisted{ops: s.opts.Persisted})
+	} else {
+		srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	}
+	// After the persisted-query extensions, which may fill in the query.
+	srv.Use(newPrecheck(s.limits))
+	srv.Use(operationGuard{maxComplexity: s.limits.MaxComplexity})
+	srv.AroundOperations(s.aroundOperations)
 	srv.AroundOperations(res.AroundOperations)
 	srv.AroundResponses(res.AroundResponses) // fresh loaders per subscription event
+	srv.AroundRootFields(s.aroundRootFields)
 	srv.SetErrorPresenter(s.presentError)
 	srv.SetRecoverFunc(s.recoverPanic)
-	return s.withViewer(srv)
-}
-
-// withViewer puts the viewer every request acts for in its context.
-func (s *Server) withViewer(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r.WithContext(related.WithViewer(r.Context(), s.opts.Viewer)))
-	})
+	return srv
 }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {

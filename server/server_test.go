@@ -43,14 +43,38 @@ type gateway struct {
 	url  string
 	cmds *store.Commands
 	st   store.Store
+	key  string // the API key do sends
 }
 
 func newGateway(t *testing.T, b backend) *gateway {
 	t.Helper()
+	return newGatewayWith(t, b, server.Options{GraphiQL: true, Introspection: true, Limits: server.Limits{RatePerSecond: -1}})
+}
+
+// newGatewayWith starts a gateway with opts (Store and Commands filled in)
+// and gives it an admin key of the demo tenant, which do sends.
+func newGatewayWith(t *testing.T, b backend, opts server.Options) *gateway {
+	t.Helper()
 	st, cmds := b.open(t)
-	srv := httptest.NewServer(server.New(server.Options{Store: st, Commands: cmds}))
+	opts.Store, opts.Commands = st, cmds
+	srv := httptest.NewServer(server.New(opts))
 	t.Cleanup(srv.Close)
-	return &gateway{t: t, url: srv.URL, cmds: cmds, st: st}
+	g := &gateway{t: t, url: srv.URL, cmds: cmds, st: st}
+	g.key = g.newKey(server.DemoTenant, related.RoleAdmin)
+	return g
+}
+
+// newKey stores a new key of tenant with role and returns its secret.
+func (g *gateway) newKey(tenant, role string) string {
+	g.t.Helper()
+	secret, k, err := store.NewKey(tenant, role, "test "+role, time.Now())
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	if err := g.st.(store.KeyStore).CreateKey(context.Background(), k); err != nil {
+		g.t.Fatal(err)
+	}
+	return secret
 }
 
 type gqlResponse struct {
@@ -62,13 +86,25 @@ type gqlResponse struct {
 	} `json:"errors"`
 }
 
-// do runs a GraphQL operation and decodes its data into out.
+// do runs a GraphQL operation with the gateway's key and decodes its data
+// into out.
 func (g *gateway) do(query string, vars map[string]any, out any) gqlResponse {
+	g.t.Helper()
+	r, _ := g.doAs(g.key, query, vars, out)
+	return r
+}
+
+// doAs runs a GraphQL operation with key (none if empty) and returns the
+// decoded response and the HTTP status.
+func (g *gateway) doAs(key, query string, vars map[string]any, out any) (gqlResponse, int) {
 	g.t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 	req, _ := http.NewRequest("POST", g.url+"/graphql", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/graphql-response+json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		g.t.Fatal(err)
@@ -84,7 +120,7 @@ func (g *gateway) do(query string, vars map[string]any, out any) gqlResponse {
 			g.t.Fatalf("decode %s: %v", r.Data, err)
 		}
 	}
-	return r
+	return r, resp.StatusCode
 }
 
 // must runs an operation that must not fail.

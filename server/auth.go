@@ -1,0 +1,325 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+
+	"github.com/relatedhq/related"
+	"github.com/relatedhq/related/store"
+)
+
+// errUnauthenticated is every authentication failure. One message for
+// missing, malformed, unknown and revoked keys, so a caller learns nothing
+// about which keys exist.
+var errUnauthenticated = errors.New("a valid API key is required: send the header Authorization: Bearer <key>")
+
+// maxCachedKeys bounds the key cache; a flood of forged keys cannot grow
+// it past this.
+const maxCachedKeys = 10_000
+
+// touchEvery is how stale a key's lastUsedAt may get before a lookup
+// refreshes it: often enough for "is this key still in use", rarely
+// enough to cost no write per request.
+const touchEvery = 5 * time.Minute
+
+// authenticator turns bearer keys into viewers. Lookups are cached for a
+// short TTL, which bounds both the database load of a request storm and
+// how long a revoked key keeps working on any replica.
+type authenticator struct {
+	keys store.KeyStore
+	ttl  time.Duration
+	log  *slog.Logger
+	now  func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]cachedKey // by hash
+}
+
+type cachedKey struct {
+	key   *store.Key // nil: no such key
+	until time.Time
+}
+
+// authInfo is what a request's context carries about its key, beside the
+// viewer: the hash to re-check it by (open WebSockets do, periodically).
+type authInfo struct {
+	hash []byte
+	key  *store.Key
+}
+
+type authInfoKey struct{}
+
+func withAuth(ctx context.Context, ai *authInfo) context.Context {
+	return related.WithViewer(context.WithValue(ctx, authInfoKey{}, ai), ai.viewer())
+}
+
+func authFrom(ctx context.Context) (*authInfo, bool) {
+	ai, ok := ctx.Value(authInfoKey{}).(*authInfo)
+	return ai, ok
+}
+
+func (ai *authInfo) viewer() related.Viewer {
+	return related.Viewer{Tenant: ai.key.Tenant, Role: ai.key.Role, Name: ai.key.Name, Principal: ai.key.ID}
+}
+
+// authenticate returns the key secret names. It returns errUnauthenticated
+// for a malformed, unknown or revoked key, and a wrapped error when the
+// database fails (the caller answers that as the server's failure, not
+// the client's).
+func (a *authenticator) authenticate(ctx context.Context, secret string) (*authInfo, error) {
+	if !store.LooksLikeKey(secret) {
+		return nil, errUnauthenticated
+	}
+	h := store.HashKey(secret)
+	k, err := a.lookup(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	// The lookup went by hash; compare the secret to the record in
+	// constant time anyway, so no path compares secrets byte by byte.
+	if k == nil || k.Revoked() || !k.Matches(secret) {
+		return nil, errUnauthenticated
+	}
+	return &authInfo{hash: h, key: k}, nil
+}
+
+// stillValid reports whether the key of ai is still active (through the
+// cache, so at most one database read per TTL per key).
+func (a *authenticator) stillValid(ctx context.Context, ai *authInfo) (bool, error) {
+	k, err := a.lookup(ctx, ai.hash)
+	if err != nil {
+		return false, err
+	}
+	return k != nil && !k.Revoked(), nil
+}
+
+// lookup returns the key with hash h, nil if there is none.
+func (a *authenticator) lookup(ctx context.Context, h []byte) (*store.Key, error) {
+	now := a.now()
+	a.mu.Lock()
+	c, ok := a.cache[string(h)]
+	a.mu.Unlock()
+	if ok && now.Before(c.until) {
+		return c.key, nil
+	}
+	k, err := a.keys.KeyByHash(ctx, h)
+	if related.IsNotFound(err) {
+		k, err = nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("server: look up API key: %w", err)
+	}
+	if k != nil && !k.Revoked() && now.Sub(k.LastUsedAt) > touchEvery {
+		if err := a.keys.TouchKey(ctx, k.Tenant, k.ID, now); err != nil {
+			// Only bookkeeping: the request goes on.
+			a.log.WarnContext(ctx, "could not record API key use", "key", k.ID, "err", err)
+		} else {
+			k.LastUsedAt = now
+		}
+	}
+	a.mu.Lock()
+	if len(a.cache) >= maxCachedKeys {
+		for hk, e := range a.cache {
+			if !now.Before(e.until) {
+				delete(a.cache, hk)
+			}
+		}
+		if len(a.cache) >= maxCachedKeys {
+			clear(a.cache)
+		}
+	}
+	a.cache[string(h)] = cachedKey{key: k, until: now.Add(a.ttl)}
+	a.mu.Unlock()
+	return k, nil
+}
+
+// bearerToken extracts the credential of an Authorization header value of
+// the Bearer scheme (RFC 6750; the scheme is case-insensitive).
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	if token == "" || len(token) > 256 || strings.ContainsAny(token, " \t\r\n") {
+		return "", false
+	}
+	return token, true
+}
+
+// requireKey authenticates every request to /graphql by its bearer key,
+// puts its viewer in the context and applies the key's rate limit. A
+// WebSocket upgrade without the header passes: browsers cannot set
+// headers on WebSockets, so its key comes in connection_init (wsInit).
+func (s *Server) requireKey(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		if r.Method == http.MethodOptions {
+			next.ServeHTTP(w, r)
+			return
+		}
+		header := r.Header.Get("Authorization")
+		if header == "" && isWebSocket(r) {
+			if !s.allowFailure(w, r) { // unauthenticated until connection_init: limit by address
+				return
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
+		secret, ok := bearerToken(header)
+		var ai *authInfo
+		var err error
+		if ok {
+			ai, err = s.auth.authenticate(ctx, secret)
+		}
+		switch {
+		case !ok || errors.Is(err, errUnauthenticated):
+			if !s.allowFailure(w, r) {
+				return
+			}
+			w.Header().Set("WWW-Authenticate", `Bearer realm="related"`)
+			writeError(w, r, http.StatusUnauthorized, CodeUnauthenticated, errUnauthenticated.Error())
+			return
+		case err != nil:
+			s.log.ErrorContext(ctx, "authentication failed", "request_id", RequestID(ctx), "err", err)
+			writeError(w, r, http.StatusServiceUnavailable, CodeInternal,
+				fmt.Sprintf("internal server error (request id %s)", RequestID(ctx)))
+			return
+		}
+		if ok, wait := s.keyLimit.allow(ai.key.ID); !ok {
+			tooMany(w, r, wait)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(withAuth(ctx, ai)))
+	})
+}
+
+// allowFailure counts an unauthenticated request against its client
+// address's budget, so guessing keys or opening anonymous WebSockets in a
+// storm is refused before it reaches the database. It writes the 429 and
+// returns false when the budget is spent.
+func (s *Server) allowFailure(w http.ResponseWriter, r *http.Request) bool {
+	if ok, wait := s.anonLimit.allow(s.clientIP(r)); !ok {
+		tooMany(w, r, wait)
+		return false
+	}
+	return true
+}
+
+// clientIP is the address rate limits of unauthenticated requests go by:
+// the peer, or behind a trusted proxy the address the proxy appended last
+// to X-Forwarded-For (the leftmost entries are the client's to forge).
+func (s *Server) clientIP(r *http.Request) string {
+	if s.opts.BehindProxy {
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			parts := strings.Split(xff[len(xff)-1], ",")
+			if ip := strings.TrimSpace(parts[len(parts)-1]); ip != "" {
+				return ip
+			}
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration) {
+	secs := int(math.Ceil(wait.Seconds()))
+	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+	writeError(w, r, http.StatusTooManyRequests, CodeRateLimited, "too many requests: retry after the delay in the Retry-After header")
+}
+
+func isWebSocket(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+}
+
+// writeError answers a request refused before GraphQL ran with a
+// GraphQL-shaped error body, so clients read every refusal the same way.
+func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	ct := "application/json"
+	if strings.Contains(r.Header.Get("Accept"), "application/graphql-response+json") {
+		ct = "application/graphql-response+json"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	body, _ := json.Marshal(map[string]any{"errors": []any{map[string]any{
+		"message":    msg,
+		"extensions": map[string]any{"code": code, "requestId": RequestID(r.Context())},
+	}}})
+	w.Write(append(body, '\n'))
+}
+
+// wsInit authenticates a WebSocket connection: by the upgrade request's
+// header when it had one, else by connection_init's Authorization. The
+// connection's context is then re-checked every KeyRecheck, and cancelled
+// (which closes the socket and its subscriptions) when the key is revoked.
+func (s *Server) wsInit(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+	ai, ok := authFrom(ctx)
+	if !ok {
+		secret, bok := bearerToken(p.Authorization())
+		if !bok {
+			// Some clients send the bare key.
+			secret, bok = strings.TrimSpace(p.Authorization()), p.Authorization() != ""
+		}
+		var err error
+		if bok {
+			ai, err = s.auth.authenticate(ctx, secret)
+		}
+		if !bok || errors.Is(err, errUnauthenticated) {
+			return transport.WithWebsocketCloseCode(ctx, 4403), nil, fmt.Errorf("%s: %w", CodeUnauthenticated, errUnauthenticated)
+		}
+		if err != nil {
+			s.log.ErrorContext(ctx, "websocket authentication failed", "err", err)
+			return transport.WithWebsocketCloseCode(ctx, 1011), nil, errors.New("internal server error")
+		}
+		if ok, _ := s.keyLimit.allow(ai.key.ID); !ok {
+			return transport.WithWebsocketCloseCode(ctx, 4429), nil, errors.New(CodeRateLimited + ": too many requests")
+		}
+		ctx = withAuth(ctx, ai)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	go s.watchKey(ctx, cancel, ai)
+	// The reason is sent only if the context ends while the client still
+	// listens, which is when the key was revoked.
+	return transport.AppendCloseReason(ctx, CodeUnauthenticated+": the API key was revoked"), nil, nil
+}
+
+// watchKey cancels an open connection's context once its key stops being
+// valid. A database error keeps the connection: an outage is no reason
+// to drop every agent's live panel.
+func (s *Server) watchKey(ctx context.Context, cancel context.CancelFunc, ai *authInfo) {
+	t := time.NewTicker(s.opts.KeyRecheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			ok, err := s.auth.stillValid(ctx, ai)
+			if err != nil {
+				s.log.WarnContext(ctx, "could not re-check a websocket's API key", "key", ai.key.ID, "err", err)
+				continue
+			}
+			if !ok {
+				s.log.InfoContext(ctx, "closing a websocket: its API key was revoked", "key", ai.key.ID)
+				cancel()
+				return
+			}
+		}
+	}
+}

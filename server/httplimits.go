@@ -1,0 +1,158 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/relatedhq/related"
+	"github.com/relatedhq/related/store"
+)
+
+// limitBody refuses a body over MaxBodyBytes with 413 before gqlgen reads
+// it. It reads at most one byte more than the limit, whatever the client
+// sends or claims in Content-Length.
+func (s *Server) limitBody(next http.Handler) http.Handler {
+	max := s.limits.MaxBodyBytes
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody || isWebSocket(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if r.ContentLength > max {
+			tooLarge(w, r, max)
+			return
+		}
+		b, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+		if err != nil {
+			writeError(w, r, http.StatusBadRequest, "BAD_REQUEST", "could not read the request body")
+			return
+		}
+		if int64(len(b)) > max {
+			tooLarge(w, r, max)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		next.ServeHTTP(w, r)
+	})
+}
+
+func tooLarge(w http.ResponseWriter, r *http.Request, max int64) {
+	w.Header().Set("Connection", "close") // the rest of the body is not read
+	writeError(w, r, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("the request body is over %d bytes", max))
+}
+
+// deadlines bounds the time a plain request may take to send its body and
+// receive its answer, so a slow client cannot hold a connection. The
+// http.Server's own timeouts cannot do it: they would also cut
+// WebSockets and event streams, which live long by design.
+func (s *Server) deadlines(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !isWebSocket(r) && !strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+			rc := http.NewResponseController(w)
+			now := time.Now()
+			// Errors mean the writer cannot set deadlines (a test
+			// recorder); the operation timeout still applies.
+			_ = rc.SetReadDeadline(now.Add(30 * time.Second))
+			_ = rc.SetWriteDeadline(now.Add(s.limits.OperationTimeout + 15*time.Second))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// statusOverride lets the GraphQL layer replace the status gqlgen writes
+// (markStatus), so a FORBIDDEN refusal is a 403 rather than a 200.
+func (s *Server) statusOverride(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o := &statusOverride{}
+		next.ServeHTTP(&overrideWriter{ResponseWriter: w, o: o}, r.WithContext(context.WithValue(r.Context(), statusKey{}, o)))
+	})
+}
+
+type overrideWriter struct {
+	http.ResponseWriter
+	o     *statusOverride
+	wrote bool
+}
+
+func (w *overrideWriter) WriteHeader(code int) {
+	if w.wrote {
+		return
+	}
+	w.wrote = true
+	if c := w.o.get(); c != 0 && code < 300 {
+		code = c
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *overrideWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *overrideWriter) Flush() {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController and the WebSocket upgrade reach the
+// underlying writer.
+func (w *overrideWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// noKeys is the key store of a server given none: it knows no key.
+type noKeys struct{}
+
+func (noKeys) CreateKey(context.Context, *store.Key) error { return fmt.Errorf("server: no key store") }
+func (noKeys) KeyByHash(context.Context, []byte) (*store.Key, error) {
+	return nil, related.NotFound("no such key")
+}
+func (noKeys) ListKeys(context.Context, string) ([]*store.Key, error) { return nil, nil }
+func (noKeys) RevokeKey(context.Context, string, string, time.Time) (*store.Key, error) {
+	return nil, related.NotFound("no such key")
+}
+func (noKeys) TouchKey(context.Context, string, string, time.Time) error { return nil }
+
+// checkOrigin refuses a WebSocket upgrade from a page of another origin
+// (403) unless AllowedOrigins lists it: a browser sends its cookies and
+// reaches internal hosts, so another site's page must not open sockets
+// through it. Requests without Origin come from non-browser clients and
+// pass. The WebSocket library checks same-origin itself too; for an origin
+// allowed here the header is dropped so its check agrees.
+func (s *Server) checkOrigin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if !isWebSocket(r) || origin == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		u, err := url.Parse(origin)
+		if err == nil && strings.EqualFold(u.Host, r.Host) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if err == nil && u.Host != "" {
+			for _, p := range s.opts.AllowedOrigins {
+				if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(u.Host)); ok || strings.EqualFold(p, origin) {
+					r = r.Clone(r.Context())
+					r.Header.Del("Origin")
+					next.ServeHTTP(w, r)
+					return
+				}
+			}
+		}
+		writeError(w, r, http.StatusForbidden, CodeForbidden, "WebSocket connections from this origin are not allowed")
+	})
+}
