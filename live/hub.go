@@ -124,6 +124,9 @@ type subscriber struct {
 // delivered in the order of Publish calls, so a store that publishes in
 // commit order gets commit order at every subscriber.
 func (h *Hub) Publish(_ context.Context, events []store.Event) {
+	if h == nil {
+		return // a store may publish before the hub that serves it exists
+	}
 	var slow []*subscriber
 	h.mu.Lock()
 	if h.closed {
@@ -169,9 +172,9 @@ func (h *Hub) Publish(_ context.Context, events []store.Event) {
 }
 
 // eventKeys are the index keys an event concerns: its interaction, its
-// contact and its profile.
+// contact, its profile and, when it moved, the profile it left.
 func eventKeys(e store.Event) []string {
-	keys := make([]string, 0, 3)
+	keys := make([]string, 0, 4)
 	if e.InteractionID != "" {
 		keys = append(keys, "i:"+e.InteractionID)
 	}
@@ -180,6 +183,9 @@ func eventKeys(e store.Event) []string {
 	}
 	if e.ProfileID != "" {
 		keys = append(keys, "p:"+e.ProfileID)
+	}
+	if e.FromProfileID != "" && e.FromProfileID != e.ProfileID {
+		keys = append(keys, "p:"+e.FromProfileID)
 	}
 	return keys
 }

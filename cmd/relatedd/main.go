@@ -22,10 +22,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/relatedhq/related"
+	"github.com/relatedhq/related/live"
 	"github.com/relatedhq/related/seed"
 	"github.com/relatedhq/related/server"
 	"github.com/relatedhq/related/store"
@@ -99,14 +101,45 @@ func newLogger(c config, w io.Writer) *slog.Logger {
 }
 
 // openStore opens MongoDB when a URI is configured, else the embedded
-// database.
-func openStore(ctx context.Context, c config, log *slog.Logger, cmds *store.Commands) (store.Store, error) {
+// database. pub receives the events of committed writes (nil: dropped).
+func openStore(ctx context.Context, c config, log *slog.Logger, cmds *store.Commands, pub store.Publisher) (store.Store, error) {
 	if c.mongoURI != "" {
 		log.Info("opening MongoDB", "db", c.db)
-		return mongo.Open(ctx, mongo.Options{URI: c.mongoURI, Database: c.db, Commands: cmds, Logger: log})
+		return mongo.Open(ctx, mongo.Options{URI: c.mongoURI, Database: c.db, Commands: cmds, Logger: log, Publisher: pub})
 	}
 	log.Info("opening embedded database", "dir", c.dataDir)
-	return sqlite.Open(ctx, sqlite.Options{Dir: c.dataDir, Commands: cmds, Logger: log})
+	return sqlite.Open(ctx, sqlite.Options{Dir: c.dataDir, Commands: cmds, Logger: log, Publisher: pub})
+}
+
+// startLive makes the live hub over st. On MongoDB it also starts this
+// replica's feed reader, which brings the other replicas' writes to the
+// hub; the returned stop closes both, subscriptions first.
+func startLive(ctx context.Context, c config, log *slog.Logger, st store.Store, hub **live.Hub) (func(), error) {
+	*hub = live.New(live.Options{Store: st, Logger: log})
+	var feed *mongo.Feed
+	if c.mongoURI != "" {
+		var err error
+		feed, err = mongo.StartFeed(ctx, mongo.FeedOptions{URI: c.mongoURI, Database: c.db, Publisher: *hub, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		log.Info("events feed started", "change_stream", feed.Stream())
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := (*hub).Close(cctx); err != nil {
+				log.Warn("closing subscriptions", "err", err)
+			}
+			if feed != nil {
+				if err := feed.Close(); err != nil {
+					log.Warn("closing the events feed", "err", err)
+				}
+			}
+		})
+	}, nil
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -120,11 +153,20 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log := newLogger(c, stderr)
 	cmds := new(store.Commands)
-	st, err := openStore(ctx, c, log, cmds)
+	// The store publishes to the hub, and the hub reads the store: the
+	// publisher forwards to the hub once it exists.
+	var hub *live.Hub
+	pub := store.PublisherFunc(func(ctx context.Context, events []store.Event) { hub.Publish(ctx, events) })
+	st, err := openStore(ctx, c, log, cmds, pub)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	stopLive, err := startLive(ctx, c, log, st, &hub)
+	if err != nil {
+		return err
+	}
+	defer stopLive()
 	if *demo > 0 {
 		if err := seedIfEmpty(ctx, st, *demo, log); err != nil {
 			return err
@@ -135,7 +177,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           server.New(server.Options{Store: st, Commands: cmds, Logger: log}),
+		Handler:           server.New(server.Options{Store: st, Commands: cmds, Logger: log, Hub: hub}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -154,6 +196,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// Subscriptions first: Shutdown does not wait for hijacked WebSocket
+	// connections, and ending their streams tells clients to reconnect.
+	stopLive()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
@@ -207,7 +252,7 @@ func seedCmd(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	log := newLogger(c, stderr)
-	st, err := openStore(ctx, c, log, nil)
+	st, err := openStore(ctx, c, log, nil, nil)
 	if err != nil {
 		return err
 	}

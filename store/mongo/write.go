@@ -409,7 +409,7 @@ func (s *Store) SetContactAttributes(ctx context.Context, tenant, id string, att
 // publish hands one event to the publisher. It runs after the write it
 // describes has been acknowledged.
 func (s *Store) publish(ctx context.Context, tenant string, kind store.EventKind, interactionID, contactID, profileID string, at time.Time) {
-	s.pub.Publish(ctx, []store.Event{{
+	s.publishEvents(ctx, []store.Event{{ // events.go: the events collection, then the publisher
 		ID: related.NewID(), Tenant: tenant, Kind: kind,
 		InteractionID: interactionID, ContactID: contactID, ProfileID: profileID, At: at,
 	}})
