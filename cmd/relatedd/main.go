@@ -76,11 +76,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = serve(ctx, args, getenv, stdout, stderr)
 	case "seed":
 		err = seedCmd(ctx, args, getenv, stdout, stderr)
+	case "keys":
+		err = keysCmd(ctx, args, getenv, stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: relatedd [serve|seed] [flags]; relatedd CMD -h lists a command's flags")
+		fmt.Fprintln(stdout, "usage: relatedd [serve|seed|keys] [flags]; relatedd CMD -h lists a command's flags")
 		return 0
 	default:
-		fmt.Fprintf(stderr, "relatedd: unknown command %q (want serve or seed)\n", cmd)
+		fmt.Fprintf(stderr, "relatedd: unknown command %q (want serve, seed or keys)\n", cmd)
 		return 2
 	}
 	if errors.Is(err, flag.ErrHelp) {
@@ -148,7 +150,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.SetOutput(stderr)
 	c.register(fs, getenv)
 	demo := fs.Int("seed", 0, "when the database has no data yet, load a sample of this many customers first (0: none)")
+	var sec securityConfig
+	sec.register(fs, getenv)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := sec.resolve(getenv); err != nil {
+		return err
+	}
+	opts := server.Options{}
+	if err := sec.options(&opts); err != nil {
 		return err
 	}
 	log := newLogger(c, stderr)
@@ -167,6 +178,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer stopLive()
+	// The embedded default's first start: an admin key, printed once.
+	if ks, ok := st.(store.KeyStore); ok && c.mongoURI == "" && sec.env == envDevelopment {
+		if err := firstStartKey(ctx, ks, stdout); err != nil {
+			return err
+		}
+	}
 	if *demo > 0 {
 		if err := seedIfEmpty(ctx, st, *demo, log); err != nil {
 			return err
@@ -176,16 +193,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	opts.Store, opts.Commands, opts.Logger, opts.Hub = st, cmds, log, hub
 	srv := &http.Server{
-		Handler:           server.New(server.Options{Store: st, Commands: cmds, Logger: log, Hub: hub}),
+		Handler:           server.New(opts),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	hardenServer(srv)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "Related is serving on http://%s\n  GraphiQL: http://%s/graphiql\n", displayAddr(ln.Addr()), displayAddr(ln.Addr()))
+	go func() { errc <- sec.serve(srv, ln) }()
+	fmt.Fprintf(stdout, "Related is serving on %s://%s\n", sec.scheme(), displayAddr(ln.Addr()))
+	if sec.graphiql {
+		fmt.Fprintf(stdout, "  GraphiQL: %s://%s/graphiql\n", sec.scheme(), displayAddr(ln.Addr()))
+	}
 	log.Info("serving", "addr", ln.Addr().String())
 	select {
 	case err := <-errc:

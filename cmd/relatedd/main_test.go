@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"flag"
 	"io"
 	"net/http"
 	"strings"
@@ -30,12 +31,18 @@ func TestServeSeedsAndShutsDown(t *testing.T) {
 		w.Close()
 	}()
 	lines := bufio.NewScanner(out)
-	var base string
+	var base, key string
 	for lines.Scan() {
+		if k, ok := strings.CutPrefix(strings.TrimSpace(lines.Text()), "rk_"); ok && key == "" {
+			key = "rk_" + k // the first-start key, printed once
+		}
 		if u, ok := strings.CutPrefix(lines.Text(), "Related is serving on "); ok {
 			base = u
 			break
 		}
+	}
+	if key == "" {
+		t.Fatal("the first start printed no key")
 	}
 	if base == "" {
 		t.Fatal("the server never said where it serves")
@@ -51,7 +58,19 @@ func TestServeSeedsAndShutsDown(t *testing.T) {
 			t.Fatalf("GET %s = %d", path, resp.StatusCode)
 		}
 	}
-	resp, err := http.Post(base+"/graphql", "application/json", strings.NewReader(`{"query":"{ interactions(first: 5) { totalCount edges { node { related { totalCount } } } } }"}`))
+	query := `{"query":"{ interactions(first: 5) { totalCount edges { node { related { totalCount } } } } }"}`
+	resp, err := http.Post(base+"/graphql", "application/json", strings.NewReader(query))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a request without a key = %d, want 401", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("POST", base+"/graphql", strings.NewReader(query))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +99,9 @@ func TestServeSeedsAndShutsDown(t *testing.T) {
 	}()
 	lines = bufio.NewScanner(out2)
 	for lines.Scan() {
+		if strings.Contains(lines.Text(), "rk_") {
+			t.Errorf("a restart printed another key: %q", lines.Text())
+		}
 		if strings.HasPrefix(lines.Text(), "Related is serving on ") {
 			break
 		}
@@ -100,4 +122,125 @@ func TestUnknownCommand(t *testing.T) {
 	if !strings.Contains(stderr.String(), "frobnicate") {
 		t.Fatalf("stderr %q does not name the command", stderr.String())
 	}
+}
+
+// TestKeysCommands creates, lists and revokes a key on an embedded
+// database, as an operator would.
+func TestKeysCommands(t *testing.T) {
+	dir := t.TempDir()
+	env := func(k string) string {
+		if k == "RELATED_DATA_DIR" {
+			return dir
+		}
+		return ""
+	}
+	runOK := func(args ...string) string {
+		t.Helper()
+		var out, errs strings.Builder
+		if code := run(context.Background(), args, env, &out, &errs); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errs.String())
+		}
+		return out.String()
+	}
+	created := runOK("keys", "create", "--tenant", "acme", "--role", "agent", "--name", "desk 1")
+	var id, secret string
+	for _, f := range strings.Fields(created) {
+		if strings.HasPrefix(f, "key_") && id == "" {
+			id = f
+		}
+		if strings.HasPrefix(f, "rk_") && secret == "" {
+			secret = f
+		}
+	}
+	if id == "" || secret == "" {
+		t.Fatalf("create printed %q", created)
+	}
+	list := runOK("keys", "list", "--tenant", "acme")
+	if !strings.Contains(list, id) || !strings.Contains(list, "desk 1") || strings.Contains(list, secret) {
+		t.Fatalf("list printed %q", list)
+	}
+	if other := runOK("keys", "list", "--tenant", "other"); strings.Contains(other, id) {
+		t.Fatalf("another tenant's list shows the key: %q", other)
+	}
+	runOK("keys", "revoke", id)
+	list = runOK("keys", "list")
+	revoked := false
+	for _, line := range strings.Split(list, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == id {
+			revoked = f[len(f)-1] != "-"
+		}
+	}
+	if !revoked {
+		t.Fatalf("list after revoke printed %q", list)
+	}
+	var errs strings.Builder
+	if code := run(context.Background(), []string{"keys", "create", "--tenant", "acme", "--role", "root"}, env, io.Discard, &errs); code == 0 || !strings.Contains(errs.String(), "role") {
+		t.Fatalf("a bad role: exit %d, %q", code, errs.String())
+	}
+}
+
+// TestProductionRefusesPlainHTTP checks production mode's start-up rules.
+func TestProductionRefusesPlainHTTP(t *testing.T) {
+	env := func(k string) string { return "" }
+	for _, args := range [][]string{
+		{"serve", "--env", "production", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()},
+		{"serve", "--env", "production", "--tls-cert", "x.pem", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()},
+		{"serve", "--env", "staging", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()},
+	} {
+		var errs strings.Builder
+		if code := run(context.Background(), args, env, io.Discard, &errs); code != 1 {
+			t.Fatalf("%v: exit %d, want 1 (%s)", args, code, errs.String())
+		}
+	}
+	var sec securityConfig
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	sec.register(fs, env)
+	if err := fs.Parse([]string{"--env", "production", "--behind-proxy"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sec.resolve(env); err != nil || sec.introspection || sec.graphiql {
+		t.Fatalf("production behind a proxy: %v, introspection %v, graphiql %v", err, sec.introspection, sec.graphiql)
+	}
+	var dev securityConfig
+	fs = flag.NewFlagSet("t", flag.ContinueOnError)
+	dev.register(fs, env)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.resolve(env); err != nil || !dev.introspection || !dev.graphiql {
+		t.Fatalf("development: %v, introspection %v, graphiql %v", err, dev.introspection, dev.graphiql)
+	}
+}
+
+func TestParsePersisted(t *testing.T) {
+	ops, err := parsePersisted([]byte(`["{ viewer { tenant } }"]`))
+	if err != nil || len(ops) != 1 {
+		t.Fatalf("array: %v, %v", ops, err)
+	}
+	for h, q := range ops {
+		if again, err := parsePersisted([]byte(`{"` + h + `": "` + q + `"}`)); err != nil || again[h] != q {
+			t.Fatalf("object: %v, %v", again, err)
+		}
+	}
+	if _, err := parsePersisted([]byte(`{"00": "{ viewer { tenant } }"}`)); err == nil {
+		t.Fatal("a wrong hash was accepted")
+	}
+}
+
+func FuzzParsePersisted(f *testing.F) {
+	f.Add([]byte(`["{ viewer { tenant } }"]`))
+	f.Add([]byte(`{"abc": "query"}`))
+	f.Add([]byte(`[`))
+	f.Add([]byte(`{"":""}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ops, err := parsePersisted(data)
+		if err != nil {
+			return
+		}
+		for h, q := range ops {
+			if len(h) != 64 || strings.TrimSpace(q) == "" {
+				t.Fatalf("registry holds %q -> %q", h, q)
+			}
+		}
+	})
 }
