@@ -29,6 +29,9 @@ type Profile struct {
 	// Channels are its contacts' channels, distinct, in Channels order.
 	Channels    []Channel
 	Identifiers []Identifier
+	// ContactCount is the number of its contacts: the Related panel spans
+	// the profile only when there are others besides the interaction's.
+	ContactCount int
 	// MergedInto is the profile this one was merged into, or "". Readers
 	// follow it to the root.
 	MergedInto string

@@ -15,6 +15,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/relatedhq/related"
+	"github.com/relatedhq/related/identity"
 	"github.com/relatedhq/related/live"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -36,6 +37,10 @@ type ResolverRoot interface {
 	Message() MessageResolver
 	MessageConnection() MessageConnectionResolver
 	Mutation() MutationResolver
+	Profile() ProfileResolver
+	ProfileConflict() ProfileConflictResolver
+	ProfileLink() ProfileLinkResolver
+	ProfileRule() ProfileRuleResolver
 	Query() QueryResolver
 	Queue() QueueResolver
 	Subscription() SubscriptionResolver
@@ -57,11 +62,22 @@ type ComplexityRoot struct {
 		Channel    func(childComplexity int) int
 		ID         func(childComplexity int) int
 		Name       func(childComplexity int) int
+		Profile    func(childComplexity int) int
 	}
 
 	ContactPayload struct {
 		Contact    func(childComplexity int) int
 		UserErrors func(childComplexity int) int
+	}
+
+	DeleteProfileRulePayload struct {
+		DeletedID  func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	Identifier struct {
+		Key   func(childComplexity int) int
+		Value func(childComplexity int) int
 	}
 
 	Interaction struct {
@@ -73,6 +89,7 @@ type ComplexityRoot struct {
 		ID          func(childComplexity int) int
 		LastMessage func(childComplexity int) int
 		Messages    func(childComplexity int, first *int, after *string, last *int, before *string) int
+		Profile     func(childComplexity int) int
 		Queue       func(childComplexity int) int
 		Related     func(childComplexity int, first *int, after *string, last *int, before *string, scope *related.Scope) int
 		Status      func(childComplexity int) int
@@ -120,10 +137,16 @@ type ComplexityRoot struct {
 
 	Mutation struct {
 		CloseInteraction     func(childComplexity int, input CloseInteractionInput) int
+		DeleteProfileRule    func(childComplexity int, input DeleteProfileRuleInput) int
+		LinkContact          func(childComplexity int, input LinkContactInput) int
+		MergeProfiles        func(childComplexity int, input MergeProfilesInput) int
 		RecordMessage        func(childComplexity int, input RecordMessageInput) int
+		RenameProfile        func(childComplexity int, input RenameProfileInput) int
 		ReopenInteraction    func(childComplexity int, input ReopenInteractionInput) int
 		SetContactAttributes func(childComplexity int, input SetContactAttributesInput) int
 		SetPreferences       func(childComplexity int, input SetPreferencesInput) int
+		UnlinkContact        func(childComplexity int, input UnlinkContactInput) int
+		UpsertProfileRule    func(childComplexity int, input ProfileRuleInput) int
 	}
 
 	PageInfo struct {
@@ -142,11 +165,68 @@ type ComplexityRoot struct {
 		UserErrors  func(childComplexity int) int
 	}
 
+	Profile struct {
+		Channels     func(childComplexity int) int
+		Contacts     func(childComplexity int) int
+		ID           func(childComplexity int) int
+		Identifiers  func(childComplexity int) int
+		Interactions func(childComplexity int, first *int, after *string, last *int, before *string) int
+		Links        func(childComplexity int) int
+		Name         func(childComplexity int) int
+	}
+
+	ProfileConflict struct {
+		Contact    func(childComplexity int) int
+		CreatedAt  func(childComplexity int) int
+		ID         func(childComplexity int) int
+		Key        func(childComplexity int) int
+		Profiles   func(childComplexity int) int
+		Reason     func(childComplexity int) int
+		ResolvedAt func(childComplexity int) int
+		Value      func(childComplexity int) int
+	}
+
+	ProfileLink struct {
+		By       func(childComplexity int) int
+		Contact  func(childComplexity int) int
+		Key      func(childComplexity int) int
+		LinkedAt func(childComplexity int) int
+		Reason   func(childComplexity int) int
+		Source   func(childComplexity int) int
+		Value    func(childComplexity int) int
+	}
+
+	ProfilePayload struct {
+		Profile    func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	ProfileRule struct {
+		Attribute     func(childComplexity int) int
+		BlockedValues func(childComplexity int) int
+		DefaultRegion func(childComplexity int) int
+		Enabled       func(childComplexity int) int
+		ID            func(childComplexity int) int
+		MaxPerProfile func(childComplexity int) int
+		Normalizer    func(childComplexity int) int
+		Priority      func(childComplexity int) int
+	}
+
+	ProfileRulePayload struct {
+		Rule       func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
 	Query struct {
-		Interaction  func(childComplexity int, id string) int
-		Interactions func(childComplexity int, first *int, after *string, last *int, before *string, status *related.Status) int
-		Node         func(childComplexity int, id string) int
-		Viewer       func(childComplexity int) int
+		Interaction         func(childComplexity int, id string) int
+		Interactions        func(childComplexity int, first *int, after *string, last *int, before *string, status *related.Status) int
+		Node                func(childComplexity int, id string) int
+		Profile             func(childComplexity int, id string) int
+		ProfileByIdentifier func(childComplexity int, key string, value string) int
+		ProfileConflicts    func(childComplexity int, includeResolved *bool, first *int) int
+		ProfileRules        func(childComplexity int) int
+		RuleEvaluation      func(childComplexity int) int
+		Viewer              func(childComplexity int) int
 	}
 
 	Queue struct {
@@ -166,6 +246,14 @@ type ComplexityRoot struct {
 		InteractionID func(childComplexity int) int
 		Kind          func(childComplexity int) int
 		Scope         func(childComplexity int) int
+	}
+
+	RuleEvaluation struct {
+		Processed func(childComplexity int) int
+		StartedAt func(childComplexity int) int
+		State     func(childComplexity int) int
+		Total     func(childComplexity int) int
+		UpdatedAt func(childComplexity int) int
 	}
 
 	Subscription struct {
@@ -195,6 +283,8 @@ type ContactResolver interface {
 	ID(ctx context.Context, obj *related.Contact) (string, error)
 
 	Name(ctx context.Context, obj *related.Contact) (*string, error)
+
+	Profile(ctx context.Context, obj *related.Contact) (*related.Profile, error)
 }
 type InteractionResolver interface {
 	ID(ctx context.Context, obj *related.Interaction) (string, error)
@@ -205,6 +295,7 @@ type InteractionResolver interface {
 	ClosedState(ctx context.Context, obj *related.Interaction) (*related.ClosedState, error)
 	ClosedAt(ctx context.Context, obj *related.Interaction) (*time.Time, error)
 	LastMessage(ctx context.Context, obj *related.Interaction) (*related.Message, error)
+	Profile(ctx context.Context, obj *related.Interaction) (*related.Profile, error)
 
 	Messages(ctx context.Context, obj *related.Interaction, first *int, after *string, last *int, before *string) (*MessageConnection, error)
 	Related(ctx context.Context, obj *related.Interaction, first *int, after *string, last *int, before *string, scope *related.Scope) (*InteractionConnection, error)
@@ -227,11 +318,52 @@ type MutationResolver interface {
 	ReopenInteraction(ctx context.Context, input ReopenInteractionInput) (*InteractionPayload, error)
 	SetContactAttributes(ctx context.Context, input SetContactAttributesInput) (*ContactPayload, error)
 	SetPreferences(ctx context.Context, input SetPreferencesInput) (*PreferencesPayload, error)
+	UpsertProfileRule(ctx context.Context, input ProfileRuleInput) (*ProfileRulePayload, error)
+	DeleteProfileRule(ctx context.Context, input DeleteProfileRuleInput) (*DeleteProfileRulePayload, error)
+	LinkContact(ctx context.Context, input LinkContactInput) (*ProfilePayload, error)
+	UnlinkContact(ctx context.Context, input UnlinkContactInput) (*ContactPayload, error)
+	MergeProfiles(ctx context.Context, input MergeProfilesInput) (*ProfilePayload, error)
+	RenameProfile(ctx context.Context, input RenameProfileInput) (*ProfilePayload, error)
+}
+type ProfileResolver interface {
+	ID(ctx context.Context, obj *related.Profile) (string, error)
+
+	Contacts(ctx context.Context, obj *related.Profile) ([]*related.Contact, error)
+	Interactions(ctx context.Context, obj *related.Profile, first *int, after *string, last *int, before *string) (*InteractionConnection, error)
+	Links(ctx context.Context, obj *related.Profile) ([]*related.ProfileLink, error)
+}
+type ProfileConflictResolver interface {
+	ID(ctx context.Context, obj *related.ProfileConflict) (string, error)
+
+	Profiles(ctx context.Context, obj *related.ProfileConflict) ([]*related.Profile, error)
+	Contact(ctx context.Context, obj *related.ProfileConflict) (*related.Contact, error)
+
+	ResolvedAt(ctx context.Context, obj *related.ProfileConflict) (*time.Time, error)
+}
+type ProfileLinkResolver interface {
+	Contact(ctx context.Context, obj *related.ProfileLink) (*related.Contact, error)
+
+	Key(ctx context.Context, obj *related.ProfileLink) (*string, error)
+	Value(ctx context.Context, obj *related.ProfileLink) (*string, error)
+	Source(ctx context.Context, obj *related.ProfileLink) (*string, error)
+	By(ctx context.Context, obj *related.ProfileLink) (*string, error)
+}
+type ProfileRuleResolver interface {
+	ID(ctx context.Context, obj *identity.Rule) (string, error)
+
+	MaxPerProfile(ctx context.Context, obj *identity.Rule) (*int, error)
+
+	DefaultRegion(ctx context.Context, obj *identity.Rule) (*string, error)
 }
 type QueryResolver interface {
 	Viewer(ctx context.Context) (*Viewer, error)
 	Node(ctx context.Context, id string) (related.Node, error)
 	Interaction(ctx context.Context, id string) (*related.Interaction, error)
+	Profile(ctx context.Context, id string) (*related.Profile, error)
+	ProfileByIdentifier(ctx context.Context, key string, value string) (*related.Profile, error)
+	ProfileRules(ctx context.Context) ([]*identity.Rule, error)
+	ProfileConflicts(ctx context.Context, includeResolved *bool, first *int) ([]*related.ProfileConflict, error)
+	RuleEvaluation(ctx context.Context) (*related.RuleEvaluation, error)
 	Interactions(ctx context.Context, first *int, after *string, last *int, before *string, status *related.Status) (*InteractionConnection, error)
 }
 type QueueResolver interface {
@@ -306,6 +438,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Contact.Name(childComplexity), true
+	case "Contact.profile":
+		if e.ComplexityRoot.Contact.Profile == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Contact.Profile(childComplexity), true
 
 	case "ContactPayload.contact":
 		if e.ComplexityRoot.ContactPayload.Contact == nil {
@@ -319,6 +457,32 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ContactPayload.UserErrors(childComplexity), true
+
+	case "DeleteProfileRulePayload.deletedId":
+		if e.ComplexityRoot.DeleteProfileRulePayload.DeletedID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeleteProfileRulePayload.DeletedID(childComplexity), true
+	case "DeleteProfileRulePayload.userErrors":
+		if e.ComplexityRoot.DeleteProfileRulePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeleteProfileRulePayload.UserErrors(childComplexity), true
+
+	case "Identifier.key":
+		if e.ComplexityRoot.Identifier.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Identifier.Key(childComplexity), true
+	case "Identifier.value":
+		if e.ComplexityRoot.Identifier.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Identifier.Value(childComplexity), true
 
 	case "Interaction.channel":
 		if e.ComplexityRoot.Interaction.Channel == nil {
@@ -373,6 +537,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Interaction.Messages(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
+	case "Interaction.profile":
+		if e.ComplexityRoot.Interaction.Profile == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Interaction.Profile(childComplexity), true
 	case "Interaction.queue":
 		if e.ComplexityRoot.Interaction.Queue == nil {
 			break
@@ -546,6 +716,39 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CloseInteraction(childComplexity, args["input"].(CloseInteractionInput)), true
+	case "Mutation.deleteProfileRule":
+		if e.ComplexityRoot.Mutation.DeleteProfileRule == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteProfileRule_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteProfileRule(childComplexity, args["input"].(DeleteProfileRuleInput)), true
+	case "Mutation.linkContact":
+		if e.ComplexityRoot.Mutation.LinkContact == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_linkContact_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.LinkContact(childComplexity, args["input"].(LinkContactInput)), true
+	case "Mutation.mergeProfiles":
+		if e.ComplexityRoot.Mutation.MergeProfiles == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_mergeProfiles_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.MergeProfiles(childComplexity, args["input"].(MergeProfilesInput)), true
 	case "Mutation.recordMessage":
 		if e.ComplexityRoot.Mutation.RecordMessage == nil {
 			break
@@ -557,6 +760,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RecordMessage(childComplexity, args["input"].(RecordMessageInput)), true
+	case "Mutation.renameProfile":
+		if e.ComplexityRoot.Mutation.RenameProfile == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_renameProfile_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RenameProfile(childComplexity, args["input"].(RenameProfileInput)), true
 	case "Mutation.reopenInteraction":
 		if e.ComplexityRoot.Mutation.ReopenInteraction == nil {
 			break
@@ -590,6 +804,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetPreferences(childComplexity, args["input"].(SetPreferencesInput)), true
+	case "Mutation.unlinkContact":
+		if e.ComplexityRoot.Mutation.UnlinkContact == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_unlinkContact_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UnlinkContact(childComplexity, args["input"].(UnlinkContactInput)), true
+	case "Mutation.upsertProfileRule":
+		if e.ComplexityRoot.Mutation.UpsertProfileRule == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_upsertProfileRule_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpsertProfileRule(childComplexity, args["input"].(ProfileRuleInput)), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -636,6 +872,221 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PreferencesPayload.UserErrors(childComplexity), true
 
+	case "Profile.channels":
+		if e.ComplexityRoot.Profile.Channels == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Profile.Channels(childComplexity), true
+	case "Profile.contacts":
+		if e.ComplexityRoot.Profile.Contacts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Profile.Contacts(childComplexity), true
+	case "Profile.id":
+		if e.ComplexityRoot.Profile.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Profile.ID(childComplexity), true
+	case "Profile.identifiers":
+		if e.ComplexityRoot.Profile.Identifiers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Profile.Identifiers(childComplexity), true
+	case "Profile.interactions":
+		if e.ComplexityRoot.Profile.Interactions == nil {
+			break
+		}
+
+		args, err := ec.field_Profile_interactions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Profile.Interactions(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
+	case "Profile.links":
+		if e.ComplexityRoot.Profile.Links == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Profile.Links(childComplexity), true
+	case "Profile.name":
+		if e.ComplexityRoot.Profile.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Profile.Name(childComplexity), true
+
+	case "ProfileConflict.contact":
+		if e.ComplexityRoot.ProfileConflict.Contact == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileConflict.Contact(childComplexity), true
+	case "ProfileConflict.createdAt":
+		if e.ComplexityRoot.ProfileConflict.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileConflict.CreatedAt(childComplexity), true
+	case "ProfileConflict.id":
+		if e.ComplexityRoot.ProfileConflict.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileConflict.ID(childComplexity), true
+	case "ProfileConflict.key":
+		if e.ComplexityRoot.ProfileConflict.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileConflict.Key(childComplexity), true
+	case "ProfileConflict.profiles":
+		if e.ComplexityRoot.ProfileConflict.Profiles == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileConflict.Profiles(childComplexity), true
+	case "ProfileConflict.reason":
+		if e.ComplexityRoot.ProfileConflict.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileConflict.Reason(childComplexity), true
+	case "ProfileConflict.resolvedAt":
+		if e.ComplexityRoot.ProfileConflict.ResolvedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileConflict.ResolvedAt(childComplexity), true
+	case "ProfileConflict.value":
+		if e.ComplexityRoot.ProfileConflict.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileConflict.Value(childComplexity), true
+
+	case "ProfileLink.by":
+		if e.ComplexityRoot.ProfileLink.By == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileLink.By(childComplexity), true
+	case "ProfileLink.contact":
+		if e.ComplexityRoot.ProfileLink.Contact == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileLink.Contact(childComplexity), true
+	case "ProfileLink.key":
+		if e.ComplexityRoot.ProfileLink.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileLink.Key(childComplexity), true
+	case "ProfileLink.linkedAt":
+		if e.ComplexityRoot.ProfileLink.LinkedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileLink.LinkedAt(childComplexity), true
+	case "ProfileLink.reason":
+		if e.ComplexityRoot.ProfileLink.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileLink.Reason(childComplexity), true
+	case "ProfileLink.source":
+		if e.ComplexityRoot.ProfileLink.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileLink.Source(childComplexity), true
+	case "ProfileLink.value":
+		if e.ComplexityRoot.ProfileLink.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileLink.Value(childComplexity), true
+
+	case "ProfilePayload.profile":
+		if e.ComplexityRoot.ProfilePayload.Profile == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfilePayload.Profile(childComplexity), true
+	case "ProfilePayload.userErrors":
+		if e.ComplexityRoot.ProfilePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfilePayload.UserErrors(childComplexity), true
+
+	case "ProfileRule.attribute":
+		if e.ComplexityRoot.ProfileRule.Attribute == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileRule.Attribute(childComplexity), true
+	case "ProfileRule.blockedValues":
+		if e.ComplexityRoot.ProfileRule.BlockedValues == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileRule.BlockedValues(childComplexity), true
+	case "ProfileRule.defaultRegion":
+		if e.ComplexityRoot.ProfileRule.DefaultRegion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileRule.DefaultRegion(childComplexity), true
+	case "ProfileRule.enabled":
+		if e.ComplexityRoot.ProfileRule.Enabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileRule.Enabled(childComplexity), true
+	case "ProfileRule.id":
+		if e.ComplexityRoot.ProfileRule.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileRule.ID(childComplexity), true
+	case "ProfileRule.maxPerProfile":
+		if e.ComplexityRoot.ProfileRule.MaxPerProfile == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileRule.MaxPerProfile(childComplexity), true
+	case "ProfileRule.normalizer":
+		if e.ComplexityRoot.ProfileRule.Normalizer == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileRule.Normalizer(childComplexity), true
+	case "ProfileRule.priority":
+		if e.ComplexityRoot.ProfileRule.Priority == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileRule.Priority(childComplexity), true
+
+	case "ProfileRulePayload.rule":
+		if e.ComplexityRoot.ProfileRulePayload.Rule == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileRulePayload.Rule(childComplexity), true
+	case "ProfileRulePayload.userErrors":
+		if e.ComplexityRoot.ProfileRulePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileRulePayload.UserErrors(childComplexity), true
+
 	case "Query.interaction":
 		if e.ComplexityRoot.Query.Interaction == nil {
 			break
@@ -670,6 +1121,51 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Node(childComplexity, args["id"].(string)), true
+	case "Query.profile":
+		if e.ComplexityRoot.Query.Profile == nil {
+			break
+		}
+
+		args, err := ec.field_Query_profile_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Profile(childComplexity, args["id"].(string)), true
+	case "Query.profileByIdentifier":
+		if e.ComplexityRoot.Query.ProfileByIdentifier == nil {
+			break
+		}
+
+		args, err := ec.field_Query_profileByIdentifier_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ProfileByIdentifier(childComplexity, args["key"].(string), args["value"].(string)), true
+	case "Query.profileConflicts":
+		if e.ComplexityRoot.Query.ProfileConflicts == nil {
+			break
+		}
+
+		args, err := ec.field_Query_profileConflicts_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ProfileConflicts(childComplexity, args["includeResolved"].(*bool), args["first"].(*int)), true
+	case "Query.profileRules":
+		if e.ComplexityRoot.Query.ProfileRules == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.ProfileRules(childComplexity), true
+	case "Query.ruleEvaluation":
+		if e.ComplexityRoot.Query.RuleEvaluation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.RuleEvaluation(childComplexity), true
 	case "Query.viewer":
 		if e.ComplexityRoot.Query.Viewer == nil {
 			break
@@ -739,6 +1235,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RelatedChange.Scope(childComplexity), true
+
+	case "RuleEvaluation.processed":
+		if e.ComplexityRoot.RuleEvaluation.Processed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleEvaluation.Processed(childComplexity), true
+	case "RuleEvaluation.startedAt":
+		if e.ComplexityRoot.RuleEvaluation.StartedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleEvaluation.StartedAt(childComplexity), true
+	case "RuleEvaluation.state":
+		if e.ComplexityRoot.RuleEvaluation.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleEvaluation.State(childComplexity), true
+	case "RuleEvaluation.total":
+		if e.ComplexityRoot.RuleEvaluation.Total == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleEvaluation.Total(childComplexity), true
+	case "RuleEvaluation.updatedAt":
+		if e.ComplexityRoot.RuleEvaluation.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleEvaluation.UpdatedAt(childComplexity), true
 
 	case "Subscription.interactionUpdated":
 		if e.ComplexityRoot.Subscription.InteractionUpdated == nil {
@@ -819,10 +1346,16 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("AttributeInput", ec.unmarshalInputAttributeInput),
 			graphql.NewInputUnmarshaler("CloseInteractionInput", ec.unmarshalInputCloseInteractionInput),
 			graphql.NewInputUnmarshaler("ContactInput", ec.unmarshalInputContactInput),
+			graphql.NewInputUnmarshaler("DeleteProfileRuleInput", ec.unmarshalInputDeleteProfileRuleInput),
+			graphql.NewInputUnmarshaler("LinkContactInput", ec.unmarshalInputLinkContactInput),
+			graphql.NewInputUnmarshaler("MergeProfilesInput", ec.unmarshalInputMergeProfilesInput),
+			graphql.NewInputUnmarshaler("ProfileRuleInput", ec.unmarshalInputProfileRuleInput),
 			graphql.NewInputUnmarshaler("RecordMessageInput", ec.unmarshalInputRecordMessageInput),
+			graphql.NewInputUnmarshaler("RenameProfileInput", ec.unmarshalInputRenameProfileInput),
 			graphql.NewInputUnmarshaler("ReopenInteractionInput", ec.unmarshalInputReopenInteractionInput),
 			graphql.NewInputUnmarshaler("SetContactAttributesInput", ec.unmarshalInputSetContactAttributesInput),
 			graphql.NewInputUnmarshaler("SetPreferencesInput", ec.unmarshalInputSetPreferencesInput),
+			graphql.NewInputUnmarshaler("UnlinkContactInput", ec.unmarshalInputUnlinkContactInput),
 		)
 	}
 	first := true
@@ -992,6 +1525,8 @@ type Interaction implements Node {
   closedAt: Time
   "The newest message by sent time."
   lastMessage: Message
+  "The profile the interaction's contact belongs to, or null."
+  profile: Profile
   createdAt: Time!
   updatedAt: Time!
   "The previous correspondence, oldest first."
@@ -1053,6 +1588,8 @@ type Contact implements Node {
   address: String!
   name: String
   attributes: [Attribute!]!
+  "The profile the contact belongs to, or null."
+  profile: Profile
 }
 
 type Attribute {
@@ -1086,6 +1623,15 @@ type Query {
   viewer: Viewer!
   node(id: ID!): Node
   interaction(id: ID!): Interaction
+  profile(id: ID!): Profile
+  "The profile holding an identifier; value is normalized by the key's rule first."
+  profileByIdentifier(key: String!, value: String!): Profile
+  "The tenant's linking rules, highest priority first."
+  profileRules: [ProfileRule!]!
+  "Links the rules asked for and a guard refused, newest first: open ones, or all."
+  profileConflicts(includeResolved: Boolean = false, first: Int = 50): [ProfileConflict!]!
+  "The progress of re-evaluating the tenant's contacts after its rules changed; null if never."
+  ruleEvaluation: RuleEvaluation
   "The tenant's interactions, newest last message first: an agent's recent work."
   interactions(first: Int, after: String, last: Int, before: String, status: InteractionStatus): InteractionConnection!
 }
@@ -1097,6 +1643,17 @@ type Mutation {
   reopenInteraction(input: ReopenInteractionInput!): InteractionPayload!
   setContactAttributes(input: SetContactAttributesInput!): ContactPayload!
   setPreferences(input: SetPreferencesInput!): PreferencesPayload!
+  "Create (no id) or change a linking rule. Changing rules re-evaluates the tenant's contacts in the background."
+  upsertProfileRule(input: ProfileRuleInput!): ProfileRulePayload!
+  deleteProfileRule(input: DeleteProfileRuleInput!): DeleteProfileRulePayload!
+  "Put a contact into a profile by hand."
+  linkContact(input: LinkContactInput!): ProfilePayload!
+  "Take a contact out of its profile; the rules will not link the pair again."
+  unlinkContact(input: UnlinkContactInput!): ContactPayload!
+  "Merge one profile into another, whatever the rules' limits."
+  mergeProfiles(input: MergeProfilesInput!): ProfilePayload!
+  "Name a profile; an empty name returns to the automatic one."
+  renameProfile(input: RenameProfileInput!): ProfilePayload!
 }
 
 input RecordMessageInput {
@@ -1167,6 +1724,149 @@ type PreferencesPayload {
   userErrors: [UserError!]!
 }
 
+# --- Profiles (issue 3) --------------------------------------------------
+
+"One customer across channels: the contacts that shared identifiers link."
+type Profile implements Node {
+  id: ID!
+  "What the profile bar shows: the name an admin gave, else the value of the highest-priority identifier."
+  name: String!
+  "The channels of its contacts, distinct, in a stable order."
+  channels: [Channel!]!
+  identifiers: [Identifier!]!
+  contacts: [Contact!]!
+  "Its interactions across channels, newest last message first."
+  interactions(first: Int, after: String, last: Int, before: String): InteractionConnection!
+  "Why each contact is here."
+  links: [ProfileLink!]!
+}
+
+"A normalized value of a rule's attribute."
+type Identifier {
+  key: String!
+  value: String!
+}
+
+"Why a contact belongs to a profile."
+type ProfileLink {
+  contact: Contact!
+  reason: LinkReason!
+  "For RULE links: the identifier that linked it."
+  key: String
+  value: String
+  "ATTESTED when the channel vouches for the value (a sender's address), CLAIMED when someone said so."
+  source: String
+  "Who made the link: rule, or the API key of an admin."
+  by: String
+  linkedAt: Time!
+}
+
+enum LinkReason {
+  RULE
+  MANUAL
+}
+
+"A rule that links contacts sharing a value of one attribute."
+type ProfileRule implements Node {
+  id: ID!
+  attribute: String!
+  normalizer: Normalizer!
+  enabled: Boolean!
+  "The highest-priority identifier names a profile."
+  priority: Int!
+  "At most this many values of the attribute in one profile; a merge past it becomes a conflict."
+  maxPerProfile: Int
+  "Normalized values and * patterns (such as noreply@*) that never link."
+  blockedValues: [String!]!
+  "For PHONE: the ISO region of numbers written without a country code."
+  defaultRegion: String
+}
+
+enum Normalizer {
+  "Trim and lower-case; nothing else, so distinct mailboxes stay distinct."
+  EMAIL
+  "E.164, parsed with the rule's default region."
+  PHONE
+  "Trimmed, compared exactly."
+  EXACT
+  "Trimmed, case folded."
+  CASE_INSENSITIVE
+}
+
+"A link the rules asked for and a guard refused."
+type ProfileConflict {
+  id: ID!
+  key: String!
+  value: String!
+  "MAX_PER_PROFILE or DO_NOT_LINK."
+  reason: String!
+  "The profiles that would have been joined."
+  profiles: [Profile!]!
+  contact: Contact
+  createdAt: Time!
+  resolvedAt: Time
+}
+
+"Progress of re-evaluating a tenant's contacts after a rule change."
+type RuleEvaluation {
+  "RUNNING or DONE."
+  state: String!
+  processed: Int!
+  total: Int!
+  startedAt: Time!
+  updatedAt: Time!
+}
+
+input ProfileRuleInput {
+  "Omitted: create a rule. Given: change that rule; omitted fields keep their values."
+  id: ID
+  attribute: String!
+  normalizer: Normalizer!
+  enabled: Boolean
+  priority: Int
+  maxPerProfile: Int
+  blockedValues: [String!]
+  defaultRegion: String
+}
+
+input DeleteProfileRuleInput {
+  id: ID!
+}
+
+input LinkContactInput {
+  profileId: ID!
+  contactId: ID!
+}
+
+input UnlinkContactInput {
+  contactId: ID!
+}
+
+input MergeProfilesInput {
+  intoId: ID!
+  fromId: ID!
+}
+
+input RenameProfileInput {
+  id: ID!
+  name: String!
+}
+
+type ProfilePayload {
+  profile: Profile
+  userErrors: [UserError!]!
+}
+
+type ProfileRulePayload {
+  rule: ProfileRule
+  userErrors: [UserError!]!
+}
+
+type DeleteProfileRulePayload {
+  deletedId: ID
+  userErrors: [UserError!]!
+}
+
 # --- Live updates (issue 4) ---------------------------------------------
 
 "Live updates over WebSocket (graphql-transport-ws, or the legacy graphql-ws) or SSE."
@@ -1226,6 +1926,8 @@ func (ec *executionContext) childFields_Contact(ctx context.Context, field graph
 		return ec.fieldContext_Contact_name(ctx, field)
 	case "attributes":
 		return ec.fieldContext_Contact_attributes(ctx, field)
+	case "profile":
+		return ec.fieldContext_Contact_profile(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Contact", field.Name)
 }
@@ -1238,6 +1940,26 @@ func (ec *executionContext) childFields_ContactPayload(ctx context.Context, fiel
 		return ec.fieldContext_ContactPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ContactPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_DeleteProfileRulePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deletedId":
+		return ec.fieldContext_DeleteProfileRulePayload_deletedId(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_DeleteProfileRulePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeleteProfileRulePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_Identifier(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "key":
+		return ec.fieldContext_Identifier_key(ctx, field)
+	case "value":
+		return ec.fieldContext_Identifier_value(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Identifier", field.Name)
 }
 
 func (ec *executionContext) childFields_Interaction(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1260,6 +1982,8 @@ func (ec *executionContext) childFields_Interaction(ctx context.Context, field g
 		return ec.fieldContext_Interaction_closedAt(ctx, field)
 	case "lastMessage":
 		return ec.fieldContext_Interaction_lastMessage(ctx, field)
+	case "profile":
+		return ec.fieldContext_Interaction_profile(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_Interaction_createdAt(ctx, field)
 	case "updatedAt":
@@ -1380,6 +2104,110 @@ func (ec *executionContext) childFields_PreferencesPayload(ctx context.Context, 
 	return nil, fmt.Errorf("no field named %q was found under type PreferencesPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_Profile(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Profile_id(ctx, field)
+	case "name":
+		return ec.fieldContext_Profile_name(ctx, field)
+	case "channels":
+		return ec.fieldContext_Profile_channels(ctx, field)
+	case "identifiers":
+		return ec.fieldContext_Profile_identifiers(ctx, field)
+	case "contacts":
+		return ec.fieldContext_Profile_contacts(ctx, field)
+	case "interactions":
+		return ec.fieldContext_Profile_interactions(ctx, field)
+	case "links":
+		return ec.fieldContext_Profile_links(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Profile", field.Name)
+}
+
+func (ec *executionContext) childFields_ProfileConflict(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_ProfileConflict_id(ctx, field)
+	case "key":
+		return ec.fieldContext_ProfileConflict_key(ctx, field)
+	case "value":
+		return ec.fieldContext_ProfileConflict_value(ctx, field)
+	case "reason":
+		return ec.fieldContext_ProfileConflict_reason(ctx, field)
+	case "profiles":
+		return ec.fieldContext_ProfileConflict_profiles(ctx, field)
+	case "contact":
+		return ec.fieldContext_ProfileConflict_contact(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_ProfileConflict_createdAt(ctx, field)
+	case "resolvedAt":
+		return ec.fieldContext_ProfileConflict_resolvedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileConflict", field.Name)
+}
+
+func (ec *executionContext) childFields_ProfileLink(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "contact":
+		return ec.fieldContext_ProfileLink_contact(ctx, field)
+	case "reason":
+		return ec.fieldContext_ProfileLink_reason(ctx, field)
+	case "key":
+		return ec.fieldContext_ProfileLink_key(ctx, field)
+	case "value":
+		return ec.fieldContext_ProfileLink_value(ctx, field)
+	case "source":
+		return ec.fieldContext_ProfileLink_source(ctx, field)
+	case "by":
+		return ec.fieldContext_ProfileLink_by(ctx, field)
+	case "linkedAt":
+		return ec.fieldContext_ProfileLink_linkedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileLink", field.Name)
+}
+
+func (ec *executionContext) childFields_ProfilePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "profile":
+		return ec.fieldContext_ProfilePayload_profile(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_ProfilePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfilePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_ProfileRule(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_ProfileRule_id(ctx, field)
+	case "attribute":
+		return ec.fieldContext_ProfileRule_attribute(ctx, field)
+	case "normalizer":
+		return ec.fieldContext_ProfileRule_normalizer(ctx, field)
+	case "enabled":
+		return ec.fieldContext_ProfileRule_enabled(ctx, field)
+	case "priority":
+		return ec.fieldContext_ProfileRule_priority(ctx, field)
+	case "maxPerProfile":
+		return ec.fieldContext_ProfileRule_maxPerProfile(ctx, field)
+	case "blockedValues":
+		return ec.fieldContext_ProfileRule_blockedValues(ctx, field)
+	case "defaultRegion":
+		return ec.fieldContext_ProfileRule_defaultRegion(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileRule", field.Name)
+}
+
+func (ec *executionContext) childFields_ProfileRulePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "rule":
+		return ec.fieldContext_ProfileRulePayload_rule(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_ProfileRulePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileRulePayload", field.Name)
+}
+
 func (ec *executionContext) childFields_Queue(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -1416,6 +2244,22 @@ func (ec *executionContext) childFields_RelatedChange(ctx context.Context, field
 		return ec.fieldContext_RelatedChange_interactionId(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RelatedChange", field.Name)
+}
+
+func (ec *executionContext) childFields_RuleEvaluation(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "state":
+		return ec.fieldContext_RuleEvaluation_state(ctx, field)
+	case "processed":
+		return ec.fieldContext_RuleEvaluation_processed(ctx, field)
+	case "total":
+		return ec.fieldContext_RuleEvaluation_total(ctx, field)
+	case "startedAt":
+		return ec.fieldContext_RuleEvaluation_startedAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_RuleEvaluation_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RuleEvaluation", field.Name)
 }
 
 func (ec *executionContext) childFields_UserError(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1658,12 +2502,68 @@ func (ec *executionContext) field_Mutation_closeInteraction_args(ctx context.Con
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_deleteProfileRule_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (DeleteProfileRuleInput, error) {
+			return ec.unmarshalNDeleteProfileRuleInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐDeleteProfileRuleInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_linkContact_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (LinkContactInput, error) {
+			return ec.unmarshalNLinkContactInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐLinkContactInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_mergeProfiles_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (MergeProfilesInput, error) {
+			return ec.unmarshalNMergeProfilesInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐMergeProfilesInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_recordMessage_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (RecordMessageInput, error) {
 			return ec.unmarshalNRecordMessageInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐRecordMessageInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_renameProfile_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (RenameProfileInput, error) {
+			return ec.unmarshalNRenameProfileInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐRenameProfileInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -1711,6 +2611,72 @@ func (ec *executionContext) field_Mutation_setPreferences_args(ctx context.Conte
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_unlinkContact_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (UnlinkContactInput, error) {
+			return ec.unmarshalNUnlinkContactInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐUnlinkContactInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_upsertProfileRule_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ProfileRuleInput, error) {
+			return ec.unmarshalNProfileRuleInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfileRuleInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Profile_interactions_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg3
 	return args, nil
 }
 
@@ -1789,6 +2755,64 @@ func (ec *executionContext) field_Query_interactions_args(ctx context.Context, r
 }
 
 func (ec *executionContext) field_Query_node_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_profileByIdentifier_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "key",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["key"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "value",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["value"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_profileConflicts_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "includeResolved",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["includeResolved"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_profile_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
@@ -2074,6 +3098,38 @@ func (ec *executionContext) fieldContext_Contact_attributes(_ context.Context, f
 	return fc, nil
 }
 
+func (ec *executionContext) _Contact_profile(ctx context.Context, field graphql.CollectedField, obj *related.Contact) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Contact_profile(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Contact().Profile(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *related.Profile) graphql.Marshaler {
+			return ec.marshalOProfile2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfile(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Contact_profile(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Contact",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Profile(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _ContactPayload_contact(ctx context.Context, field graphql.CollectedField, obj *ContactPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2136,6 +3192,107 @@ func (ec *executionContext) fieldContext_ContactPayload_userErrors(_ context.Con
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _DeleteProfileRulePayload_deletedId(ctx context.Context, field graphql.CollectedField, obj *DeleteProfileRulePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeleteProfileRulePayload_deletedId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeletedID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeleteProfileRulePayload_deletedId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeleteProfileRulePayload", field, false, false, "ID")
+}
+
+func (ec *executionContext) _DeleteProfileRulePayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *DeleteProfileRulePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeleteProfileRulePayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeleteProfileRulePayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeleteProfileRulePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Identifier_key(ctx context.Context, field graphql.CollectedField, obj *related.Identifier) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Identifier_key(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Key, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Identifier_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Identifier", field, false, false, "String")
+}
+
+func (ec *executionContext) _Identifier_value(ctx context.Context, field graphql.CollectedField, obj *related.Identifier) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Identifier_value(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Value, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Identifier_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Identifier", field, false, false, "String")
 }
 
 func (ec *executionContext) _Interaction_id(ctx context.Context, field graphql.CollectedField, obj *related.Interaction) (ret graphql.Marshaler) {
@@ -2367,6 +3524,38 @@ func (ec *executionContext) fieldContext_Interaction_lastMessage(_ context.Conte
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Message(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Interaction_profile(ctx context.Context, field graphql.CollectedField, obj *related.Interaction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Interaction_profile(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Interaction().Profile(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *related.Profile) graphql.Marshaler {
+			return ec.marshalOProfile2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfile(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Interaction_profile(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Interaction",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Profile(ctx, field)
 		},
 	}
 	return fc, nil
@@ -3267,6 +4456,270 @@ func (ec *executionContext) fieldContext_Mutation_setPreferences(ctx context.Con
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_upsertProfileRule(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_upsertProfileRule(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpsertProfileRule(ctx, fc.Args["input"].(ProfileRuleInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ProfileRulePayload) graphql.Marshaler {
+			return ec.marshalNProfileRulePayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfileRulePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_upsertProfileRule(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileRulePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_upsertProfileRule_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deleteProfileRule(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deleteProfileRule(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeleteProfileRule(ctx, fc.Args["input"].(DeleteProfileRuleInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *DeleteProfileRulePayload) graphql.Marshaler {
+			return ec.marshalNDeleteProfileRulePayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐDeleteProfileRulePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deleteProfileRule(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeleteProfileRulePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deleteProfileRule_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_linkContact(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_linkContact(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().LinkContact(ctx, fc.Args["input"].(LinkContactInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ProfilePayload) graphql.Marshaler {
+			return ec.marshalNProfilePayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfilePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_linkContact(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfilePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_linkContact_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_unlinkContact(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_unlinkContact(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UnlinkContact(ctx, fc.Args["input"].(UnlinkContactInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ContactPayload) graphql.Marshaler {
+			return ec.marshalNContactPayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐContactPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_unlinkContact(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ContactPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_unlinkContact_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_mergeProfiles(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_mergeProfiles(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().MergeProfiles(ctx, fc.Args["input"].(MergeProfilesInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ProfilePayload) graphql.Marshaler {
+			return ec.marshalNProfilePayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfilePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_mergeProfiles(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfilePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_mergeProfiles_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_renameProfile(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_renameProfile(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RenameProfile(ctx, fc.Args["input"].(RenameProfileInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ProfilePayload) graphql.Marshaler {
+			return ec.marshalNProfilePayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfilePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_renameProfile(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfilePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_renameProfile_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *PageInfo) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3446,6 +4899,899 @@ func (ec *executionContext) fieldContext_PreferencesPayload_userErrors(_ context
 	return fc, nil
 }
 
+func (ec *executionContext) _Profile_id(ctx context.Context, field graphql.CollectedField, obj *related.Profile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Profile_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Profile().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Profile_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Profile", field, true, true, "ID")
+}
+
+func (ec *executionContext) _Profile_name(ctx context.Context, field graphql.CollectedField, obj *related.Profile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Profile_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Profile_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Profile", field, false, false, "String")
+}
+
+func (ec *executionContext) _Profile_channels(ctx context.Context, field graphql.CollectedField, obj *related.Profile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Profile_channels(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Channels, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []related.Channel) graphql.Marshaler {
+			return ec.marshalNChannel2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚐChannelᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Profile_channels(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Profile", field, false, false, "Channel")
+}
+
+func (ec *executionContext) _Profile_identifiers(ctx context.Context, field graphql.CollectedField, obj *related.Profile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Profile_identifiers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Identifiers, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []related.Identifier) graphql.Marshaler {
+			return ec.marshalNIdentifier2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚐIdentifierᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Profile_identifiers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Profile",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Identifier(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Profile_contacts(ctx context.Context, field graphql.CollectedField, obj *related.Profile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Profile_contacts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Profile().Contacts(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*related.Contact) graphql.Marshaler {
+			return ec.marshalNContact2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐContactᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Profile_contacts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Profile",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Contact(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Profile_interactions(ctx context.Context, field graphql.CollectedField, obj *related.Profile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Profile_interactions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Profile().Interactions(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *InteractionConnection) graphql.Marshaler {
+			return ec.marshalNInteractionConnection2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐInteractionConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Profile_interactions(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Profile",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InteractionConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Profile_interactions_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Profile_links(ctx context.Context, field graphql.CollectedField, obj *related.Profile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Profile_links(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Profile().Links(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*related.ProfileLink) graphql.Marshaler {
+			return ec.marshalNProfileLink2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfileLinkᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Profile_links(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Profile",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileLink(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileConflict_id(ctx context.Context, field graphql.CollectedField, obj *related.ProfileConflict) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileConflict_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileConflict().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileConflict_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileConflict", field, true, true, "ID")
+}
+
+func (ec *executionContext) _ProfileConflict_key(ctx context.Context, field graphql.CollectedField, obj *related.ProfileConflict) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileConflict_key(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Key, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileConflict_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileConflict", field, false, false, "String")
+}
+
+func (ec *executionContext) _ProfileConflict_value(ctx context.Context, field graphql.CollectedField, obj *related.ProfileConflict) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileConflict_value(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Value, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileConflict_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileConflict", field, false, false, "String")
+}
+
+func (ec *executionContext) _ProfileConflict_reason(ctx context.Context, field graphql.CollectedField, obj *related.ProfileConflict) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileConflict_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileConflict_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileConflict", field, false, false, "String")
+}
+
+func (ec *executionContext) _ProfileConflict_profiles(ctx context.Context, field graphql.CollectedField, obj *related.ProfileConflict) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileConflict_profiles(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileConflict().Profiles(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*related.Profile) graphql.Marshaler {
+			return ec.marshalNProfile2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfileᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileConflict_profiles(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileConflict",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Profile(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileConflict_contact(ctx context.Context, field graphql.CollectedField, obj *related.ProfileConflict) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileConflict_contact(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileConflict().Contact(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *related.Contact) graphql.Marshaler {
+			return ec.marshalOContact2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐContact(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileConflict_contact(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileConflict",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Contact(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileConflict_createdAt(ctx context.Context, field graphql.CollectedField, obj *related.ProfileConflict) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileConflict_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileConflict_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileConflict", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ProfileConflict_resolvedAt(ctx context.Context, field graphql.CollectedField, obj *related.ProfileConflict) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileConflict_resolvedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileConflict().ResolvedAt(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileConflict_resolvedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileConflict", field, true, true, "Time")
+}
+
+func (ec *executionContext) _ProfileLink_contact(ctx context.Context, field graphql.CollectedField, obj *related.ProfileLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileLink_contact(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileLink().Contact(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *related.Contact) graphql.Marshaler {
+			return ec.marshalNContact2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐContact(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileLink_contact(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileLink",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Contact(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileLink_reason(ctx context.Context, field graphql.CollectedField, obj *related.ProfileLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileLink_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v related.LinkReason) graphql.Marshaler {
+			return ec.marshalNLinkReason2githubᚗcomᚋrelatedhqᚋrelatedᚐLinkReason(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileLink_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileLink", field, false, false, "LinkReason")
+}
+
+func (ec *executionContext) _ProfileLink_key(ctx context.Context, field graphql.CollectedField, obj *related.ProfileLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileLink_key(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileLink().Key(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileLink_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileLink", field, true, true, "String")
+}
+
+func (ec *executionContext) _ProfileLink_value(ctx context.Context, field graphql.CollectedField, obj *related.ProfileLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileLink_value(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileLink().Value(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileLink_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileLink", field, true, true, "String")
+}
+
+func (ec *executionContext) _ProfileLink_source(ctx context.Context, field graphql.CollectedField, obj *related.ProfileLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileLink_source(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileLink().Source(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileLink_source(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileLink", field, true, true, "String")
+}
+
+func (ec *executionContext) _ProfileLink_by(ctx context.Context, field graphql.CollectedField, obj *related.ProfileLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileLink_by(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileLink().By(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileLink_by(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileLink", field, true, true, "String")
+}
+
+func (ec *executionContext) _ProfileLink_linkedAt(ctx context.Context, field graphql.CollectedField, obj *related.ProfileLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileLink_linkedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LinkedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileLink_linkedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileLink", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ProfilePayload_profile(ctx context.Context, field graphql.CollectedField, obj *ProfilePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfilePayload_profile(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Profile, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *related.Profile) graphql.Marshaler {
+			return ec.marshalOProfile2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfile(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProfilePayload_profile(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfilePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Profile(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfilePayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *ProfilePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfilePayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfilePayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfilePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileRule_id(ctx context.Context, field graphql.CollectedField, obj *identity.Rule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileRule_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileRule().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileRule_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileRule", field, true, true, "ID")
+}
+
+func (ec *executionContext) _ProfileRule_attribute(ctx context.Context, field graphql.CollectedField, obj *identity.Rule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileRule_attribute(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Attribute, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileRule_attribute(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileRule", field, false, false, "String")
+}
+
+func (ec *executionContext) _ProfileRule_normalizer(ctx context.Context, field graphql.CollectedField, obj *identity.Rule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileRule_normalizer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Normalizer, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v identity.Normalizer) graphql.Marshaler {
+			return ec.marshalNNormalizer2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐNormalizer(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileRule_normalizer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileRule", field, false, false, "Normalizer")
+}
+
+func (ec *executionContext) _ProfileRule_enabled(ctx context.Context, field graphql.CollectedField, obj *identity.Rule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileRule_enabled(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Enabled, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileRule_enabled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileRule", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _ProfileRule_priority(ctx context.Context, field graphql.CollectedField, obj *identity.Rule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileRule_priority(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Priority, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileRule_priority(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileRule", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ProfileRule_maxPerProfile(ctx context.Context, field graphql.CollectedField, obj *identity.Rule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileRule_maxPerProfile(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileRule().MaxPerProfile(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileRule_maxPerProfile(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileRule", field, true, true, "Int")
+}
+
+func (ec *executionContext) _ProfileRule_blockedValues(ctx context.Context, field graphql.CollectedField, obj *identity.Rule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileRule_blockedValues(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.BlockedValues, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileRule_blockedValues(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileRule", field, false, false, "String")
+}
+
+func (ec *executionContext) _ProfileRule_defaultRegion(ctx context.Context, field graphql.CollectedField, obj *identity.Rule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileRule_defaultRegion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileRule().DefaultRegion(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileRule_defaultRegion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileRule", field, true, true, "String")
+}
+
+func (ec *executionContext) _ProfileRulePayload_rule(ctx context.Context, field graphql.CollectedField, obj *ProfileRulePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileRulePayload_rule(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Rule, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *identity.Rule) graphql.Marshaler {
+			return ec.marshalOProfileRule2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐRule(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileRulePayload_rule(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileRulePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileRule(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileRulePayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *ProfileRulePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileRulePayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileRulePayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileRulePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_viewer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3562,6 +5908,202 @@ func (ec *executionContext) fieldContext_Query_interaction(ctx context.Context, 
 	if fc.Args, err = ec.field_Query_interaction_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_profile(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_profile(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Profile(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *related.Profile) graphql.Marshaler {
+			return ec.marshalOProfile2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfile(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_profile(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Profile(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_profile_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_profileByIdentifier(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_profileByIdentifier(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ProfileByIdentifier(ctx, fc.Args["key"].(string), fc.Args["value"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *related.Profile) graphql.Marshaler {
+			return ec.marshalOProfile2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfile(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_profileByIdentifier(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Profile(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_profileByIdentifier_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_profileRules(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_profileRules(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().ProfileRules(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*identity.Rule) graphql.Marshaler {
+			return ec.marshalNProfileRule2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐRuleᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_profileRules(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileRule(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_profileConflicts(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_profileConflicts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ProfileConflicts(ctx, fc.Args["includeResolved"].(*bool), fc.Args["first"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*related.ProfileConflict) graphql.Marshaler {
+			return ec.marshalNProfileConflict2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfileConflictᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_profileConflicts(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileConflict(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_profileConflicts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_ruleEvaluation(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_ruleEvaluation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().RuleEvaluation(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *related.RuleEvaluation) graphql.Marshaler {
+			return ec.marshalORuleEvaluation2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐRuleEvaluation(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_ruleEvaluation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RuleEvaluation(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -3950,6 +6492,121 @@ func (ec *executionContext) _RelatedChange_interactionId(ctx context.Context, fi
 }
 func (ec *executionContext) fieldContext_RelatedChange_interactionId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("RelatedChange", field, true, false, "ID")
+}
+
+func (ec *executionContext) _RuleEvaluation_state(ctx context.Context, field graphql.CollectedField, obj *related.RuleEvaluation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleEvaluation_state(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.State, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleEvaluation_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleEvaluation", field, false, false, "String")
+}
+
+func (ec *executionContext) _RuleEvaluation_processed(ctx context.Context, field graphql.CollectedField, obj *related.RuleEvaluation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleEvaluation_processed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Processed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleEvaluation_processed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleEvaluation", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RuleEvaluation_total(ctx context.Context, field graphql.CollectedField, obj *related.RuleEvaluation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleEvaluation_total(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Total, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleEvaluation_total(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleEvaluation", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RuleEvaluation_startedAt(ctx context.Context, field graphql.CollectedField, obj *related.RuleEvaluation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleEvaluation_startedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleEvaluation_startedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleEvaluation", field, false, false, "Time")
+}
+
+func (ec *executionContext) _RuleEvaluation_updatedAt(ctx context.Context, field graphql.CollectedField, obj *related.RuleEvaluation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleEvaluation_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleEvaluation_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleEvaluation", field, false, false, "Time")
 }
 
 func (ec *executionContext) _Subscription_relatedChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
@@ -5437,6 +8094,237 @@ func UnmarshalContactInput(ctx context.Context, raw any) (ContactInput, error) {
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputDeleteProfileRuleInput(ctx context.Context, obj any) (DeleteProfileRuleInput, error) {
+	var it DeleteProfileRuleInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalDeleteProfileRuleInput unmarshals raw into the DeleteProfileRuleInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalDeleteProfileRuleInput(ctx context.Context, raw any) (DeleteProfileRuleInput, error) {
+	var out DeleteProfileRuleInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "DeleteProfileRuleInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputLinkContactInput(ctx context.Context, obj any) (LinkContactInput, error) {
+	var it LinkContactInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"profileId", "contactId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "profileId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("profileId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProfileID = data
+		case "contactId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("contactId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ContactID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalLinkContactInput unmarshals raw into the LinkContactInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalLinkContactInput(ctx context.Context, raw any) (LinkContactInput, error) {
+	var out LinkContactInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "LinkContactInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputMergeProfilesInput(ctx context.Context, obj any) (MergeProfilesInput, error) {
+	var it MergeProfilesInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"intoId", "fromId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "intoId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("intoId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IntoID = data
+		case "fromId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("fromId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.FromID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalMergeProfilesInput unmarshals raw into the MergeProfilesInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalMergeProfilesInput(ctx context.Context, raw any) (MergeProfilesInput, error) {
+	var out MergeProfilesInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "MergeProfilesInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputProfileRuleInput(ctx context.Context, obj any) (ProfileRuleInput, error) {
+	var it ProfileRuleInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "attribute", "normalizer", "enabled", "priority", "maxPerProfile", "blockedValues", "defaultRegion"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "attribute":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("attribute"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Attribute = data
+		case "normalizer":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("normalizer"))
+			data, err := ec.unmarshalNNormalizer2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐNormalizer(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Normalizer = data
+		case "enabled":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("enabled"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Enabled = data
+		case "priority":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("priority"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Priority = data
+		case "maxPerProfile":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxPerProfile"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxPerProfile = data
+		case "blockedValues":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("blockedValues"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BlockedValues = data
+		case "defaultRegion":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("defaultRegion"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DefaultRegion = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalProfileRuleInput unmarshals raw into the ProfileRuleInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalProfileRuleInput(ctx context.Context, raw any) (ProfileRuleInput, error) {
+	var out ProfileRuleInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ProfileRuleInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputRecordMessageInput(ctx context.Context, obj any) (RecordMessageInput, error) {
 	var it RecordMessageInput
 	if obj == nil {
@@ -5532,6 +8420,55 @@ func (ec *executionContext) unmarshalInputRecordMessageInput(ctx context.Context
 func UnmarshalRecordMessageInput(ctx context.Context, raw any) (RecordMessageInput, error) {
 	var out RecordMessageInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "RecordMessageInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputRenameProfileInput(ctx context.Context, obj any) (RenameProfileInput, error) {
+	var it RenameProfileInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "name"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRenameProfileInput unmarshals raw into the RenameProfileInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRenameProfileInput(ctx context.Context, raw any) (RenameProfileInput, error) {
+	var out RenameProfileInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RenameProfileInput", raw, &out)
 	return out, err
 }
 
@@ -5668,6 +8605,48 @@ func UnmarshalSetPreferencesInput(ctx context.Context, raw any) (SetPreferencesI
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputUnlinkContactInput(ctx context.Context, obj any) (UnlinkContactInput, error) {
+	var it UnlinkContactInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"contactId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "contactId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("contactId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ContactID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalUnlinkContactInput unmarshals raw into the UnlinkContactInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalUnlinkContactInput(ctx context.Context, raw any) (UnlinkContactInput, error) {
+	var out UnlinkContactInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "UnlinkContactInput", raw, &out)
+	return out, err
+}
+
 // endregion **************************** input.gotpl *****************************
 
 // region    ************************** interface.gotpl ***************************
@@ -5681,6 +8660,16 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Queue(ctx, sel, obj)
+	case *identity.Rule:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._ProfileRule(ctx, sel, obj)
+	case *related.Profile:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Profile(ctx, sel, obj)
 	case *related.Message:
 		if obj == nil {
 			return graphql.Null
@@ -5785,6 +8774,12 @@ func (ec *executionContext) _Contact(ctx context.Context, sel ast.SelectionSet, 
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "profile":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Contact_profile(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -5820,6 +8815,82 @@ func (ec *executionContext) _ContactPayload(ctx context.Context, sel ast.Selecti
 			}
 		case "userErrors":
 			out.Values[i] = ec._ContactPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var deleteProfileRulePayloadImplementors = []string{"DeleteProfileRulePayload"}
+
+func (ec *executionContext) _DeleteProfileRulePayload(ctx context.Context, sel ast.SelectionSet, obj *DeleteProfileRulePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deleteProfileRulePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeleteProfileRulePayload")
+		case "deletedId":
+			out.Values[i] = ec._DeleteProfileRulePayload_deletedId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._DeleteProfileRulePayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var identifierImplementors = []string{"Identifier"}
+
+func (ec *executionContext) _Identifier(ctx context.Context, sel ast.SelectionSet, obj *related.Identifier) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, identifierImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Identifier")
+		case "key":
+			out.Values[i] = ec._Identifier_key(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "value":
+			out.Values[i] = ec._Identifier_value(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -5901,6 +8972,12 @@ func (ec *executionContext) _Interaction(ctx context.Context, sel ast.SelectionS
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Interaction_lastMessage(ctx, field, obj)
+				})
+		case "profile":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Interaction_profile(ctx, field, obj)
 				})
 		case "createdAt":
 			out.Values[i] = ec._Interaction_createdAt(ctx, field, obj)
@@ -6268,6 +9345,48 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "upsertProfileRule":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_upsertProfileRule(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteProfileRule":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteProfileRule(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "linkContact":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_linkContact(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "unlinkContact":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_unlinkContact(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "mergeProfiles":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_mergeProfiles(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "renameProfile":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_renameProfile(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -6404,6 +9523,360 @@ func (ec *executionContext) _PreferencesPayload(ctx context.Context, sel ast.Sel
 	return out
 }
 
+var profileImplementors = []string{"Profile", "Node"}
+
+func (ec *executionContext) _Profile(ctx context.Context, sel ast.SelectionSet, obj *related.Profile) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, profileImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Profile")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Profile_id(ctx, field, obj)
+				})
+		case "name":
+			out.Values[i] = ec._Profile_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "channels":
+			out.Values[i] = ec._Profile_channels(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "identifiers":
+			out.Values[i] = ec._Profile_identifiers(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "contacts":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Profile_contacts(ctx, field, obj)
+				})
+		case "interactions":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Profile_interactions(ctx, field, obj)
+				})
+		case "links":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Profile_links(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var profileConflictImplementors = []string{"ProfileConflict"}
+
+func (ec *executionContext) _ProfileConflict(ctx context.Context, sel ast.SelectionSet, obj *related.ProfileConflict) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, profileConflictImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProfileConflict")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileConflict_id(ctx, field, obj)
+				})
+		case "key":
+			out.Values[i] = ec._ProfileConflict_key(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "value":
+			out.Values[i] = ec._ProfileConflict_value(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "reason":
+			out.Values[i] = ec._ProfileConflict_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "profiles":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileConflict_profiles(ctx, field, obj)
+				})
+		case "contact":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileConflict_contact(ctx, field, obj)
+				})
+		case "createdAt":
+			out.Values[i] = ec._ProfileConflict_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "resolvedAt":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileConflict_resolvedAt(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var profileLinkImplementors = []string{"ProfileLink"}
+
+func (ec *executionContext) _ProfileLink(ctx context.Context, sel ast.SelectionSet, obj *related.ProfileLink) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, profileLinkImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProfileLink")
+		case "contact":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileLink_contact(ctx, field, obj)
+				})
+		case "reason":
+			out.Values[i] = ec._ProfileLink_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "key":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileLink_key(ctx, field, obj)
+				})
+		case "value":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileLink_value(ctx, field, obj)
+				})
+		case "source":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileLink_source(ctx, field, obj)
+				})
+		case "by":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileLink_by(ctx, field, obj)
+				})
+		case "linkedAt":
+			out.Values[i] = ec._ProfileLink_linkedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var profilePayloadImplementors = []string{"ProfilePayload"}
+
+func (ec *executionContext) _ProfilePayload(ctx context.Context, sel ast.SelectionSet, obj *ProfilePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, profilePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProfilePayload")
+		case "profile":
+			out.Values[i] = ec._ProfilePayload_profile(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._ProfilePayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var profileRuleImplementors = []string{"ProfileRule", "Node"}
+
+func (ec *executionContext) _ProfileRule(ctx context.Context, sel ast.SelectionSet, obj *identity.Rule) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, profileRuleImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProfileRule")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileRule_id(ctx, field, obj)
+				})
+		case "attribute":
+			out.Values[i] = ec._ProfileRule_attribute(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "normalizer":
+			out.Values[i] = ec._ProfileRule_normalizer(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "enabled":
+			out.Values[i] = ec._ProfileRule_enabled(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "priority":
+			out.Values[i] = ec._ProfileRule_priority(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "maxPerProfile":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileRule_maxPerProfile(ctx, field, obj)
+				})
+		case "blockedValues":
+			out.Values[i] = ec._ProfileRule_blockedValues(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "defaultRegion":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileRule_defaultRegion(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var profileRulePayloadImplementors = []string{"ProfileRulePayload"}
+
+func (ec *executionContext) _ProfileRulePayload(ctx context.Context, sel ast.SelectionSet, obj *ProfileRulePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, profileRulePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProfileRulePayload")
+		case "rule":
+			out.Values[i] = ec._ProfileRulePayload_rule(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._ProfileRulePayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var queryImplementors = []string{"Query"}
 
 func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -6440,6 +9913,36 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_interaction(ctx, field)
+				})
+		case "profile":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_profile(ctx, field)
+				})
+		case "profileByIdentifier":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_profileByIdentifier(ctx, field)
+				})
+		case "profileRules":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_profileRules(ctx, field)
+				})
+		case "profileConflicts":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_profileConflicts(ctx, field)
+				})
+		case "ruleEvaluation":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_ruleEvaluation(ctx, field)
 				})
 		case "interactions":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -6593,6 +10096,59 @@ func (ec *executionContext) _RelatedChange(ctx context.Context, sel ast.Selectio
 			}
 		case "interactionId":
 			out.Values[i] = ec._RelatedChange_interactionId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var ruleEvaluationImplementors = []string{"RuleEvaluation"}
+
+func (ec *executionContext) _RuleEvaluation(ctx context.Context, sel ast.SelectionSet, obj *related.RuleEvaluation) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, ruleEvaluationImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RuleEvaluation")
+		case "state":
+			out.Values[i] = ec._RuleEvaluation_state(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "processed":
+			out.Values[i] = ec._RuleEvaluation_processed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "total":
+			out.Values[i] = ec._RuleEvaluation_total(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "startedAt":
+			out.Values[i] = ec._RuleEvaluation_startedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updatedAt":
+			out.Values[i] = ec._RuleEvaluation_updatedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -7152,6 +10708,36 @@ func (ec *executionContext) marshalNChannel2githubᚗcomᚋrelatedhqᚋrelated�
 	return v
 }
 
+func (ec *executionContext) unmarshalNChannel2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚐChannelᚄ(ctx context.Context, v any) ([]related.Channel, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]related.Channel, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNChannel2githubᚗcomᚋrelatedhqᚋrelatedᚐChannel(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNChannel2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚐChannelᚄ(ctx context.Context, sel ast.SelectionSet, v []related.Channel) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNChannel2githubᚗcomᚋrelatedhqᚋrelatedᚐChannel(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalNCloseInteractionInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐCloseInteractionInput(ctx context.Context, v any) (CloseInteractionInput, error) {
 	res, err := ec.unmarshalInputCloseInteractionInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -7165,6 +10751,22 @@ func (ec *executionContext) unmarshalNClosedState2githubᚗcomᚋrelatedhqᚋrel
 
 func (ec *executionContext) marshalNClosedState2githubᚗcomᚋrelatedhqᚋrelatedᚐClosedState(ctx context.Context, sel ast.SelectionSet, v related.ClosedState) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNContact2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐContactᚄ(ctx context.Context, sel ast.SelectionSet, v []*related.Contact) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNContact2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐContact(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalNContact2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐContact(ctx context.Context, sel ast.SelectionSet, v *related.Contact) graphql.Marshaler {
@@ -7186,6 +10788,19 @@ func (ec *executionContext) marshalNContactPayload2ᚖgithubᚗcomᚋrelatedhq�
 		return graphql.Null
 	}
 	return ec._ContactPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNDeleteProfileRuleInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐDeleteProfileRuleInput(ctx context.Context, v any) (DeleteProfileRuleInput, error) {
+	res, err := ec.unmarshalInputDeleteProfileRuleInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDeleteProfileRulePayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐDeleteProfileRulePayload(ctx context.Context, sel ast.SelectionSet, v *DeleteProfileRulePayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeleteProfileRulePayload!")
+		return graphql.Null
+	}
+	return ec._DeleteProfileRulePayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNDirection2githubᚗcomᚋrelatedhqᚋrelatedᚐDirection(ctx context.Context, v any) (related.Direction, error) {
@@ -7210,6 +10825,26 @@ func (ec *executionContext) marshalNID2string(ctx context.Context, sel ast.Selec
 		graphql.AddInvalidNullFromMarshaler(ctx, "ID!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNIdentifier2githubᚗcomᚋrelatedhqᚋrelatedᚐIdentifier(ctx context.Context, sel ast.SelectionSet, v related.Identifier) graphql.Marshaler {
+	return ec._Identifier(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNIdentifier2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚐIdentifierᚄ(ctx context.Context, sel ast.SelectionSet, v []related.Identifier) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNIdentifier2githubᚗcomᚋrelatedhqᚋrelatedᚐIdentifier(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNInt2int(ctx context.Context, v any) (int, error) {
@@ -7284,6 +10919,26 @@ func (ec *executionContext) marshalNInteractionStatus2githubᚗcomᚋrelatedhq�
 	return v
 }
 
+func (ec *executionContext) unmarshalNLinkContactInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐLinkContactInput(ctx context.Context, v any) (LinkContactInput, error) {
+	res, err := ec.unmarshalInputLinkContactInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNLinkReason2githubᚗcomᚋrelatedhqᚋrelatedᚐLinkReason(ctx context.Context, v any) (related.LinkReason, error) {
+	var res related.LinkReason
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNLinkReason2githubᚗcomᚋrelatedhqᚋrelatedᚐLinkReason(ctx context.Context, sel ast.SelectionSet, v related.LinkReason) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNMergeProfilesInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐMergeProfilesInput(ctx context.Context, v any) (MergeProfilesInput, error) {
+	res, err := ec.unmarshalInputMergeProfilesInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNMessage2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐMessage(ctx context.Context, sel ast.SelectionSet, v *related.Message) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Message!")
@@ -7324,6 +10979,16 @@ func (ec *executionContext) marshalNMessageEdge2ᚖgithubᚗcomᚋrelatedhqᚋre
 	return ec._MessageEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNNormalizer2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐNormalizer(ctx context.Context, v any) (identity.Normalizer, error) {
+	var res identity.Normalizer
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNNormalizer2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐNormalizer(ctx context.Context, sel ast.SelectionSet, v identity.Normalizer) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v *PageInfo) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "PageInfo!")
@@ -7346,6 +11011,123 @@ func (ec *executionContext) marshalNPreferencesPayload2ᚖgithubᚗcomᚋrelated
 		return graphql.Null
 	}
 	return ec._PreferencesPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNProfile2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfileᚄ(ctx context.Context, sel ast.SelectionSet, v []*related.Profile) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProfile2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfile(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNProfile2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfile(ctx context.Context, sel ast.SelectionSet, v *related.Profile) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Profile!")
+		return graphql.Null
+	}
+	return ec._Profile(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNProfileConflict2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfileConflictᚄ(ctx context.Context, sel ast.SelectionSet, v []*related.ProfileConflict) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProfileConflict2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfileConflict(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNProfileConflict2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfileConflict(ctx context.Context, sel ast.SelectionSet, v *related.ProfileConflict) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProfileConflict!")
+		return graphql.Null
+	}
+	return ec._ProfileConflict(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNProfileLink2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfileLinkᚄ(ctx context.Context, sel ast.SelectionSet, v []*related.ProfileLink) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProfileLink2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfileLink(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNProfileLink2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfileLink(ctx context.Context, sel ast.SelectionSet, v *related.ProfileLink) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProfileLink!")
+		return graphql.Null
+	}
+	return ec._ProfileLink(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNProfilePayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfilePayload(ctx context.Context, sel ast.SelectionSet, v *ProfilePayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProfilePayload!")
+		return graphql.Null
+	}
+	return ec._ProfilePayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNProfileRule2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐRuleᚄ(ctx context.Context, sel ast.SelectionSet, v []*identity.Rule) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProfileRule2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐRule(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNProfileRule2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐRule(ctx context.Context, sel ast.SelectionSet, v *identity.Rule) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProfileRule!")
+		return graphql.Null
+	}
+	return ec._ProfileRule(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNProfileRuleInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfileRuleInput(ctx context.Context, v any) (ProfileRuleInput, error) {
+	res, err := ec.unmarshalInputProfileRuleInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNProfileRulePayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfileRulePayload(ctx context.Context, sel ast.SelectionSet, v *ProfileRulePayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProfileRulePayload!")
+		return graphql.Null
+	}
+	return ec._ProfileRulePayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNRecordMessageInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐRecordMessageInput(ctx context.Context, v any) (RecordMessageInput, error) {
@@ -7389,6 +11171,11 @@ func (ec *executionContext) marshalNRelatedScope2githubᚗcomᚋrelatedhqᚋrela
 	return v
 }
 
+func (ec *executionContext) unmarshalNRenameProfileInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐRenameProfileInput(ctx context.Context, v any) (RenameProfileInput, error) {
+	res, err := ec.unmarshalInputRenameProfileInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNReopenInteractionInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐReopenInteractionInput(ctx context.Context, v any) (ReopenInteractionInput, error) {
 	res, err := ec.unmarshalInputReopenInteractionInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -7418,6 +11205,35 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 	return res
 }
 
+func (ec *executionContext) unmarshalNString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
 	res, err := graphql.UnmarshalTime(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -7430,6 +11246,11 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 		graphql.AddInvalidNullFromMarshaler(ctx, "Time!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNUnlinkContactInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐUnlinkContactInput(ctx context.Context, v any) (UnlinkContactInput, error) {
+	res, err := ec.unmarshalInputUnlinkContactInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNUserError2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐUserErrorᚄ(ctx context.Context, sel ast.SelectionSet, v []*UserError) graphql.Marshaler {
@@ -7676,6 +11497,24 @@ func (ec *executionContext) marshalOContact2ᚖgithubᚗcomᚋrelatedhqᚋrelate
 	return ec._Contact(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalOID2ᚖstring(ctx context.Context, v any) (*string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalID(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOID2ᚖstring(ctx context.Context, sel ast.SelectionSet, v *string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalID(*v)
+	return res
+}
+
 func (ec *executionContext) unmarshalOInt2ᚖint(ctx context.Context, v any) (*int, error) {
 	if v == nil {
 		return nil, nil
@@ -7738,6 +11577,20 @@ func (ec *executionContext) marshalOPreferences2ᚖgithubᚗcomᚋrelatedhqᚋre
 	return ec._Preferences(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOProfile2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfile(ctx context.Context, sel ast.SelectionSet, v *related.Profile) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Profile(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOProfileRule2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐRule(ctx context.Context, sel ast.SelectionSet, v *identity.Rule) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ProfileRule(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOQueue2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐQueue(ctx context.Context, sel ast.SelectionSet, v *related.Queue) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -7759,6 +11612,13 @@ func (ec *executionContext) marshalORelatedScope2ᚖgithubᚗcomᚋrelatedhqᚋr
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) marshalORuleEvaluation2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐRuleEvaluation(ctx context.Context, sel ast.SelectionSet, v *related.RuleEvaluation) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._RuleEvaluation(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {

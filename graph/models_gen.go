@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/relatedhq/related"
+	"github.com/relatedhq/related/identity"
 	"github.com/relatedhq/related/store"
 )
 
@@ -31,6 +32,15 @@ type ContactPayload struct {
 	UserErrors []*UserError     `json:"userErrors"`
 }
 
+type DeleteProfileRuleInput struct {
+	ID string `json:"id"`
+}
+
+type DeleteProfileRulePayload struct {
+	DeletedID  *string      `json:"deletedId,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
 type InteractionConnection struct {
 	Edges    []*InteractionEdge `json:"edges"`
 	PageInfo *PageInfo          `json:"pageInfo"`
@@ -52,6 +62,16 @@ type InteractionEdge struct {
 type InteractionPayload struct {
 	Interaction *related.Interaction `json:"interaction,omitempty"`
 	UserErrors  []*UserError         `json:"userErrors"`
+}
+
+type LinkContactInput struct {
+	ProfileID string `json:"profileId"`
+	ContactID string `json:"contactId"`
+}
+
+type MergeProfilesInput struct {
+	IntoID string `json:"intoId"`
+	FromID string `json:"fromId"`
 }
 
 type MessageConnection struct {
@@ -83,6 +103,28 @@ type PreferencesPayload struct {
 	UserErrors  []*UserError         `json:"userErrors"`
 }
 
+type ProfilePayload struct {
+	Profile    *related.Profile `json:"profile,omitempty"`
+	UserErrors []*UserError     `json:"userErrors"`
+}
+
+type ProfileRuleInput struct {
+	// Omitted: create a rule. Given: change that rule; omitted fields keep their values.
+	ID            *string             `json:"id,omitempty"`
+	Attribute     string              `json:"attribute"`
+	Normalizer    identity.Normalizer `json:"normalizer"`
+	Enabled       *bool               `json:"enabled,omitempty"`
+	Priority      *int                `json:"priority,omitempty"`
+	MaxPerProfile *int                `json:"maxPerProfile,omitempty"`
+	BlockedValues []string            `json:"blockedValues,omitempty"`
+	DefaultRegion *string             `json:"defaultRegion,omitempty"`
+}
+
+type ProfileRulePayload struct {
+	Rule       *identity.Rule `json:"rule,omitempty"`
+	UserErrors []*UserError   `json:"userErrors"`
+}
+
 type Query struct {
 }
 
@@ -109,6 +151,11 @@ type RecordMessagePayload struct {
 	ClientMutationID *string              `json:"clientMutationId,omitempty"`
 }
 
+type RenameProfileInput struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
 type ReopenInteractionInput struct {
 	ID string `json:"id"`
 }
@@ -124,6 +171,10 @@ type SetPreferencesInput struct {
 
 // Live updates over WebSocket (graphql-transport-ws, or the legacy graphql-ws) or SSE.
 type Subscription struct {
+}
+
+type UnlinkContactInput struct {
+	ContactID string `json:"contactId"`
 }
 
 // A mistake in the caller's input. field is the path of the input field at fault.

@@ -248,3 +248,6 @@ func SortRules(rules []Rule) {
 		return strings.Compare(a.Attribute, b.Attribute)
 	})
 }
+
+// NodeType implements related.Node: rules have global ids.
+func (*Rule) NodeType() related.NodeType { return related.NodeProfileRule }

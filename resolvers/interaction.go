@@ -97,12 +97,21 @@ func (r interactionResolver) Related(ctx context.Context, obj *related.Interacti
 	if scope != nil {
 		requested = *scope
 	}
-	// Profiles link contacts across channels; until a contact is linked
-	// its panel is its own channel.
-	used := related.ChooseScope(requested, obj.ProfileID != "")
+	// The panel spans the profile when the contact shares one with others.
+	linked, profileID := false, obj.ProfileID
+	if profileID != "" && requested != related.ScopeChannel {
+		p, err := loadProfile(ctx, l, profileID)
+		if err != nil {
+			return nil, err
+		}
+		if p != nil {
+			linked, profileID = p.ContactCount > 1, p.ID // p.ID: a merged-away id followed
+		}
+	}
+	used := related.ChooseScope(requested, linked)
 	q := store.RelatedQuery{ContactID: obj.ContactID, Exclude: obj.ID}
 	if used == related.ScopeProfile {
-		q = store.RelatedQuery{ProfileID: obj.ProfileID, Exclude: obj.ID}
+		q = store.RelatedQuery{ProfileID: profileID, Exclude: obj.ID}
 	}
 	page, err := r.Store.ListRelated(ctx, obj.Tenant, q, p)
 	if err != nil {

@@ -29,11 +29,14 @@ type Loaders struct {
 	Messages     *dataloader.Loader[string, *related.Message]
 	Contacts     *dataloader.Loader[string, *related.Contact]
 	Queues       *dataloader.Loader[string, *related.Queue]
+	Profiles     *dataloader.Loader[string, *related.Profile]
+	// ProfileContacts loads the contacts of profiles, by profile id.
+	ProfileContacts *dataloader.Loader[string, []*related.Contact]
 }
 
 // identified is what the store's documents have in common for loaders.
 type identified interface {
-	*related.Interaction | *related.Message | *related.Contact | *related.Queue
+	*related.Interaction | *related.Message | *related.Contact | *related.Queue | *related.Profile
 }
 
 func idOf[V identified](v V) string {
@@ -45,6 +48,8 @@ func idOf[V identified](v V) string {
 	case *related.Contact:
 		return x.ID
 	case *related.Queue:
+		return x.ID
+	case *related.Profile:
 		return x.ID
 	}
 	return ""
@@ -80,6 +85,19 @@ func NewLoaders(s store.Store, tenant string) *Loaders {
 		Messages:     newLoader(tenant, s.Messages),
 		Contacts:     newLoader(tenant, s.Contacts),
 		Queues:       newLoader(tenant, s.Queues),
+		Profiles:     newLoader(tenant, s.Profiles),
+		ProfileContacts: dataloader.NewBatchedLoader(func(ctx context.Context, keys []string) []*dataloader.Result[[]*related.Contact] {
+			cs, err := s.ProfileContacts(ctx, tenant, keys)
+			byProfile := map[string][]*related.Contact{}
+			for _, c := range cs {
+				byProfile[c.ProfileID] = append(byProfile[c.ProfileID], c)
+			}
+			out := make([]*dataloader.Result[[]*related.Contact], len(keys))
+			for i, k := range keys {
+				out[i] = &dataloader.Result[[]*related.Contact]{Data: byProfile[k], Error: err}
+			}
+			return out
+		}, dataloader.WithWait[string, []*related.Contact](loaderWait), dataloader.WithBatchCapacity[string, []*related.Contact](maxBatch)),
 	}
 }
 

@@ -55,6 +55,18 @@ func (r *Resolver) MessageConnection() graph.MessageConnectionResolver {
 // Mutation returns the mutations' resolvers.
 func (r *Resolver) Mutation() graph.MutationResolver { return mutationResolver{r} }
 
+// Profile returns the Profile type's resolvers.
+func (r *Resolver) Profile() graph.ProfileResolver { return profileResolver{r} }
+
+// ProfileConflict returns the ProfileConflict type's resolvers.
+func (r *Resolver) ProfileConflict() graph.ProfileConflictResolver { return profileConflictResolver{r} }
+
+// ProfileLink returns the ProfileLink type's resolvers.
+func (r *Resolver) ProfileLink() graph.ProfileLinkResolver { return profileLinkResolver{r} }
+
+// ProfileRule returns the ProfileRule type's resolvers.
+func (r *Resolver) ProfileRule() graph.ProfileRuleResolver { return profileRuleResolver{r} }
+
 // Query returns the queries' resolvers.
 func (r *Resolver) Query() graph.QueryResolver { return queryResolver{r} }
 

@@ -347,11 +347,18 @@ func (s *Store) recordConflict(ctx context.Context, tx *sql.Tx, tenant, contactI
 // bar: its channels, identifiers and automatic name. A profile left with
 // no contacts is deleted with its identifiers.
 func (s *Store) refreshProfile(ctx context.Context, tx *sql.Tx, tenant, id string, now time.Time) error {
-	rows, err := s.query(ctx, tx, `SELECT DISTINCT channel FROM contacts WHERE tenant = ? AND profile_id = ?`, tenant, id)
+	rows, err := s.query(ctx, tx, `SELECT channel, count(*) FROM contacts WHERE tenant = ? AND profile_id = ? GROUP BY channel`, tenant, id)
 	if err != nil {
 		return fmt.Errorf("sqlite: read profile channels: %w", err)
 	}
-	chans, err := collect(rows, func(r scanner) (related.Channel, error) { var c related.Channel; return c, r.Scan(&c) }, "channels")
+	count := 0
+	chans, err := collect(rows, func(r scanner) (related.Channel, error) {
+		var c related.Channel
+		var n int
+		err := r.Scan(&c, &n)
+		count += n
+		return c, err
+	}, "channels")
 	if err != nil {
 		return err
 	}
@@ -379,8 +386,8 @@ func (s *Store) refreshProfile(ctx context.Context, tx *sql.Tx, tenant, id strin
 		return err
 	}
 	chanJSON, _ := json.Marshal(related.SortChannels(chans)) // strings always marshal
-	if _, err := s.exec(ctx, tx, `UPDATE profiles SET channels = ?, identifiers = ?, auto_name = ?, updated_at = ? WHERE tenant = ? AND id = ?`,
-		string(chanJSON), encodeIdentifiers(ids), identity.Name(ids, rules), ms(now), tenant, id); err != nil {
+	if _, err := s.exec(ctx, tx, `UPDATE profiles SET channels = ?, identifiers = ?, contacts = ?, auto_name = ?, updated_at = ? WHERE tenant = ? AND id = ?`,
+		string(chanJSON), encodeIdentifiers(ids), count, identity.Name(ids, rules), ms(now), tenant, id); err != nil {
 		return fmt.Errorf("sqlite: update profile: %w", err)
 	}
 	return nil

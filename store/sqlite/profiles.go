@@ -15,7 +15,7 @@ import (
 	"github.com/relatedhq/related/store"
 )
 
-const profileCols = `id, tenant, custom_name, auto_name, channels, identifiers, merged_into, created_at, updated_at`
+const profileCols = `id, tenant, custom_name, auto_name, channels, identifiers, contacts, merged_into, created_at, updated_at`
 
 func scanProfile(r scanner) (*related.Profile, error) {
 	var (
@@ -23,7 +23,7 @@ func scanProfile(r scanner) (*related.Profile, error) {
 		chans, ids       string
 		created, updated int64
 	)
-	if err := r.Scan(&p.ID, &p.Tenant, &p.CustomName, &p.AutoName, &chans, &ids, &p.MergedInto, &created, &updated); err != nil {
+	if err := r.Scan(&p.ID, &p.Tenant, &p.CustomName, &p.AutoName, &chans, &ids, &p.ContactCount, &p.MergedInto, &created, &updated); err != nil {
 		return nil, err
 	}
 	p.CreatedAt, p.UpdatedAt = fromMS(created), fromMS(updated)

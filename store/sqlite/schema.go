@@ -129,6 +129,7 @@ CREATE TABLE profiles (
 	auto_name   TEXT NOT NULL DEFAULT '',
 	channels    TEXT NOT NULL DEFAULT '[]',
 	identifiers TEXT NOT NULL DEFAULT '[]',
+	contacts    INTEGER NOT NULL DEFAULT 0,
 	merged_into TEXT NOT NULL DEFAULT '',
 	created_at  INTEGER NOT NULL,
 	updated_at  INTEGER NOT NULL,
