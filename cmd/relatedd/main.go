@@ -189,6 +189,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			return err
 		}
 	}
+	// Rule changes re-evaluate the tenant's contacts in the background.
+	evalCtx, stopEval := context.WithCancel(ctx)
+	defer stopEval()
+	go store.RunEvaluations(evalCtx, st, time.Second, log)
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
