@@ -69,7 +69,8 @@ type panel struct {
 	s        *subscriber
 	tenant   string
 	self     string
-	profile  string              // the interaction's profile at the last resolution
+	profiles map[string]bool     // the interaction's profile at the last resolution, and the root it resolved to
+	profile  string              // that root: the profile a PROFILE scope spans
 	scope    related.Scope       // the scope in use
 	contacts map[string]struct{} // the contacts whose interactions the scope spans
 }
@@ -94,11 +95,9 @@ func (h *Hub) Related(ctx context.Context, tenant, id string, onEnd func(error))
 	if it == nil {
 		return nil, related.NotFound("no such interaction", "interactionId")
 	}
-	contacts, err := p.scopeOf(ctx, it)
-	if err != nil {
+	if err := p.scopeOf(ctx, it); err != nil {
 		return nil, err
 	}
-	p.profile, p.scope, p.contacts = it.ProfileID, related.ChooseScope("", it.ProfileID != ""), contacts
 	s, err := h.subscribe(tenant, p.keys())
 	if err != nil {
 		return nil, err
@@ -195,8 +194,8 @@ func (p *panel) keys() []string {
 	for c := range p.contacts {
 		keys = append(keys, "c:"+c)
 	}
-	if p.profile != "" {
-		keys = append(keys, "p:"+p.profile)
+	for id := range p.profiles {
+		keys = append(keys, "p:"+id)
 	}
 	return keys
 }
@@ -213,7 +212,7 @@ func (p *panel) handle(ctx context.Context, e store.Event) ([]*Change, error) {
 	if e.InteractionID == p.self {
 		// The panel's own interaction is not in its panel; only a change
 		// of its profile concerns the panel.
-		if e.ProfileID != p.profile || membership(e.Kind) {
+		if !p.profiles[e.ProfileID] || membership(e.Kind) {
 			return p.resolve(ctx, nil)
 		}
 		return nil, nil
@@ -251,11 +250,11 @@ func (p *panel) resolve(ctx context.Context, e *store.Event) ([]*Change, error) 
 	if it == nil {
 		return nil, fmt.Errorf("interaction %s no longer exists", p.self)
 	}
-	contacts, err := p.scopeOf(ctx, it)
-	if err != nil {
+	before := p.contacts
+	if err := p.scopeOf(ctx, it); err != nil {
 		return nil, err
 	}
-	scope := related.ChooseScope("", it.ProfileID != "")
+	scope, contacts := p.scope, p.contacts
 	var out []*Change
 	announce := func(contact string, kind ChangeKind) error {
 		page, err := p.h.st.ListRelated(ctx, p.tenant, store.RelatedQuery{ContactID: contact, Exclude: p.self}, store.Page{First: maxDiff})
@@ -267,7 +266,7 @@ func (p *panel) resolve(ctx context.Context, e *store.Event) ([]*Change, error) 
 		}
 		return nil
 	}
-	for c := range p.contacts {
+	for c := range before {
 		if _, ok := contacts[c]; !ok {
 			if err := announce(c, Removed); err != nil {
 				return nil, err
@@ -276,14 +275,13 @@ func (p *panel) resolve(ctx context.Context, e *store.Event) ([]*Change, error) 
 	}
 	entered := map[string]bool{}
 	for c := range contacts {
-		if _, ok := p.contacts[c]; !ok {
+		if _, ok := before[c]; !ok {
 			entered[c] = true
 			if err := announce(c, Added); err != nil {
 				return nil, err
 			}
 		}
 	}
-	p.profile, p.scope, p.contacts = it.ProfileID, scope, contacts
 	p.h.rekey(p.s, p.keys())
 	if e != nil && e.InteractionID != "" && e.InteractionID != p.self && !entered[e.ContactID] {
 		if _, ok := contacts[e.ContactID]; ok && !membership(e.Kind) && e.Kind != store.ContactUpdated {
@@ -303,32 +301,51 @@ func (p *panel) resolve(ctx context.Context, e *store.Event) ([]*Change, error) 
 	return out, nil
 }
 
-// scopeOf returns the contacts whose interactions its panel spans: its
-// own contact, and in PROFILE scope the contacts of its profile's
-// interactions.
-func (p *panel) scopeOf(ctx context.Context, it *related.Interaction) (map[string]struct{}, error) {
+// scopeOf works out the scope of it's panel as the Related resolver does
+// (related.ChooseScope with no requested scope: PROFILE when its contact
+// shares a profile with other contacts) and sets the panel's state: the
+// scope, its profile, and the contacts whose interactions it spans (its
+// own, and in PROFILE scope those of its profile's interactions). The
+// profile's contacts are learned from its interactions, newest first, so
+// one query answers both "are there other contacts" and "which".
+func (p *panel) scopeOf(ctx context.Context, it *related.Interaction) error {
 	contacts := map[string]struct{}{it.ContactID: {}}
-	if related.ChooseScope("", it.ProfileID != "") != related.ScopeProfile {
-		return contacts, nil
-	}
-	q := store.RelatedQuery{ProfileID: it.ProfileID, Exclude: it.ID}
-	pg := store.Page{First: store.MaxPageSize}
-	for read := 0; read < maxScopeScan; {
-		page, err := p.h.st.ListRelated(ctx, p.tenant, q, pg)
+	profiles := map[string]bool{}
+	root := it.ProfileID
+	if it.ProfileID != "" {
+		profiles[it.ProfileID] = true
+		found, err := p.h.st.Profiles(ctx, p.tenant, []string{it.ProfileID})
 		if err != nil {
-			return nil, fmt.Errorf("list profile %s: %w", it.ProfileID, err)
+			return fmt.Errorf("load profile %s: %w", it.ProfileID, err)
 		}
-		for _, x := range page.Items {
-			contacts[x.ContactID] = struct{}{}
+		if len(found) > 0 {
+			root = found[0].ID // a merged-away id is followed to the profile it is in
+			profiles[root] = true
 		}
-		read += len(page.Items)
-		if !page.HasNextPage || len(page.Items) == 0 {
-			break
+		q := store.RelatedQuery{ProfileID: root, Exclude: it.ID}
+		pg := store.Page{First: store.MaxPageSize}
+		for read := 0; read < maxScopeScan; {
+			page, err := p.h.st.ListRelated(ctx, p.tenant, q, pg)
+			if err != nil {
+				return fmt.Errorf("list profile %s: %w", root, err)
+			}
+			for _, x := range page.Items {
+				contacts[x.ContactID] = struct{}{}
+			}
+			read += len(page.Items)
+			if !page.HasNextPage || len(page.Items) == 0 {
+				break
+			}
+			c := store.InteractionCursor(page.Items[len(page.Items)-1])
+			pg.After = &c
 		}
-		c := store.InteractionCursor(page.Items[len(page.Items)-1])
-		pg.After = &c
 	}
-	return contacts, nil
+	scope := related.ChooseScope("", len(contacts) > 1)
+	if scope != related.ScopeProfile {
+		contacts = map[string]struct{}{it.ContactID: {}}
+	}
+	p.scope, p.profile, p.profiles, p.contacts = scope, root, profiles, contacts
+	return nil
 }
 
 // load returns interaction id of the panel's tenant, or nil when there is
