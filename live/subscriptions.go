@@ -57,6 +57,10 @@ func (c *Change) InteractionID() string {
 // ones are the ones a panel shows.
 const maxScopeScan = 500
 
+// maxMergeHops bounds the merge chain followed to a profile's root; the
+// store keeps chains short (the winner is always the older profile).
+const maxMergeHops = 16
+
 // maxDiff bounds the interactions announced per contact entering or
 // leaving a scope: a panel shows at most 100 rows per page, and a client
 // that needs more refetches.
@@ -302,26 +306,32 @@ func (p *panel) resolve(ctx context.Context, e *store.Event) ([]*Change, error) 
 }
 
 // scopeOf works out the scope of it's panel as the Related resolver does
-// (related.ChooseScope with no requested scope: PROFILE when its contact
-// shares a profile with other contacts) and sets the panel's state: the
-// scope, its profile, and the contacts whose interactions it spans (its
-// own, and in PROFILE scope those of its profile's interactions). The
-// profile's contacts are learned from its interactions, newest first, so
-// one query answers both "are there other contacts" and "which".
+// (related.ChooseScope with no requested scope: PROFILE when its contact's
+// profile, followed through merges, has other contacts) and sets the
+// panel's state: the scope, its profile, and the contacts whose
+// interactions it spans (its own, and in PROFILE scope those of its
+// profile's interactions).
 func (p *panel) scopeOf(ctx context.Context, it *related.Interaction) error {
 	contacts := map[string]struct{}{it.ContactID: {}}
 	profiles := map[string]bool{}
-	root := it.ProfileID
-	if it.ProfileID != "" {
-		profiles[it.ProfileID] = true
-		found, err := p.h.st.Profiles(ctx, p.tenant, []string{it.ProfileID})
+	linked, root := false, it.ProfileID
+	for hops := 0; root != "" && hops < maxMergeHops; hops++ {
+		profiles[root] = true
+		found, err := p.h.st.Profiles(ctx, p.tenant, []string{root})
 		if err != nil {
-			return fmt.Errorf("load profile %s: %w", it.ProfileID, err)
+			return fmt.Errorf("load profile %s: %w", root, err)
 		}
-		if len(found) > 0 {
-			root = found[0].ID // a merged-away id is followed to the profile it is in
-			profiles[root] = true
+		if len(found) == 0 {
+			break
 		}
+		if found[0].MergedInto == "" {
+			linked = found[0].ContactCount > 1
+			break
+		}
+		root = found[0].MergedInto
+	}
+	scope := related.ChooseScope("", linked)
+	if scope == related.ScopeProfile {
 		q := store.RelatedQuery{ProfileID: root, Exclude: it.ID}
 		pg := store.Page{First: store.MaxPageSize}
 		for read := 0; read < maxScopeScan; {
@@ -339,10 +349,6 @@ func (p *panel) scopeOf(ctx context.Context, it *related.Interaction) error {
 			c := store.InteractionCursor(page.Items[len(page.Items)-1])
 			pg.After = &c
 		}
-	}
-	scope := related.ChooseScope("", len(contacts) > 1)
-	if scope != related.ScopeProfile {
-		contacts = map[string]struct{}{it.ContactID: {}}
 	}
 	p.scope, p.profile, p.profiles, p.contacts = scope, root, profiles, contacts
 	return nil
