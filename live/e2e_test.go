@@ -425,3 +425,13 @@ func storeID(t *testing.T, gid string) string {
 	}
 	return id
 }
+
+func mustInput(t *testing.T, thread, address, body string) related.RecordMessage {
+	t.Helper()
+	in, err := related.RecordMessage{Channel: related.ChannelEmail, ThreadRef: thread, Direction: related.Inbound,
+		Body: body, Contact: related.ContactInput{Address: address}}.Normalize(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
