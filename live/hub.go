@@ -21,10 +21,12 @@ package live
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 
+	"github.com/relatedhq/related"
 	"github.com/relatedhq/related/store"
 )
 
@@ -113,7 +115,7 @@ func (h *Hub) Stats() Stats {
 type subscriber struct {
 	tenant string
 	keys   []string // guarded by Hub.mu
-	in     chan store.Event
+	in     chan *routed
 	done   chan struct{} // closed when the hub drops the subscriber
 	err    error         // why done was closed; written before closing done
 	gone   bool          // guarded by Hub.mu: dropped or unsubscribed
@@ -142,6 +144,7 @@ func (h *Hub) Publish(_ context.Context, events []store.Event) {
 			continue
 		}
 		var sent map[*subscriber]bool
+		r := &routed{Event: e}
 		for _, k := range eventKeys(e) {
 			for s := range keys[k] {
 				if sent[s] || s.gone {
@@ -152,7 +155,7 @@ func (h *Hub) Publish(_ context.Context, events []store.Event) {
 				}
 				sent[s] = true
 				select {
-				case s.in <- e:
+				case s.in <- r:
 				default:
 					// The buffer is full: the client is not keeping up.
 					s.err = ErrTooSlow
@@ -192,7 +195,7 @@ func eventKeys(e store.Event) []string {
 
 // subscribe indexes a new subscriber under keys.
 func (h *Hub) subscribe(tenant string, keys []string) (*subscriber, error) {
-	s := &subscriber{tenant: tenant, in: make(chan store.Event, h.buffer), done: make(chan struct{})}
+	s := &subscriber{tenant: tenant, in: make(chan *routed, h.buffer), done: make(chan struct{})}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -321,4 +324,29 @@ func (s *idSet) add(id string) bool {
 	s.ids[id] = struct{}{}
 	s.next = (s.next + 1) % len(s.ring)
 	return true
+}
+
+// routed is an event on its way to subscribers. Every subscriber of an
+// event shows the same interaction, so the first to need it loads it and
+// the others share that load: one store read per event, not one per
+// subscriber. The shared interaction is never modified.
+type routed struct {
+	store.Event
+	once sync.Once
+	it   *related.Interaction
+	err  error
+}
+
+// interaction loads the event's interaction once, for all its subscribers.
+func (r *routed) interaction(ctx context.Context, st store.Store) (*related.Interaction, error) {
+	r.once.Do(func() {
+		its, err := st.Interactions(ctx, r.Tenant, []string{r.InteractionID})
+		switch {
+		case err != nil:
+			r.err = fmt.Errorf("load interaction %s: %w", r.InteractionID, err)
+		case len(its) > 0:
+			r.it = its[0]
+		}
+	})
+	return r.it, r.err
 }

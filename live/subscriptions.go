@@ -129,11 +129,11 @@ func (h *Hub) Interaction(ctx context.Context, tenant, id string, onEnd func(err
 		return nil, err
 	}
 	out := make(chan *related.Interaction)
-	handle := func(ctx context.Context, e store.Event) ([]*related.Interaction, error) {
+	handle := func(ctx context.Context, e *routed) ([]*related.Interaction, error) {
 		if e.InteractionID != id {
 			return nil, nil
 		}
-		it, err := p.load(ctx, id)
+		it, err := e.interaction(ctx, h.st)
 		if err != nil || it == nil {
 			return nil, err
 		}
@@ -148,7 +148,7 @@ func (h *Hub) Interaction(ctx context.Context, tenant, id string, onEnd func(err
 // drops s. A store failure ends the subscription too: a payload it could
 // not build is an update the client would silently miss, so it is told to
 // refetch instead.
-func run[T any](ctx context.Context, h *Hub, s *subscriber, out chan<- T, onEnd func(error), handle func(context.Context, store.Event) ([]T, error)) {
+func run[T any](ctx context.Context, h *Hub, s *subscriber, out chan<- T, onEnd func(error), handle func(context.Context, *routed) ([]T, error)) {
 	var end error
 	defer func() {
 		if onEnd != nil {
@@ -212,7 +212,7 @@ func membership(k store.EventKind) bool {
 }
 
 // handle turns one event into the panel's changes.
-func (p *panel) handle(ctx context.Context, e store.Event) ([]*Change, error) {
+func (p *panel) handle(ctx context.Context, e *routed) ([]*Change, error) {
 	if e.InteractionID == p.self {
 		// The panel's own interaction is not in its panel; only a change
 		// of its profile concerns the panel.
@@ -226,11 +226,11 @@ func (p *panel) handle(ctx context.Context, e store.Event) ([]*Change, error) {
 	case membership(e.Kind),
 		inScope && e.ProfileID != p.profile,                     // a contact in scope moved
 		!inScope && p.profile != "" && e.ProfileID == p.profile: // a contact joined the profile
-		return p.resolve(ctx, &e)
+		return p.resolve(ctx, e)
 	case !inScope || e.InteractionID == "" || e.Kind == store.ContactUpdated:
 		return nil, nil
 	}
-	it, err := p.load(ctx, e.InteractionID)
+	it, err := e.interaction(ctx, p.h.st)
 	if err != nil || it == nil {
 		return nil, err
 	}
@@ -246,7 +246,7 @@ func (p *panel) handle(ctx context.Context, e store.Event) ([]*Change, error) {
 // scope as Added, of those that left it as Removed. e, when not nil, is
 // the event that prompted it; its interaction is announced as well when it
 // is in scope and not already announced.
-func (p *panel) resolve(ctx context.Context, e *store.Event) ([]*Change, error) {
+func (p *panel) resolve(ctx context.Context, e *routed) ([]*Change, error) {
 	it, err := p.load(ctx, p.self)
 	if err != nil {
 		return nil, err
