@@ -351,7 +351,9 @@ func subscribe(ctx context.Context, s setup, panel string, ready *sync.WaitGroup
 	defer conn.CloseNow()
 	send := func(v any) error {
 		b, _ := json.Marshal(v)
-		return conn.Write(dctx, websocket.MessageText, b)
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return conn.Write(wctx, websocket.MessageText, b)
 	}
 	if err := send(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + s.Key}}); err != nil {
 		return err
