@@ -128,9 +128,8 @@ func New(opts Options) *Server {
 	if opts.GraphiQL {
 		s.mux.Handle(web.Prefix, web.GraphiQL())
 		s.mux.Handle(web.Prefix+"/", web.GraphiQL())
-		s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-			http.Redirect(w, r, web.Prefix, http.StatusFound)
-		})
+		s.mux.Handle("GET /{$}", web.Console())
+		s.mux.Handle(web.ConsolePrefix+"/", web.Console())
 	}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
