@@ -17,14 +17,17 @@ root="$(cd "$e2e_dir/../.." && pwd)"
 export ARTIFACTS_DIR="${ARTIFACTS_DIR:-$e2e_dir/artifacts}"
 mkdir -p "$ARTIFACTS_DIR"
 
-if [ ! -x /usr/bin/chromium ]; then
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v curl >/dev/null || missing+=(curl)
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    echo "installing Debian's chromium"
+    echo "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "run.sh: /usr/bin/chromium is missing (apt-get install chromium)" >&2
+    echo "run.sh: missing ${missing[*]} (apt-get install ${missing[*]})" >&2
     exit 1
   fi
 fi

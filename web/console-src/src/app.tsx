@@ -249,6 +249,10 @@ function Console({ apiKey, viewer, onSignOut }: { apiKey: string; viewer: Viewer
   const [showRelated, setShowRelated] = useState(viewer.preferences.showRelated);
   const [prefError, setPrefError] = useState<string | null>(null);
   const [selected, setSelected] = useState<string | null>(idFromURL);
+  // Bumped when the Related panel's scope changes live (a profile merge or
+  // split), so the profile bar reloads too.
+  const [profileEpoch, setProfileEpoch] = useState(0);
+  const profileChanged = useCallback(() => setProfileEpoch((n) => n + 1), []);
 
   useEffect(() => {
     const f = () => setSelected(idFromURL());
@@ -332,14 +336,20 @@ function Console({ apiKey, viewer, onSignOut }: { apiKey: string; viewer: Viewer
         <div class="layout">
           <Sidebar selected={selected} />
           {selected ? (
-            <InteractionView key={selected} id={selected} showRelated={showRelated} onToggleRelated={toggleRelated} />
+            <InteractionView
+              key={selected}
+              id={selected}
+              showRelated={showRelated}
+              onToggleRelated={toggleRelated}
+              profileEpoch={profileEpoch}
+            />
           ) : (
             <main class="conv empty-state">
               <h1>Pick an interaction</h1>
               <p>Open one of the recent open interactions, or search for a customer by an identifier such as an email address.</p>
             </main>
           )}
-          {selected && showRelated && <RelatedPanel key={selected} id={selected} liveState={liveState} />}
+          {selected && showRelated && <RelatedPanel key={selected} id={selected} liveState={liveState} onScopeChanged={profileChanged} />}
         </div>
       </div>
     </ConsoleCtx.Provider>
@@ -570,7 +580,17 @@ function mergeMessages(a: Message[], b: Message[]): Message[] {
   return [...byId.values()].sort((x, y) => Date.parse(x.sentAt) - Date.parse(y.sentAt));
 }
 
-function InteractionView({ id, showRelated, onToggleRelated }: { id: string; showRelated: boolean; onToggleRelated: () => void }) {
+function InteractionView({
+  id,
+  showRelated,
+  onToggleRelated,
+  profileEpoch,
+}: {
+  id: string;
+  showRelated: boolean;
+  onToggleRelated: () => void;
+  profileEpoch: number;
+}) {
   const { apiKey, live, now, open, refused } = useCtx();
   const [it, setIt] = useState<Interaction | null>(null);
   const [missing, setMissing] = useState(false);
@@ -611,7 +631,7 @@ function InteractionView({ id, showRelated, onToggleRelated }: { id: string; sho
 
   useEffect(() => {
     load();
-  }, [load]);
+  }, [load, profileEpoch]);
 
   // The interaction itself, live: status, queue, new messages.
   useEffect(() => {
@@ -741,7 +761,9 @@ function InteractionView({ id, showRelated, onToggleRelated }: { id: string; sho
             {loadingEarlier ? 'Loading…' : 'Load earlier messages'}
           </button>
         ) : (
-          <p class="conv-start">Start of the conversation · {it.messages.totalCount} messages</p>
+          <p class="conv-start">
+            Start of the conversation · {it.messages.totalCount} message{it.messages.totalCount === 1 ? '' : 's'}
+          </p>
         )}
         <ol class="msgs">
           {messages.map((m) => (
@@ -763,7 +785,7 @@ function InteractionView({ id, showRelated, onToggleRelated }: { id: string; sho
 
 // --- The Related panel ----------------------------------------------------
 
-function RelatedPanel({ id, liveState }: { id: string; liveState: LiveState }) {
+function RelatedPanel({ id, liveState, onScopeChanged }: { id: string; liveState: LiveState; onScopeChanged: () => void }) {
   const { apiKey, live, now, open, refused } = useCtx();
   const [requested, setRequested] = useState<Scope | null>(null);
   const [panel, setPanel] = useState<PanelState | null>(null);
@@ -774,6 +796,8 @@ function RelatedPanel({ id, liveState }: { id: string; liveState: LiveState }) {
   const [hasProfile, setHasProfile] = useState(false);
   const requestedRef = useRef<Scope | null>(null);
   requestedRef.current = requested;
+  const panelRef = useRef<PanelState | null>(null);
+  panelRef.current = panel;
   const seq = useRef(0);
 
   const reload = useCallback(async () => {
@@ -815,17 +839,17 @@ function RelatedPanel({ id, liveState }: { id: string; liveState: LiveState }) {
       (d) => {
         const ch = d.relatedChanged;
         setLiveError(null);
-        let needReload = false;
-        setPanel((p) => {
-          if (!p) return p;
+        const p = panelRef.current;
+        if (p) {
           const next = applyChange(p, ch, id);
           if (next === null) {
-            needReload = true;
-            return p;
+            if (ch.scope !== p.scope) onScopeChanged();
+            scheduleReload();
+          } else {
+            panelRef.current = next;
+            setPanel(next);
           }
-          return next;
-        });
-        if (needReload) scheduleReload();
+        }
         if (ch.kind !== 'REMOVED') {
           setFresh((s) => new Set(s).add(ch.interactionId));
           setTimeout(
@@ -846,7 +870,7 @@ function RelatedPanel({ id, liveState }: { id: string; liveState: LiveState }) {
       stop();
       off();
     };
-  }, [live, id, reload, scheduleReload]);
+  }, [live, id, reload, scheduleReload, onScopeChanged]);
 
   const more = async () => {
     if (!panel?.endCursor) return;

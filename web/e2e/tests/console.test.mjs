@@ -290,6 +290,11 @@ describe('agent console', () => {
       const p = await api(`query($id: ID!) { interaction(id: $id) { ${PANEL('first: 10')} } }`, { id: a });
       await until('the panel to settle', async () => (await panelRows(page)).length === p.interaction.related.edges.length);
       assertRowsMatch(await panelRows(page), p.interaction.related.edges.map((e) => e.node));
+      // The profile bar follows: the profile now has both channels.
+      await until('the profile bar with both channels', async () => {
+        const chs = await page.$$eval('[data-testid=profile-bar] .ch', (cs) => cs.map((c) => c.getAttribute('data-channel')));
+        return chs.includes('SMS') && chs.includes('EMAIL');
+      });
       await shot(page, 'live-merged-1280');
     } else {
       console.log('# the rules did not link the SMS contact: merge step skipped');
