@@ -9,11 +9,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/relatedhq/related"
+	"github.com/relatedhq/related/identity"
 	"github.com/relatedhq/related/store"
 )
 
@@ -66,11 +69,34 @@ var (
 	}
 )
 
-// channelMix is the share of customers by number of channels: most use one,
-// a long tail uses four or more.
-var channelMix = []int{1, 1, 1, 1, 1, 1, 2, 2, 3, 4}
+// Rules is the linking configuration the sample uses: the default email
+// rule, phone numbers (UK numbering by default) and a customer id that a
+// profile may hold only one of, so sharing one between customers is a
+// conflict rather than a merge.
+var Rules = []identity.Rule{
+	{Attribute: "phone", Normalizer: identity.NormalizePhone, Enabled: true, Priority: 50, DefaultRegion: "GB"},
+	{Attribute: "customerId", Normalizer: identity.NormalizeCaseInsensitive, Enabled: true, Priority: 200, MaxPerProfile: 1},
+}
 
-// Run writes o.Customers customers' traffic into s.
+// customer is one person of the sample, on one or more channels.
+type customer struct {
+	n                            int
+	first, last                  string
+	email, phone, customerID     string
+	channels                     []related.Channel
+	giveEmail, giveID, greetName bool
+}
+
+// Run writes o.Customers customers' traffic into s: most customers on one
+// channel and a long tail on four or more, 1 to 40 interactions each
+// (log-uniform), 1 to 6 messages per interaction, 15% of interactions
+// open, 5% closed as IGNORED or SPAM, the rest CLOSED. Customers on
+// channels without an attested identity (web chat, social) mostly give
+// their email, and some their customer id; 2% share a phone number with
+// another customer (a household: their profiles merge) and 1% give
+// another customer's id (a conflict). The same seed writes the same data.
+// A store that offers store.Bulker gets batches of customers in one
+// transaction.
 func Run(ctx context.Context, s store.Store, o Options) (Stats, error) {
 	if o.Tenant == "" {
 		o.Tenant = "demo"
@@ -78,40 +104,137 @@ func Run(ctx context.Context, s store.Store, o Options) (Stats, error) {
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
+	if err := ensureRules(ctx, s, o.Tenant); err != nil {
+		return Stats{}, err
+	}
 	rng := rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))
 	var st Stats
 	best := 0
-	for c := range o.Customers {
-		first, last := firstNames[rng.IntN(len(firstNames))], lastNames[rng.IntN(len(lastNames))]
-		name := first + " " + last
-		chans := pickChannels(rng, channelMix[rng.IntN(len(channelMix))])
-		for _, ch := range chans {
-			addr := address(ch, first, last, c)
-			n := 1 + rng.IntN(6)
-			if rng.IntN(10) == 0 {
-				n += rng.IntN(15) // a few regulars with long histories
-			}
-			var lastInteraction string
-			for k := range n {
-				id, msgs, err := thread(ctx, s, rng, o, ch, addr, name, c, k)
+	start := time.Now()
+	const perBatch = 100
+	for c0 := 0; c0 < o.Customers; c0 += perBatch {
+		batch := func(ctx context.Context) error {
+			for c := c0; c < min(c0+perBatch, o.Customers); c++ {
+				cu := newCustomer(rng, c)
+				n, sample, err := cu.write(ctx, s, rng, o, &st)
 				if err != nil {
-					return st, err
+					return err
 				}
-				st.Interactions++
-				st.Messages += msgs
-				lastInteraction = id
+				if len(cu.channels)*100+n > best {
+					best, st.Sample = len(cu.channels)*100+n, sample
+				}
+				st.Customers++
 			}
-			st.Contacts++
-			if n > best {
-				best, st.Sample = n, lastInteraction
-			}
+			return nil
 		}
-		st.Customers++
-		if o.Progress != nil && (c+1)%100 == 0 {
-			fmt.Fprintf(o.Progress, "seed: %d/%d customers, %d interactions, %d messages\n", c+1, o.Customers, st.Interactions, st.Messages)
+		var err error
+		if b, ok := s.(store.Bulker); ok {
+			err = b.Bulk(ctx, batch)
+		} else {
+			err = batch(ctx)
+		}
+		if err != nil {
+			return st, err
+		}
+		if o.Progress != nil && (st.Customers%1000 < perBatch || st.Customers == o.Customers) {
+			el := time.Since(start).Seconds()
+			fmt.Fprintf(o.Progress, "seed: %d/%d customers, %d interactions, %d messages (%.0f interactions/s)\n",
+				st.Customers, o.Customers, st.Interactions, st.Messages, float64(st.Interactions)/max(el, 0.001))
 		}
 	}
 	return st, nil
+}
+
+// ensureRules creates the sample's rules the tenant does not have yet.
+func ensureRules(ctx context.Context, s store.Store, tenant string) error {
+	have, err := s.ProfileRules(ctx, tenant)
+	if err != nil {
+		return fmt.Errorf("seed: read rules: %w", err)
+	}
+	for _, r := range Rules {
+		if slices.ContainsFunc(have, func(h identity.Rule) bool { return h.Attribute == r.Attribute }) {
+			continue
+		}
+		r, err := r.Validate()
+		if err != nil {
+			return fmt.Errorf("seed: rule %s: %w", r.Attribute, err)
+		}
+		if _, err := s.SaveProfileRule(ctx, tenant, r); err != nil {
+			return fmt.Errorf("seed: save rule %s: %w", r.Attribute, err)
+		}
+	}
+	return nil
+}
+
+// channelCounts is the share of customers by number of channels.
+var channelCounts = []int{1, 1, 1, 1, 1, 1, 2, 2, 3, 4, 5, 6}
+
+func newCustomer(rng *rand.Rand, c int) *customer {
+	cu := &customer{
+		n:     c,
+		first: firstNames[rng.IntN(len(firstNames))], last: lastNames[rng.IntN(len(lastNames))],
+		giveEmail: rng.IntN(10) < 8, giveID: rng.IntN(10) < 3,
+	}
+	cu.email = fmt.Sprintf("%s.%s%d@example.com", strings.ToLower(cu.first), strings.ToLower(cu.last), c)
+	cu.phone = fmt.Sprintf("+447%09d", c)
+	cu.customerID = fmt.Sprintf("CU-%07d", c)
+	switch roll := rng.IntN(100); {
+	case roll < 2 && c > 0:
+		cu.phone = fmt.Sprintf("+447%09d", c-1) // a household sharing a line
+	case roll < 3 && c > 0:
+		cu.customerID, cu.giveID = fmt.Sprintf("CU-%07d", rng.IntN(c)), true // a mistyped id: a conflict
+	}
+	cu.channels = pickChannels(rng, channelCounts[rng.IntN(len(channelCounts))])
+	return cu
+}
+
+// contactFor is the customer's contact input on channel ch.
+func (cu *customer) contactFor(ch related.Channel) related.ContactInput {
+	in := related.ContactInput{Name: cu.first + " " + cu.last}
+	lf, ll := strings.ToLower(cu.first), strings.ToLower(cu.last)
+	switch ch {
+	case related.ChannelEmail:
+		in.Address = cu.email
+	case related.ChannelSMS, related.ChannelWhatsApp, related.ChannelVoice:
+		in.Address = cu.phone
+	case related.ChannelTwitter, related.ChannelInstagram:
+		in.Address = fmt.Sprintf("@%s_%s%d", lf, ll, cu.n)
+	case related.ChannelMessenger:
+		in.Address = fmt.Sprintf("psid-%08d", cu.n)
+	default:
+		in.Address = fmt.Sprintf("visitor-%08d", cu.n)
+	}
+	if identity.AddressAttribute(ch) != "email" && cu.giveEmail {
+		in.Attributes = append(in.Attributes, related.Attribute{Key: "email", Value: cu.email})
+	}
+	if cu.giveID {
+		in.Attributes = append(in.Attributes, related.Attribute{Key: "customerId", Value: cu.customerID})
+	}
+	return in
+}
+
+// write records the customer's interactions and returns how many, and one
+// of them to show as a sample.
+func (cu *customer) write(ctx context.Context, s store.Store, rng *rand.Rand, o Options, st *Stats) (int, string, error) {
+	// Log-uniform between 1 and 40: most customers have a few
+	// interactions, some have dozens.
+	n := min(40, int(math.Exp(rng.Float64()*math.Log(41))))
+	n = max(n, 1)
+	contacts := map[related.Channel]bool{}
+	var sample string
+	for k := range n {
+		ch := cu.channels[rng.IntN(len(cu.channels))]
+		contacts[ch] = true
+		id, msgs, err := thread(ctx, s, rng, o, ch, cu.contactFor(ch), cu.n, k)
+		if err != nil {
+			return 0, "", err
+		}
+		st.Interactions++
+		st.Messages += msgs
+		sample = id
+	}
+	st.Contacts += len(contacts)
+	return n, sample, nil
 }
 
 func pickChannels(rng *rand.Rand, n int) []related.Channel {
@@ -123,30 +246,13 @@ func pickChannels(rng *rand.Rand, n int) []related.Channel {
 	return out
 }
 
-// address makes a plausible channel address for customer c.
-func address(ch related.Channel, first, last string, c int) string {
-	lf, ll := strings.ToLower(first), strings.ToLower(last)
-	switch ch {
-	case related.ChannelEmail:
-		return fmt.Sprintf("%s.%s%d@example.com", lf, ll, c)
-	case related.ChannelSMS, related.ChannelWhatsApp, related.ChannelVoice:
-		return fmt.Sprintf("+4477009%05d", c)
-	case related.ChannelTwitter, related.ChannelInstagram:
-		return fmt.Sprintf("@%s_%s%d", lf, ll, c)
-	case related.ChannelMessenger:
-		return fmt.Sprintf("psid-%08d", c)
-	default:
-		return fmt.Sprintf("visitor-%08d", c)
-	}
-}
-
-// thread writes one interaction of 1-8 messages and closes most of the
-// older ones: about 5% as IGNORED or SPAM, the rest as CLOSED.
-func thread(ctx context.Context, s store.Store, rng *rand.Rand, o Options, ch related.Channel, addr, name string, c, k int) (string, int, error) {
-	start := o.Now.Add(-time.Duration(rng.IntN(90*24*60)) * time.Minute)
+// thread writes one interaction of 1-6 messages and closes most of them:
+// 5% as IGNORED or SPAM, 80% as CLOSED; 15% stay open.
+func thread(ctx context.Context, s store.Store, rng *rand.Rand, o Options, ch related.Channel, contact related.ContactInput, c, k int) (string, int, error) {
+	start := o.Now.Add(-time.Duration(rng.IntN(180*24*60)) * time.Minute)
 	queue := queues[rng.IntN(len(queues))]
 	ref := fmt.Sprintf("%s-%d-%d", strings.ToLower(string(ch)), c, k)
-	n := 1 + rng.IntN(8)
+	n := 1 + rng.IntN(6)
 	var res *store.RecordResult
 	at := start
 	for m := range n {
@@ -160,8 +266,7 @@ func thread(ctx context.Context, s store.Store, rng *rand.Rand, o Options, ch re
 			body = followUps[rng.IntN(len(followUps))]
 		}
 		in := related.RecordMessage{
-			Channel: ch, ThreadRef: ref, Direction: dir, Body: body, SentAt: at, Queue: queue,
-			Contact: related.ContactInput{Address: addr, Name: name},
+			Channel: ch, ThreadRef: ref, Direction: dir, Body: body, SentAt: at, Queue: queue, Contact: contact,
 		}
 		if dir == related.Outbound {
 			in.Author = "Agent " + firstNames[rng.IntN(len(firstNames))]
@@ -173,14 +278,15 @@ func thread(ctx context.Context, s store.Store, rng *rand.Rand, o Options, ch re
 		if res, err = s.RecordMessage(ctx, o.Tenant, in); err != nil {
 			return "", 0, fmt.Errorf("seed: record message: %w", err)
 		}
+		contact.Attributes = nil // said once is enough
 		at = at.Add(time.Duration(1+rng.IntN(180)) * time.Minute)
 	}
-	if roll := rng.IntN(100); roll < 70 {
+	if roll := rng.IntN(100); roll >= 15 {
 		state := related.ClosedStateClosed
 		switch {
-		case roll < 3:
+		case roll < 18:
 			state = related.ClosedStateIgnored
-		case roll < 5:
+		case roll < 20:
 			state = related.ClosedStateSpam
 		}
 		if _, err := s.CloseInteraction(ctx, o.Tenant, res.Interaction.ID, state, at); err != nil {

@@ -113,3 +113,10 @@ type MessagePage struct {
 	HasNextPage     bool
 	HasPreviousPage bool
 }
+
+// Bulker is implemented by stores that can run many writes as one unit:
+// the writes fn makes through the context it is given share one
+// transaction. Bulk loaders (package seed) use it when a store offers it.
+type Bulker interface {
+	Bulk(ctx context.Context, fn func(ctx context.Context) error) error
+}

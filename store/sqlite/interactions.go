@@ -129,6 +129,7 @@ func decodeAttributes(s string) ([]related.Attribute, error) {
 func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.RecordMessage) (*store.RecordResult, error) {
 	now := s.now().UTC().Truncate(time.Millisecond)
 	var res *store.RecordResult
+	newQueue := ""
 	err := s.write(ctx, func(tx *sql.Tx) ([]store.Event, error) {
 		res = &store.RecordResult{}
 		msgID := related.NewID()
@@ -148,9 +149,14 @@ func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.Rec
 		var queueID string
 		if in.Queue != "" {
 			queueID = related.DerivedID(tenant, "queue", in.Queue)
-			if _, err := s.exec(ctx, tx, `INSERT INTO queues (tenant, id, name) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
-				tenant, queueID, in.Queue); err != nil {
-				return nil, fmt.Errorf("sqlite: upsert queue: %w", err)
+			// Queues are never deleted: once this process has stored one,
+			// later messages skip the statement.
+			if _, known := s.queues.Load(queueID); !known {
+				if _, err := s.exec(ctx, tx, `INSERT INTO queues (tenant, id, name) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+					tenant, queueID, in.Queue); err != nil {
+					return nil, fmt.Errorf("sqlite: upsert queue: %w", err)
+				}
+				newQueue = queueID
 			}
 		}
 		newID := related.NewID()
@@ -196,6 +202,11 @@ func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.Rec
 	})
 	if err != nil {
 		return nil, err
+	}
+	if newQueue != "" {
+		// Remembered only once committed, so a rolled-back insert is
+		// retried next time.
+		s.queues.Store(newQueue, true)
 	}
 	return res, nil
 }

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	sqlite3 "modernc.org/sqlite"
@@ -49,6 +50,14 @@ type Store struct {
 	now func() time.Time
 
 	ruleCache ruleCache
+	queues    sync.Map  // ids of queues known to be stored
+	rstmts    stmtCache // prepared on the readers
+
+	// wmu serializes writes: SQLite has one writer anyway, and publishing
+	// each write's events before the next write commits keeps events in
+	// commit order.
+	wmu sync.Mutex
+	tx  txStmts
 }
 
 var _ store.Store = (*Store)(nil)
@@ -92,6 +101,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		s.w.Close()
 		return nil, fmt.Errorf("sqlite: open %s for reading: %w", path, err)
 	}
+	s.rstmts.db = s.r
 	n := max(4, runtime.GOMAXPROCS(0)*2)
 	s.r.SetMaxOpenConns(n)
 	s.r.SetMaxIdleConns(n)
@@ -146,7 +156,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the database, checkpointing the WAL into the main file.
 func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	return errors.Join(s.rstmts.close(), s.r.Close(), s.w.Close())
 }
 
 // querier is what *sql.DB and *sql.Tx have in common.
@@ -165,26 +175,135 @@ func (s *Store) count(query string) {
 
 func (s *Store) exec(ctx context.Context, q querier, query string, args ...any) (sql.Result, error) {
 	s.count(query)
+	if st := s.prepared(ctx, q, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return q.ExecContext(ctx, query, args...)
 }
 
 func (s *Store) query(ctx context.Context, q querier, query string, args ...any) (*sql.Rows, error) {
 	s.count(query)
+	if st := s.prepared(ctx, q, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return q.QueryContext(ctx, query, args...)
 }
 
 func (s *Store) queryRow(ctx context.Context, q querier, query string, args ...any) *sql.Row {
 	s.count(query)
+	if st := s.prepared(ctx, q, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return q.QueryRowContext(ctx, query, args...)
+}
+
+// prepared returns query as a prepared statement for q, or nil to run it
+// unprepared. Parsing and planning a statement costs more than running
+// most of ours, so reader statements are prepared once and reused, and a
+// transaction prepares each of its statements once (a bulk transaction
+// runs the same few statements thousands of times).
+func (s *Store) prepared(ctx context.Context, q querier, query string) *sql.Stmt {
+	switch x := q.(type) {
+	case *sql.Tx:
+		if x != s.tx.tx {
+			return nil
+		}
+		if st, ok := s.tx.stmts[query]; ok {
+			return st
+		}
+		st, err := x.PrepareContext(ctx, query)
+		if err != nil {
+			return nil // run unprepared: the error shows there
+		}
+		s.tx.stmts[query] = st
+		return st
+	case *sql.DB:
+		if x == s.r {
+			return s.rstmts.get(ctx, query)
+		}
+	}
+	return nil
+}
+
+// txStmts are the statements prepared in the writer's open transaction.
+// Only the holder of wmu touches them.
+type txStmts struct {
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+// begin starts a write transaction; the caller holds wmu.
+func (s *Store) begin(ctx context.Context) (*sql.Tx, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: begin: %w", err)
+	}
+	s.tx = txStmts{tx: tx, stmts: map[string]*sql.Stmt{}}
+	return tx, nil
+}
+
+// done forgets the transaction's statements; committing or rolling back
+// closed them.
+func (s *Store) done() { s.tx = txStmts{} }
+
+// maxPrepared bounds each statement cache: queries whose text varies (IN
+// lists of different lengths) must not grow it without end.
+const maxPrepared = 512
+
+// stmtCache holds the prepared statements of one database handle.
+type stmtCache struct {
+	db *sql.DB
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+// get returns the prepared statement of query, preparing it on first use;
+// nil when the cache is full or preparing fails (the caller then runs the
+// query unprepared and sees the same error there).
+func (c *stmtCache) get(ctx context.Context, query string) *sql.Stmt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.m[query]; ok {
+		return st
+	}
+	if c.db == nil || len(c.m) >= maxPrepared {
+		return nil
+	}
+	st, err := c.db.PrepareContext(context.WithoutCancel(ctx), query)
+	if err != nil {
+		return nil
+	}
+	if c.m == nil {
+		c.m = map[string]*sql.Stmt{}
+	}
+	c.m[query] = st
+	return st
+}
+
+func (c *stmtCache) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, st := range c.m {
+		errs = append(errs, st.Close())
+	}
+	c.m = nil
+	return errors.Join(errs...)
 }
 
 // write runs fn in a write transaction and publishes the events fn
 // returns once the transaction has committed.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) ([]store.Event, error)) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqlite: begin: %w", err)
+	if b, ok := ctx.Value(bulkKey{}).(*bulk); ok && b.store == s {
+		return b.write(ctx, fn)
 	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	tx, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.done()
 	events, err := fn(tx)
 	if err != nil {
 		if rerr := tx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
@@ -197,6 +316,66 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) ([]store.Event, e
 	}
 	if len(events) > 0 {
 		s.pub.Publish(ctx, events)
+	}
+	return nil
+}
+
+type bulkKey struct{}
+
+// bulk is a transaction that many writes share (see Bulk).
+type bulk struct {
+	store  *Store
+	tx     *sql.Tx
+	events []store.Event
+}
+
+// write runs one write inside the shared transaction, under a savepoint,
+// so a write that fails is undone alone, as it would be on its own.
+func (b *bulk) write(ctx context.Context, fn func(tx *sql.Tx) ([]store.Event, error)) error {
+	if _, err := b.tx.ExecContext(ctx, "SAVEPOINT write"); err != nil {
+		return fmt.Errorf("sqlite: savepoint: %w", err)
+	}
+	events, err := fn(b.tx)
+	if err != nil {
+		_, rerr := b.tx.ExecContext(ctx, "ROLLBACK TO write")
+		if rerr == nil {
+			_, rerr = b.tx.ExecContext(ctx, "RELEASE write")
+		}
+		if rerr != nil {
+			return errors.Join(err, fmt.Errorf("sqlite: roll back to savepoint: %w", rerr))
+		}
+		return err
+	}
+	if _, err := b.tx.ExecContext(ctx, "RELEASE write"); err != nil {
+		return fmt.Errorf("sqlite: release savepoint: %w", err)
+	}
+	b.events = append(b.events, events...)
+	return nil
+}
+
+// Bulk implements store.Bulker: the writes fn makes through ctx share one
+// transaction, committed when fn returns nil. Loading a data set this way
+// pays one commit per batch instead of one per message.
+func (s *Store) Bulk(ctx context.Context, fn func(ctx context.Context) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	tx, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.done()
+	b := &bulk{store: s, tx: tx}
+	if err := fn(context.WithValue(ctx, bulkKey{}, b)); err != nil {
+		if rerr := tx.Rollback(); rerr != nil {
+			return errors.Join(err, fmt.Errorf("sqlite: rollback: %w", rerr))
+		}
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: commit: %w", err)
+	}
+	if len(b.events) > 0 {
+		s.pub.Publish(ctx, b.events)
 	}
 	return nil
 }
