@@ -52,6 +52,8 @@ type InteractionConnection struct {
 	Filter *store.InteractionFilter `json:"-"`
 	// the Related panel the connection pages through, for totalCount
 	Query *store.RelatedQuery `json:"-"`
+	// the total, when the store counted it with the page
+	Total *int `json:"-"`
 }
 
 type InteractionEdge struct {

@@ -113,6 +113,19 @@ func (r interactionResolver) Related(ctx context.Context, obj *related.Interacti
 	if used == related.ScopeProfile {
 		q = store.RelatedQuery{ProfileID: profileID, Exclude: obj.ID}
 	}
+	if pr, ok := r.Store.(store.PanelReader); ok {
+		// The page, its contacts and its total in one command.
+		page, err := pr.RelatedPanel(ctx, obj.Tenant, q, p)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range page.Contacts {
+			l.Contacts.Prime(ctx, c.ID, c)
+		}
+		conn := interactionConnection(page)
+		conn.Query, conn.Scope, conn.Total = &q, &used, &page.Total
+		return conn, nil
+	}
 	page, err := r.Store.ListRelated(ctx, obj.Tenant, q, p)
 	if err != nil {
 		return nil, err
@@ -205,6 +218,9 @@ func (r interactionConnectionResolver) TotalCount(ctx context.Context, obj *grap
 	v, _, err := request(ctx)
 	if err != nil {
 		return 0, err
+	}
+	if obj.Total != nil {
+		return *obj.Total, nil
 	}
 	if obj.Filter != nil {
 		return r.Store.CountInteractions(ctx, v.Tenant, *obj.Filter)

@@ -80,7 +80,7 @@ func newLoader[V identified](tenant string, get func(context.Context, string, []
 
 // NewLoaders returns a fresh set of loaders over s for tenant.
 func NewLoaders(s store.Store, tenant string) *Loaders {
-	return &Loaders{
+	l := &Loaders{
 		Interactions: newLoader(tenant, s.Interactions),
 		Messages:     newLoader(tenant, s.Messages),
 		Contacts:     newLoader(tenant, s.Contacts),
@@ -99,6 +99,24 @@ func NewLoaders(s store.Store, tenant string) *Loaders {
 			return out
 		}, dataloader.WithWait[string, []*related.Contact](loaderWait), dataloader.WithBatchCapacity[string, []*related.Contact](maxBatch)),
 	}
+	if pr, ok := s.(store.PanelReader); ok {
+		// Interactions come with their contacts and profiles in one
+		// command, which prime the other loaders: opening an interaction
+		// then costs no separate contact or profile lookup.
+		l.Interactions = newLoader(tenant, func(ctx context.Context, tenant string, ids []string) ([]*related.Interaction, error) {
+			views, err := pr.InteractionViews(ctx, tenant, ids)
+			out := make([]*related.Interaction, len(views))
+			for i, v := range views {
+				out[i] = v.Interaction
+				l.Contacts.Prime(ctx, v.Contact.ID, v.Contact)
+				if v.Profile != nil {
+					l.Profiles.Prime(ctx, v.Profile.ID, v.Profile)
+				}
+			}
+			return out, err
+		})
+	}
+	return l
 }
 
 type loadersKey struct{}

@@ -105,6 +105,29 @@ type InteractionPage struct {
 	Items           []*related.Interaction
 	HasNextPage     bool
 	HasPreviousPage bool
+	// Total is the size of the whole list; only PanelReader.RelatedPanel
+	// computes it (ListRelated leaves it 0: ask CountRelated).
+	Total int
+	// Contacts are the items' contacts when the store read them with the
+	// page (PanelReader.RelatedPanel).
+	Contacts []*related.Contact
+}
+
+// InteractionView is an interaction with what its panel shows of it.
+type InteractionView struct {
+	Interaction *related.Interaction
+	Contact     *related.Contact
+	Profile     *related.Profile // nil when the contact is in no profile
+}
+
+// PanelReader is implemented by stores that can answer the Related
+// panel's reads in fewer commands than the generic path: the interactions
+// with their contacts and profiles in one command, and a page with its
+// items' contacts and the list's total in one more. Resolvers use it when
+// the store offers it.
+type PanelReader interface {
+	InteractionViews(ctx context.Context, tenant string, ids []string) ([]*InteractionView, error)
+	RelatedPanel(ctx context.Context, tenant string, q RelatedQuery, p Page) (*InteractionPage, error)
 }
 
 // MessagePage is one page of an interaction's messages.

@@ -22,45 +22,63 @@ const messageCols = `id, tenant, interaction_id, direction, body, sent_at, autho
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanInteraction(r scanner) (*related.Interaction, error) {
+// The scan helpers come in two steps, the destinations and the finish, so
+// that a joined row can scan several documents in one Scan (see panel.go).
+
+func interactionScan() ([]any, func() (*related.Interaction, error)) {
 	var (
 		i                                  related.Interaction
 		closedAt, lastAt, created, updated int64
 		lastID, lastBody, lastDir, lastBy  string
 	)
-	err := r.Scan(&i.ID, &i.Tenant, &i.Channel, &i.ThreadRef, &i.ContactID, &i.ProfileID, &i.QueueID, &i.QueueName,
-		&i.Status, &i.ClosedState, &closedAt, &lastID, &lastBody, &lastDir, &lastBy, &lastAt, &created, &updated)
-	if err != nil {
-		return nil, err
-	}
-	i.ClosedAt, i.CreatedAt, i.UpdatedAt = fromMS(closedAt), fromMS(created), fromMS(updated)
-	if lastID != "" {
-		i.LastMessage = &related.Message{
-			ID: lastID, Tenant: i.Tenant, InteractionID: i.ID, Direction: related.Direction(lastDir),
-			Body: lastBody, SentAt: fromMS(lastAt), Author: lastBy,
+	dest := []any{&i.ID, &i.Tenant, &i.Channel, &i.ThreadRef, &i.ContactID, &i.ProfileID, &i.QueueID, &i.QueueName,
+		&i.Status, &i.ClosedState, &closedAt, &lastID, &lastBody, &lastDir, &lastBy, &lastAt, &created, &updated}
+	return dest, func() (*related.Interaction, error) {
+		i.ClosedAt, i.CreatedAt, i.UpdatedAt = fromMS(closedAt), fromMS(created), fromMS(updated)
+		if lastID != "" {
+			i.LastMessage = &related.Message{
+				ID: lastID, Tenant: i.Tenant, InteractionID: i.ID, Direction: related.Direction(lastDir),
+				Body: lastBody, SentAt: fromMS(lastAt), Author: lastBy,
+			}
 		}
+		return &i, nil
 	}
-	return &i, nil
 }
 
-func scanContact(r scanner) (*related.Contact, error) {
+func scanInteraction(r scanner) (*related.Interaction, error) {
+	dest, finish := interactionScan()
+	if err := r.Scan(dest...); err != nil {
+		return nil, err
+	}
+	return finish()
+}
+
+func contactScan() ([]any, func() (*related.Contact, error)) {
 	var (
 		c                related.Contact
 		attrs, ids       string
 		created, updated int64
 	)
-	if err := r.Scan(&c.ID, &c.Tenant, &c.Channel, &c.Address, &c.Name, &attrs, &c.ProfileID, &created, &updated, &ids); err != nil {
+	dest := []any{&c.ID, &c.Tenant, &c.Channel, &c.Address, &c.Name, &attrs, &c.ProfileID, &created, &updated, &ids}
+	return dest, func() (*related.Contact, error) {
+		c.CreatedAt, c.UpdatedAt = fromMS(created), fromMS(updated)
+		var err error
+		if c.Attributes, err = decodeAttributes(attrs); err != nil {
+			return nil, fmt.Errorf("contact %s: %w", c.ID, err)
+		}
+		if c.Identifiers, err = decodeIdentifiers(ids); err != nil {
+			return nil, fmt.Errorf("contact %s: %w", c.ID, err)
+		}
+		return &c, nil
+	}
+}
+
+func scanContact(r scanner) (*related.Contact, error) {
+	dest, finish := contactScan()
+	if err := r.Scan(dest...); err != nil {
 		return nil, err
 	}
-	c.CreatedAt, c.UpdatedAt = fromMS(created), fromMS(updated)
-	var err error
-	if c.Attributes, err = decodeAttributes(attrs); err != nil {
-		return nil, fmt.Errorf("contact %s: %w", c.ID, err)
-	}
-	if c.Identifiers, err = decodeIdentifiers(ids); err != nil {
-		return nil, fmt.Errorf("contact %s: %w", c.ID, err)
-	}
-	return &c, nil
+	return finish()
 }
 
 func scanMessage(r scanner) (*related.Message, error) {

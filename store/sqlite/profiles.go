@@ -17,25 +17,33 @@ import (
 
 const profileCols = `id, tenant, custom_name, auto_name, channels, identifiers, contacts, merged_into, created_at, updated_at`
 
-func scanProfile(r scanner) (*related.Profile, error) {
+func profileScan() ([]any, func() (*related.Profile, error)) {
 	var (
 		p                related.Profile
 		chans, ids       string
 		created, updated int64
 	)
-	if err := r.Scan(&p.ID, &p.Tenant, &p.CustomName, &p.AutoName, &chans, &ids, &p.ContactCount, &p.MergedInto, &created, &updated); err != nil {
+	dest := []any{&p.ID, &p.Tenant, &p.CustomName, &p.AutoName, &chans, &ids, &p.ContactCount, &p.MergedInto, &created, &updated}
+	return dest, func() (*related.Profile, error) {
+		p.CreatedAt, p.UpdatedAt = fromMS(created), fromMS(updated)
+		if err := json.Unmarshal([]byte(chans), &p.Channels); err != nil {
+			return nil, fmt.Errorf("profile %s: decode channels: %w", p.ID, err)
+		}
+		var err error
+		if p.Identifiers, err = decodeIdentifiers(ids); err != nil {
+			return nil, fmt.Errorf("profile %s: %w", p.ID, err)
+		}
+		p.Name = p.DisplayName()
+		return &p, nil
+	}
+}
+
+func scanProfile(r scanner) (*related.Profile, error) {
+	dest, finish := profileScan()
+	if err := r.Scan(dest...); err != nil {
 		return nil, err
 	}
-	p.CreatedAt, p.UpdatedAt = fromMS(created), fromMS(updated)
-	if err := json.Unmarshal([]byte(chans), &p.Channels); err != nil {
-		return nil, fmt.Errorf("profile %s: decode channels: %w", p.ID, err)
-	}
-	var err error
-	if p.Identifiers, err = decodeIdentifiers(ids); err != nil {
-		return nil, fmt.Errorf("profile %s: %w", p.ID, err)
-	}
-	p.Name = p.DisplayName()
-	return &p, nil
+	return finish()
 }
 
 // ProfileRules implements store.ProfileStore.

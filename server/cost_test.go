@@ -1,0 +1,97 @@
+package server_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// OpenInteraction is what an agent desktop asks when an agent opens an
+// interaction: the interaction, its profile bar, and the first page of its
+// Related panel with every field the panel shows. cmd/relatedload sends
+// the same operation.
+const openInteraction = `query Open($id: ID!, $first: Int) {
+  interaction(id: $id) {
+    id channel status closedState closedAt createdAt
+    contact { id name address }
+    queue { id name }
+    lastMessage { id body sentAt direction author }
+    profile { id name channels }
+    related(first: $first) {
+      scope totalCount
+      pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+      edges {
+        cursor
+        node {
+          id channel status closedState closedAt
+          contact { id name }
+          queue { id name }
+          lastMessage { preview sentAt direction }
+        }
+      }
+    }
+  }
+}`
+
+// TestRoundTrips guards the database cost of the two hottest operations by
+// counting commands, not time: opening an interaction costs at most 4
+// whatever the page size and however many channels the profile spans
+// (SQLite answers it in 2), and recording a message on a linked contact
+// (no merge) at most 8.
+func TestRoundTrips(t *testing.T) {
+	for _, b := range profileBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			g := newGateway(t, b)
+			chans := []string{"EMAIL", "WEBCHAT", "SMS", "WHATSAPP", "MESSENGER", "INSTAGRAM", "TWITTER", "VOICE"}
+			var self string
+			for i := range 60 {
+				ch := chans[i%len(chans)]
+				addr := fmt.Sprintf("rt-%d-%s", i%5, ch)
+				switch ch {
+				case "EMAIL":
+					addr = fmt.Sprintf("rt%d@example.com", i%5)
+				case "SMS", "WHATSAPP", "VOICE":
+					addr = fmt.Sprintf("+1202555%04d", i%5)
+				}
+				in := message(ch, fmt.Sprint("rt-", i), addr, fmt.Sprint("body ", i), t0.Add(time.Duration(i)*time.Minute))
+				in["contact"].(map[string]any)["attributes"] = []any{map[string]any{"key": "email", "value": "rt@example.com"}}
+				self = g.record(in).RecordMessage.Interaction.ID
+			}
+			costs := map[int]int64{}
+			for _, n := range []int{1, 20, 59} {
+				before := g.cmds.Total()
+				var v struct {
+					Interaction struct {
+						Profile struct{ Channels []string }
+						Related struct {
+							Scope      string
+							TotalCount int
+							Edges      []any
+						}
+					}
+				}
+				g.must(openInteraction, map[string]any{"id": self, "first": n}, &v)
+				costs[n] = g.cmds.Total() - before
+				if len(v.Interaction.Related.Edges) != n || v.Interaction.Related.TotalCount != 59 || len(v.Interaction.Profile.Channels) != 8 {
+					t.Fatalf("first %d: %d items of %d, %d channels", n, len(v.Interaction.Related.Edges), v.Interaction.Related.TotalCount, len(v.Interaction.Profile.Channels))
+				}
+			}
+			t.Logf("open-an-interaction costs %v database commands by page size", costs)
+			if costs[1] != costs[20] || costs[20] != costs[59] {
+				t.Fatalf("open-an-interaction by page size = %v, want the same for every size", costs)
+			}
+			if b.name == "sqlite" && costs[1] > 4 {
+				t.Fatalf("open-an-interaction costs %d commands, want at most 4", costs[1])
+			}
+			// A further message from a contact already linked: no merge.
+			in := message("EMAIL", "rt-again", "rt0@example.com", "again", t0.Add(2*time.Hour))
+			before := g.cmds.Total()
+			g.record(in)
+			n := g.cmds.Total() - before
+			t.Logf("record-a-message costs %d database commands", n)
+			if n > 8 {
+				t.Fatalf("record-a-message costs %d commands, want at most 8", n)
+			}
+		})
+	}
+}
