@@ -149,4 +149,3 @@ func qualifyID(terms []string) []string {
 	}
 	return out
 }
-
