@@ -48,7 +48,7 @@ type gateway struct {
 
 func newGateway(t *testing.T, b backend) *gateway {
 	t.Helper()
-	return newGatewayWith(t, b, server.Options{GraphiQL: true, Introspection: true, Limits: server.Limits{RatePerSecond: -1}})
+	return newGatewayWith(t, b, server.Options{GraphiQL: true, Introspection: true, Limits: server.Limits{RatePerSecond: -1}, KeyCacheTTL: time.Minute})
 }
 
 // newGatewayWith starts a gateway with opts (Store and Commands filled in)
