@@ -103,7 +103,7 @@ CREATE INDEX api_keys_tenant ON api_keys (tenant, created_at, id);
 // links, conflicts, merges and rule re-evaluations.
 const profileMigration = `
 ALTER TABLE contacts ADD COLUMN identifiers TEXT NOT NULL DEFAULT '[]';
-CREATE INDEX contacts_profile ON contacts (tenant, profile_id, channel);
+CREATE INDEX contacts_profile ON contacts (tenant, profile_id, created_at, id);
 
 CREATE TABLE profile_rules (
 	tenant          TEXT NOT NULL,
@@ -186,7 +186,8 @@ CREATE TABLE profile_conflicts (
 	resolved_at INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (tenant, id)
 );
-CREATE INDEX profile_conflicts_open ON profile_conflicts (tenant, resolved_at, created_at DESC);
+CREATE INDEX profile_conflicts_open ON profile_conflicts (tenant, resolved_at, created_at DESC, id DESC);
+CREATE INDEX profile_conflicts_all ON profile_conflicts (tenant, created_at DESC, id DESC);
 
 CREATE TABLE merges (
 	tenant TEXT NOT NULL,

@@ -58,6 +58,9 @@ type Store struct {
 	// commit order.
 	wmu sync.Mutex
 	tx  txStmts
+
+	// observe, when set (by tests), sees every statement the store runs.
+	observe func(query string, args []any)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -167,14 +170,17 @@ type querier interface {
 }
 
 // count records one statement under its verb ("select", "insert", ...).
-func (s *Store) count(query string) {
+func (s *Store) count(query string, args []any) {
 	q := strings.TrimSpace(query)
 	verb, _, _ := strings.Cut(q, " ")
 	s.cmd.Add(strings.ToLower(verb))
+	if s.observe != nil {
+		s.observe(query, args)
+	}
 }
 
 func (s *Store) exec(ctx context.Context, q querier, query string, args ...any) (sql.Result, error) {
-	s.count(query)
+	s.count(query, args)
 	if st := s.prepared(ctx, q, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -182,7 +188,7 @@ func (s *Store) exec(ctx context.Context, q querier, query string, args ...any) 
 }
 
 func (s *Store) query(ctx context.Context, q querier, query string, args ...any) (*sql.Rows, error) {
-	s.count(query)
+	s.count(query, args)
 	if st := s.prepared(ctx, q, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -190,7 +196,7 @@ func (s *Store) query(ctx context.Context, q querier, query string, args ...any)
 }
 
 func (s *Store) queryRow(ctx context.Context, q querier, query string, args ...any) *sql.Row {
-	s.count(query)
+	s.count(query, args)
 	if st := s.prepared(ctx, q, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
