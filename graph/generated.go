@@ -42,7 +42,6 @@ type ResolverRoot interface {
 	ProfileLink() ProfileLinkResolver
 	ProfileRule() ProfileRuleResolver
 	Query() QueryResolver
-	Queue() QueueResolver
 	Subscription() SubscriptionResolver
 	Viewer() ViewerResolver
 }
@@ -60,8 +59,8 @@ type ComplexityRoot struct {
 		Address    func(childComplexity int) int
 		Attributes func(childComplexity int) int
 		Channel    func(childComplexity int) int
-		ID         func(childComplexity int) int
-		Name       func(childComplexity int) int
+		GID        func(childComplexity int) int
+		NameOrNil  func(childComplexity int) int
 		Profile    func(childComplexity int) int
 	}
 
@@ -81,20 +80,20 @@ type ComplexityRoot struct {
 	}
 
 	Interaction struct {
-		Channel     func(childComplexity int) int
-		ClosedAt    func(childComplexity int) int
-		ClosedState func(childComplexity int) int
-		Contact     func(childComplexity int) int
-		CreatedAt   func(childComplexity int) int
-		ID          func(childComplexity int) int
-		LastMessage func(childComplexity int) int
-		Messages    func(childComplexity int, first *int, after *string, last *int, before *string) int
-		Profile     func(childComplexity int) int
-		Queue       func(childComplexity int) int
-		Related     func(childComplexity int, first *int, after *string, last *int, before *string, scope *related.Scope) int
-		Status      func(childComplexity int) int
-		ThreadRef   func(childComplexity int) int
-		UpdatedAt   func(childComplexity int) int
+		Channel          func(childComplexity int) int
+		ClosedAtOrNil    func(childComplexity int) int
+		ClosedStateOrNil func(childComplexity int) int
+		Contact          func(childComplexity int) int
+		CreatedAt        func(childComplexity int) int
+		GID              func(childComplexity int) int
+		LastMessage      func(childComplexity int) int
+		Messages         func(childComplexity int, first *int, after *string, last *int, before *string) int
+		Profile          func(childComplexity int) int
+		QueueRef         func(childComplexity int) int
+		Related          func(childComplexity int, first *int, after *string, last *int, before *string, scope *related.Scope) int
+		Status           func(childComplexity int) int
+		ThreadRef        func(childComplexity int) int
+		UpdatedAt        func(childComplexity int) int
 	}
 
 	InteractionConnection struct {
@@ -115,10 +114,10 @@ type ComplexityRoot struct {
 	}
 
 	Message struct {
-		Author      func(childComplexity int) int
+		AuthorOrNil func(childComplexity int) int
 		Body        func(childComplexity int) int
 		Direction   func(childComplexity int) int
-		ID          func(childComplexity int) int
+		GID         func(childComplexity int) int
 		Interaction func(childComplexity int) int
 		Preview     func(childComplexity int) int
 		SentAt      func(childComplexity int) int
@@ -168,7 +167,7 @@ type ComplexityRoot struct {
 	Profile struct {
 		Channels     func(childComplexity int) int
 		Contacts     func(childComplexity int) int
-		ID           func(childComplexity int) int
+		GID          func(childComplexity int) int
 		Identifiers  func(childComplexity int) int
 		Interactions func(childComplexity int, first *int, after *string, last *int, before *string) int
 		Links        func(childComplexity int) int
@@ -230,7 +229,7 @@ type ComplexityRoot struct {
 	}
 
 	Queue struct {
-		ID   func(childComplexity int) int
+		GID  func(childComplexity int) int
 		Name func(childComplexity int) int
 	}
 
@@ -280,21 +279,11 @@ type ComplexityRoot struct {
 // region    ************************** generated!.gotpl **************************
 
 type ContactResolver interface {
-	ID(ctx context.Context, obj *related.Contact) (string, error)
-
-	Name(ctx context.Context, obj *related.Contact) (*string, error)
-
 	Profile(ctx context.Context, obj *related.Contact) (*related.Profile, error)
 }
 type InteractionResolver interface {
-	ID(ctx context.Context, obj *related.Interaction) (string, error)
-
 	Contact(ctx context.Context, obj *related.Interaction) (*related.Contact, error)
-	Queue(ctx context.Context, obj *related.Interaction) (*related.Queue, error)
 
-	ClosedState(ctx context.Context, obj *related.Interaction) (*related.ClosedState, error)
-	ClosedAt(ctx context.Context, obj *related.Interaction) (*time.Time, error)
-	LastMessage(ctx context.Context, obj *related.Interaction) (*related.Message, error)
 	Profile(ctx context.Context, obj *related.Interaction) (*related.Profile, error)
 
 	Messages(ctx context.Context, obj *related.Interaction, first *int, after *string, last *int, before *string) (*MessageConnection, error)
@@ -304,9 +293,6 @@ type InteractionConnectionResolver interface {
 	TotalCount(ctx context.Context, obj *InteractionConnection) (int, error)
 }
 type MessageResolver interface {
-	ID(ctx context.Context, obj *related.Message) (string, error)
-
-	Author(ctx context.Context, obj *related.Message) (*string, error)
 	Interaction(ctx context.Context, obj *related.Message) (*related.Interaction, error)
 }
 type MessageConnectionResolver interface {
@@ -326,8 +312,6 @@ type MutationResolver interface {
 	RenameProfile(ctx context.Context, input RenameProfileInput) (*ProfilePayload, error)
 }
 type ProfileResolver interface {
-	ID(ctx context.Context, obj *related.Profile) (string, error)
-
 	Contacts(ctx context.Context, obj *related.Profile) ([]*related.Contact, error)
 	Interactions(ctx context.Context, obj *related.Profile, first *int, after *string, last *int, before *string) (*InteractionConnection, error)
 	Links(ctx context.Context, obj *related.Profile) ([]*related.ProfileLink, error)
@@ -365,9 +349,6 @@ type QueryResolver interface {
 	ProfileConflicts(ctx context.Context, includeResolved *bool, first *int) ([]*related.ProfileConflict, error)
 	RuleEvaluation(ctx context.Context) (*related.RuleEvaluation, error)
 	Interactions(ctx context.Context, first *int, after *string, last *int, before *string, status *related.Status) (*InteractionConnection, error)
-}
-type QueueResolver interface {
-	ID(ctx context.Context, obj *related.Queue) (string, error)
 }
 type SubscriptionResolver interface {
 	RelatedChanged(ctx context.Context, interactionID string) (<-chan *live.Change, error)
@@ -427,17 +408,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Contact.Channel(childComplexity), true
 	case "Contact.id":
-		if e.ComplexityRoot.Contact.ID == nil {
+		if e.ComplexityRoot.Contact.GID == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Contact.ID(childComplexity), true
+		return e.ComplexityRoot.Contact.GID(childComplexity), true
 	case "Contact.name":
-		if e.ComplexityRoot.Contact.Name == nil {
+		if e.ComplexityRoot.Contact.NameOrNil == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Contact.Name(childComplexity), true
+		return e.ComplexityRoot.Contact.NameOrNil(childComplexity), true
 	case "Contact.profile":
 		if e.ComplexityRoot.Contact.Profile == nil {
 			break
@@ -491,17 +472,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Interaction.Channel(childComplexity), true
 	case "Interaction.closedAt":
-		if e.ComplexityRoot.Interaction.ClosedAt == nil {
+		if e.ComplexityRoot.Interaction.ClosedAtOrNil == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Interaction.ClosedAt(childComplexity), true
+		return e.ComplexityRoot.Interaction.ClosedAtOrNil(childComplexity), true
 	case "Interaction.closedState":
-		if e.ComplexityRoot.Interaction.ClosedState == nil {
+		if e.ComplexityRoot.Interaction.ClosedStateOrNil == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Interaction.ClosedState(childComplexity), true
+		return e.ComplexityRoot.Interaction.ClosedStateOrNil(childComplexity), true
 	case "Interaction.contact":
 		if e.ComplexityRoot.Interaction.Contact == nil {
 			break
@@ -515,11 +496,11 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Interaction.CreatedAt(childComplexity), true
 	case "Interaction.id":
-		if e.ComplexityRoot.Interaction.ID == nil {
+		if e.ComplexityRoot.Interaction.GID == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Interaction.ID(childComplexity), true
+		return e.ComplexityRoot.Interaction.GID(childComplexity), true
 	case "Interaction.lastMessage":
 		if e.ComplexityRoot.Interaction.LastMessage == nil {
 			break
@@ -544,11 +525,11 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Interaction.Profile(childComplexity), true
 	case "Interaction.queue":
-		if e.ComplexityRoot.Interaction.Queue == nil {
+		if e.ComplexityRoot.Interaction.QueueRef == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Interaction.Queue(childComplexity), true
+		return e.ComplexityRoot.Interaction.QueueRef(childComplexity), true
 	case "Interaction.related":
 		if e.ComplexityRoot.Interaction.Related == nil {
 			break
@@ -631,11 +612,11 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		return e.ComplexityRoot.InteractionPayload.UserErrors(childComplexity), true
 
 	case "Message.author":
-		if e.ComplexityRoot.Message.Author == nil {
+		if e.ComplexityRoot.Message.AuthorOrNil == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Message.Author(childComplexity), true
+		return e.ComplexityRoot.Message.AuthorOrNil(childComplexity), true
 	case "Message.body":
 		if e.ComplexityRoot.Message.Body == nil {
 			break
@@ -649,11 +630,11 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Message.Direction(childComplexity), true
 	case "Message.id":
-		if e.ComplexityRoot.Message.ID == nil {
+		if e.ComplexityRoot.Message.GID == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Message.ID(childComplexity), true
+		return e.ComplexityRoot.Message.GID(childComplexity), true
 	case "Message.interaction":
 		if e.ComplexityRoot.Message.Interaction == nil {
 			break
@@ -885,11 +866,11 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Profile.Contacts(childComplexity), true
 	case "Profile.id":
-		if e.ComplexityRoot.Profile.ID == nil {
+		if e.ComplexityRoot.Profile.GID == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Profile.ID(childComplexity), true
+		return e.ComplexityRoot.Profile.GID(childComplexity), true
 	case "Profile.identifiers":
 		if e.ComplexityRoot.Profile.Identifiers == nil {
 			break
@@ -1174,11 +1155,11 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		return e.ComplexityRoot.Query.Viewer(childComplexity), true
 
 	case "Queue.id":
-		if e.ComplexityRoot.Queue.ID == nil {
+		if e.ComplexityRoot.Queue.GID == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Queue.ID(childComplexity), true
+		return e.ComplexityRoot.Queue.GID(childComplexity), true
 	case "Queue.name":
 		if e.ComplexityRoot.Queue.Name == nil {
 			break
@@ -2983,7 +2964,7 @@ func (ec *executionContext) _Contact_id(ctx context.Context, field graphql.Colle
 			return ec.fieldContext_Contact_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Contact().ID(ctx, obj)
+			return obj.GID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -2994,7 +2975,7 @@ func (ec *executionContext) _Contact_id(ctx context.Context, field graphql.Colle
 	)
 }
 func (ec *executionContext) fieldContext_Contact_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Contact", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("Contact", field, true, false, "ID")
 }
 
 func (ec *executionContext) _Contact_channel(ctx context.Context, field graphql.CollectedField, obj *related.Contact) (ret graphql.Marshaler) {
@@ -3052,7 +3033,7 @@ func (ec *executionContext) _Contact_name(ctx context.Context, field graphql.Col
 			return ec.fieldContext_Contact_name(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Contact().Name(ctx, obj)
+			return obj.NameOrNil(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
@@ -3063,7 +3044,7 @@ func (ec *executionContext) _Contact_name(ctx context.Context, field graphql.Col
 	)
 }
 func (ec *executionContext) fieldContext_Contact_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Contact", field, true, true, "String")
+	return graphql.NewScalarFieldContext("Contact", field, true, false, "String")
 }
 
 func (ec *executionContext) _Contact_attributes(ctx context.Context, field graphql.CollectedField, obj *related.Contact) (ret graphql.Marshaler) {
@@ -3304,7 +3285,7 @@ func (ec *executionContext) _Interaction_id(ctx context.Context, field graphql.C
 			return ec.fieldContext_Interaction_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Interaction().ID(ctx, obj)
+			return obj.GID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -3315,7 +3296,7 @@ func (ec *executionContext) _Interaction_id(ctx context.Context, field graphql.C
 	)
 }
 func (ec *executionContext) fieldContext_Interaction_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Interaction", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("Interaction", field, true, false, "ID")
 }
 
 func (ec *executionContext) _Interaction_channel(ctx context.Context, field graphql.CollectedField, obj *related.Interaction) (ret graphql.Marshaler) {
@@ -3405,7 +3386,7 @@ func (ec *executionContext) _Interaction_queue(ctx context.Context, field graphq
 			return ec.fieldContext_Interaction_queue(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Interaction().Queue(ctx, obj)
+			return obj.QueueRef(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *related.Queue) graphql.Marshaler {
@@ -3420,7 +3401,7 @@ func (ec *executionContext) fieldContext_Interaction_queue(_ context.Context, fi
 		Object:     "Interaction",
 		Field:      field,
 		IsMethod:   true,
-		IsResolver: true,
+		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Queue(ctx, field)
 		},
@@ -3460,7 +3441,7 @@ func (ec *executionContext) _Interaction_closedState(ctx context.Context, field 
 			return ec.fieldContext_Interaction_closedState(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Interaction().ClosedState(ctx, obj)
+			return obj.ClosedStateOrNil(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *related.ClosedState) graphql.Marshaler {
@@ -3471,7 +3452,7 @@ func (ec *executionContext) _Interaction_closedState(ctx context.Context, field 
 	)
 }
 func (ec *executionContext) fieldContext_Interaction_closedState(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Interaction", field, true, true, "ClosedState")
+	return graphql.NewScalarFieldContext("Interaction", field, true, false, "ClosedState")
 }
 
 func (ec *executionContext) _Interaction_closedAt(ctx context.Context, field graphql.CollectedField, obj *related.Interaction) (ret graphql.Marshaler) {
@@ -3483,7 +3464,7 @@ func (ec *executionContext) _Interaction_closedAt(ctx context.Context, field gra
 			return ec.fieldContext_Interaction_closedAt(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Interaction().ClosedAt(ctx, obj)
+			return obj.ClosedAtOrNil(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
@@ -3494,7 +3475,7 @@ func (ec *executionContext) _Interaction_closedAt(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_Interaction_closedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Interaction", field, true, true, "Time")
+	return graphql.NewScalarFieldContext("Interaction", field, true, false, "Time")
 }
 
 func (ec *executionContext) _Interaction_lastMessage(ctx context.Context, field graphql.CollectedField, obj *related.Interaction) (ret graphql.Marshaler) {
@@ -3506,7 +3487,7 @@ func (ec *executionContext) _Interaction_lastMessage(ctx context.Context, field 
 			return ec.fieldContext_Interaction_lastMessage(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Interaction().LastMessage(ctx, obj)
+			return obj.LastMessage, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *related.Message) graphql.Marshaler {
@@ -3520,8 +3501,8 @@ func (ec *executionContext) fieldContext_Interaction_lastMessage(_ context.Conte
 	fc = &graphql.FieldContext{
 		Object:     "Interaction",
 		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
+		IsMethod:   false,
+		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Message(ctx, field)
 		},
@@ -3933,7 +3914,7 @@ func (ec *executionContext) _Message_id(ctx context.Context, field graphql.Colle
 			return ec.fieldContext_Message_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Message().ID(ctx, obj)
+			return obj.GID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -3944,7 +3925,7 @@ func (ec *executionContext) _Message_id(ctx context.Context, field graphql.Colle
 	)
 }
 func (ec *executionContext) fieldContext_Message_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Message", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("Message", field, true, false, "ID")
 }
 
 func (ec *executionContext) _Message_direction(ctx context.Context, field graphql.CollectedField, obj *related.Message) (ret graphql.Marshaler) {
@@ -4048,7 +4029,7 @@ func (ec *executionContext) _Message_author(ctx context.Context, field graphql.C
 			return ec.fieldContext_Message_author(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Message().Author(ctx, obj)
+			return obj.AuthorOrNil(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
@@ -4059,7 +4040,7 @@ func (ec *executionContext) _Message_author(ctx context.Context, field graphql.C
 	)
 }
 func (ec *executionContext) fieldContext_Message_author(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Message", field, true, true, "String")
+	return graphql.NewScalarFieldContext("Message", field, true, false, "String")
 }
 
 func (ec *executionContext) _Message_interaction(ctx context.Context, field graphql.CollectedField, obj *related.Message) (ret graphql.Marshaler) {
@@ -4908,7 +4889,7 @@ func (ec *executionContext) _Profile_id(ctx context.Context, field graphql.Colle
 			return ec.fieldContext_Profile_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Profile().ID(ctx, obj)
+			return obj.GID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -4919,7 +4900,7 @@ func (ec *executionContext) _Profile_id(ctx context.Context, field graphql.Colle
 	)
 }
 func (ec *executionContext) fieldContext_Profile_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Profile", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("Profile", field, true, false, "ID")
 }
 
 func (ec *executionContext) _Profile_name(ctx context.Context, field graphql.CollectedField, obj *related.Profile) (ret graphql.Marshaler) {
@@ -6237,7 +6218,7 @@ func (ec *executionContext) _Queue_id(ctx context.Context, field graphql.Collect
 			return ec.fieldContext_Queue_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Queue().ID(ctx, obj)
+			return obj.GID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -6248,7 +6229,7 @@ func (ec *executionContext) _Queue_id(ctx context.Context, field graphql.Collect
 	)
 }
 func (ec *executionContext) fieldContext_Queue_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Queue", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("Queue", field, true, false, "ID")
 }
 
 func (ec *executionContext) _Queue_name(ctx context.Context, field graphql.CollectedField, obj *related.Queue) (ret graphql.Marshaler) {
@@ -8748,11 +8729,10 @@ func (ec *executionContext) _Contact(ctx context.Context, sel ast.SelectionSet, 
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Contact")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Contact_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._Contact_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "channel":
 			out.Values[i] = ec._Contact_channel(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -8764,11 +8744,10 @@ func (ec *executionContext) _Contact(ctx context.Context, sel ast.SelectionSet, 
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "name":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Contact_name(ctx, field, obj)
-				})
+			out.Values[i] = ec._Contact_name(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "attributes":
 			out.Values[i] = ec._Contact_attributes(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -8923,11 +8902,10 @@ func (ec *executionContext) _Interaction(ctx context.Context, sel ast.SelectionS
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Interaction")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Interaction_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._Interaction_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "channel":
 			out.Values[i] = ec._Interaction_channel(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -8945,34 +8923,30 @@ func (ec *executionContext) _Interaction(ctx context.Context, sel ast.SelectionS
 					return ec._Interaction_contact(ctx, field, obj)
 				})
 		case "queue":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Interaction_queue(ctx, field, obj)
-				})
+			out.Values[i] = ec._Interaction_queue(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "status":
 			out.Values[i] = ec._Interaction_status(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "closedState":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Interaction_closedState(ctx, field, obj)
-				})
+			out.Values[i] = ec._Interaction_closedState(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "closedAt":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Interaction_closedAt(ctx, field, obj)
-				})
+			out.Values[i] = ec._Interaction_closedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "lastMessage":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Interaction_lastMessage(ctx, field, obj)
-				})
+			out.Values[i] = ec._Interaction_lastMessage(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "profile":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, false,
@@ -9155,11 +9129,10 @@ func (ec *executionContext) _Message(ctx context.Context, sel ast.SelectionSet, 
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Message")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Message_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._Message_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "direction":
 			out.Values[i] = ec._Message_direction(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -9181,11 +9154,10 @@ func (ec *executionContext) _Message(ctx context.Context, sel ast.SelectionSet, 
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "author":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Message_author(ctx, field, obj)
-				})
+			out.Values[i] = ec._Message_author(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "interaction":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -9535,11 +9507,10 @@ func (ec *executionContext) _Profile(ctx context.Context, sel ast.SelectionSet, 
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Profile")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Profile_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._Profile_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "name":
 			out.Values[i] = ec._Profile_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -9993,15 +9964,14 @@ func (ec *executionContext) _Queue(ctx context.Context, sel ast.SelectionSet, ob
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Queue")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Queue_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._Queue_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "name":
 			out.Values[i] = ec._Queue_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))

@@ -2,7 +2,6 @@ package resolvers
 
 import (
 	"context"
-	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 
@@ -12,11 +11,6 @@ import (
 )
 
 type interactionResolver struct{ *Resolver }
-
-// ID is the interaction's global id.
-func (interactionResolver) ID(_ context.Context, obj *related.Interaction) (string, error) {
-	return related.GlobalID(related.NodeInteraction, obj.ID), nil
-}
 
 // Contact loads the interaction's contact through the operation's loader.
 func (interactionResolver) Contact(ctx context.Context, obj *related.Interaction) (*related.Contact, error) {
@@ -30,38 +24,6 @@ func (interactionResolver) Contact(ctx context.Context, obj *related.Interaction
 		err = errDangling("contact", obj.ContactID)
 	}
 	return c, err
-}
-
-// Queue is built from the copy of the queue's name the interaction keeps,
-// so the Related panel costs no queue lookups.
-func (interactionResolver) Queue(_ context.Context, obj *related.Interaction) (*related.Queue, error) {
-	if obj.QueueID == "" {
-		return nil, nil
-	}
-	return &related.Queue{ID: obj.QueueID, Tenant: obj.Tenant, Name: obj.QueueName}, nil
-}
-
-// ClosedState is null while the interaction is open.
-func (interactionResolver) ClosedState(_ context.Context, obj *related.Interaction) (*related.ClosedState, error) {
-	if obj.Status != related.StatusClosed || obj.ClosedState == "" {
-		return nil, nil
-	}
-	s := obj.ClosedState
-	return &s, nil
-}
-
-// ClosedAt is null while the interaction is open.
-func (interactionResolver) ClosedAt(_ context.Context, obj *related.Interaction) (*time.Time, error) {
-	if obj.Status != related.StatusClosed || obj.ClosedAt.IsZero() {
-		return nil, nil
-	}
-	t := obj.ClosedAt
-	return &t, nil
-}
-
-// LastMessage is the copy of the newest message the interaction keeps.
-func (interactionResolver) LastMessage(_ context.Context, obj *related.Interaction) (*related.Message, error) {
-	return obj.LastMessage, nil
 }
 
 // Messages pages through the previous correspondence, oldest first.

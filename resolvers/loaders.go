@@ -16,7 +16,7 @@ import (
 // resolves the items of a list concurrently, so their keys arrive within
 // microseconds of each other; the panel's hot path does not wait at all,
 // since the related resolver primes the contacts it is about to need.
-const loaderWait = time.Millisecond
+const loaderWait = 200 * time.Microsecond
 
 // maxBatch bounds the ids of one store call.
 const maxBatch = 500

@@ -9,16 +9,6 @@ import (
 
 type messageResolver struct{ *Resolver }
 
-// ID is the message's global id.
-func (messageResolver) ID(_ context.Context, obj *related.Message) (string, error) {
-	return related.GlobalID(related.NodeMessage, obj.ID), nil
-}
-
-// Author is null when the channel did not name one.
-func (messageResolver) Author(_ context.Context, obj *related.Message) (*string, error) {
-	return ptr(obj.Author), nil
-}
-
 // Interaction loads the interaction the message belongs to.
 func (messageResolver) Interaction(ctx context.Context, obj *related.Message) (*related.Interaction, error) {
 	_, l, err := request(ctx)

@@ -47,11 +47,6 @@ func (contactResolver) Profile(ctx context.Context, obj *related.Contact) (*rela
 
 type profileResolver struct{ *Resolver }
 
-// ID is the profile's global id.
-func (profileResolver) ID(_ context.Context, obj *related.Profile) (string, error) {
-	return related.GlobalID(related.NodeProfile, obj.ID), nil
-}
-
 // Contacts are the profile's contacts, batched across profiles.
 func (profileResolver) Contacts(ctx context.Context, obj *related.Profile) ([]*related.Contact, error) {
 	_, l, err := request(ctx)

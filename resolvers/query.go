@@ -59,7 +59,7 @@ func nilNode[T interface {
 // Interaction resolves an interaction by global id; null when it names
 // nothing the viewer can see.
 func (r queryResolver) Interaction(ctx context.Context, id string) (*related.Interaction, error) {
-	_, l, err := request(ctx)
+	v, l, err := request(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +67,33 @@ func (r queryResolver) Interaction(ctx context.Context, id string) (*related.Int
 	if err != nil {
 		return nil, nil
 	}
-	return l.Interactions.Load(ctx, sid)()
+	// One id has nothing to batch with: load it now rather than wait out
+	// the loader's batching window, and prime the loaders with it.
+	return loadInteractionNow(ctx, r.Store, l, v.Tenant, sid)
+}
+
+// loadInteractionNow loads one interaction directly (with its contact and
+// profile where the store offers that) and primes the loaders.
+func loadInteractionNow(ctx context.Context, s store.Store, l *Loaders, tenant, id string) (*related.Interaction, error) {
+	if pr, ok := s.(store.PanelReader); ok {
+		views, err := pr.InteractionViews(ctx, tenant, []string{id})
+		if err != nil || len(views) == 0 {
+			return nil, err
+		}
+		v := views[0]
+		l.Interactions.Prime(ctx, id, v.Interaction)
+		l.Contacts.Prime(ctx, v.Contact.ID, v.Contact)
+		if v.Profile != nil {
+			l.Profiles.Prime(ctx, v.Profile.ID, v.Profile)
+		}
+		return v.Interaction, nil
+	}
+	its, err := s.Interactions(ctx, tenant, []string{id})
+	if err != nil || len(its) == 0 {
+		return nil, err
+	}
+	l.Interactions.Prime(ctx, id, its[0])
+	return its[0], nil
 }
 
 // Interactions lists the tenant's interactions, newest last message first.

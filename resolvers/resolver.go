@@ -70,9 +70,6 @@ func (r *Resolver) ProfileRule() graph.ProfileRuleResolver { return profileRuleR
 // Query returns the queries' resolvers.
 func (r *Resolver) Query() graph.QueryResolver { return queryResolver{r} }
 
-// Queue returns the Queue type's resolvers.
-func (r *Resolver) Queue() graph.QueueResolver { return queueResolver{r} }
-
 // Subscription returns the subscriptions' resolvers (subscription.go).
 func (r *Resolver) Subscription() graph.SubscriptionResolver { return subscriptionResolver{r} }
 
