@@ -186,7 +186,11 @@ func (s *Server) requireKey(next http.Handler) http.Handler {
 		}
 		switch {
 		case !ok || errors.Is(err, errUnauthenticated):
-			if !s.allowFailure(w, r) {
+			// Only a well-formed key cost a database lookup: those
+			// failures count against the address's budget, so a storm of
+			// forged keys is throttled while a missing or malformed
+			// header, which costs nothing, is always a plain 401.
+			if ok && store.LooksLikeKey(secret) && !s.allowFailure(w, r) {
 				return
 			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="related"`)
@@ -207,8 +211,8 @@ func (s *Server) requireKey(next http.Handler) http.Handler {
 }
 
 // allowFailure counts an unauthenticated request against its client
-// address's budget, so guessing keys or opening anonymous WebSockets in a
-// storm is refused before it reaches the database. It writes the 429 and
+// address's budget, so forging keys or opening anonymous WebSockets in a
+// storm is refused before it loads the database. It writes the 429 and
 // returns false when the budget is spent.
 func (s *Server) allowFailure(w http.ResponseWriter, r *http.Request) bool {
 	if ok, wait := s.anonLimit.allow(s.clientIP(r)); !ok {

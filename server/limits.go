@@ -45,7 +45,8 @@ type Limits struct {
 	RatePerSecond float64
 	RateBurst     int
 	// AnonPerSecond and AnonBurst are each client address's bucket for
-	// requests without a valid key.
+	// requests with a well-formed but unknown or revoked key, and for
+	// WebSocket upgrades that bring their key in connection_init.
 	AnonPerSecond float64
 	AnonBurst     int
 	// MaxSubscriptions bounds each key's open subscriptions.
@@ -66,8 +67,8 @@ var DefaultLimits = Limits{
 	MaxComplexity:    5_000,
 	RatePerSecond:    20,
 	RateBurst:        60,
-	AnonPerSecond:    2,
-	AnonBurst:        30,
+	AnonPerSecond:    10,
+	AnonBurst:        100,
 	MaxSubscriptions: 50,
 	OperationTimeout: 15 * time.Second,
 }
@@ -178,8 +179,8 @@ func (m *measurer) fragment(name string) docStats {
 
 // precheck is a gqlgen extension that measures every document before
 // gqlgen validates it (validation has rules quadratic in a selection's
-// size) and refuses those over the limits. Results are cached by query
-// text, as gqlgen caches parsed documents.
+// size) and refuses those over the limits. Results are cached by the
+// query's hash.
 type precheck struct {
 	limits Limits
 	cache  *lru.LRU[*gqlerror.Error]
@@ -205,11 +206,15 @@ func (p *precheck) MutateOperationParameters(ctx context.Context, raw *graphql.R
 	if raw.Query == "" {
 		return nil // gqlgen reports the missing query
 	}
-	if err, ok := p.cache.Get(ctx, raw.Query); ok {
+	// Keyed by hash: a thousand distinct 1 MiB queries must not pin a
+	// gigabyte of keys.
+	sum := sha256.Sum256([]byte(raw.Query))
+	key := string(sum[:])
+	if err, ok := p.cache.Get(ctx, key); ok {
 		return err
 	}
 	err := p.check(raw.Query)
-	p.cache.Add(ctx, raw.Query, err)
+	p.cache.Add(ctx, key, err)
 	return err
 }
 

@@ -494,3 +494,28 @@ func TestWebSocketAuthAndRevocation(t *testing.T) {
 		}
 	})
 }
+
+// TestForgedKeyStorm throttles an address that sends well-formed unknown
+// keys (each costs a database lookup), while a missing header is always a
+// plain 401.
+func TestForgedKeyStorm(t *testing.T) {
+	g := newGatewayWith(t, backends[0], server.Options{Limits: server.Limits{RatePerSecond: -1, AnonPerSecond: 0.01, AnonBurst: 3}})
+	for range 10 {
+		if _, status := g.doAs("", `{ viewer { tenant } }`, nil, nil); status != http.StatusUnauthorized {
+			t.Fatalf("no key: %d", status)
+		}
+	}
+	codes := map[int]int{}
+	for range 6 {
+		forged, _, _ := store.NewKey(server.DemoTenant, related.RoleAdmin, "", time.Now())
+		_, status := g.doAs(forged, `{ viewer { tenant } }`, nil, nil)
+		codes[status]++
+	}
+	if codes[http.StatusUnauthorized] != 3 || codes[http.StatusTooManyRequests] != 3 {
+		t.Fatalf("forged keys answered %v, want 3 401s then 429s", codes)
+	}
+	// A valid key still works from the same address.
+	if _, status := g.doAs(g.key, `{ viewer { tenant } }`, nil, nil); status != 200 {
+		t.Fatalf("a valid key got %d", status)
+	}
+}
