@@ -166,7 +166,7 @@ func (s *Server) graphQL() http.Handler {
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.SetQueryCache(boundedCache[*ast.QueryDocument]{lru.New[*ast.QueryDocument](1000)})
 	srv.SetParserTokenLimit(s.limits.MaxTokens)
 	if s.opts.Introspection {
 		srv.Use(extension.Introspection{})
@@ -174,7 +174,7 @@ func (s *Server) graphQL() http.Handler {
 	if s.opts.PersistedOnly {
 		srv.Use(persisted{ops: s.opts.Persisted})
 	} else {
-		srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+		srv.Use(extension.AutomaticPersistedQuery{Cache: boundedCache[string]{lru.New[string](1000)}})
 	}
 	// After the persisted-query extensions, which may fill in the query.
 	srv.Use(newPrecheck(s.limits))
