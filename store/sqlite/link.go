@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -113,22 +112,32 @@ func (s *Store) linkContact(ctx context.Context, tx *sql.Tx, tenant string, c *r
 	}
 	in := identity.PlanInput{Home: c.ProfileID, Claims: claims, Owners: map[related.Identifier]string{},
 		Profiles: map[string]identity.ProfileFacts{}, DoNotLink: map[string]bool{}, Rules: rules}
-	// Who holds each claimed identifier.
-	terms, args := make([]string, 0, len(claims)), []any{tenant}
+	// Who holds each claimed identifier: one seek of the primary key
+	// (tenant, key, value) per pair. Without statistics SQLite prefers to
+	// walk the covering (tenant, profile_id, key, value) index over the
+	// whole tenant, so the primary key is named (its automatic index); pairs
+	// crossing one claim's key with another's value are dropped below.
+	keys, values := make([]any, 0, len(claims)), make([]any, 0, len(claims))
 	for _, cl := range claims {
-		terms = append(terms, "(key = ? AND value = ?)")
-		args = append(args, cl.Key, cl.Value)
+		keys, values = append(keys, cl.Key), append(values, cl.Value)
 	}
-	rows, err := s.query(ctx, tx, `SELECT key, value, profile_id FROM identifiers WHERE tenant = ? AND (`+strings.Join(terms, " OR ")+`)`, args...)
+	rows, err := s.query(ctx, tx, `SELECT key, value, profile_id FROM identifiers INDEXED BY sqlite_autoindex_identifiers_1 WHERE tenant = ? AND key IN (`+placeholders(len(keys))+
+		`) AND value IN (`+placeholders(len(values))+`)`, append(append([]any{tenant}, keys...), values...)...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read identifiers: %w", err)
 	}
-	owners, err := collect(rows, func(r scanner) ([3]string, error) {
+	found, err := collect(rows, func(r scanner) ([3]string, error) {
 		var v [3]string
 		return v, r.Scan(&v[0], &v[1], &v[2])
 	}, "identifiers")
 	if err != nil {
 		return nil, err
+	}
+	var owners [][3]string
+	for _, o := range found {
+		if slices.ContainsFunc(claims, func(cl identity.Claim) bool { return cl.Key == o[0] && cl.Value == o[1] }) {
+			owners = append(owners, o)
+		}
 	}
 	ids := []string{}
 	if c.ProfileID != "" {
@@ -310,9 +319,13 @@ func (s *Store) merge(ctx context.Context, tx *sql.Tx, tenant, winner, loser, by
 			return nil, fmt.Errorf("sqlite: merge profiles: %w", err)
 		}
 	}
-	if _, err := s.exec(ctx, tx, `UPDATE profiles SET merged_into = ?, updated_at = ? WHERE tenant = ? AND (id = ? OR merged_into = ?)`,
-		winner, ms(now), tenant, loser, loser); err != nil {
-		return nil, fmt.Errorf("sqlite: merge profiles: %w", err)
+	// The loser, and profiles merged into it before, now point at the
+	// winner (two statements: an OR of the two would scan the tenant).
+	for _, cond := range []string{"id = ?", "merged_into = ?"} {
+		if _, err := s.exec(ctx, tx, `UPDATE profiles SET merged_into = ?, updated_at = ? WHERE tenant = ? AND `+cond,
+			winner, ms(now), tenant, loser); err != nil {
+			return nil, fmt.Errorf("sqlite: merge profiles: %w", err)
+		}
 	}
 	if _, err := s.exec(ctx, tx, `INSERT OR REPLACE INTO merges (tenant, loser, winner, by, at) VALUES (?, ?, ?, ?, ?)`,
 		tenant, loser, winner, by, ms(now)); err != nil {
@@ -347,21 +360,17 @@ func (s *Store) recordConflict(ctx context.Context, tx *sql.Tx, tenant, contactI
 // bar: its channels, identifiers and automatic name. A profile left with
 // no contacts is deleted with its identifiers.
 func (s *Store) refreshProfile(ctx context.Context, tx *sql.Tx, tenant, id string, now time.Time) error {
-	rows, err := s.query(ctx, tx, `SELECT channel, count(*) FROM contacts WHERE tenant = ? AND profile_id = ? GROUP BY channel`, tenant, id)
+	// Grouped here rather than in SQL: a GROUP BY channel would make the
+	// planner walk the (tenant, channel, address) index over the tenant.
+	rows, err := s.query(ctx, tx, `SELECT channel FROM contacts WHERE tenant = ? AND profile_id = ?`, tenant, id)
 	if err != nil {
 		return fmt.Errorf("sqlite: read profile channels: %w", err)
 	}
-	count := 0
-	chans, err := collect(rows, func(r scanner) (related.Channel, error) {
-		var c related.Channel
-		var n int
-		err := r.Scan(&c, &n)
-		count += n
-		return c, err
-	}, "channels")
+	chans, err := collect(rows, func(r scanner) (related.Channel, error) { var c related.Channel; return c, r.Scan(&c) }, "channels")
 	if err != nil {
 		return err
 	}
+	count := len(chans)
 	if len(chans) == 0 {
 		for _, stmt := range []string{`DELETE FROM identifiers WHERE tenant = ? AND profile_id = ?`, `DELETE FROM profiles WHERE tenant = ? AND id = ?`} {
 			if _, err := s.exec(ctx, tx, stmt, tenant, id); err != nil {

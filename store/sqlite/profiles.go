@@ -282,7 +282,7 @@ func (s *Store) resplit(ctx context.Context, tx *sql.Tx, tenant, profileID strin
 	if err != nil {
 		return nil, err
 	}
-	rows, err = s.query(ctx, tx, `SELECT DISTINCT contact_id FROM profile_links WHERE tenant = ? AND profile_id = ? AND reason = ?`, tenant, profileID, related.LinkManual)
+	rows, err = s.query(ctx, tx, `SELECT contact_id FROM profile_links WHERE tenant = ? AND profile_id = ? AND reason = ?`, tenant, profileID, related.LinkManual)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read manual links: %w", err)
 	}
@@ -637,11 +637,12 @@ func (s *Store) MergeProfiles(ctx context.Context, tenant, intoID, fromID, by st
 			return nil, nil
 		}
 		// An explicit merge overrides the guards between the two profiles.
-		if _, err := s.exec(ctx, tx, `DELETE FROM do_not_link WHERE tenant = ? AND (
-			profile_id = ? AND contact_id IN (SELECT id FROM contacts WHERE tenant = ? AND profile_id = ?) OR
-			profile_id = ? AND contact_id IN (SELECT id FROM contacts WHERE tenant = ? AND profile_id = ?))`,
-			tenant, into.ID, tenant, from.ID, from.ID, tenant, into.ID); err != nil {
-			return nil, fmt.Errorf("sqlite: lift do-not-link: %w", err)
+		for _, pair := range [][2]string{{into.ID, from.ID}, {from.ID, into.ID}} {
+			if _, err := s.exec(ctx, tx, `DELETE FROM do_not_link WHERE tenant = ? AND profile_id = ?
+				AND contact_id IN (SELECT id FROM contacts WHERE tenant = ? AND profile_id = ?)`,
+				tenant, pair[0], tenant, pair[1]); err != nil {
+				return nil, fmt.Errorf("sqlite: lift do-not-link: %w", err)
+			}
 		}
 		if _, err := s.exec(ctx, tx, `UPDATE profile_conflicts SET resolved_at = ? WHERE tenant = ? AND resolved_at = 0 AND
 			(profile_a = ? AND profile_b = ? OR profile_a = ? AND profile_b = ?)`, ms(now), tenant, into.ID, from.ID, from.ID, into.ID); err != nil {

@@ -135,6 +135,7 @@ CREATE TABLE profiles (
 	updated_at  INTEGER NOT NULL,
 	PRIMARY KEY (tenant, id)
 );
+CREATE INDEX profiles_merged ON profiles (tenant, merged_into);
 
 CREATE TABLE identifiers (
 	tenant     TEXT NOT NULL,
@@ -144,7 +145,7 @@ CREATE TABLE identifiers (
 	created_at INTEGER NOT NULL,
 	PRIMARY KEY (tenant, key, value)
 );
-CREATE INDEX identifiers_profile ON identifiers (tenant, profile_id);
+CREATE INDEX identifiers_profile ON identifiers (tenant, profile_id, key, value);
 
 CREATE TABLE profile_links (
 	tenant         TEXT NOT NULL,
@@ -172,6 +173,7 @@ CREATE TABLE do_not_link (
 	created_at INTEGER NOT NULL,
 	PRIMARY KEY (tenant, contact_id, profile_id)
 );
+CREATE INDEX do_not_link_profile ON do_not_link (tenant, profile_id, contact_id);
 
 CREATE TABLE profile_conflicts (
 	tenant      TEXT NOT NULL,
