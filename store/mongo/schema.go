@@ -21,6 +21,19 @@ const (
 	collPreferences  = "preferences"
 )
 
+// The profile collections (DESIGN.md sections 4 and 5; link.go,
+// profiles.go).
+const (
+	collProfileRules = "profile_rules"
+	collProfiles     = "profiles"
+	collIdentifiers  = "identifiers"
+	collProfileLinks = "profile_links"
+	collMerges       = "merges"
+	collDoNotLink    = "do_not_link"
+	collConflicts    = "profile_conflicts"
+	collEvaluations  = "rule_evaluations"
+)
+
 // IndexKey is one key of an index or one field of a sort: the field and
 // its direction.
 type IndexKey struct {
@@ -95,6 +108,43 @@ var Indexes = []IndexSpec{
 	{Collection: collAPIKeys, Keys: keys("hash"), Unique: true},
 	{Collection: collAPIKeys, Keys: keys("tenant", "createdAt", "_id")},
 	{Collection: collAPIKeys, Keys: keys("_id"), Unique: true, Builtin: true},
+
+	// Profiles (link.go, profiles.go). A tenant has one rule per
+	// attribute; its rules are read by tenant.
+	{Collection: collProfileRules, Keys: keys("tenant", "attribute"), Unique: true},
+	{Collection: collProfileRules, Keys: keys("_id"), Unique: true, Builtin: true},
+	{Collection: collProfiles, Keys: keys("_id"), Unique: true, Builtin: true},
+	// A merge re-points the profiles that pointed at its loser (path
+	// compression, so merge chains stay short).
+	{Collection: collProfiles, Keys: keys("tenant", "mergedInto")},
+	// An identifier's _id is derived from (tenant, key, value): inserting
+	// it is the claim, and the _id index is what makes it single-winner.
+	{Collection: collIdentifiers, Keys: keys("_id"), Unique: true, Builtin: true},
+	{Collection: collIdentifiers, Keys: keys("tenant", "profileId")},
+	// A profile's contacts, oldest first; a tenant's contacts in _id order
+	// (rule re-evaluation).
+	{Collection: collContacts, Keys: keys("tenant", "profileId", "createdAt", "_id")},
+	{Collection: collContacts, Keys: keys("tenant", "_id")},
+	// A profile's links, oldest first; a contact's links.
+	{Collection: collProfileLinks, Keys: keys("tenant", "profileId", "linkedAt", "_id")},
+	{Collection: collProfileLinks, Keys: keys("tenant", "contactId")},
+	{Collection: collProfileLinks, Keys: keys("_id"), Unique: true, Builtin: true},
+	// One merges document per merged-away profile (_id derived from the
+	// loser); the unfinished ones, per tenant or across tenants.
+	{Collection: collMerges, Keys: keys("_id"), Unique: true, Builtin: true},
+	{Collection: collMerges, Keys: keys("done", "tenant")},
+	{Collection: collDoNotLink, Keys: keys("_id"), Unique: true, Builtin: true},
+	{Collection: collDoNotLink, Keys: keys("tenant", "contactId", "profileId")},
+	{Collection: collDoNotLink, Keys: keys("tenant", "profileId")},
+	// An open conflict is recorded once: its openKey is derived from what
+	// it is about until it is resolved.
+	{Collection: collConflicts, Keys: keys("tenant", "openKey"), Unique: true},
+	{Collection: collConflicts, Keys: []IndexKey{{Field: "tenant"}, {Field: "resolved"}, {Field: "createdAt", Desc: true}, {Field: "_id", Desc: true}}},
+	{Collection: collConflicts, Keys: []IndexKey{{Field: "tenant"}, {Field: "createdAt", Desc: true}, {Field: "_id", Desc: true}}},
+	{Collection: collConflicts, Keys: keys("tenant", "pair", "resolved")},
+	{Collection: collConflicts, Keys: keys("_id"), Unique: true, Builtin: true},
+	{Collection: collEvaluations, Keys: keys("_id"), Unique: true, Builtin: true},
+	{Collection: collEvaluations, Keys: keys("state")},
 }
 
 // keys returns ascending index keys on fields.
@@ -156,6 +206,42 @@ var QueryShapes = []QueryShape{
 	{Name: "ListKeys (every tenant, the operator's command line)", Collection: collAPIKeys, Sort: keys("tenant", "createdAt", "_id"),
 		CrossTenant: "the operator's listing of every tenant's keys; never reached from a request"},
 	{Name: "RevokeKey, TouchKey", Collection: collAPIKeys, Equality: []string{"_id"}, Filter: []string{"tenant", "revoked"}},
+
+	// Profiles (link.go, profiles.go).
+	{Name: "ProfileRules, SaveProfileRule, DeleteProfileRule, linking (the rules cache)", Collection: collProfileRules, Equality: []string{"tenant"}},
+	{Name: "SaveProfileRule: a deleted rule of the attribute makes room", Collection: collProfileRules, Equality: []string{"tenant", "attribute"}, Filter: []string{"deleted"}},
+	{Name: "SaveProfileRule, DeleteProfileRule: write one rule", Collection: collProfileRules, Equality: []string{"_id"}, Filter: []string{"tenant"}},
+	{Name: "Profiles, ProfileByIdentifier, linking (facts, refresh, merges), manual control", Collection: collProfiles, Equality: []string{"_id"}, Filter: []string{"tenant", "version"}},
+	{Name: "merge: the profiles pointing at the loser point at the winner", Collection: collProfiles, Equality: []string{"tenant", "mergedInto"}},
+	{Name: "linking: owners and claims of identifiers; ProfileByIdentifier; releases", Collection: collIdentifiers, Equality: []string{"_id"}, Filter: []string{"tenant", "profileId"}},
+	{Name: "linking: a profile's identifiers (counts, summary); merges and splits move them", Collection: collIdentifiers, Equality: []string{"tenant", "profileId"}},
+	{Name: "linking: the contact moves (filtered on its version)", Collection: collContacts, Equality: []string{"_id"}, Filter: []string{"tenant", "version"}},
+	{Name: "ProfileContacts, profile summary, merges, unlink and splits", Collection: collContacts, Equality: []string{"tenant", "profileId"},
+		Sort: keys("createdAt", "_id"), Range: []string{"_id"}},
+	{Name: "EvaluateRules (contacts in _id order), the evaluation's total", Collection: collContacts, Equality: []string{"tenant"}, Sort: keys("_id"), Range: []string{"_id"}},
+	{Name: "linking: a contact's interactions follow it into its profile", Collection: collInteractions, Equality: []string{"tenant", "contactId"}, Filter: []string{"profileId"}},
+	{Name: "merge: the loser's interactions move", Collection: collInteractions, Equality: []string{"tenant", "profileId"}},
+	{Name: "RecordMessage: the new interaction follows its contact's profile", Collection: collInteractions, Equality: []string{"_id"}, Filter: []string{"tenant", "profileId"}},
+	{Name: "ProfileLinks; merges and splits move a profile's links; the manual links", Collection: collProfileLinks, Equality: []string{"tenant", "profileId"},
+		Sort: keys("linkedAt", "_id"), Filter: []string{"reason"}},
+	{Name: "unlink, splits, re-evaluation: a contact's links", Collection: collProfileLinks, Equality: []string{"tenant", "contactId"}, Filter: []string{"profileId", "reason", "key", "value"}},
+	{Name: "merge: record, help and finish", Collection: collMerges, Equality: []string{"_id"}, Filter: []string{"tenant"}},
+	{Name: "recovery: a tenant's unfinished merges", Collection: collMerges, Equality: []string{"tenant", "done"}},
+	{Name: "recovery: every tenant's unfinished merges (PendingEvaluations)", Collection: collMerges, Equality: []string{"done"},
+		CrossTenant: "start-up recovery finishes the merges a crash left half-done, whatever their tenant"},
+	{Name: "linking: a contact's do-not-link records; LinkContact and MergeProfiles lift them", Collection: collDoNotLink, Equality: []string{"tenant", "contactId", "profileId"}},
+	{Name: "linking: an unlinked contact's do-not-link records", Collection: collDoNotLink, Equality: []string{"tenant", "contactId"}},
+	{Name: "merge: the loser's do-not-link records carry over", Collection: collDoNotLink, Equality: []string{"tenant", "profileId"}},
+	{Name: "UnlinkContact: record do-not-link", Collection: collDoNotLink, Equality: []string{"_id"}, Filter: []string{"tenant"}},
+	{Name: "ProfileConflicts (open)", Collection: collConflicts, Equality: []string{"tenant", "resolved"},
+		Sort: []IndexKey{{Field: "createdAt", Desc: true}, {Field: "_id", Desc: true}}},
+	{Name: "ProfileConflicts (all)", Collection: collConflicts, Equality: []string{"tenant"},
+		Sort: []IndexKey{{Field: "createdAt", Desc: true}, {Field: "_id", Desc: true}}},
+	{Name: "MergeProfiles: the pair's open conflicts", Collection: collConflicts, Equality: []string{"tenant", "pair", "resolved"}},
+	{Name: "MergeProfiles: resolve a conflict", Collection: collConflicts, Equality: []string{"_id"}, Filter: []string{"tenant"}},
+	{Name: "RuleEvaluation, EvaluateRules, SaveProfileRule (start)", Collection: collEvaluations, Equality: []string{"_id"}, Filter: []string{"tenant", "run", "afterId"}},
+	{Name: "PendingEvaluations", Collection: collEvaluations, Equality: []string{"state"},
+		CrossTenant: "the background worker finds the tenants with a re-evaluation running"},
 }
 
 // ServedBy reports whether ix serves q by the rule in QueryShape's doc.

@@ -54,7 +54,7 @@ func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.Rec
 		}
 	}
 
-	contact, err := s.upsertContact(ctx, tenant, contactID, in, ts)
+	contact, contactCreated, err := s.upsertContact(ctx, tenant, contactID, in, ts)
 	if err != nil {
 		return nil, fmt.Errorf("mongo: record message: %w", err)
 	}
@@ -101,11 +101,22 @@ func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.Rec
 		}
 	}
 
+	// Link the contact by what it brings (link.go); a change of profile
+	// moves its interactions, this one included.
+	contact, linkEvents, err := s.linkRecorded(ctx, contact, it, contactCreated, created, ts)
+	if err != nil {
+		s.publishEvents(ctx, linkEvents)
+		return nil, fmt.Errorf("mongo: record message: %w", err)
+	}
+
 	kind := store.InteractionUpdated
 	if created {
 		kind = store.InteractionCreated
 	}
-	s.publish(ctx, tenant, kind, it.ID, it.ContactID, it.ProfileID, ts)
+	s.publishEvents(ctx, append([]store.Event{{
+		ID: related.NewID(), Tenant: tenant, Kind: kind,
+		InteractionID: it.ID, ContactID: it.ContactID, ProfileID: it.ProfileID, At: ts,
+	}}, linkEvents...))
 	return &store.RecordResult{
 		Interaction: it.domain(),
 		Message:     m.domain(),
@@ -148,15 +159,15 @@ func (s *Store) repeat(ctx context.Context, tenant, msgID, contactID string, ts 
 }
 
 // upsertContact finds or creates the contact of in and applies its name
-// and attributes.
-func (s *Store) upsertContact(ctx context.Context, tenant, id string, in related.RecordMessage, ts time.Time) (*contactDoc, error) {
+// and attributes. It reports whether it created the contact.
+func (s *Store) upsertContact(ctx context.Context, tenant, id string, in related.RecordMessage, ts time.Time) (*contactDoc, bool, error) {
 	fresh := &contactDoc{
 		ID: id, Tenant: tenant, Channel: string(in.Channel), Address: in.Contact.Address, Name: in.Contact.Name,
 		Attributes: attributeDocs(related.MergeAttributes(nil, in.Contact.Attributes)), CreatedAt: ts, UpdatedAt: ts,
 	}
 	onInsert, err := fieldsOf(fresh, "_id", "tenant")
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	filter := byID(tenant, id)
 	var cur contactDoc
@@ -164,19 +175,19 @@ func (s *Store) upsertContact(ctx context.Context, tenant, id string, in related
 		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.Before)).Decode(&cur)
 	switch {
 	case notFound(err):
-		return fresh, nil // inserted: fresh is the document
+		return fresh, true, nil // inserted: fresh is the document
 	case isDuplicate(err):
 		// A concurrent first message created it between the upsert's
 		// match and its insert.
 		if ferr := s.contacts.FindOne(ctx, filter).Decode(&cur); ferr != nil {
-			return nil, fmt.Errorf("upsert contact %s: %w", id, errors.Join(err, ferr))
+			return nil, false, fmt.Errorf("upsert contact %s: %w", id, errors.Join(err, ferr))
 		}
 		s.log.DebugContext(ctx, "contact upsert lost a race; using the winner's", "tenant", tenant, "contact", id)
 	case err != nil:
-		return nil, fmt.Errorf("upsert contact %s: %w", id, err)
+		return nil, false, fmt.Errorf("upsert contact %s: %w", id, err)
 	}
 	next, _, err := s.updateContact(ctx, &cur, in.Contact.Name, in.Contact.Attributes, ts)
-	return next, err
+	return next, false, err
 }
 
 // updateContact sets cur's name (when name is not empty) and merges attrs
@@ -400,8 +411,16 @@ func (s *Store) SetContactAttributes(ctx context.Context, tenant, id string, att
 	if err != nil {
 		return nil, fmt.Errorf("mongo: set contact attributes: %w", err)
 	}
-	if changed {
-		s.publish(ctx, tenant, store.ContactUpdated, "", next.ID, next.ProfileID, ts)
+	// Link the contact by what it now says (link.go).
+	next, moved, linkEvents, err := s.linkContact(ctx, next, linkRun{by: "rule", ts: ts})
+	if err != nil {
+		s.publishEvents(ctx, linkEvents)
+		return nil, fmt.Errorf("mongo: set contact attributes: %w", err)
+	}
+	if changed || moved || len(linkEvents) > 0 {
+		s.publishEvents(ctx, append([]store.Event{{
+			ID: related.NewID(), Tenant: tenant, Kind: store.ContactUpdated, ContactID: next.ID, ProfileID: next.ProfileID, At: ts,
+		}}, linkEvents...))
 	}
 	return next.domain(), nil
 }
