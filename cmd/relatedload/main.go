@@ -175,6 +175,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stderr, "usage: relatedload [-url URL -key KEY] [-rate N] [-duration D] [-mix op=w,...] [-json]")
 		fmt.Fprintln(stderr, "       relatedload -floor -data-dir DIR [-rate N] [-duration D]")
 		fmt.Fprintln(stderr, "       relatedload -compare -url URL -key KEY -data-dir DIR [-rate N] [-duration D]")
+		fmt.Fprintln(stderr, "       relatedload -diff FLOOR.json GATEWAY.json")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -85,7 +85,15 @@ type Overhead struct {
 	// request's actual start), which leaves out the client's scheduling
 	// delay that both latencies include.
 	Service *Overhead `json:"service,omitempty"`
+	// Noisy reports that a phase's requests started late (start lag p99
+	// over noisyLagMs): the client or the machine was busy, so the
+	// percentiles, and whether the targets are met, are not trustworthy.
+	Noisy bool `json:"noisy,omitempty"`
 }
+
+// noisyLagMs is the start lag p99 above which a phase is called noisy: a
+// client on an otherwise idle machine starts requests well within it.
+const noisyLagMs = 1.0
 
 func newReport(mode string, c config, m mix) *Report {
 	rc := ReportConfig{
@@ -113,6 +121,7 @@ func newPhase(loop loopResult, rec *recorder) *Phase {
 func overhead(floor, gw *Phase) *Overhead {
 	o := compareSummaries(opLine(floor, opOpen).Latency, opLine(gw, opOpen).Latency)
 	o.Service = compareSummaries(opLine(floor, opOpen).Service, opLine(gw, opOpen).Service)
+	o.Noisy = floor.StartLag.P99 > noisyLagMs || gw.StartLag.P99 > noisyLagMs
 	return o
 }
 
@@ -200,6 +209,9 @@ func (r *Report) print(w io.Writer) {
 			fmt.Fprintf(tw, "service p99\t%.3f\t%.3f\t%+.3f\t%+.1f%%\t\t\t\n", s.FloorP99, s.GatewayP99, s.OverP99, s.OverP99Pct)
 		}
 		tw.Flush()
+		if o.Noisy {
+			fmt.Fprintf(w, "UNRELIABLE: a phase started its requests over %g ms late at p99 (the client or the machine was busy): rerun on a quiet machine\n", noisyLagMs)
+		}
 	}
 	m := r.Machine
 	fmt.Fprintf(w, "\nmachine: %d CPUs, GOMAXPROCS %d, load average (1 min) %.2f at start, %.2f at end\n", m.CPUs, m.GOMAXPROCS, m.Load1Start, m.Load1End)
@@ -244,6 +256,9 @@ func (p *Phase) print(w io.Writer) {
 	}
 	if l.Unsent > 0 && !l.Interrupted {
 		fmt.Fprintf(w, "WARNING: %d arrivals were never sent: %d requests in flight for the whole tail of the run; the target is saturated\n", l.Unsent, l.Sent)
+	}
+	if p.StartLag.P99 > noisyLagMs && !l.Interrupted {
+		fmt.Fprintf(w, "WARNING: requests started %.3f ms late at p99 (the client or the machine is busy); the latencies include it\n", p.StartLag.P99)
 	}
 	if l.CapWaits > 0 {
 		fmt.Fprintf(w, "WARNING: %d arrivals waited for a slot (-concurrency-cap): the target was not keeping up\n", l.CapWaits)

@@ -124,24 +124,26 @@ func TestMedian(t *testing.T) {
 }
 
 func TestOverhead(t *testing.T) {
-	phase := func(p50, p99 float64) *Phase {
-		return &Phase{Ops: []OpStats{{Op: opOpen, Latency: Summary{N: 10, P50: p50, P99: p99}}, {Op: "all"}}}
+	phase := func(p50, p99, lag99 float64) *Phase {
+		return &Phase{StartLag: Summary{P99: lag99}, Ops: []OpStats{{Op: opOpen, Latency: Summary{N: 10, P50: p50, P99: p99}}, {Op: "all"}}}
 	}
 	tests := []struct {
 		name           string
 		floor, gw      *Phase
 		overP50, pct99 float64
 		met50, met99   bool
+		noisy          bool
 	}{
-		{"inside both", phase(0.5, 2), phase(1.2, 2.5), 0.7, 25, true, true},
-		{"over both", phase(0.5, 2), phase(2, 4), 1.5, 100, false, false},
-		{"p50 only", phase(0.2, 1), phase(0.9, 1.5), 0.7, 50, true, false},
+		{"inside both", phase(0.5, 2, 0.1), phase(1.2, 2.5, 0.1), 0.7, 25, true, true, false},
+		{"over both", phase(0.5, 2, 0.1), phase(2, 4, 0.1), 1.5, 100, false, false, false},
+		{"p50 only", phase(0.2, 1, 0.1), phase(0.9, 1.5, 0.1), 0.7, 50, true, false, false},
+		{"late client", phase(0.2, 1, 0.1), phase(0.9, 1.5, 3), 0.7, 50, true, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			o := overhead(tt.floor, tt.gw)
-			if o.OverP50 != tt.overP50 || o.OverP99Pct != tt.pct99 || o.P50Met != tt.met50 || o.P99Met != tt.met99 {
-				t.Fatalf("overhead = %+v, want over p50 %g, p99 %+g%%, met %v %v", o, tt.overP50, tt.pct99, tt.met50, tt.met99)
+			if o.OverP50 != tt.overP50 || o.OverP99Pct != tt.pct99 || o.P50Met != tt.met50 || o.P99Met != tt.met99 || o.Noisy != tt.noisy {
+				t.Fatalf("overhead = %+v, want over p50 %g, p99 %+g%%, met %v %v, noisy %v", o, tt.overP50, tt.pct99, tt.met50, tt.met99, tt.noisy)
 			}
 		})
 	}
