@@ -375,7 +375,13 @@ func (s *Store) linkContact(ctx context.Context, c *contactDoc, run linkRun) (*c
 			return nil, false, l.events, err
 		}
 	}
-	if done != nil && c.ProfileID != origin || l.dirty {
+	// After the contact was written (or interactions were moved ahead of
+	// it and c was read again since), its interactions follow it.
+	follow := l.dirty || done != nil && c.ProfileID != origin
+	for _, at := range l.at {
+		follow = follow || done != nil && at != c.ProfileID
+	}
+	if follow {
 		if err := s.followContact(ctx, l, c, origin); err != nil {
 			return nil, false, l.events, err
 		}

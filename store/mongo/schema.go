@@ -209,8 +209,7 @@ var QueryShapes = []QueryShape{
 
 	// Profiles (link.go, profiles.go).
 	{Name: "ProfileRules, SaveProfileRule, DeleteProfileRule, linking (the rules cache)", Collection: collProfileRules, Equality: []string{"tenant"}},
-	{Name: "SaveProfileRule: a deleted rule of the attribute makes room", Collection: collProfileRules, Equality: []string{"tenant", "attribute"}, Filter: []string{"deleted"}},
-	{Name: "SaveProfileRule, DeleteProfileRule: write one rule", Collection: collProfileRules, Equality: []string{"_id"}, Filter: []string{"tenant"}},
+	{Name: "SaveProfileRule, DeleteProfileRule: write one rule (a deleted one makes room)", Collection: collProfileRules, Equality: []string{"_id"}, Filter: []string{"tenant"}},
 	{Name: "Profiles, ProfileByIdentifier, linking (facts, refresh, merges), manual control", Collection: collProfiles, Equality: []string{"_id"}, Filter: []string{"tenant", "version"}},
 	{Name: "merge: the profiles pointing at the loser point at the winner", Collection: collProfiles, Equality: []string{"tenant", "mergedInto"}},
 	{Name: "linking: owners and claims of identifiers; ProfileByIdentifier; releases", Collection: collIdentifiers, Equality: []string{"_id"}, Filter: []string{"tenant", "profileId"}},
