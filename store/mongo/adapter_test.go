@@ -196,8 +196,13 @@ func TestRecordCommandBudget(t *testing.T) {
 	}{
 		// contact upsert, interaction upsert (which carries the message as
 		// lastMessage), message insert, and the append to the events
-		// collection that other replicas' feeds read (events.go)
-		{"new thread", message(t, related.ChannelEmail, "th", "a@x.io", "1", base), map[string]int64{"findAndModify": 2, "insert": 2}},
+		// collection that other replicas' feeds read (events.go); the
+		// address is an email, so linking makes the contact's profile:
+		// the tenant's unfinished merges and rules (first write only),
+		// the address's owner, the profile, its claim and link, the
+		// contact, its interactions and the profile's version (link.go,
+		// TestLinkCommandBudget)
+		{"new thread", message(t, related.ChannelEmail, "th", "a@x.io", "1", base), map[string]int64{"find": 3, "findAndModify": 4, "insert": 5, "update": 1}},
 		// ... and the lastMessage update
 		{"same thread", message(t, related.ChannelEmail, "th", "a@x.io", "2", base.Add(time.Minute)), map[string]int64{"findAndModify": 3, "insert": 2}},
 		// the attribute change is one more findAndModify
