@@ -282,7 +282,7 @@ type ContactResolver interface {
 	Profile(ctx context.Context, obj *related.Contact) (*related.Profile, error)
 }
 type InteractionResolver interface {
-	Contact(ctx context.Context, obj *related.Interaction) (*related.Contact, error)
+	Contact(ctx context.Context, objs []*related.Interaction) ([]*related.Contact, error)
 
 	Profile(ctx context.Context, obj *related.Interaction) (*related.Profile, error)
 
@@ -3354,7 +3354,7 @@ func (ec *executionContext) _Interaction_contact(ctx context.Context, field grap
 			return ec.fieldContext_Interaction_contact(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Interaction().Contact(ctx, obj)
+			return ec.resolveBatch_Interaction_contact(ctx, field, obj)
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *related.Contact) graphql.Marshaler {
@@ -3375,6 +3375,29 @@ func (ec *executionContext) fieldContext_Interaction_contact(_ context.Context, 
 		},
 	}
 	return fc, nil
+}
+func (ec *executionContext) resolveBatch_Interaction_contact(ctx context.Context, field graphql.CollectedField, obj *related.Interaction) (any, error) {
+	resolver := ec.Resolvers.Interaction()
+	if batch, ok := graphql.BatchParentsFor[*related.Interaction](ctx, "Interaction"); ok {
+		result := batch.FieldResult(field, func() (any, error) {
+			return resolver.Contact(ctx, batch.Parents)
+		})
+		return graphql.ResolveBatchGroupResult[*related.Contact](
+			ctx,
+			batch.Index,
+			len(batch.Parents),
+			result,
+			"Interaction.contact",
+			batch.IndexMap,
+		)
+	}
+	results, err := resolver.Contact(ctx, []*related.Interaction{obj})
+	return graphql.ResolveBatchSingleResult[*related.Contact](
+		ctx,
+		results,
+		err,
+		"Interaction.contact",
+	)
 }
 
 func (ec *executionContext) _Interaction_queue(ctx context.Context, field graphql.CollectedField, obj *related.Interaction) (ret graphql.Marshaler) {

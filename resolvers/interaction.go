@@ -12,18 +12,31 @@ import (
 
 type interactionResolver struct{ *Resolver }
 
-// Contact loads the interaction's contact through the operation's loader.
-func (interactionResolver) Contact(ctx context.Context, obj *related.Interaction) (*related.Contact, error) {
+// Contact loads the contacts of a list of interactions through the
+// operation's loader.
+func (interactionResolver) Contact(ctx context.Context, objs []*related.Interaction) ([]*related.Contact, error) {
 	_, l, err := request(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c, err := l.Contacts.Load(ctx, obj.ContactID)()
-	if err == nil && c == nil {
-		// A contact is never deleted while an interaction points at it.
-		err = errDangling("contact", obj.ContactID)
+	// gqlgen hands over every interaction of the list at once: one loader
+	// call for all of them (mostly served from the contacts the related
+	// resolver primed), and no goroutine per row.
+	ids := make([]string, len(objs))
+	for i, o := range objs {
+		ids[i] = o.ContactID
 	}
-	return c, err
+	cs, errs := l.Contacts.LoadMany(ctx, ids)()
+	for i, c := range cs {
+		if i < len(errs) && errs[i] != nil {
+			return nil, errs[i]
+		}
+		if c == nil {
+			// A contact is never deleted while an interaction points at it.
+			return nil, errDangling("contact", ids[i])
+		}
+	}
+	return cs, nil
 }
 
 // Messages pages through the previous correspondence, oldest first.
