@@ -311,3 +311,56 @@ func TestConcurrentLinking(t *testing.T) {
 		})
 	}
 }
+
+// A RecordMessage that stopped during its linking (a crash) is finished
+// by its retry with the same clientMutationId: before its claim, or after
+// the contact moved but before its interactions followed.
+func TestRetryFinishesLinking(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name  string
+		crash func(t *testing.T, s *Store, r *store.RecordResult)
+	}{
+		{"before the claim", func(t *testing.T, s *Store, r *store.RecordResult) {
+			for coll, filter := range map[string]bson.D{
+				collProfiles:     {{Key: "tenant", Value: "t1"}},
+				collIdentifiers:  {{Key: "tenant", Value: "t1"}},
+				collProfileLinks: {{Key: "tenant", Value: "t1"}},
+			} {
+				if _, err := s.coll(coll).DeleteMany(ctx, filter); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := s.contacts.UpdateOne(ctx, byID("t1", r.Contact.ID), bson.D{{Key: "$unset", Value: bson.D{{Key: "profileId", Value: ""}, {Key: "identifiers", Value: ""}}}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.interactions.UpdateOne(ctx, byID("t1", r.Interaction.ID), bson.D{{Key: "$unset", Value: bson.D{{Key: "profileId", Value: ""}}}}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"before the interactions followed", func(t *testing.T, s *Store, r *store.RecordResult) {
+			if _, err := s.interactions.UpdateOne(ctx, byID("t1", r.Interaction.ID), bson.D{{Key: "$unset", Value: bson.D{{Key: "profileId", Value: ""}}}}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := newTestDB(t)
+			in := message(t, related.ChannelEmail, "th", "r@x.io", "once", base)
+			in.ClientMutationID = "cm-1"
+			first := mustRecord(t, d.cur, "t1", in)
+			c.crash(t, d.cur, first)
+			again := mustRecord(t, d.reopen(t), "t1", in)
+			if !again.Duplicate || again.Contact.ProfileID == "" || again.Interaction.ProfileID != again.Contact.ProfileID {
+				t.Fatalf("retry = duplicate %v, contact in %q, interaction in %q", again.Duplicate, again.Contact.ProfileID, again.Interaction.ProfileID)
+			}
+			its, _ := d.cur.Interactions(ctx, "t1", []string{first.Interaction.ID})
+			if its[0].ProfileID != again.Contact.ProfileID {
+				t.Fatalf("stored interaction in %q, want %q", its[0].ProfileID, again.Contact.ProfileID)
+			}
+			if p, _ := d.cur.ProfileByIdentifier(ctx, "t1", related.Identifier{Key: "email", Value: "r@x.io"}); p == nil || p.ID != again.Contact.ProfileID || p.ContactCount != 1 {
+				t.Fatalf("profile of the address = %+v", p)
+			}
+		})
+	}
+}

@@ -36,12 +36,17 @@ const maxVersionRetries = 8
 //  6. an existing interaction's lastMessage and lastAt are set only when
 //     this message is not older than the current one (the filter decides,
 //     so out-of-order deliveries never move it backwards), and its queue
-//     when one is named.
+//     when one is named;
+//  7. the contact is linked by what it brings (link.go), which moves its
+//     interactions when its profile changes, and the interaction is made
+//     to follow a contact that moved meanwhile.
 //
 // A crash between 4 and 5 leaves a new interaction whose lastMessage copy
 // has no message document yet; one between 5 and 6 leaves a stored message
 // that is not yet the interaction's lastMessage. The retry inserts the
-// message under the same derived id, or finds it and finishes step 6.
+// message under the same derived id, or finds it and finishes step 6; a
+// crash during 7 leaves the contact unlinked, which the retry (or the
+// contact's next write) links.
 func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.RecordMessage) (*store.RecordResult, error) {
 	ts := now()
 	contactID := related.DerivedID(tenant, "contact", string(in.Channel), in.Contact.Address)
@@ -155,7 +160,14 @@ func (s *Store) repeat(ctx context.Context, tenant, msgID, contactID string, ts 
 	if err := s.contacts.FindOne(ctx, byID(tenant, contactID)).Decode(&c); err != nil {
 		return nil, fmt.Errorf("mongo: record message: contact %s of repeated message %s: %w", contactID, msgID, err)
 	}
-	return &store.RecordResult{Interaction: it.domain(), Message: m.domain(), Contact: c.domain(), Duplicate: true}, nil
+	// A first call that stopped before its linking was done (a crash) is
+	// finished here; after one that finished, this sends nothing (link.go).
+	next, linkEvents, err := s.linkRecorded(ctx, &c, &it, false, false, ts)
+	s.publishEvents(ctx, linkEvents)
+	if err != nil {
+		return nil, fmt.Errorf("mongo: record message: link the contact of repeated message %s: %w", msgID, err)
+	}
+	return &store.RecordResult{Interaction: it.domain(), Message: m.domain(), Contact: next.domain(), Duplicate: true}, nil
 }
 
 // upsertContact finds or creates the contact of in and applies its name
