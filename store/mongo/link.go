@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"slices"
 	"strings"
@@ -370,6 +371,11 @@ func (s *Store) linkContact(ctx context.Context, c *contactDoc, run linkRun) (*c
 		}
 		if !errors.Is(err, errReplan) {
 			return nil, false, l.events, err
+		}
+		if attempt >= 2 {
+			// Writers contending for the same facts: let the others
+			// finish before planning again.
+			time.Sleep(time.Duration(rand.IntN(1+attempt*attempt)) * time.Millisecond)
 		}
 		if c, err = s.contactByID(ctx, tenant, c.ID); err != nil {
 			return nil, false, l.events, err

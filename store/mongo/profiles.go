@@ -222,6 +222,9 @@ func (s *Store) EvaluateRules(ctx context.Context, tenant string, batch int) (bo
 	if err != nil {
 		return false, fmt.Errorf("mongo: rule evaluation: read contacts: %w", err)
 	}
+	// The rules may have changed through another replica, whose change
+	// this replica's cache may not show yet: every batch reads them.
+	s.profileState().drop(tenant)
 	var events []store.Event
 	defer func() { s.publishEvents(ctx, events) }()
 	after := ev.AfterID
