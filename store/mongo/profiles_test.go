@@ -364,3 +364,31 @@ func TestRetryFinishesLinking(t *testing.T) {
 		})
 	}
 }
+
+// MergeProfiles keeps the older profile (merge pointers only point at an
+// older profile, so they never cycle), with the name of the profile the
+// admin merged into.
+func TestMergeProfilesKeepsOlder(t *testing.T) {
+	d := newTestDB(t)
+	ctx := context.Background()
+	a, b := twoProfiles(t, d.cur)
+	pa, pb := a.Interaction.ProfileID, b.Interaction.ProfileID
+	if _, err := d.cur.RenameProfile(ctx, "t1", pb, "Bea"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := d.cur.MergeProfiles(ctx, "t1", pb, pa, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ID != pa || p.Name != "Bea" || p.ContactCount != 2 || p.MergedInto != "" {
+		t.Fatalf("merged = %+v, want the older %s named Bea", p, pa)
+	}
+	checkMerged(t, d.cur, a, b)
+	// Merging again, either way round, changes nothing.
+	for _, ids := range [][2]string{{pa, pb}, {pb, pa}} {
+		again, err := d.cur.MergeProfiles(ctx, "t1", ids[0], ids[1], "admin")
+		if err != nil || again.ID != pa {
+			t.Fatalf("merge %v again = %+v, %v", ids, again, err)
+		}
+	}
+}
