@@ -20,7 +20,7 @@ func profileBackends() []backend {
 
 // profilesOnMongo turns the profile end-to-end tests on for the MongoDB
 // adapter.
-var profilesOnMongo = false
+var profilesOnMongo = true
 
 const profilePanel = `query($id: ID!, $first: Int, $scope: RelatedScope) {
   interaction(id: $id) {
