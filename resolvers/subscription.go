@@ -63,7 +63,10 @@ func (r subscriptionResolver) subscriptionTarget(ctx context.Context, gid, field
 // message for the subscription, so it knows to resubscribe and refetch.
 func subscriptionEnd(ctx context.Context) func(error) {
 	return func(err error) {
-		if err == nil {
+		// Once the operation's context has ended, gqlgen has stopped
+		// listening and may be reading the error holder already: an error
+		// added now would reach nobody and race with that read.
+		if err == nil || ctx.Err() != nil {
 			return
 		}
 		code := "INTERNAL"
