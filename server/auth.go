@@ -297,32 +297,83 @@ func (s *Server) wsInit(ctx context.Context, p transport.InitPayload) (context.C
 		ctx = withAuth(ctx, ai)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	go s.watchKey(ctx, cancel, ai)
+	s.watchKey(ctx, cancel, ai)
 	// The reason is sent only if the context ends while the client still
 	// listens, which is when the key was revoked.
 	return transport.AppendCloseReason(ctx, CodeUnauthenticated+": the API key was revoked"), nil, nil
+}
+
+// keyWatch re-checks the keys of open WebSocket connections, all of them
+// from one goroutine: a ticker per connection would cost every subscriber
+// a goroutine and a timer, which at ten thousand subscribers is a
+// hundred megabytes of stacks for a check that is per key anyway.
+type keyWatch struct {
+	mu      sync.Mutex
+	conns   map[*watched]struct{}
+	running bool
+}
+
+// watched is one open connection.
+type watched struct {
+	cancel context.CancelFunc
+	ai     *authInfo
 }
 
 // watchKey cancels an open connection's context once its key stops being
 // valid. A database error keeps the connection: an outage is no reason
 // to drop every agent's live panel.
 func (s *Server) watchKey(ctx context.Context, cancel context.CancelFunc, ai *authInfo) {
+	w := &watched{cancel: cancel, ai: ai}
+	kw := &s.keyWatch
+	kw.mu.Lock()
+	if kw.conns == nil {
+		kw.conns = map[*watched]struct{}{}
+	}
+	kw.conns[w] = struct{}{}
+	if !kw.running {
+		kw.running = true
+		go s.sweepKeys()
+	}
+	kw.mu.Unlock()
+	context.AfterFunc(ctx, func() {
+		kw.mu.Lock()
+		delete(kw.conns, w)
+		kw.mu.Unlock()
+	})
+}
+
+// sweepKeys checks every open connection's key each KeyRecheck, once per
+// distinct key, and cancels the connections of revoked ones. It stops when
+// no connection is left, so an idle server runs no timer.
+func (s *Server) sweepKeys() {
+	kw := &s.keyWatch
 	t := time.NewTicker(s.opts.KeyRecheck)
 	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+	for range t.C {
+		kw.mu.Lock()
+		if len(kw.conns) == 0 {
+			kw.running = false
+			kw.mu.Unlock()
 			return
-		case <-t.C:
-			ok, err := s.auth.stillValid(ctx, ai)
+		}
+		byKey := map[string][]*watched{}
+		for w := range kw.conns {
+			byKey[w.ai.key.ID] = append(byKey[w.ai.key.ID], w)
+		}
+		kw.mu.Unlock()
+		for id, ws := range byKey {
+			ctx, cancel := context.WithTimeout(context.Background(), s.opts.KeyRecheck)
+			ok, err := s.auth.stillValid(ctx, ws[0].ai)
+			cancel()
 			if err != nil {
-				s.log.WarnContext(ctx, "could not re-check a websocket's API key", "key", ai.key.ID, "err", err)
+				s.log.Warn("could not re-check a websocket's API key", "key", id, "err", err)
 				continue
 			}
 			if !ok {
-				s.log.InfoContext(ctx, "closing a websocket: its API key was revoked", "key", ai.key.ID)
-				cancel()
-				return
+				s.log.Info("closing websockets: their API key was revoked", "key", id, "connections", len(ws))
+				for _, w := range ws {
+					w.cancel()
+				}
 			}
 		}
 	}

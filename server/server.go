@@ -88,6 +88,7 @@ type Server struct {
 	keyLimit  *limiter
 	anonLimit *limiter
 	subs      *subscriptions
+	keyWatch  keyWatch // open WebSockets whose keys are re-checked
 }
 
 // New returns the gateway's handler over opts.Store.
