@@ -16,6 +16,7 @@ import (
 
 	"github.com/relatedhq/related"
 	"github.com/relatedhq/related/graph"
+	"github.com/relatedhq/related/operation"
 	"github.com/relatedhq/related/resolvers"
 	"github.com/relatedhq/related/store"
 )
@@ -82,31 +83,6 @@ func newPanelStore(items int) *panelStore {
 	return s
 }
 
-// openInteraction is server/cost_test.go's operation: opening an
-// interaction with its profile bar and a Related page.
-const openInteraction = `query Open($id: ID!, $first: Int) {
-  interaction(id: $id) {
-    id channel status closedState closedAt createdAt
-    contact { id name address }
-    queue { id name }
-    lastMessage { id body sentAt direction author }
-    profile { id name channels }
-    related(first: $first) {
-      scope totalCount
-      pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
-      edges {
-        cursor
-        node {
-          id channel status closedState closedAt
-          contact { id name }
-          queue { id name }
-          lastMessage { preview sentAt direction }
-        }
-      }
-    }
-  }
-}`
-
 // BenchmarkOpenInteraction is the gateway's CPU and allocation cost of
 // the panel query, database time excluded, by page size.
 func BenchmarkOpenInteraction(b *testing.B) {
@@ -117,7 +93,7 @@ func BenchmarkOpenInteraction(b *testing.B) {
 			srv.AddTransport(transport.POST{})
 			srv.SetQueryCache(lru.New[*ast.QueryDocument](100)) // as the server does
 			srv.AroundOperations(res.AroundOperations)
-			body := fmt.Sprintf(`{"query":%q,"variables":{"id":%q,"first":%d}}`, openInteraction, related.GlobalID(related.NodeInteraction, "i1000"), n)
+			body := fmt.Sprintf(`{"query":%q,"variables":{"id":%q,"first":%d}}`, operation.OpenInteraction, related.GlobalID(related.NodeInteraction, "i1000"), n)
 			ctx := related.WithViewer(context.Background(), related.Viewer{Tenant: "demo", Role: related.RoleAgent, Principal: "k"})
 			b.ReportAllocs()
 			b.ResetTimer()

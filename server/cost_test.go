@@ -4,34 +4,9 @@ import (
 	"fmt"
 	"testing"
 	"time"
-)
 
-// OpenInteraction is what an agent desktop asks when an agent opens an
-// interaction: the interaction, its profile bar, and the first page of its
-// Related panel with every field the panel shows. cmd/relatedload sends
-// the same operation.
-const openInteraction = `query Open($id: ID!, $first: Int) {
-  interaction(id: $id) {
-    id channel status closedState closedAt createdAt
-    contact { id name address }
-    queue { id name }
-    lastMessage { id body sentAt direction author }
-    profile { id name channels }
-    related(first: $first) {
-      scope totalCount
-      pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
-      edges {
-        cursor
-        node {
-          id channel status closedState closedAt
-          contact { id name }
-          queue { id name }
-          lastMessage { preview sentAt direction }
-        }
-      }
-    }
-  }
-}`
+	"github.com/relatedhq/related/operation"
+)
 
 // TestRoundTrips guards the database cost of the two hottest operations by
 // counting commands, not time: opening an interaction costs at most 4
@@ -70,7 +45,7 @@ func TestRoundTrips(t *testing.T) {
 						}
 					}
 				}
-				g.must(openInteraction, map[string]any{"id": self, "first": n}, &v)
+				g.must(operation.OpenInteraction, map[string]any{"id": self, "first": n}, &v)
 				costs[n] = g.cmds.Total() - before
 				if len(v.Interaction.Related.Edges) != n || v.Interaction.Related.TotalCount != 59 || len(v.Interaction.Profile.Channels) != 8 {
 					t.Fatalf("first %d: %d items of %d, %d channels", n, len(v.Interaction.Related.Edges), v.Interaction.Related.TotalCount, len(v.Interaction.Profile.Channels))

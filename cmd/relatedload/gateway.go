@@ -14,37 +14,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/relatedhq/related/operation"
 )
 
-// openInteraction is what an agent desktop asks when an agent opens an
-// interaction: the interaction, its profile bar, and the first page of its
-// Related panel with every field the panel shows. It is the text of
-// server/cost_test.go's openInteraction, which guards its database cost.
-const openInteraction = `query Open($id: ID!, $first: Int) {
-  interaction(id: $id) {
-    id channel status closedState closedAt createdAt
-    contact { id name address }
-    queue { id name }
-    lastMessage { id body sentAt direction author }
-    profile { id name channels }
-    related(first: $first) {
-      scope totalCount
-      pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
-      edges {
-        cursor
-        node {
-          id channel status closedState closedAt
-          contact { id name }
-          queue { id name }
-          lastMessage { preview sentAt direction }
-        }
-      }
-    }
-  }
-}`
-
 // pageRelated is the panel's "more": the next page after the first, with
-// the same fields as openInteraction's rows.
+// the same fields as operation.OpenInteraction's rows.
 const pageRelated = `query Page($id: ID!, $first: Int, $after: String) {
   interaction(id: $id) {
     id
@@ -386,7 +361,7 @@ func (b *gatewayJobs) build(op string, r *rand.Rand) job {
 					ID string `json:"id"`
 				} `json:"interaction"`
 			}
-			kind, _ := b.g.do(ctx, openInteraction, map[string]any{"id": t.ID, "first": b.first}, &v)
+			kind, _ := b.g.do(ctx, operation.OpenInteraction, map[string]any{"id": t.ID, "first": b.first}, &v)
 			if kind == "" && v.Interaction == nil {
 				kind = "not_found"
 			}

@@ -27,7 +27,7 @@
 //	relatedload -mix open=1 -url http://127.0.0.1:8080 -key rk_... -rate 200 -json > gateway.json
 //	relatedload -diff floor.json gateway.json
 //
-// Operations: open (server/cost_test.go's openInteraction: the
+// Operations: open (operation.OpenInteraction: the
 // interaction, its profile bar and its Related panel's first page with
 // every panel field), page (the panel's second page by the first page's
 // endCursor, on interactions with more than -first related), messages
