@@ -13,11 +13,8 @@ package web
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"io/fs"
-	"mime"
 	"net/http"
 	"path"
 	"strings"
@@ -68,37 +65,14 @@ func newConsole() *consoleSite {
 	if err != nil {
 		panic("web: " + err.Error())
 	}
-	s := &consoleSite{assets: map[string]*asset{}}
-	err = fs.WalkDir(root, ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		content, err := fs.ReadFile(root, name)
-		if err != nil {
-			return err
-		}
-		sum := sha256.Sum256(content)
-		ext := path.Ext(name)
-		ctype, ok := contentTypes[ext]
-		if !ok {
-			ctype = mime.TypeByExtension(ext)
-		}
-		s.assets[name] = &asset{
-			name:        name,
-			content:     content,
-			contentType: ctype,
-			version:     hex.EncodeToString(sum[:6]),
-			etag:        `"` + hex.EncodeToString(sum[:16]) + `"`,
-		}
-		return nil
-	})
+	assets, err := readAssets(root)
 	if err != nil {
 		panic("web: reading the embedded console: " + err.Error())
 	}
-	if s.assets["index.html"] == nil {
+	if assets["index.html"] == nil {
 		panic("web: the embedded console has no index.html; run web/build-console.sh")
 	}
-	return s
+	return &consoleSite{assets: assets}
 }
 
 // ServeHTTP implements http.Handler.

@@ -124,8 +124,24 @@ func newSite() *site {
 	if err != nil {
 		panic("web: " + err.Error())
 	}
-	s := &site{assets: map[string]*asset{}, files: http.FileServerFS(root)}
-	err = fs.WalkDir(root, ".", func(name string, d fs.DirEntry, err error) error {
+	assets, err := readAssets(root)
+	if err != nil {
+		panic("web: reading embedded GraphiQL: " + err.Error())
+	}
+	if assets["index.html"] == nil {
+		panic("web: embedded GraphiQL has no index.html; run web/build.sh")
+	}
+	for name, a := range assets {
+		a.immutable = strings.HasPrefix(name, "fonts/") // font names carry their content hash
+	}
+	return &site{assets: assets, files: http.FileServerFS(root)}
+}
+
+// readAssets indexes every file of an embedded bundle with its content
+// type, a short content hash for cache-busting URLs and its ETag.
+func readAssets(root fs.FS) (map[string]*asset, error) {
+	assets := map[string]*asset{}
+	err := fs.WalkDir(root, ".", func(name string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -139,23 +155,16 @@ func newSite() *site {
 		if !ok {
 			ctype = mime.TypeByExtension(ext)
 		}
-		s.assets[name] = &asset{
+		assets[name] = &asset{
 			name:        name,
 			content:     content,
 			contentType: ctype,
 			version:     hex.EncodeToString(sum[:6]),
 			etag:        `"` + hex.EncodeToString(sum[:16]) + `"`,
-			immutable:   strings.HasPrefix(name, "fonts/"),
 		}
 		return nil
 	})
-	if err != nil {
-		panic("web: reading embedded GraphiQL: " + err.Error())
-	}
-	if s.assets["index.html"] == nil {
-		panic("web: embedded GraphiQL has no index.html; run web/build.sh")
-	}
-	return s
+	return assets, err
 }
 
 // ServeHTTP implements http.Handler.
