@@ -59,8 +59,10 @@ type ProfileStore interface {
 	// if the contact was what connected it), and a do-not-link record keeps
 	// the rules from linking the pair again.
 	UnlinkContact(ctx context.Context, tenant, contactID, by string) (*related.Contact, error)
-	// MergeProfiles merges from into into, whatever the rules' limits, and
-	// resolves the conflicts between them.
+	// MergeProfiles merges two profiles, whatever the rules' limits, and
+	// resolves the conflicts between them. As in every merge the older
+	// profile survives (so merge pointers never cycle); into's name, if an
+	// admin gave it one, is kept.
 	MergeProfiles(ctx context.Context, tenant, intoID, fromID, by string) (*related.Profile, error)
 	// RenameProfile sets a profile's name; "" returns to the automatic one.
 	RenameProfile(ctx context.Context, tenant, id, name string) (*related.Profile, error)

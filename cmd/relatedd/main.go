@@ -211,6 +211,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fmt.Fprintf(stdout, "Related is serving on %s://%s\n", sec.scheme(), displayAddr(ln.Addr()))
 	if sec.graphiql {
 		fmt.Fprintf(stdout, "  GraphiQL: %s://%s/graphiql\n", sec.scheme(), displayAddr(ln.Addr()))
+		fmt.Fprintf(stdout, "  Agent console: %s://%s/\n", sec.scheme(), displayAddr(ln.Addr()))
 	}
 	log.Info("serving", "addr", ln.Addr().String())
 	select {

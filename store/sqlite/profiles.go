@@ -648,14 +648,25 @@ func (s *Store) MergeProfiles(ctx context.Context, tenant, intoID, fromID, by st
 			(profile_a = ? AND profile_b = ? OR profile_a = ? AND profile_b = ?)`, ms(now), tenant, into.ID, from.ID, from.ID, into.ID); err != nil {
 			return nil, fmt.Errorf("sqlite: resolve conflicts: %w", err)
 		}
-		events, err := s.merge(ctx, tx, tenant, into.ID, from.ID, by, now)
+		// The older profile survives, as in every merge, so merge pointers
+		// never cycle on any adapter; into's name, if it had one, wins.
+		winner, loser := into, from
+		if loser.CreatedAt.Before(winner.CreatedAt) || loser.CreatedAt.Equal(winner.CreatedAt) && loser.ID < winner.ID {
+			winner, loser = loser, winner
+		}
+		events, err := s.merge(ctx, tx, tenant, winner.ID, loser.ID, by, now)
 		if err != nil {
 			return nil, err
 		}
-		if err := s.refreshProfile(ctx, tx, tenant, into.ID, now); err != nil {
+		if into.CustomName != "" && winner.ID != into.ID {
+			if _, err := s.exec(ctx, tx, `UPDATE profiles SET custom_name = ? WHERE tenant = ? AND id = ?`, into.CustomName, tenant, winner.ID); err != nil {
+				return nil, fmt.Errorf("sqlite: keep the profile name: %w", err)
+			}
+		}
+		if err := s.refreshProfile(ctx, tx, tenant, winner.ID, now); err != nil {
 			return nil, err
 		}
-		out, err = s.rootProfile(ctx, tx, tenant, into.ID)
+		out, err = s.rootProfile(ctx, tx, tenant, winner.ID)
 		return events, err
 	})
 	return out, err

@@ -29,6 +29,7 @@ func RunProfiles(t *testing.T, open Opener) {
 		{"MaxPerProfileRecordsConflict", testMaxPerProfile},
 		{"UnlinkSplitsAndSticks", testUnlink},
 		{"ManualLinkAndRename", testManual},
+		{"ExplicitMergeKeepsTheOlder", testExplicitMerge},
 		{"RuleChangeReevaluates", testReevaluate},
 		{"ProfileTenantIsolation", testProfileIsolation},
 		{"RandomTrafficMatchesUnionFind", testUnionFind},
@@ -352,6 +353,34 @@ func testManual(t *testing.T, open Opener) {
 	}
 	_, err = e.Store.LinkContact(ctx, "t1", "missing", v.Contact.ID, "x")
 	wantCode(t, err, related.CodeNotFound)
+}
+
+func testExplicitMerge(t *testing.T, open Opener) {
+	e := open(t)
+	ctx := context.Background()
+	a := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "a", "old@x.io", "a", base))
+	b := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "b", "new@x.io", "b", base))
+	older, newer := contactOf(t, e.Store, "t1", a.Contact.ID).ProfileID, contactOf(t, e.Store, "t1", b.Contact.ID).ProfileID
+	if _, err := e.Store.RenameProfile(ctx, "t1", newer, "The newer one"); err != nil {
+		t.Fatal(err)
+	}
+	// Merging the older into the newer keeps the older profile, with the
+	// name the admin gave the one merged into.
+	p, err := e.Store.MergeProfiles(ctx, "t1", newer, older, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ID != older || p.Name != "The newer one" || p.ContactCount != 2 {
+		t.Fatalf("merged = %+v, want %s named after into with 2 contacts", p, older)
+	}
+	for _, c := range []string{a.Contact.ID, b.Contact.ID} {
+		if got := contactOf(t, e.Store, "t1", c).ProfileID; got != older {
+			t.Fatalf("contact %s in %s, want %s", c, got, older)
+		}
+	}
+	if got := profileOf(t, e.Store, "t1", newer); got.MergedInto != older {
+		t.Fatalf("the newer profile = %+v, want a pointer to %s", got, older)
+	}
 }
 
 func testReevaluate(t *testing.T, open Opener) {
