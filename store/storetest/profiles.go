@@ -447,6 +447,25 @@ func testProfileIsolation(t *testing.T, open Opener) {
 	}
 	_, err := e.Store.MergeProfiles(ctx, "t2", pb, pa, "x")
 	wantCode(t, err, related.CodeNotFound)
+	// Rules, conflicts and re-evaluations are per tenant too.
+	rule := saveRule(t, e.Store, "t1", identity.Rule{Attribute: "customerId", Normalizer: identity.NormalizeExact, Enabled: true, MaxPerProfile: 1})
+	record(t, e.Store, "t1", withAttrs(msg(t, related.ChannelEmail, "c1", "c1@x.io", "c", base), "customerId", "A"))
+	record(t, e.Store, "t1", withAttrs(msg(t, related.ChannelWebChat, "c2", "v", "c", base), "customerId", "B", "email", "c1@x.io"))
+	if cs, _ := e.Store.ProfileConflicts(ctx, "t1", true, 10); len(cs) == 0 {
+		t.Fatal("the setup made no conflict in t1")
+	}
+	if cs, _ := e.Store.ProfileConflicts(ctx, "t2", true, 10); len(cs) != 0 {
+		t.Fatalf("t2 lists t1's conflicts: %+v", cs)
+	}
+	wantCode(t, e.Store.DeleteProfileRule(ctx, "t2", rule.ID), related.CodeNotFound)
+	_, err = e.Store.SaveProfileRule(ctx, "t2", rule)
+	wantCode(t, err, related.CodeNotFound)
+	if ev, _ := e.Store.RuleEvaluation(ctx, "t2"); ev != nil {
+		t.Fatalf("t2 sees t1's rule evaluation: %+v", ev)
+	}
+	if rules, _ := e.Store.ProfileRules(ctx, "t2"); len(rules) != 1 || rules[0].Attribute != "email" {
+		t.Fatalf("t2's rules = %+v, want only its default", rules)
+	}
 	_, err = e.Store.LinkContact(ctx, "t2", pb, a.Contact.ID, "x")
 	wantCode(t, err, related.CodeNotFound)
 	_, err = e.Store.RenameProfile(ctx, "t2", pa, "mine")
