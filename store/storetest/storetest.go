@@ -45,7 +45,7 @@ var TenantChecked = map[string]string{
 	"ProfileRules": "ProfileTenantIsolation", "SaveProfileRule": "ProfileTenantIsolation",
 	"DeleteProfileRule": "ProfileTenantIsolation", "RuleEvaluation": "ProfileTenantIsolation",
 	"EvaluateRules": "RuleChangeReevaluates (one tenant's contacts, by tenant filter)",
-	"Profiles": "ProfileTenantIsolation", "ProfileByIdentifier": "ProfileTenantIsolation",
+	"Profiles":      "ProfileTenantIsolation", "ProfileByIdentifier": "ProfileTenantIsolation",
 	"ProfileContacts": "ProfileTenantIsolation", "ProfileLinks": "ProfileTenantIsolation",
 	"ProfileConflicts": "ProfileTenantIsolation", "LinkContact": "ProfileTenantIsolation",
 	"UnlinkContact": "ProfileTenantIsolation", "MergeProfiles": "ProfileTenantIsolation",
