@@ -126,6 +126,28 @@ type Message struct {
 	SentAt        time.Time
 	Author        string // empty when unknown
 	CreatedAt     time.Time
+	// Partial marks the copy of a long message an interaction keeps as its
+	// LastMessage: Body holds only its first InlineBodyLength bytes, and the
+	// whole message is loaded by ID when its body is asked for.
+	Partial bool
+}
+
+// InlineBodyLength is the most of a message's body an interaction keeps
+// in its copy of its last message. Chats and most emails fit whole; a long
+// email is cut, so a Related page of long emails stays small.
+const InlineBodyLength = 4 << 10
+
+// InlineBody returns the part of body an interaction keeps (cut on a
+// character boundary) and whether it is only part of it.
+func InlineBody(body string) (string, bool) {
+	if len(body) <= InlineBodyLength {
+		return body, false
+	}
+	cut := InlineBodyLength
+	for cut > 0 && !utf8.RuneStart(body[cut]) {
+		cut--
+	}
+	return body[:cut], true
 }
 
 // PreviewLength is the most characters a message preview holds.

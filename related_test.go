@@ -213,3 +213,15 @@ func FuzzParseGlobalID(f *testing.F) {
 		}
 	})
 }
+
+func TestInlineBody(t *testing.T) {
+	short := strings.Repeat("a", related.InlineBodyLength)
+	if got, partial := related.InlineBody(short); got != short || partial {
+		t.Fatalf("a body of the limit was cut")
+	}
+	long := strings.Repeat("é", related.InlineBodyLength) // 2 bytes each
+	got, partial := related.InlineBody(long)
+	if !partial || len(got) > related.InlineBodyLength || !utf8.ValidString(got) || !strings.HasPrefix(long, got) {
+		t.Fatalf("cut = %d bytes, partial=%v, valid=%v", len(got), partial, utf8.ValidString(got))
+	}
+}

@@ -284,6 +284,7 @@ type ContactResolver interface {
 type InteractionResolver interface {
 	Contact(ctx context.Context, objs []*related.Interaction) ([]*related.Contact, error)
 
+	LastMessage(ctx context.Context, objs []*related.Interaction) ([]*related.Message, error)
 	Profile(ctx context.Context, obj *related.Interaction) (*related.Profile, error)
 
 	Messages(ctx context.Context, obj *related.Interaction, first *int, after *string, last *int, before *string) (*MessageConnection, error)
@@ -3510,7 +3511,7 @@ func (ec *executionContext) _Interaction_lastMessage(ctx context.Context, field 
 			return ec.fieldContext_Interaction_lastMessage(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.LastMessage, nil
+			return ec.resolveBatch_Interaction_lastMessage(ctx, field, obj)
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *related.Message) graphql.Marshaler {
@@ -3524,13 +3525,36 @@ func (ec *executionContext) fieldContext_Interaction_lastMessage(_ context.Conte
 	fc = &graphql.FieldContext{
 		Object:     "Interaction",
 		Field:      field,
-		IsMethod:   false,
-		IsResolver: false,
+		IsMethod:   true,
+		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Message(ctx, field)
 		},
 	}
 	return fc, nil
+}
+func (ec *executionContext) resolveBatch_Interaction_lastMessage(ctx context.Context, field graphql.CollectedField, obj *related.Interaction) (any, error) {
+	resolver := ec.Resolvers.Interaction()
+	if batch, ok := graphql.BatchParentsFor[*related.Interaction](ctx, "Interaction"); ok {
+		result := batch.FieldResult(field, func() (any, error) {
+			return resolver.LastMessage(ctx, batch.Parents)
+		})
+		return graphql.ResolveBatchGroupResult[*related.Message](
+			ctx,
+			batch.Index,
+			len(batch.Parents),
+			result,
+			"Interaction.lastMessage",
+			batch.IndexMap,
+		)
+	}
+	results, err := resolver.LastMessage(ctx, []*related.Interaction{obj})
+	return graphql.ResolveBatchSingleResult[*related.Message](
+		ctx,
+		results,
+		err,
+		"Interaction.lastMessage",
+	)
 }
 
 func (ec *executionContext) _Interaction_profile(ctx context.Context, field graphql.CollectedField, obj *related.Interaction) (ret graphql.Marshaler) {
@@ -8966,10 +8990,11 @@ func (ec *executionContext) _Interaction(ctx context.Context, sel ast.SelectionS
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "lastMessage":
-			out.Values[i] = ec._Interaction_lastMessage(ctx, field, obj)
-			if out.Values[i] == graphql.RequiredNull {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Interaction_lastMessage(ctx, field, obj)
+				})
 		case "profile":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, false,

@@ -39,6 +39,38 @@ func (interactionResolver) Contact(ctx context.Context, objs []*related.Interact
 	return cs, nil
 }
 
+// LastMessage is each interaction's newest message: the copy the
+// interaction keeps, or, when that copy holds only the start of a long
+// body, the whole message, loaded for the whole list in one call.
+func (interactionResolver) LastMessage(ctx context.Context, objs []*related.Interaction) ([]*related.Message, error) {
+	out := make([]*related.Message, len(objs))
+	var ids []string
+	var at []int
+	for i, o := range objs {
+		out[i] = o.LastMessage
+		if o.LastMessage != nil && o.LastMessage.Partial {
+			ids, at = append(ids, o.LastMessage.ID), append(at, i)
+		}
+	}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	_, l, err := request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ms, errs := l.Messages.LoadMany(ctx, ids)()
+	for k, m := range ms {
+		if k < len(errs) && errs[k] != nil {
+			return nil, errs[k]
+		}
+		if m != nil {
+			out[at[k]] = m
+		}
+	}
+	return out, nil
+}
+
 // Messages pages through the previous correspondence, oldest first.
 func (r interactionResolver) Messages(ctx context.Context, obj *related.Interaction, first *int, after *string, last *int, before *string) (*graph.MessageConnection, error) {
 	p, err := store.NewPage(first, after, last, before)

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,6 +67,40 @@ func TestRoundTrips(t *testing.T) {
 			t.Logf("record-a-message costs %d database commands", n)
 			if n > 8 {
 				t.Fatalf("record-a-message costs %d commands, want at most 8", n)
+			}
+		})
+	}
+}
+
+// TestLongLastMessage: the Related panel shows a long email's whole body
+// although the interaction keeps only its start, loading the whole ones
+// of a page in one batched read.
+func TestLongLastMessage(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			g := newGateway(t, b)
+			long := strings.Repeat("A long email line. ", 1000)
+			g.record(message("EMAIL", "long-1", "long@example.com", long, t0))
+			g.record(message("EMAIL", "long-2", "long@example.com", long+"2", t0.Add(time.Minute)))
+			self := g.record(message("EMAIL", "short", "long@example.com", "short", t0.Add(time.Hour))).RecordMessage.Interaction.ID
+			var v struct {
+				Interaction struct {
+					Related struct {
+						Edges []struct {
+							Node struct {
+								LastMessage struct{ Body, Preview string }
+							}
+						}
+					}
+				}
+			}
+			g.must(`query($id: ID!) { interaction(id: $id) { related(first: 5) { edges { node { lastMessage { body preview } } } } } }`, map[string]any{"id": self}, &v)
+			edges := v.Interaction.Related.Edges
+			if len(edges) != 2 || edges[0].Node.LastMessage.Body != long+"2" || edges[1].Node.LastMessage.Body != long {
+				t.Fatalf("related bodies: %d edges, want the two whole long bodies", len(edges))
+			}
+			if n := len([]rune(edges[0].Node.LastMessage.Preview)); n != 140 {
+				t.Fatalf("preview of %d characters", n)
 			}
 		})
 	}

@@ -47,6 +47,8 @@ type lastMessageDoc struct {
 	At        time.Time `bson:"at"`
 	Direction string    `bson:"direction"`
 	Author    string    `bson:"author,omitempty"`
+	// Partial marks a body cut to related.InlineBodyLength.
+	Partial bool `bson:"partial,omitempty"`
 }
 
 // messageDoc is a document of the messages collection.
@@ -139,6 +141,7 @@ func (d *interactionDoc) domain() *related.Interaction {
 			Body:          lm.Body,
 			SentAt:        lm.At.UTC(),
 			Author:        lm.Author,
+			Partial:       lm.Partial,
 		}
 	}
 	return it
@@ -157,9 +160,11 @@ func (d *messageDoc) domain() *related.Message {
 	}
 }
 
-// last returns the copy of d an interaction keeps as its lastMessage.
+// last returns the copy of d an interaction keeps as its lastMessage: at
+// most the start of a long body.
 func (d *messageDoc) last() *lastMessageDoc {
-	return &lastMessageDoc{ID: d.ID, Body: d.Body, At: d.SentAt, Direction: d.Direction, Author: d.Author}
+	body, partial := related.InlineBody(d.Body)
+	return &lastMessageDoc{ID: d.ID, Body: body, At: d.SentAt, Direction: d.Direction, Author: d.Author, Partial: partial}
 }
 
 func (d *contactDoc) domain() *related.Contact {

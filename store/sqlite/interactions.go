@@ -14,7 +14,7 @@ import (
 )
 
 const interactionCols = `id, tenant, channel, thread_ref, contact_id, profile_id, queue_id, queue_name,
-	status, closed_state, closed_at, last_id, last_body, last_direction, last_author, last_at, created_at, updated_at`
+	status, closed_state, closed_at, last_id, last_body, last_partial, last_direction, last_author, last_at, created_at, updated_at`
 
 const contactCols = `id, tenant, channel, address, name, attributes, profile_id, created_at, updated_at, identifiers`
 
@@ -30,15 +30,16 @@ func interactionScan() ([]any, func() (*related.Interaction, error)) {
 		i                                  related.Interaction
 		closedAt, lastAt, created, updated int64
 		lastID, lastBody, lastDir, lastBy  string
+		lastPartial                        bool
 	)
 	dest := []any{&i.ID, &i.Tenant, &i.Channel, &i.ThreadRef, &i.ContactID, &i.ProfileID, &i.QueueID, &i.QueueName,
-		&i.Status, &i.ClosedState, &closedAt, &lastID, &lastBody, &lastDir, &lastBy, &lastAt, &created, &updated}
+		&i.Status, &i.ClosedState, &closedAt, &lastID, &lastBody, &lastPartial, &lastDir, &lastBy, &lastAt, &created, &updated}
 	return dest, func() (*related.Interaction, error) {
 		i.ClosedAt, i.CreatedAt, i.UpdatedAt = fromMS(closedAt), fromMS(created), fromMS(updated)
 		if lastID != "" {
 			i.LastMessage = &related.Message{
 				ID: lastID, Tenant: i.Tenant, InteractionID: i.ID, Direction: related.Direction(lastDir),
-				Body: lastBody, SentAt: fromMS(lastAt), Author: lastBy,
+				Body: lastBody, SentAt: fromMS(lastAt), Author: lastBy, Partial: lastPartial,
 			}
 		}
 		return &i, nil
@@ -178,12 +179,14 @@ func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.Rec
 			}
 		}
 		newID := related.NewID()
+		inline, partial := related.InlineBody(in.Body) // the interaction keeps at most the start of a long body
 		row := s.queryRow(ctx, tx, `INSERT INTO interactions (tenant, id, channel, thread_ref, open_key, contact_id, profile_id,
-				queue_id, queue_name, status, last_id, last_body, last_direction, last_author, last_at, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				queue_id, queue_name, status, last_id, last_body, last_partial, last_direction, last_author, last_at, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (tenant, open_key) DO UPDATE SET
 				last_id        = CASE WHEN excluded.last_at >= interactions.last_at THEN excluded.last_id ELSE interactions.last_id END,
 				last_body      = CASE WHEN excluded.last_at >= interactions.last_at THEN excluded.last_body ELSE interactions.last_body END,
+				last_partial   = CASE WHEN excluded.last_at >= interactions.last_at THEN excluded.last_partial ELSE interactions.last_partial END,
 				last_direction = CASE WHEN excluded.last_at >= interactions.last_at THEN excluded.last_direction ELSE interactions.last_direction END,
 				last_author    = CASE WHEN excluded.last_at >= interactions.last_at THEN excluded.last_author ELSE interactions.last_author END,
 				last_at        = max(excluded.last_at, interactions.last_at),
@@ -192,7 +195,7 @@ func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.Rec
 				updated_at     = excluded.updated_at
 			RETURNING `+interactionCols,
 			tenant, newID, in.Channel, in.ThreadRef, related.OpenKey(in.Channel, in.ThreadRef), c.ID, c.ProfileID,
-			queueID, in.Queue, related.StatusOpen, msgID, in.Body, in.Direction, in.Author, ms(in.SentAt), ms(now), ms(now))
+			queueID, in.Queue, related.StatusOpen, msgID, inline, partial, in.Direction, in.Author, ms(in.SentAt), ms(now), ms(now))
 		if res.Interaction, err = scanInteraction(row); err != nil {
 			return nil, fmt.Errorf("sqlite: upsert interaction: %w", err)
 		}

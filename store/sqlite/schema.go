@@ -45,6 +45,7 @@ CREATE TABLE interactions (
 	closed_at      INTEGER NOT NULL DEFAULT 0,
 	last_id        TEXT NOT NULL DEFAULT '',
 	last_body      TEXT NOT NULL DEFAULT '',
+	last_partial   INTEGER NOT NULL DEFAULT 0,
 	last_direction TEXT NOT NULL DEFAULT '',
 	last_author    TEXT NOT NULL DEFAULT '',
 	last_at        INTEGER NOT NULL,

@@ -8,6 +8,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,6 +73,7 @@ func Run(t *testing.T, open Opener) {
 		{"ReopenConflicts", testReopenConflict},
 		{"ClientMutationIDIsIdempotent", testIdempotent},
 		{"LastMessageIsNewestBySentTime", testOutOfOrder},
+		{"LongLastMessageKeptInPart", testLongBody},
 		{"QueueKeptCurrent", testQueue},
 		{"BatchGetters", testBatchGetters},
 		{"ListMessages", testListMessages},
@@ -338,6 +340,28 @@ func testOutOfOrder(t *testing.T, open Opener) {
 	page, err := e.Store.ListMessages(ctx, "t1", r.Interaction.ID, store.Page{First: 10})
 	if err != nil || len(page.Items) != 2 || page.Items[0].Body != "older, delivered late" {
 		t.Fatalf("messages = %+v, %v; want oldest first", page, err)
+	}
+}
+
+func testLongBody(t *testing.T, open Opener) {
+	e := open(t)
+	ctx := context.Background()
+	long := strings.Repeat("A long email line. ", related.InlineBodyLength/10)
+	r := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "th", "long@x.io", long, base))
+	got, _ := e.Store.Interactions(ctx, "t1", []string{r.Interaction.ID})
+	lm := got[0].LastMessage
+	if !lm.Partial || len(lm.Body) > related.InlineBodyLength || !strings.HasPrefix(long, lm.Body) || lm.ID != r.Message.ID {
+		t.Fatalf("kept copy: partial=%v, %d bytes; want the first %d bytes, marked partial", lm.Partial, len(lm.Body), related.InlineBodyLength)
+	}
+	ms, err := e.Store.Messages(ctx, "t1", []string{lm.ID})
+	if err != nil || len(ms) != 1 || ms[0].Body != long || ms[0].Partial {
+		t.Fatalf("the message itself must keep its whole body: %v", err)
+	}
+	// A short reply replaces it whole.
+	record(t, e.Store, "t1", msg(t, related.ChannelEmail, "th", "long@x.io", "thanks", base.Add(time.Minute)))
+	got, _ = e.Store.Interactions(ctx, "t1", []string{r.Interaction.ID})
+	if got[0].LastMessage.Partial || got[0].LastMessage.Body != "thanks" {
+		t.Fatalf("after a short reply: %+v", got[0].LastMessage)
 	}
 }
 
