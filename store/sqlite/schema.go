@@ -45,7 +45,6 @@ CREATE TABLE interactions (
 	closed_at      INTEGER NOT NULL DEFAULT 0,
 	last_id        TEXT NOT NULL DEFAULT '',
 	last_body      TEXT NOT NULL DEFAULT '',
-	last_partial   INTEGER NOT NULL DEFAULT 0,
 	last_direction TEXT NOT NULL DEFAULT '',
 	last_author    TEXT NOT NULL DEFAULT '',
 	last_at        INTEGER NOT NULL,
@@ -98,6 +97,9 @@ CREATE UNIQUE INDEX api_keys_hash ON api_keys (hash);
 CREATE INDEX api_keys_tenant ON api_keys (tenant, created_at, id);
 `,
 	profileMigration,
+	// 4: an interaction keeps at most the start of a long last message.
+	// Rows written before keep their whole body and stay unmarked.
+	`ALTER TABLE interactions ADD COLUMN last_partial INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // profileMigration is migration 3: profiles, their rules, identifiers,
