@@ -150,6 +150,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.SetOutput(stderr)
 	c.register(fs, getenv)
 	demo := fs.Int("seed", 0, "when the database has no data yet, load a sample of this many customers first (0: none)")
+	debugAddr := fs.String("debug-addr", getenv("RELATED_DEBUG_ADDR"), "serve Go's profiler (/debug/pprof/) on this address, such as 127.0.0.1:6060; keep it off public interfaces (env RELATED_DEBUG_ADDR)")
 	var sec securityConfig
 	sec.register(fs, getenv)
 	if err := fs.Parse(args); err != nil {
@@ -193,6 +194,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	evalCtx, stopEval := context.WithCancel(ctx)
 	defer stopEval()
 	go store.RunEvaluations(evalCtx, st, time.Second, log)
+	if *debugAddr != "" {
+		stopDebug, err := serveDebug(*debugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
