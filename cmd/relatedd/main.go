@@ -192,8 +192,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	// Rule changes re-evaluate the tenant's contacts in the background.
 	evalCtx, stopEval := context.WithCancel(ctx)
-	defer stopEval()
-	go store.RunEvaluations(evalCtx, st, time.Second, log)
+	evalDone := make(chan struct{})
+	go func() {
+		defer close(evalDone)
+		store.RunEvaluations(evalCtx, st, time.Second, log)
+	}()
+	defer func() { stopEval(); <-evalDone }() // before the store closes
 	if *debugAddr != "" {
 		stopDebug, err := serveDebug(*debugAddr, log)
 		if err != nil {
