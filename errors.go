@@ -22,6 +22,7 @@ type Error struct {
 	Message string
 }
 
+// Error returns the message, prefixed with the field's path when there is one.
 func (e *Error) Error() string {
 	if len(e.Field) == 0 {
 		return e.Message
