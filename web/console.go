@@ -12,14 +12,11 @@ package web
 // origin: POST /graphql and WebSocket (graphql-transport-ws) /graphql.
 
 import (
-	"bytes"
 	"embed"
 	"io/fs"
 	"net/http"
-	"path"
 	"strings"
 	"sync"
-	"time"
 )
 
 // ConsolePrefix is the URL path the console's assets are served under; the
@@ -98,29 +95,5 @@ func (s *consoleSite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	h := w.Header()
-	h.Set("Content-Type", a.contentType)
-	h.Set("X-Content-Type-Options", "nosniff")
-	switch {
-	case name == "index.html":
-		h.Set("Cache-Control", cacheIndex)
-		h.Set("Content-Security-Policy", consoleCSP)
-		h.Set("Referrer-Policy", "no-referrer")
-	case r.URL.Query().Get("v") == a.version:
-		h.Set("Cache-Control", cacheVersioned)
-	default:
-		h.Set("Cache-Control", cacheDefault)
-	}
-	content, etag := a.content, a.etag
-	if compressible[path.Ext(name)] {
-		h.Add("Vary", "Accept-Encoding")
-		if acceptsGzip(r) {
-			if gz := a.gzip(); gz != nil {
-				h.Set("Content-Encoding", "gzip")
-				content, etag = gz, strings.TrimSuffix(a.etag, `"`)+`-gzip"`
-			}
-		}
-	}
-	h.Set("ETag", etag)
-	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(content))
+	serveAsset(w, r, a, consoleCSP)
 }

@@ -95,7 +95,6 @@ type asset struct {
 // site serves the embedded bundle.
 type site struct {
 	assets map[string]*asset
-	files  http.Handler // http.FileServerFS over the graphiql directory
 }
 
 // theSite is built on first use, so a binary that never mounts GraphiQL does
@@ -134,7 +133,40 @@ func newSite() *site {
 	for name, a := range assets {
 		a.immutable = strings.HasPrefix(name, "fonts/") // font names carry their content hash
 	}
-	return &site{assets: assets, files: http.FileServerFS(root)}
+	return &site{assets: assets}
+}
+
+// serveAsset writes an embedded file: its type, caching (no-cache for the
+// page, a year for content-addressed URLs, an hour otherwise), the page's
+// Content-Security-Policy, and a gzip variant with its own ETag when the
+// client accepts it. http.ServeContent answers conditional and range
+// requests.
+func serveAsset(w http.ResponseWriter, r *http.Request, a *asset, csp string) {
+	h := w.Header()
+	h.Set("Content-Type", a.contentType)
+	h.Set("X-Content-Type-Options", "nosniff")
+	switch {
+	case a.name == "index.html":
+		h.Set("Cache-Control", cacheIndex)
+		h.Set("Content-Security-Policy", csp)
+		h.Set("Referrer-Policy", "no-referrer")
+	case a.immutable || r.URL.Query().Get("v") == a.version:
+		h.Set("Cache-Control", cacheVersioned)
+	default:
+		h.Set("Cache-Control", cacheDefault)
+	}
+	content, etag := a.content, a.etag
+	if compressible[path.Ext(a.name)] {
+		h.Add("Vary", "Accept-Encoding")
+		if acceptsGzip(r) {
+			if gz := a.gzip(); gz != nil {
+				h.Set("Content-Encoding", "gzip")
+				content, etag = gz, strings.TrimSuffix(a.etag, `"`)+`-gzip"`
+			}
+		}
+	}
+	h.Set("ETag", etag)
+	http.ServeContent(w, r, a.name, time.Time{}, bytes.NewReader(content))
 }
 
 // readAssets indexes every file of an embedded bundle with its content
@@ -189,44 +221,7 @@ func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	h := w.Header()
-	h.Set("Content-Type", a.contentType)
-	h.Set("X-Content-Type-Options", "nosniff")
-	switch {
-	case name == "index.html":
-		h.Set("Cache-Control", cacheIndex)
-		h.Set("Content-Security-Policy", contentSecurityPolicy)
-		h.Set("Referrer-Policy", "no-referrer")
-	case a.immutable || r.URL.Query().Get("v") == a.version:
-		h.Set("Cache-Control", cacheVersioned)
-	default:
-		h.Set("Cache-Control", cacheDefault)
-	}
-
-	if compressible[path.Ext(name)] {
-		h.Add("Vary", "Accept-Encoding")
-		if acceptsGzip(r) {
-			if gz := a.gzip(); gz != nil {
-				h.Set("Content-Encoding", "gzip")
-				h.Set("ETag", strings.TrimSuffix(a.etag, `"`)+`-gzip"`)
-				http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(gz))
-				return
-			}
-		}
-	}
-	h.Set("ETag", a.etag)
-	if name == "index.html" {
-		// http.FileServerFS would redirect /index.html to the directory; the
-		// page is served directly for /graphiql, /graphiql/ and /graphiql/index.html.
-		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(a.content))
-		return
-	}
-	r2 := new(http.Request)
-	*r2 = *r
-	u := *r.URL
-	u.Path, u.RawPath = "/"+name, ""
-	r2.URL = &u
-	s.files.ServeHTTP(w, r2)
+	serveAsset(w, r, a, contentSecurityPolicy)
 }
 
 // gzip returns the gzip-compressed content, computed on first use, or nil if
