@@ -57,15 +57,13 @@ func (r mutationResolver) CloseInteraction(ctx context.Context, input graph.Clos
 		return nil, err
 	}
 	payload := &graph.InteractionPayload{}
-	id, err := related.ParseTypedID(input.ID, related.NodeInteraction)
-	if err == nil {
-		if !input.State.Valid() {
-			err = related.Invalid("unknown closed state", "state")
-		} else {
-			payload.Interaction, err = r.Store.CloseInteraction(ctx, v.Tenant, id, input.State, r.Now().UTC().Truncate(time.Millisecond))
-		}
-	} else {
-		err = notFoundID(err, "id")
+	id, err := inputID(input.ID, related.NodeInteraction, "id")
+	switch {
+	case err != nil:
+	case !input.State.Valid():
+		err = related.Invalid("unknown closed state", "state")
+	default:
+		payload.Interaction, err = r.Store.CloseInteraction(ctx, v.Tenant, id, input.State, r.Now().UTC().Truncate(time.Millisecond))
 	}
 	payload.UserErrors, err = userErrors(at(err, "input"))
 	return payload, err
@@ -78,11 +76,9 @@ func (r mutationResolver) ReopenInteraction(ctx context.Context, input graph.Reo
 		return nil, err
 	}
 	payload := &graph.InteractionPayload{}
-	id, err := related.ParseTypedID(input.ID, related.NodeInteraction)
+	id, err := inputID(input.ID, related.NodeInteraction, "id")
 	if err == nil {
 		payload.Interaction, err = r.Store.ReopenInteraction(ctx, v.Tenant, id)
-	} else {
-		err = notFoundID(err, "id")
 	}
 	payload.UserErrors, err = userErrors(at(err, "input"))
 	return payload, err
@@ -95,13 +91,14 @@ func (r mutationResolver) SetContactAttributes(ctx context.Context, input graph.
 		return nil, err
 	}
 	payload := &graph.ContactPayload{}
-	id, err := related.ParseTypedID(input.ContactID, related.NodeContact)
-	if err != nil {
-		err = notFoundID(err, "contactId")
-	} else if attrs, aerr := related.NormalizeAttributes(attributes(input.Attributes)); aerr != nil {
-		err = aerr
-	} else {
-		payload.Contact, err = r.Store.SetContactAttributes(ctx, v.Tenant, id, attrs)
+	id, err := inputID(input.ContactID, related.NodeContact, "contactId")
+	if err == nil {
+		attrs, aerr := related.NormalizeAttributes(attributes(input.Attributes))
+		if aerr != nil {
+			err = aerr
+		} else {
+			payload.Contact, err = r.Store.SetContactAttributes(ctx, v.Tenant, id, attrs)
+		}
 	}
 	payload.UserErrors, err = userErrors(at(err, "input"))
 	return payload, err
@@ -127,13 +124,15 @@ func (r mutationResolver) SetPreferences(ctx context.Context, input graph.SetPre
 	return &graph.PreferencesPayload{Preferences: &p, UserErrors: []*graph.UserError{}}, nil
 }
 
-// notFoundID reports a malformed or mistyped global id as the not-found id
-// it is to the caller, naming field.
-func notFoundID(err error, field string) error {
+// inputID parses the global id of a mutation's input field, which must
+// name a t. A malformed or mistyped id is, to the caller, an id that names
+// nothing: a NOT_FOUND error naming field.
+func inputID(gid string, t related.NodeType, field string) (string, error) {
+	id, err := related.ParseTypedID(gid, t)
 	if e, ok := related.AsError(err); ok {
-		return &related.Error{Code: related.CodeNotFound, Field: []string{field}, Message: "no such " + field + ": " + e.Message}
+		return "", &related.Error{Code: related.CodeNotFound, Field: []string{field}, Message: "no such " + field + ": " + e.Message}
 	}
-	return err
+	return id, err
 }
 
 func deref(s *string) string {

@@ -291,9 +291,9 @@ func (r mutationResolver) UpsertProfileRule(ctx context.Context, input graph.Pro
 	payload := &graph.ProfileRulePayload{}
 	rule := identity.Rule{Enabled: true}
 	if input.ID != nil {
-		id, perr := related.ParseTypedID(*input.ID, related.NodeProfileRule)
+		id, perr := inputID(*input.ID, related.NodeProfileRule, "id")
 		if perr != nil {
-			payload.UserErrors, err = userErrors(at(notFoundID(perr, "id"), "input"))
+			payload.UserErrors, err = userErrors(at(perr, "input"))
 			return payload, err
 		}
 		rules, err := r.Store.ProfileRules(ctx, v.Tenant)
@@ -346,10 +346,11 @@ func (r mutationResolver) DeleteProfileRule(ctx context.Context, input graph.Del
 		return nil, err
 	}
 	payload := &graph.DeleteProfileRulePayload{}
-	id, err := related.ParseTypedID(input.ID, related.NodeProfileRule)
-	if err != nil {
-		err = notFoundID(err, "id")
-	} else if err = r.Store.DeleteProfileRule(ctx, v.Tenant, id); err == nil {
+	id, err := inputID(input.ID, related.NodeProfileRule, "id")
+	if err == nil {
+		err = r.Store.DeleteProfileRule(ctx, v.Tenant, id)
+	}
+	if err == nil {
 		payload.DeletedID = &input.ID
 	}
 	payload.UserErrors, err = userErrors(at(err, "input"))
@@ -363,13 +364,13 @@ func (r mutationResolver) LinkContact(ctx context.Context, input graph.LinkConta
 		return nil, err
 	}
 	payload := &graph.ProfilePayload{}
-	pid, perr := related.ParseTypedID(input.ProfileID, related.NodeProfile)
-	cid, cerr := related.ParseTypedID(input.ContactID, related.NodeContact)
+	pid, perr := inputID(input.ProfileID, related.NodeProfile, "profileId")
+	cid, cerr := inputID(input.ContactID, related.NodeContact, "contactId")
 	switch {
 	case perr != nil:
-		err = notFoundID(perr, "profileId")
+		err = perr
 	case cerr != nil:
-		err = notFoundID(cerr, "contactId")
+		err = cerr
 	default:
 		payload.Profile, err = r.Store.LinkContact(ctx, v.Tenant, pid, cid, v.Principal)
 	}
@@ -384,10 +385,8 @@ func (r mutationResolver) UnlinkContact(ctx context.Context, input graph.UnlinkC
 		return nil, err
 	}
 	payload := &graph.ContactPayload{}
-	cid, err := related.ParseTypedID(input.ContactID, related.NodeContact)
-	if err != nil {
-		err = notFoundID(err, "contactId")
-	} else {
+	cid, err := inputID(input.ContactID, related.NodeContact, "contactId")
+	if err == nil {
 		payload.Contact, err = r.Store.UnlinkContact(ctx, v.Tenant, cid, v.Principal)
 	}
 	payload.UserErrors, err = userErrors(at(err, "input"))
@@ -401,13 +400,13 @@ func (r mutationResolver) MergeProfiles(ctx context.Context, input graph.MergePr
 		return nil, err
 	}
 	payload := &graph.ProfilePayload{}
-	into, ierr := related.ParseTypedID(input.IntoID, related.NodeProfile)
-	from, ferr := related.ParseTypedID(input.FromID, related.NodeProfile)
+	into, ierr := inputID(input.IntoID, related.NodeProfile, "intoId")
+	from, ferr := inputID(input.FromID, related.NodeProfile, "fromId")
 	switch {
 	case ierr != nil:
-		err = notFoundID(ierr, "intoId")
+		err = ierr
 	case ferr != nil:
-		err = notFoundID(ferr, "fromId")
+		err = ferr
 	default:
 		payload.Profile, err = r.Store.MergeProfiles(ctx, v.Tenant, into, from, v.Principal)
 	}
@@ -423,10 +422,9 @@ func (r mutationResolver) RenameProfile(ctx context.Context, input graph.RenameP
 	}
 	payload := &graph.ProfilePayload{}
 	name := strings.TrimSpace(input.Name)
-	id, err := related.ParseTypedID(input.ID, related.NodeProfile)
+	id, err := inputID(input.ID, related.NodeProfile, "id")
 	switch {
 	case err != nil:
-		err = notFoundID(err, "id")
 	case len(name) > related.MaxNameLength:
 		err = related.Invalid("is longer than 200 bytes", "name")
 	default:
