@@ -13,7 +13,6 @@ package web
 
 import (
 	"embed"
-	"io/fs"
 	"net/http"
 	"strings"
 	"sync"
@@ -58,18 +57,7 @@ func Console() http.Handler {
 }
 
 func newConsole() *consoleSite {
-	root, err := fs.Sub(embeddedConsole, "console")
-	if err != nil {
-		panic("web: " + err.Error())
-	}
-	assets, err := readAssets(root)
-	if err != nil {
-		panic("web: reading the embedded console: " + err.Error())
-	}
-	if assets["index.html"] == nil {
-		panic("web: the embedded console has no index.html; run web/build-console.sh")
-	}
-	return &consoleSite{assets: assets}
+	return &consoleSite{assets: loadBundle(embeddedConsole, "console", "web/build-console.sh")}
 }
 
 // ServeHTTP implements http.Handler.

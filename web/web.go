@@ -119,21 +119,29 @@ func GraphiQL() http.Handler {
 }
 
 func newSite() *site {
-	root, err := fs.Sub(embedded, "graphiql")
+	assets := loadBundle(embedded, "graphiql", "web/build.sh")
+	for name, a := range assets {
+		a.immutable = strings.HasPrefix(name, "fonts/") // font names carry their content hash
+	}
+	return &site{assets: assets}
+}
+
+// loadBundle indexes the embedded bundle in dir. A bundle without its page
+// is a build mistake (build is the script that makes it), so it panics on
+// first use rather than serving a broken page.
+func loadBundle(fsys fs.FS, dir, build string) map[string]*asset {
+	root, err := fs.Sub(fsys, dir)
 	if err != nil {
 		panic("web: " + err.Error())
 	}
 	assets, err := readAssets(root)
 	if err != nil {
-		panic("web: reading embedded GraphiQL: " + err.Error())
+		panic("web: reading the embedded " + dir + ": " + err.Error())
 	}
 	if assets["index.html"] == nil {
-		panic("web: embedded GraphiQL has no index.html; run web/build.sh")
+		panic("web: the embedded " + dir + " has no index.html; run " + build)
 	}
-	for name, a := range assets {
-		a.immutable = strings.HasPrefix(name, "fonts/") // font names carry their content hash
-	}
-	return &site{assets: assets}
+	return assets
 }
 
 // serveAsset writes an embedded file: its type, caching (no-cache for the
