@@ -417,8 +417,6 @@ describe('GraphiQL', () => {
       const headers = editors.find((e) => !e.parentElement.classList.contains('hidden'));
       headers.CodeMirror.setValue(JSON.stringify({ Authorization: `Bearer ${key}` }));
     }, ADMIN_KEY);
-    // Without a key, GraphiQL's schema fetch on load is refused (401): expected.
-    page.problems = page.problems.filter((p) => !/status of 401/.test(p));
     await page.waitForTimeout(800); // GraphiQL picks up the edit (operation name) after a debounce
     await page.click('button.graphiql-execute-button');
     const want = await api(`{ viewer { tenant role } interactions(first: 1) { totalCount } }`);
@@ -427,7 +425,10 @@ describe('GraphiQL', () => {
       return text && text.includes(`"tenant": "${want.viewer.tenant}"`) && text.includes(`"totalCount": ${want.interactions.totalCount}`);
     });
     await shot(page, 'graphiql-1280');
-    assertNoProblems(page);
+    // Without a key, GraphiQL's schema fetch on load is refused (401), and
+    // the refusal can land at any point of the test: expected. The keyed
+    // query's own success is what the result pane above proves.
+    assertNoProblems(page, (p) => /status of 401/.test(p));
     await page.context().close();
   });
 });
