@@ -6,25 +6,47 @@ import "time"
 // phone number, a web chat visitor id, a social handle. The same person on
 // two channels is two contacts; profiles join them.
 type Contact struct {
-	ID         string
-	Tenant     string
-	Channel    Channel
-	Address    string // normalized by NormalizeAddress
-	Name       string // empty when unknown
-	Attributes []Attribute
-	ProfileID  string // empty while the contact belongs to no profile
-	// Identifiers are the identifiers the contact's rule links hold: what
-	// connects it to the other contacts of its profile.
-	Identifiers []Identifier
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	ID      string
+	Tenant  string
+	Channel Channel
+	Address string // canonical (Canonicalize)
+	// AddressStatus is UNPARSEABLE when the address could not be
+	// understood: the contact is kept, but its address links nothing.
+	AddressStatus AddressStatus
+	Name          string // empty when unknown
+	Attributes    []Attribute
+	ProfileID     string // empty while the contact belongs to no profile
+	// FirstInteractionID is the interaction the contact was first seen
+	// in: the provenance of its address.
+	FirstInteractionID string
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
 }
 
 // Attribute is a key/value fact about a contact, such as an order number a
-// customer gave.
+// customer gave, with where it came from: profiles merge only through
+// values someone trusted vouches for.
 type Attribute struct {
 	Key   string
 	Value string
+	// Attested reports a value a trusted integration or an admin vouches
+	// for (a verified login's email address, say). Anything else, typed by
+	// a customer or set by an agent, is claimed.
+	Attested bool
+	// By is who set it, and Role that actor's role ("" for the gateway).
+	// A value an agent set never merges profiles.
+	By   string
+	Role string
+	// InteractionID is the interaction whose write set it, if any.
+	InteractionID string
+	// At is when it was set.
+	At time.Time
+}
+
+// SameFact reports whether a and b state the same fact: the same value
+// with the same trust. Provenance (who, when) does not make a new fact.
+func (a Attribute) SameFact(b Attribute) bool {
+	return a.Key == b.Key && a.Value == b.Value && a.Attested == b.Attested
 }
 
 // Limits on attributes, so one contact cannot grow without bound.
@@ -42,7 +64,8 @@ const (
 
 // MergeAttributes returns cur with set applied: a key in set replaces the
 // value of the same key in cur, new keys are appended in set's order, and
-// a set value of "" removes the key.
+// a set value of "" removes the key. Setting the same fact again keeps the
+// first provenance, so a repeated message changes nothing.
 func MergeAttributes(cur, set []Attribute) []Attribute {
 	out := make([]Attribute, 0, len(cur)+len(set))
 	idx := make(map[string]int, len(cur)+len(set))
@@ -52,7 +75,9 @@ func MergeAttributes(cur, set []Attribute) []Attribute {
 	}
 	for _, a := range set {
 		if i, ok := idx[a.Key]; ok {
-			out[i].Value = a.Value
+			if !out[i].SameFact(a) {
+				out[i] = a
+			}
 			continue
 		}
 		idx[a.Key] = len(out)

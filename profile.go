@@ -4,6 +4,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -15,28 +16,57 @@ type Identifier struct {
 }
 
 // Profile is one customer across channels: the contacts its identifiers
-// link.
+// link. Profiles are derived: identity.Partition computes them from the
+// facts (contacts, their values, rules, manual decisions), and a profile's
+// id is a function of one of its contacts, its anchor (ProfileIDFor).
 type Profile struct {
 	ID     string
 	Tenant string
+	// Anchor is the contact the id derives from.
+	Anchor string
 	// Name is what the profile bar shows: the name an admin gave it, else
 	// AutoName.
 	Name string
 	// CustomName is the name an admin gave it, or "".
 	CustomName string
-	// AutoName is the value of its highest-priority identifier.
+	// AutoName is the person's name its contacts carry, else the value of
+	// its highest-priority attested identifier.
 	AutoName string
 	// Channels are its contacts' channels, distinct, in Channels order.
 	Channels    []Channel
-	Identifiers []Identifier
+	Identifiers []ProfileIdentifier
 	// ContactCount is the number of its contacts: the Related panel spans
 	// the profile only when there are others besides the interaction's.
 	ContactCount int
-	// MergedInto is the profile this one was merged into, or "". Readers
-	// follow it to the root.
+	// MergedInto is set on a profile looked up by an id that is no longer
+	// current (its anchor now belongs to another profile, or was merged
+	// away): the id of the profile to show instead.
 	MergedInto string
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
+}
+
+// ProfileIdentifier is an identifier a profile holds, with its best trust:
+// attested when any of its contacts holds it attested.
+type ProfileIdentifier struct {
+	Identifier
+	Attested bool
+}
+
+// profileIDPrefix marks profile ids: the rest is the anchor contact's id.
+const profileIDPrefix = "p-"
+
+// ProfileIDFor returns the id of the profile anchored at contact id. Ids
+// are a pure function of the facts, so any arrival order of the same facts
+// gives the same ids, and an id that stops being current still leads to
+// its anchor's profile.
+func ProfileIDFor(contactID string) string { return profileIDPrefix + contactID }
+
+// AnchorOf returns the anchor contact of a profile id made by
+// ProfileIDFor; ok is false for other ids (those of older versions).
+func AnchorOf(profileID string) (contactID string, ok bool) {
+	c, ok := strings.CutPrefix(profileID, profileIDPrefix)
+	return c, ok && c != ""
 }
 
 // DisplayName is the name the profile bar shows.
@@ -81,34 +111,18 @@ func (r *LinkReason) UnmarshalGQL(v any) error {
 // provenance: the rule and value, where the value came from, and who made
 // the link. "Why is this contact here" always has an answer.
 type ProfileLink struct {
-	ID        string
-	Tenant    string
 	ProfileID string
 	ContactID string
 	Reason    LinkReason
 	Key       string // for RULE links: the identifier
 	Value     string
 	RuleID    string
-	// Source is ATTESTED (the channel vouches for the value) or CLAIMED.
+	// Source is ATTESTED (the channel or a trusted caller vouches for the
+	// value) or CLAIMED.
 	Source        string
-	InteractionID string // the interaction the value came with, if any
-	By            string // the principal or "rule"
+	InteractionID string // the interaction whose write brought the value, if any
+	By            Actor
 	LinkedAt      time.Time
-}
-
-// ProfileConflict is a link the rules asked for and a guard refused: a
-// merge past a rule's maxPerProfile, or a value of a profile the contact
-// was unlinked from. An admin resolves it with an explicit merge.
-type ProfileConflict struct {
-	ID         string
-	Tenant     string
-	Key        string
-	Value      string
-	Reason     string
-	ProfileIDs []string
-	ContactID  string
-	CreatedAt  time.Time
-	ResolvedAt time.Time // zero while open
 }
 
 // RuleEvaluation is the progress of re-evaluating a tenant's contacts

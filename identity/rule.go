@@ -70,6 +70,12 @@ type Rule struct {
 	// MaxPerProfile bounds how many values of Attribute one profile may
 	// hold; 0 means no bound. A merge past it becomes a conflict.
 	MaxPerProfile int
+	// AutoMerge says which shared values merge profiles on their own; the
+	// others only suggest a merge.
+	AutoMerge AutoMerge
+	// MaxContactsPerValue quarantines hub values: a value more contacts
+	// than this hold (info@company.com) links nothing. 0 means no bound.
+	MaxContactsPerValue int
 	// BlockedValues are normalized values, or patterns with * wildcards
 	// (such as "noreply@*"), that never link anything.
 	BlockedValues []string
@@ -87,6 +93,12 @@ const (
 	MaxRules         = 50
 	MaxBlockedValues = 1000
 	maxAttribute     = related.MaxAttributeKey
+	// DefaultMaxContactsPerValue is the hub threshold of a rule that sets
+	// none: a value more than 10 contacts give is a shared mailbox, a
+	// switchboard or a test value, not a person.
+	DefaultMaxContactsPerValue = 10
+	// MaxContactsPerValueLimit bounds the threshold an admin may set.
+	MaxContactsPerValueLimit = 100000
 )
 
 // attributeKey is what a rule's attribute may look like: a name, not text.
@@ -111,6 +123,15 @@ func (r Rule) Validate() (Rule, error) {
 	}
 	if r.Priority < -1000 || r.Priority > 1000 {
 		return r, related.Invalid("must be between -1000 and 1000", "priority")
+	}
+	if r.AutoMerge == "" {
+		r.AutoMerge = DefaultAutoMerge(r.Attribute, r.Normalizer)
+	}
+	if !r.AutoMerge.Valid() {
+		return r, related.Invalid(fmt.Sprintf("unknown policy %q", r.AutoMerge), "autoMerge")
+	}
+	if r.MaxContactsPerValue < 0 || r.MaxContactsPerValue > MaxContactsPerValueLimit {
+		return r, related.Invalid(fmt.Sprintf("must be between 0 (no bound) and %d", MaxContactsPerValueLimit), "maxContactsPerValue")
 	}
 	r.DefaultRegion = strings.ToUpper(strings.TrimSpace(r.DefaultRegion))
 	if r.DefaultRegion != "" && !validRegion(r.DefaultRegion) {
@@ -217,6 +238,7 @@ func DefaultRules(tenant string) []Rule {
 	return []Rule{{
 		ID: DefaultRuleID(tenant), Tenant: tenant, Attribute: "email",
 		Normalizer: NormalizeEmail, Enabled: true, Priority: 100,
+		AutoMerge: AutoMergeAttested, MaxContactsPerValue: DefaultMaxContactsPerValue,
 	}}
 }
 
