@@ -19,8 +19,11 @@ type Contact struct {
 	// FirstInteractionID is the interaction the contact was first seen
 	// in: the provenance of its address.
 	FirstInteractionID string
-	CreatedAt          time.Time
-	UpdatedAt          time.Time
+	// ClaimsSig is the stores' digest of the values last linked for the
+	// contact: a write that leaves it unchanged has nothing to relink.
+	ClaimsSig string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Attribute is a key/value fact about a contact, such as an order number a
@@ -90,6 +93,29 @@ func MergeAttributes(cur, set []Attribute) []Attribute {
 		}
 	}
 	return kept
+}
+
+// WithProvenance returns attrs with the interaction and time they were
+// learnt in filled in where the caller left them empty.
+func WithProvenance(attrs []Attribute, interactionID string, at time.Time) []Attribute {
+	out := make([]Attribute, len(attrs))
+	for i, a := range attrs {
+		if a.InteractionID == "" {
+			a.InteractionID = interactionID
+		}
+		if a.At.IsZero() {
+			a.At = at
+		}
+		out[i] = a
+	}
+	return out
+}
+
+// ContactID is the id of the contact with a canonical address on a
+// channel: a pure function of them, so every replica and every retry
+// finds the same contact.
+func ContactID(tenant string, c Channel, address string) string {
+	return DerivedID(tenant, "contact", string(c), address)
 }
 
 // Queue is where interactions wait for agents. Queues are named by the

@@ -19,13 +19,18 @@ type RecordMessage struct {
 	SentAt           time.Time // zero: now
 	Author           string
 	ClientMutationID string // when set, a repeat with the same id records nothing new
+	// By is who records it: the provenance of what the contact learns.
+	By Actor
 }
 
 // ContactInput identifies the contact a message comes from or goes to.
 type ContactInput struct {
-	Address    string
-	Name       string
-	Attributes []Attribute
+	Address string
+	// AddressStatus is UNPARSEABLE when Normalize could not understand
+	// the address: it is kept as given (cleaned) and links nothing.
+	AddressStatus AddressStatus
+	Name          string
+	Attributes    []Attribute
 }
 
 // Normalize validates r and returns it in canonical form: trimmed strings,

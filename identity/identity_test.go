@@ -131,4 +131,3 @@ func TestWithDefaults(t *testing.T) {
 		t.Fatalf("rules = %+v, want priority order with the default", got)
 	}
 }
-

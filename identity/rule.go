@@ -177,6 +177,10 @@ func (r Rule) Normalize(v string) (norm string, ok bool) {
 	return n, true
 }
 
+// NormalizeValue returns v in the rule's canonical form, blocked or not;
+// ok is false when v is not a value of the rule's kind.
+func (r Rule) NormalizeValue(v string) (string, bool) { return r.normalize(v) }
+
 func (r Rule) normalize(v string) (string, bool) {
 	v = strings.TrimSpace(v)
 	if v == "" || len(v) > related.MaxAttributeValue {

@@ -31,7 +31,9 @@ func (s Source) Valid() bool { return s == Attested || s == Claimed }
 func (s Source) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(s))) }
 
 // UnmarshalGQL reads s from a GraphQL enum value.
-func (s *Source) UnmarshalGQL(v any) error { return unmarshalEnum(v, s, Source.Valid, "IdentifierSource") }
+func (s *Source) UnmarshalGQL(v any) error {
+	return unmarshalEnum(v, s, Source.Valid, "IdentifierSource")
+}
 
 // AutoMerge is a rule's policy for merging profiles through shared values.
 type AutoMerge string

@@ -34,8 +34,11 @@ type Store interface {
 	// its thread already has another open interaction.
 	ReopenInteraction(ctx context.Context, tenant, id string) (*related.Interaction, error)
 	// SetContactAttributes applies attrs to contact id (see
-	// related.MergeAttributes).
-	SetContactAttributes(ctx context.Context, tenant, id string, attrs []related.Attribute) (*related.Contact, error)
+	// related.MergeAttributes) and relinks it. by is the provenance; each
+	// attribute says whether it is attested. A value a rule of its key
+	// cannot parse is INVALID, naming ["attributes", i, "value"], and
+	// nothing is stored.
+	SetContactAttributes(ctx context.Context, tenant, id string, attrs []related.Attribute, by related.Actor) (*related.Contact, error)
 
 	// Interactions, Messages, Contacts and Queues return the documents with
 	// the given ids, in no particular order; ids that name nothing are left

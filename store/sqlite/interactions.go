@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/relatedhq/related"
+	"github.com/relatedhq/related/identity"
 	"github.com/relatedhq/related/store"
 )
 
 const interactionCols = `id, tenant, channel, thread_ref, contact_id, profile_id, queue_id, queue_name,
 	status, closed_state, closed_at, last_id, last_body, last_partial, last_direction, last_author, last_at, created_at, updated_at`
 
-const contactCols = `id, tenant, channel, address, name, attributes, profile_id, created_at, updated_at, identifiers`
+const contactCols = `id, tenant, channel, address, name, attributes, profile_id, created_at, updated_at, address_status, first_interaction, claims_sig`
 
 const messageCols = `id, tenant, interaction_id, direction, body, sent_at, author, created_at`
 
@@ -57,17 +58,15 @@ func scanInteraction(r scanner) (*related.Interaction, error) {
 func contactScan() ([]any, func() (*related.Contact, error)) {
 	var (
 		c                related.Contact
-		attrs, ids       string
+		attrs            string
 		created, updated int64
 	)
-	dest := []any{&c.ID, &c.Tenant, &c.Channel, &c.Address, &c.Name, &attrs, &c.ProfileID, &created, &updated, &ids}
+	dest := []any{&c.ID, &c.Tenant, &c.Channel, &c.Address, &c.Name, &attrs, &c.ProfileID, &created, &updated,
+		&c.AddressStatus, &c.FirstInteractionID, &c.ClaimsSig}
 	return dest, func() (*related.Contact, error) {
 		c.CreatedAt, c.UpdatedAt = fromMS(created), fromMS(updated)
 		var err error
 		if c.Attributes, err = decodeAttributes(attrs); err != nil {
-			return nil, fmt.Errorf("contact %s: %w", c.ID, err)
-		}
-		if c.Identifiers, err = decodeIdentifiers(ids); err != nil {
 			return nil, fmt.Errorf("contact %s: %w", c.ID, err)
 		}
 		return &c, nil
@@ -94,39 +93,24 @@ func scanMessage(r scanner) (*related.Message, error) {
 	return &m, nil
 }
 
-// attribute is the stored JSON form of related.Attribute.
+// attribute is the stored JSON form of related.Attribute. Rows written
+// before provenance was kept decode with none (claimed, by nobody).
 type attribute struct {
-	Key   string `json:"k"`
-	Value string `json:"v"`
-}
-
-func encodeIdentifiers(ids []related.Identifier) string {
-	out := make([]attribute, len(ids))
-	for i, a := range ids {
-		out[i] = attribute{a.Key, a.Value}
-	}
-	b, _ := json.Marshal(out) // a slice of string pairs always marshals
-	return string(b)
-}
-
-func decodeIdentifiers(s string) ([]related.Identifier, error) {
-	var in []attribute
-	if err := json.Unmarshal([]byte(s), &in); err != nil {
-		return nil, fmt.Errorf("decode identifiers: %w", err)
-	}
-	out := make([]related.Identifier, len(in))
-	for i, a := range in {
-		out[i] = related.Identifier{Key: a.Key, Value: a.Value}
-	}
-	return out, nil
+	Key         string `json:"k"`
+	Value       string `json:"v"`
+	Attested    bool   `json:"a,omitempty"`
+	By          string `json:"by,omitempty"`
+	Role        string `json:"r,omitempty"`
+	Interaction string `json:"i,omitempty"`
+	At          int64  `json:"t,omitempty"`
 }
 
 func encodeAttributes(attrs []related.Attribute) string {
 	out := make([]attribute, len(attrs))
 	for i, a := range attrs {
-		out[i] = attribute{a.Key, a.Value}
+		out[i] = attribute{a.Key, a.Value, a.Attested, a.By, a.Role, a.InteractionID, ms(a.At)}
 	}
-	b, _ := json.Marshal(out) // a slice of string pairs always marshals
+	b, _ := json.Marshal(out) // plain strings, bools and numbers always marshal
 	return string(b)
 }
 
@@ -137,14 +121,15 @@ func decodeAttributes(s string) ([]related.Attribute, error) {
 	}
 	out := make([]related.Attribute, len(in))
 	for i, a := range in {
-		out[i] = related.Attribute{Key: a.Key, Value: a.Value}
+		out[i] = related.Attribute{Key: a.Key, Value: a.Value, Attested: a.Attested, By: a.By, Role: a.Role,
+			InteractionID: a.Interaction, At: fromMS(a.At)}
 	}
 	return out, nil
 }
 
 // RecordMessage implements store.Store. It is one transaction: the
-// contact, the queue, the interaction and the message are all stored or
-// none is.
+// contact, the queue, the interaction, the message and the linking they
+// cause are all stored or none is.
 func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.RecordMessage) (*store.RecordResult, error) {
 	now := s.now().UTC().Truncate(time.Millisecond)
 	var res *store.RecordResult
@@ -160,11 +145,14 @@ func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.Rec
 				return nil, err
 			}
 		}
-		c, err := s.upsertContact(ctx, tx, tenant, in, now)
+		rules, err := s.rules(ctx, tx, tenant)
 		if err != nil {
 			return nil, err
 		}
-		res.Contact = c
+		if err := identity.CheckAttributes(rules, in.Contact.Attributes); err != nil {
+			return nil, err.At("contact")
+		}
+		contactID := related.ContactID(tenant, in.Channel, in.Contact.Address)
 		var queueID string
 		if in.Queue != "" {
 			queueID = related.DerivedID(tenant, "queue", in.Queue)
@@ -178,11 +166,14 @@ func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.Rec
 				newQueue = queueID
 			}
 		}
+		// The interaction first, so the contact's provenance can name it;
+		// a new interaction takes its contact's profile, if any.
 		newID := related.NewID()
 		inline, partial := related.InlineBody(in.Body) // the interaction keeps at most the start of a long body
 		row := s.queryRow(ctx, tx, `INSERT INTO interactions (tenant, id, channel, thread_ref, open_key, contact_id, profile_id,
 				queue_id, queue_name, status, last_id, last_body, last_partial, last_direction, last_author, last_at, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			VALUES (?, ?, ?, ?, ?, ?, coalesce((SELECT profile_id FROM contacts WHERE tenant = ? AND id = ?), ''),
+				?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (tenant, open_key) DO UPDATE SET
 				last_id        = CASE WHEN excluded.last_at >= interactions.last_at THEN excluded.last_id ELSE interactions.last_id END,
 				last_body      = CASE WHEN excluded.last_at >= interactions.last_at THEN excluded.last_body ELSE interactions.last_body END,
@@ -194,12 +185,17 @@ func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.Rec
 				queue_name     = CASE WHEN excluded.queue_id <> '' THEN excluded.queue_name ELSE interactions.queue_name END,
 				updated_at     = excluded.updated_at
 			RETURNING `+interactionCols,
-			tenant, newID, in.Channel, in.ThreadRef, related.OpenKey(in.Channel, in.ThreadRef), c.ID, c.ProfileID,
+			tenant, newID, in.Channel, in.ThreadRef, related.OpenKey(in.Channel, in.ThreadRef), contactID, tenant, contactID,
 			queueID, in.Queue, related.StatusOpen, msgID, inline, partial, in.Direction, in.Author, ms(in.SentAt), ms(now), ms(now))
 		if res.Interaction, err = scanInteraction(row); err != nil {
 			return nil, fmt.Errorf("sqlite: upsert interaction: %w", err)
 		}
 		res.Created = res.Interaction.ID == newID
+		c, err := s.upsertContact(ctx, tx, tenant, contactID, in, res.Interaction.ID, now)
+		if err != nil {
+			return nil, err
+		}
+		res.Contact = c
 		res.Message = &related.Message{
 			ID: msgID, Tenant: tenant, InteractionID: res.Interaction.ID, Direction: in.Direction,
 			Body: in.Body, SentAt: in.SentAt, Author: in.Author, CreatedAt: now,
@@ -210,7 +206,7 @@ func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.Rec
 		}
 		// Link the contact by what it brings; a change of profile moves
 		// its interactions, this one included.
-		linkEvents, err := s.linkContact(ctx, tx, tenant, c, res.Interaction.ID, "rule", now)
+		linkEvents, err := s.linkContact(ctx, tx, tenant, c, in.By, now)
 		if err != nil {
 			return nil, err
 		}
@@ -254,24 +250,29 @@ func (s *Store) duplicate(ctx context.Context, tx *sql.Tx, tenant, id string) (*
 }
 
 // upsertContact finds or creates the contact of in, updating its name and
-// attributes with what in brings.
-func (s *Store) upsertContact(ctx context.Context, tx *sql.Tx, tenant string, in related.RecordMessage, now time.Time) (*related.Contact, error) {
-	id := related.DerivedID(tenant, "contact", string(in.Channel), in.Contact.Address)
-	attrs := related.MergeAttributes(nil, in.Contact.Attributes)
-	c, err := scanContact(s.queryRow(ctx, tx, `INSERT INTO contacts (`+contactCols+`) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?, '[]')
+// attributes with what in brings. interactionID is the provenance of what
+// it learns.
+func (s *Store) upsertContact(ctx context.Context, tx *sql.Tx, tenant, id string, in related.RecordMessage, interactionID string, now time.Time) (*related.Contact, error) {
+	set := related.WithProvenance(in.Contact.Attributes, interactionID, now)
+	attrs := related.MergeAttributes(nil, set)
+	status := in.Contact.AddressStatus
+	if status == "" {
+		status = related.AddressValid
+	}
+	c, err := scanContact(s.queryRow(ctx, tx, `INSERT INTO contacts (`+contactCols+`) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, '')
 		ON CONFLICT (tenant, channel, address) DO UPDATE SET
 			name       = CASE WHEN excluded.name <> '' THEN excluded.name ELSE contacts.name END,
 			updated_at = CASE WHEN excluded.name <> '' AND excluded.name <> contacts.name THEN excluded.updated_at ELSE contacts.updated_at END
 		RETURNING `+contactCols,
-		id, tenant, in.Channel, in.Contact.Address, in.Contact.Name, encodeAttributes(attrs), ms(now), ms(now)))
+		id, tenant, in.Channel, in.Contact.Address, in.Contact.Name, encodeAttributes(attrs), ms(now), ms(now), status, interactionID))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: upsert contact: %w", err)
 	}
-	if len(in.Contact.Attributes) == 0 || c.CreatedAt.Equal(now) && slices.Equal(c.Attributes, attrs) {
+	if len(set) == 0 {
 		return c, nil
 	}
-	merged := related.MergeAttributes(c.Attributes, in.Contact.Attributes)
-	if slices.Equal(merged, c.Attributes) {
+	merged := related.MergeAttributes(c.Attributes, set)
+	if slices.EqualFunc(merged, c.Attributes, related.Attribute.SameFact) {
 		return c, nil
 	}
 	if _, err := s.exec(ctx, tx, `UPDATE contacts SET attributes = ?, updated_at = ? WHERE tenant = ? AND id = ?`,
@@ -343,24 +344,28 @@ func (s *Store) ReopenInteraction(ctx context.Context, tenant, id string) (*rela
 }
 
 // SetContactAttributes implements store.Store.
-func (s *Store) SetContactAttributes(ctx context.Context, tenant, id string, attrs []related.Attribute) (*related.Contact, error) {
+func (s *Store) SetContactAttributes(ctx context.Context, tenant, id string, attrs []related.Attribute, by related.Actor) (*related.Contact, error) {
 	now := s.now().UTC().Truncate(time.Millisecond)
 	var out *related.Contact
 	err := s.write(ctx, func(tx *sql.Tx) ([]store.Event, error) {
-		c, err := scanContact(s.queryRow(ctx, tx, `SELECT `+contactCols+` FROM contacts WHERE tenant = ? AND id = ?`, tenant, id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, related.NotFound("no such contact", "contactId")
-		}
+		rules, err := s.rules(ctx, tx, tenant)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: find contact: %w", err)
+			return nil, err
 		}
-		c.Attributes = related.MergeAttributes(c.Attributes, attrs)
+		if err := identity.CheckAttributes(rules, attrs); err != nil {
+			return nil, err
+		}
+		c, err := s.contactByID(ctx, tx, tenant, id)
+		if err != nil {
+			return nil, err
+		}
+		c.Attributes = related.MergeAttributes(c.Attributes, related.WithProvenance(attrs, "", now))
 		c.UpdatedAt = now
 		if _, err := s.exec(ctx, tx, `UPDATE contacts SET attributes = ?, updated_at = ? WHERE tenant = ? AND id = ?`,
 			encodeAttributes(c.Attributes), ms(now), tenant, id); err != nil {
 			return nil, fmt.Errorf("sqlite: update contact: %w", err)
 		}
-		linkEvents, err := s.linkContact(ctx, tx, tenant, c, "", "rule", now)
+		linkEvents, err := s.linkContact(ctx, tx, tenant, c, by, now)
 		if err != nil {
 			return nil, err
 		}

@@ -2,7 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +16,13 @@ import (
 	"github.com/relatedhq/related/identity"
 	"github.com/relatedhq/related/store"
 )
+
+// Linking on SQLite: a write that changes what a contact holds stores its
+// claims (contact_values, one row per value, with provenance), counts the
+// values for hub quarantine (value_stats), then recomputes the clusters it
+// touches (store.Recompute) and applies the changes, all inside the
+// write's transaction: a write and its linking commit together or not at
+// all.
 
 // ruleCache keeps each tenant's rules in memory: linking reads them on
 // every write, and they change only through this process (one node).
@@ -44,7 +53,7 @@ func (c *ruleCache) drop(tenant string) {
 	delete(c.rules, tenant)
 }
 
-const ruleCols = `id, tenant, attribute, normalizer, enabled, priority, max_per_profile, blocked_values, default_region, deleted, created_at, updated_at`
+const ruleCols = `id, tenant, attribute, normalizer, enabled, priority, max_per_profile, blocked_values, default_region, deleted, created_at, updated_at, auto_merge, max_contacts_per_value`
 
 func scanRule(r scanner) (identity.Rule, error) {
 	var (
@@ -53,10 +62,13 @@ func scanRule(r scanner) (identity.Rule, error) {
 		created, updated int64
 	)
 	if err := r.Scan(&x.ID, &x.Tenant, &x.Attribute, &x.Normalizer, &x.Enabled, &x.Priority, &x.MaxPerProfile,
-		&blocked, &x.DefaultRegion, &x.Deleted, &created, &updated); err != nil {
+		&blocked, &x.DefaultRegion, &x.Deleted, &created, &updated, &x.AutoMerge, &x.MaxContactsPerValue); err != nil {
 		return x, err
 	}
 	x.CreatedAt, x.UpdatedAt = fromMS(created), fromMS(updated)
+	if x.AutoMerge == "" {
+		x.AutoMerge = identity.DefaultAutoMerge(x.Attribute, x.Normalizer)
+	}
 	if err := json.Unmarshal([]byte(blocked), &x.BlockedValues); err != nil {
 		return x, fmt.Errorf("rule %s: decode blocked values: %w", x.ID, err)
 	}
@@ -86,7 +98,7 @@ func (s *Store) rules(ctx context.Context, q querier, tenant string) ([]identity
 	return r, nil
 }
 
-// contactByID reads one contact in tx.
+// contactByID reads one contact.
 func (s *Store) contactByID(ctx context.Context, q querier, tenant, id string) (*related.Contact, error) {
 	c, err := scanContact(s.queryRow(ctx, q, `SELECT `+contactCols+` FROM contacts WHERE tenant = ? AND id = ?`, tenant, id))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -98,306 +110,342 @@ func (s *Store) contactByID(ctx context.Context, q querier, tenant, id string) (
 	return c, nil
 }
 
-// linkContact links c by the identifiers it brings, applying
-// identity.Decide's plan inside tx. interactionID and by are provenance.
-// It returns the events of the interactions whose profile changed.
-func (s *Store) linkContact(ctx context.Context, tx *sql.Tx, tenant string, c *related.Contact, interactionID, by string, now time.Time) ([]store.Event, error) {
+// claimsSig is a digest of the facts claims state (not their provenance):
+// a write whose contact's digest is unchanged has nothing to relink, and
+// knows it without a statement.
+func claimsSig(claims []identity.Claim) string {
+	if len(claims) == 0 {
+		return ""
+	}
+	h := sha256.New()
+	for _, c := range claims {
+		fmt.Fprintf(h, "%d:%s%d:%s%s/%t/%s;", len(c.Key), c.Key, len(c.Value), c.Value, c.Source, c.Agent, c.RuleID)
+	}
+	return base64.RawStdEncoding.EncodeToString(h.Sum(nil)[:12])
+}
+
+// linkContact brings contact c's stored claims up to date with its
+// address and attributes under the tenant's rules and, when they changed,
+// recomputes the profiles of the clusters it touches. It returns the live
+// events of the interactions whose profile changed. c.ProfileID is updated.
+func (s *Store) linkContact(ctx context.Context, tx *sql.Tx, tenant string, c *related.Contact, by related.Actor, now time.Time) ([]store.Event, error) {
 	rules, err := s.rules(ctx, tx, tenant)
 	if err != nil {
 		return nil, err
 	}
-	claims := identity.Claims(rules, c)
-	if len(claims) == 0 || c.ProfileID != "" && allLinked(claims, c.Identifiers) {
-		return nil, nil // the common case: nothing new to link
+	seeds, history, err := s.syncClaims(ctx, tx, tenant, c, rules, now)
+	if err != nil || len(seeds) == 0 {
+		return nil, err // the common case: nothing new to link
 	}
-	in := identity.PlanInput{Home: c.ProfileID, Claims: claims, Owners: map[related.Identifier]string{},
-		Profiles: map[string]identity.ProfileFacts{}, DoNotLink: map[string]bool{}, Rules: rules}
-	// Who holds each claimed identifier: one seek of the primary key
-	// (tenant, key, value) per pair. Without statistics SQLite prefers to
-	// walk the covering (tenant, profile_id, key, value) index over the
-	// whole tenant, so the primary key is named (its automatic index); pairs
-	// crossing one claim's key with another's value are dropped below.
-	keys, values := make([]any, 0, len(claims)), make([]any, 0, len(claims))
-	for _, cl := range claims {
-		keys, values = append(keys, cl.Key), append(values, cl.Value)
-	}
-	rows, err := s.query(ctx, tx, `SELECT key, value, profile_id FROM identifiers INDEXED BY sqlite_autoindex_identifiers_1 WHERE tenant = ? AND key IN (`+placeholders(len(keys))+
-		`) AND value IN (`+placeholders(len(values))+`)`, append(append([]any{tenant}, keys...), values...)...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: read identifiers: %w", err)
-	}
-	found, err := collect(rows, func(r scanner) ([3]string, error) {
-		var v [3]string
-		return v, r.Scan(&v[0], &v[1], &v[2])
-	}, "identifiers")
+	events, err := s.recompute(ctx, tx, tenant, rules, seeds, by, now)
 	if err != nil {
 		return nil, err
 	}
-	var owners [][3]string
-	for _, o := range found {
-		if slices.ContainsFunc(claims, func(cl identity.Claim) bool { return cl.Key == o[0] && cl.Value == o[1] }) {
-			owners = append(owners, o)
-		}
-	}
-	ids := []string{}
-	if c.ProfileID != "" {
-		ids = append(ids, c.ProfileID)
-	}
-	for _, o := range owners {
-		in.Owners[related.Identifier{Key: o[0], Value: o[1]}] = o[2]
-		if !slices.Contains(ids, o[2]) {
-			ids = append(ids, o[2])
-		}
-	}
-	if err := s.profileFacts(ctx, tx, tenant, ids, in.Profiles); err != nil {
+	if err := s.recordEvents(ctx, tx, tenant, history, by, now); err != nil {
 		return nil, err
 	}
-	rows, err = s.query(ctx, tx, `SELECT profile_id FROM do_not_link WHERE tenant = ? AND contact_id = ?`, tenant, c.ID)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: read do-not-link: %w", err)
-	}
-	dnl, err := collect(rows, func(r scanner) (string, error) { var v string; return v, r.Scan(&v) }, "do-not-link")
+	cur, err := s.contactByID(ctx, tx, tenant, c.ID)
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range dnl {
-		in.DoNotLink[p] = true
-	}
-	plan := identity.Decide(in)
-	return s.apply(ctx, tx, tenant, c, plan, interactionID, by, now)
-}
-
-func allLinked(claims []identity.Claim, linked []related.Identifier) bool {
-	for _, c := range claims {
-		if !slices.Contains(linked, c.Identifier) {
-			return false
-		}
-	}
-	return true
-}
-
-// profileFacts reads the age and identifier counts of profiles.
-func (s *Store) profileFacts(ctx context.Context, q querier, tenant string, ids []string, out map[string]identity.ProfileFacts) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	args := []any{tenant}
-	for _, id := range ids {
-		args = append(args, id)
-	}
-	rows, err := s.query(ctx, q, `SELECT p.id, p.created_at, i.key, count(i.key) FROM profiles p
-		LEFT JOIN identifiers i ON i.tenant = p.tenant AND i.profile_id = p.id
-		WHERE p.tenant = ? AND p.id IN (`+placeholders(len(ids))+`) GROUP BY p.id, i.key`, args...)
-	if err != nil {
-		return fmt.Errorf("sqlite: read profile facts: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			id      string
-			created int64
-			key     sql.NullString
-			n       int
-		)
-		if err := rows.Scan(&id, &created, &key, &n); err != nil {
-			return fmt.Errorf("sqlite: scan profile facts: %w", err)
-		}
-		f, ok := out[id]
-		if !ok {
-			f = identity.ProfileFacts{ID: id, CreatedAt: fromMS(created), Counts: map[string]int{}}
-		}
-		if key.Valid {
-			f.Counts[key.String] = n
-		}
-		out[id] = f
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("sqlite: read profile facts: %w", err)
-	}
-	return nil
-}
-
-// apply carries out a plan for contact c.
-func (s *Store) apply(ctx context.Context, tx *sql.Tx, tenant string, c *related.Contact, plan identity.Plan, interactionID, by string, now time.Time) ([]store.Event, error) {
-	var events []store.Event
-	for _, cf := range plan.Conflicts {
-		if err := s.recordConflict(ctx, tx, tenant, c.ID, cf, now); err != nil {
-			return nil, err
-		}
-	}
-	target := plan.Profile
-	if plan.NewProfile {
-		target = related.NewID()
-		if _, err := s.exec(ctx, tx, `INSERT INTO profiles (tenant, id, created_at, updated_at) VALUES (?, ?, ?, ?)`,
-			tenant, target, ms(now), ms(now)); err != nil {
-			return nil, fmt.Errorf("sqlite: create profile: %w", err)
-		}
-	}
-	if target == "" {
-		return nil, nil
-	}
-	for _, loser := range plan.Merges {
-		ev, err := s.merge(ctx, tx, tenant, target, loser, by, now)
-		if err != nil {
-			return nil, err
-		}
-		events = append(events, ev...)
-	}
-	for _, cl := range plan.Claim {
-		if _, err := s.exec(ctx, tx, `INSERT INTO identifiers (tenant, key, value, profile_id, created_at) VALUES (?, ?, ?, ?, ?)`,
-			tenant, cl.Key, cl.Value, target, ms(now)); err != nil {
-			return nil, fmt.Errorf("sqlite: claim identifier: %w", err)
-		}
-	}
-	linked := slices.Clone(c.Identifiers)
-	if c.ProfileID != "" && c.ProfileID != target && !slices.Contains(plan.Merges, c.ProfileID) {
-		linked = nil // the contact moves: its old links stay with the old profile's history
-	}
-	for _, cl := range plan.Links {
-		if slices.Contains(linked, cl.Identifier) {
-			continue
-		}
-		linked = append(linked, cl.Identifier)
-		if _, err := s.exec(ctx, tx, `INSERT INTO profile_links (tenant, id, profile_id, contact_id, reason, key, value, rule_id, source, interaction_id, by, linked_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			tenant, related.NewID(), target, c.ID, related.LinkRule, cl.Key, cl.Value, cl.RuleID, cl.Source, interactionID, by, ms(now)); err != nil {
-			return nil, fmt.Errorf("sqlite: record link: %w", err)
-		}
-	}
-	ev, err := s.moveContact(ctx, tx, tenant, c, target, linked, now)
-	if err != nil {
-		return nil, err
-	}
-	events = append(events, ev...)
-	return events, s.refreshProfile(ctx, tx, tenant, target, now)
-}
-
-// moveContact puts c into profile target with the given link identifiers,
-// and its interactions along with it.
-func (s *Store) moveContact(ctx context.Context, tx *sql.Tx, tenant string, c *related.Contact, target string, linked []related.Identifier, now time.Time) ([]store.Event, error) {
-	if _, err := s.exec(ctx, tx, `UPDATE contacts SET profile_id = ?, identifiers = ?, updated_at = ? WHERE tenant = ? AND id = ?`,
-		target, encodeIdentifiers(linked), ms(now), tenant, c.ID); err != nil {
-		return nil, fmt.Errorf("sqlite: move contact: %w", err)
-	}
-	from := c.ProfileID
-	c.ProfileID, c.Identifiers = target, linked
-	if from == target {
-		return nil, nil
-	}
-	return s.moveInteractions(ctx, tx, tenant, "contact_id = ?", c.ID, from, target, now)
-}
-
-// moveInteractions sets the profile of the interactions matching cond and
-// returns an event for each.
-func (s *Store) moveInteractions(ctx context.Context, tx *sql.Tx, tenant, cond, arg, from, to string, now time.Time) ([]store.Event, error) {
-	rows, err := s.query(ctx, tx, `UPDATE interactions SET profile_id = ?, updated_at = ? WHERE tenant = ? AND `+cond+` RETURNING id, contact_id`,
-		to, ms(now), tenant, arg)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: move interactions: %w", err)
-	}
-	moved, err := collect(rows, func(r scanner) ([2]string, error) { var v [2]string; return v, r.Scan(&v[0], &v[1]) }, "interactions")
-	if err != nil {
-		return nil, err
-	}
-	events := make([]store.Event, len(moved))
-	for i, m := range moved {
-		events[i] = store.Event{ID: related.NewID(), Tenant: tenant, Kind: store.ProfileChanged, InteractionID: m[0],
-			ContactID: m[1], ProfileID: to, FromProfileID: from, At: now}
-	}
+	c.ProfileID = cur.ProfileID
 	return events, nil
 }
 
-// merge moves everything of profile loser into winner and leaves loser as
-// a pointer to it.
-func (s *Store) merge(ctx context.Context, tx *sql.Tx, tenant, winner, loser, by string, now time.Time) ([]store.Event, error) {
-	for _, stmt := range []string{
-		`UPDATE contacts SET profile_id = ? WHERE tenant = ? AND profile_id = ?`,
-		`UPDATE identifiers SET profile_id = ? WHERE tenant = ? AND profile_id = ?`,
-		`UPDATE profile_links SET profile_id = ? WHERE tenant = ? AND profile_id = ?`,
-	} {
-		if _, err := s.exec(ctx, tx, stmt, winner, tenant, loser); err != nil {
-			return nil, fmt.Errorf("sqlite: merge profiles: %w", err)
-		}
+// syncClaims stores c's claims under rules and returns the contacts whose
+// clusters must be recomputed: none when nothing changed; else c, and the
+// holders of any value whose quarantine the change flipped. It also
+// returns the history of those flips.
+func (s *Store) syncClaims(ctx context.Context, tx *sql.Tx, tenant string, c *related.Contact, rules []identity.Rule, now time.Time) ([]string, []identity.Event, error) {
+	claims := identity.Claims(rules, c)
+	sig := claimsSig(claims)
+	if sig == c.ClaimsSig {
+		return nil, nil, nil
 	}
-	// The loser, and profiles merged into it before, now point at the
-	// winner (two statements: an OR of the two would scan the tenant).
-	for _, cond := range []string{"id = ?", "merged_into = ?"} {
-		if _, err := s.exec(ctx, tx, `UPDATE profiles SET merged_into = ?, updated_at = ? WHERE tenant = ? AND `+cond,
-			winner, ms(now), tenant, loser); err != nil {
-			return nil, fmt.Errorf("sqlite: merge profiles: %w", err)
-		}
-	}
-	if _, err := s.exec(ctx, tx, `INSERT OR REPLACE INTO merges (tenant, loser, winner, by, at) VALUES (?, ?, ?, ?, ?)`,
-		tenant, loser, winner, by, ms(now)); err != nil {
-		return nil, fmt.Errorf("sqlite: record merge: %w", err)
-	}
-	if _, err := s.exec(ctx, tx, `UPDATE do_not_link SET profile_id = ? WHERE tenant = ? AND profile_id = ?
-		AND contact_id NOT IN (SELECT contact_id FROM do_not_link WHERE tenant = ? AND profile_id = ?)`,
-		winner, tenant, loser, tenant, winner); err != nil {
-		return nil, fmt.Errorf("sqlite: carry do-not-link: %w", err)
-	}
-	return s.moveInteractions(ctx, tx, tenant, "profile_id = ?", loser, loser, winner, now)
-}
-
-// recordConflict stores a conflict unless the same one is open already.
-func (s *Store) recordConflict(ctx context.Context, tx *sql.Tx, tenant, contactID string, cf identity.Conflict, now time.Time) error {
-	var n int
-	if err := s.queryRow(ctx, tx, `SELECT count(*) FROM profile_conflicts WHERE tenant = ? AND resolved_at = 0
-		AND key = ? AND value = ? AND reason = ? AND contact_id = ?`, tenant, cf.Key, cf.Value, cf.Reason, contactID).Scan(&n); err != nil {
-		return fmt.Errorf("sqlite: read conflicts: %w", err)
-	}
-	if n > 0 {
-		return nil
-	}
-	if _, err := s.exec(ctx, tx, `INSERT INTO profile_conflicts (tenant, id, key, value, reason, profile_a, profile_b, contact_id, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, tenant, related.NewID(), cf.Key, cf.Value, cf.Reason, cf.Profiles[0], cf.Profiles[1], contactID, ms(now)); err != nil {
-		return fmt.Errorf("sqlite: record conflict: %w", err)
-	}
-	return nil
-}
-
-// refreshProfile recomputes the summary a profile keeps for the profile
-// bar: its channels, identifiers and automatic name. A profile left with
-// no contacts is deleted with its identifiers.
-func (s *Store) refreshProfile(ctx context.Context, tx *sql.Tx, tenant, id string, now time.Time) error {
-	// Grouped here rather than in SQL: a GROUP BY channel would make the
-	// planner walk the (tenant, channel, address) index over the tenant.
-	rows, err := s.query(ctx, tx, `SELECT channel FROM contacts WHERE tenant = ? AND profile_id = ?`, tenant, id)
+	rows, err := s.query(ctx, tx, `SELECT `+valueCols+` FROM contact_values WHERE tenant = ? AND contact_id = ?`, tenant, c.ID)
 	if err != nil {
-		return fmt.Errorf("sqlite: read profile channels: %w", err)
+		return nil, nil, fmt.Errorf("sqlite: read contact values: %w", err)
 	}
-	chans, err := collect(rows, func(r scanner) (related.Channel, error) { var c related.Channel; return c, r.Scan(&c) }, "channels")
+	stored, err := collect(rows, scanHolder, "contact values")
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	count := len(chans)
-	if len(chans) == 0 {
-		for _, stmt := range []string{`DELETE FROM identifiers WHERE tenant = ? AND profile_id = ?`, `DELETE FROM profiles WHERE tenant = ? AND id = ?`} {
-			if _, err := s.exec(ctx, tx, stmt, tenant, id); err != nil {
-				return fmt.Errorf("sqlite: delete empty profile: %w", err)
+	var added, removed []identity.Identifier
+	for _, old := range stored {
+		i := slices.IndexFunc(claims, func(cl identity.Claim) bool { return cl.Identifier == old.Identifier })
+		if i < 0 {
+			removed = append(removed, old.Identifier)
+			if _, err := s.exec(ctx, tx, `DELETE FROM contact_values WHERE tenant = ? AND key = ? AND value = ? AND contact_id = ?`,
+				tenant, old.Key, old.Value, c.ID); err != nil {
+				return nil, nil, fmt.Errorf("sqlite: remove contact value: %w", err)
 			}
 		}
-		return nil
 	}
-	rows, err = s.query(ctx, tx, `SELECT key, value FROM identifiers WHERE tenant = ? AND profile_id = ? ORDER BY key, value`, tenant, id)
+	for _, cl := range claims {
+		i := slices.IndexFunc(stored, func(h identity.Holder) bool { return h.Identifier == cl.Identifier })
+		if i >= 0 && stored[i].Source == cl.Source && stored[i].Agent == cl.Agent && stored[i].RuleID == cl.RuleID {
+			continue
+		}
+		if i < 0 {
+			added = append(added, cl.Identifier)
+		}
+		at := cl.At
+		if at.IsZero() {
+			at = now
+		}
+		if _, err := s.exec(ctx, tx, `INSERT INTO contact_values (`+valueCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (tenant, key, value, contact_id) DO UPDATE SET rule_id = excluded.rule_id, source = excluded.source,
+				agent = excluded.agent, interaction_id = excluded.interaction_id, by_name = excluded.by_name,
+				by_role = excluded.by_role, at = excluded.at`,
+			tenant, cl.Key, cl.Value, c.ID, cl.RuleID, cl.Source, cl.Agent, cl.InteractionID, cl.By.Name, cl.By.Role, ms(at)); err != nil {
+			return nil, nil, fmt.Errorf("sqlite: store contact value: %w", err)
+		}
+	}
+	if _, err := s.exec(ctx, tx, `UPDATE contacts SET claims_sig = ? WHERE tenant = ? AND id = ?`, sig, tenant, c.ID); err != nil {
+		return nil, nil, fmt.Errorf("sqlite: update contact: %w", err)
+	}
+	c.ClaimsSig = sig
+	seeds := []string{c.ID}
+	flipped, err := s.countValues(ctx, tx, tenant, rules, added, removed, now)
 	if err != nil {
-		return fmt.Errorf("sqlite: read profile identifiers: %w", err)
+		return nil, nil, err
 	}
-	ids, err := collect(rows, func(r scanner) (related.Identifier, error) {
-		var i related.Identifier
-		return i, r.Scan(&i.Key, &i.Value)
-	}, "identifiers")
-	if err != nil {
-		return err
+	var history []identity.Event
+	for _, f := range flipped {
+		hs, err := s.holders(ctx, tx, tenant, []related.Identifier{f.id})
+		if err != nil {
+			return nil, nil, err
+		}
+		var holders []string
+		for _, h := range hs {
+			holders = append(holders, h.Contact)
+		}
+		seeds = append(seeds, holders...)
+		cur, err := clusterReader{s, tx}.CurrentProfiles(ctx, tenant, holders)
+		if err != nil {
+			return nil, nil, err
+		}
+		kind := identity.EventReleased
+		if f.quarantined {
+			kind = identity.EventQuarantined
+		}
+		history = append(history, identity.Event{Kind: kind, Profiles: distinctValues(cur), Identifier: f.id})
 	}
-	rules, err := s.rules(ctx, tx, tenant)
-	if err != nil {
-		return err
+	return seeds, history, nil
+}
+
+// distinctValues returns the non-empty values of m, sorted, once each.
+func distinctValues(m map[string]string) []string {
+	var out []string
+	for _, v := range m {
+		if v != "" {
+			out = append(out, v)
+		}
 	}
-	chanJSON, _ := json.Marshal(related.SortChannels(chans)) // strings always marshal
-	if _, err := s.exec(ctx, tx, `UPDATE profiles SET channels = ?, identifiers = ?, contacts = ?, auto_name = ?, updated_at = ? WHERE tenant = ? AND id = ?`,
-		string(chanJSON), encodeIdentifiers(ids), count, identity.Name(ids, rules), ms(now), tenant, id); err != nil {
-		return fmt.Errorf("sqlite: update profile: %w", err)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// flip is a value whose quarantine a count changed.
+type flip struct {
+	id          identity.Identifier
+	quarantined bool
+}
+
+// countValues keeps value_stats' counts of contacts per value and returns
+// the values whose quarantine the counts flipped.
+func (s *Store) countValues(ctx context.Context, tx *sql.Tx, tenant string, rules []identity.Rule, added, removed []identity.Identifier, now time.Time) ([]flip, error) {
+	byKey := map[string]identity.Rule{}
+	for _, r := range rules {
+		byKey[r.Attribute] = r
+	}
+	var flipped []flip
+	step := func(id identity.Identifier, delta int) error {
+		var (
+			n     int
+			state identity.Quarantine
+		)
+		if err := s.queryRow(ctx, tx, `INSERT INTO value_stats (tenant, key, value, id, contacts, updated_at) VALUES (?, ?, ?, ?, max(?, 0), ?)
+			ON CONFLICT (tenant, key, value) DO UPDATE SET contacts = max(value_stats.contacts + ?, 0)
+			RETURNING contacts, state`, tenant, id.Key, id.Value, valueID(id), delta, ms(now), delta).Scan(&n, &state); err != nil {
+			return fmt.Errorf("sqlite: count value: %w", err)
+		}
+		r := byKey[id.Key]
+		before := r.Quarantined(identity.ValueFacts{Contacts: n - delta, State: state})
+		after := r.Quarantined(identity.ValueFacts{Contacts: n, State: state})
+		if before == after {
+			return nil
+		}
+		flipped = append(flipped, flip{id, after})
+		return s.markValue(ctx, tx, tenant, id, after, state, now)
+	}
+	for _, id := range added {
+		if err := step(id, 1); err != nil {
+			return nil, err
+		}
+	}
+	for _, id := range removed {
+		if err := step(id, -1); err != nil {
+			return nil, err
+		}
+	}
+	return flipped, nil
+}
+
+// markValue records whether a value is quarantined, for the hub list.
+func (s *Store) markValue(ctx context.Context, tx *sql.Tx, tenant string, id identity.Identifier, quarantined bool, state identity.Quarantine, now time.Time) error {
+	listed := quarantined || state != "" && state != identity.QuarantineAutomatic
+	if _, err := s.exec(ctx, tx, `UPDATE value_stats SET quarantined = ?, listed = ?, updated_at = ? WHERE tenant = ? AND key = ? AND value = ?`,
+		quarantined, listed, ms(now), tenant, id.Key, id.Value); err != nil {
+		return fmt.Errorf("sqlite: mark value: %w", err)
 	}
 	return nil
+}
+
+// valueID is the id a hub value is paged by.
+func valueID(id identity.Identifier) string { return related.DerivedID("value", id.Key, id.Value) }
+
+// recompute decides the clusters of seeds and applies the result.
+func (s *Store) recompute(ctx context.Context, tx *sql.Tx, tenant string, rules []identity.Rule, seeds []string, by related.Actor, now time.Time) ([]store.Event, error) {
+	in, ch, err := store.Recompute(ctx, clusterReader{s, tx}, tenant, rules, seeds)
+	if err != nil {
+		return nil, err
+	}
+	return s.apply(ctx, tx, tenant, in, ch, by, now)
+}
+
+// apply writes a recompute's changes and returns the live events of the
+// interactions that changed profile.
+func (s *Store) apply(ctx context.Context, tx *sql.Tx, tenant string, in identity.Input, ch store.Changes, by related.Actor, now time.Time) ([]store.Event, error) {
+	var events []store.Event
+	// Contacts and their interactions, batched by destination.
+	from := map[string]string{}
+	byTarget := map[string][]string{}
+	var targets []string
+	for _, m := range ch.Moves {
+		from[m.Contact] = m.From
+		if _, ok := byTarget[m.To]; !ok {
+			targets = append(targets, m.To)
+		}
+		byTarget[m.To] = append(byTarget[m.To], m.Contact)
+	}
+	slices.Sort(targets)
+	for _, to := range targets {
+		ids := byTarget[to]
+		args := append([]any{to, ms(now), tenant}, anys(ids)...)
+		if _, err := s.exec(ctx, tx, `UPDATE contacts SET profile_id = ?, updated_at = ? WHERE tenant = ? AND id IN (`+placeholders(len(ids))+`)`, args...); err != nil {
+			return nil, fmt.Errorf("sqlite: move contacts: %w", err)
+		}
+		rows, err := s.query(ctx, tx, `UPDATE interactions SET profile_id = ?, updated_at = ? WHERE tenant = ? AND contact_id IN (`+placeholders(len(ids))+`) RETURNING id, contact_id`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: move interactions: %w", err)
+		}
+		moved, err := collect(rows, func(r scanner) ([2]string, error) { var v [2]string; return v, r.Scan(&v[0], &v[1]) }, "interactions")
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range moved {
+			events = append(events, store.Event{ID: related.NewID(), Tenant: tenant, Kind: store.ProfileChanged, InteractionID: m[0],
+				ContactID: m[1], ProfileID: to, FromProfileID: from[m[1]], At: now})
+		}
+	}
+	// Profiles: the decided ones written, the gone ones deleted.
+	for _, p := range ch.Profiles {
+		chans, _ := json.Marshal(p.Channels) // strings always marshal
+		if _, err := s.exec(ctx, tx, `INSERT INTO profiles (tenant, id, anchor, custom_name, auto_name, channels, identifiers, contacts, merged_into, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)
+			ON CONFLICT (tenant, id) DO UPDATE SET anchor = excluded.anchor, custom_name = excluded.custom_name,
+				auto_name = excluded.auto_name, channels = excluded.channels, identifiers = excluded.identifiers,
+				contacts = excluded.contacts, merged_into = '', updated_at = excluded.updated_at
+			WHERE profiles.custom_name <> excluded.custom_name OR profiles.auto_name <> excluded.auto_name
+				OR profiles.channels <> excluded.channels OR profiles.identifiers <> excluded.identifiers
+				OR profiles.contacts <> excluded.contacts OR profiles.anchor <> excluded.anchor OR profiles.merged_into <> ''`,
+			tenant, p.ID, p.Anchor, p.CustomName, p.AutoName, string(chans), encodeProfileIdentifiers(p.Identifiers), len(p.Contacts),
+			ms(now), ms(now)); err != nil {
+			return nil, fmt.Errorf("sqlite: write profile: %w", err)
+		}
+	}
+	if len(ch.Deleted) > 0 {
+		if _, err := s.exec(ctx, tx, `DELETE FROM profiles WHERE tenant = ? AND id IN (`+placeholders(len(ch.Deleted))+`)`,
+			append([]any{tenant}, anys(ch.Deleted)...)...); err != nil {
+			return nil, fmt.Errorf("sqlite: delete profiles: %w", err)
+		}
+	}
+	// Suggestions and conflicts.
+	if len(ch.DeletePairs) > 0 {
+		if _, err := s.exec(ctx, tx, `DELETE FROM profile_pairs WHERE tenant = ? AND id IN (`+placeholders(len(ch.DeletePairs))+`)`,
+			append([]any{tenant}, anys(ch.DeletePairs)...)...); err != nil {
+			return nil, fmt.Errorf("sqlite: delete pairs: %w", err)
+		}
+	}
+	for _, p := range ch.InsertPairs {
+		if _, err := s.exec(ctx, tx, `INSERT INTO profile_pairs (tenant, id, kind, key, value, rule_id, contact_a, contact_b, source_a, source_b, reason, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, id) DO NOTHING`,
+			tenant, p.ID(), p.Kind, p.Key, p.Value, p.RuleID, p.A, p.B, p.SourceA, p.SourceB, p.Reason, ms(now)); err != nil {
+			return nil, fmt.Errorf("sqlite: write pair: %w", err)
+		}
+	}
+	return events, s.recordEvents(ctx, tx, tenant, ch.Events, by, now)
+}
+
+// recordEvents appends history entries, indexed by every profile they
+// name.
+func (s *Store) recordEvents(ctx context.Context, tx *sql.Tx, tenant string, evs []identity.Event, by related.Actor, now time.Time) error {
+	for _, e := range evs {
+		id := related.NewID()
+		profiles, _ := json.Marshal(e.Profiles) // strings always marshal
+		if profiles == nil || string(profiles) == "null" {
+			profiles = []byte("[]")
+		}
+		if _, err := s.exec(ctx, tx, `INSERT INTO profile_events (tenant, id, kind, profiles, contact_id, key, value, by_name, by_role, at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, tenant, id, e.Kind, string(profiles), e.Contact, e.Identifier.Key, e.Identifier.Value,
+			by.Name, by.Role, ms(now)); err != nil {
+			return fmt.Errorf("sqlite: record history: %w", err)
+		}
+		for _, p := range slices.Compact(slices.Sorted(slices.Values(e.Profiles))) {
+			if p == "" {
+				continue
+			}
+			if _, err := s.exec(ctx, tx, `INSERT OR IGNORE INTO profile_event_refs (tenant, profile_id, event_id) VALUES (?, ?, ?)`, tenant, p, id); err != nil {
+				return fmt.Errorf("sqlite: index history: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func anys(ids []string) []any {
+	out := make([]any, len(ids))
+	for i, id := range ids {
+		out[i] = id
+	}
+	return out
+}
+
+// The stored JSON form of a profile's identifiers.
+type profileIdentifier struct {
+	Key      string `json:"k"`
+	Value    string `json:"v"`
+	Attested bool   `json:"a,omitempty"`
+}
+
+func encodeProfileIdentifiers(ids []related.ProfileIdentifier) string {
+	out := make([]profileIdentifier, len(ids))
+	for i, id := range ids {
+		out[i] = profileIdentifier{id.Key, id.Value, id.Attested}
+	}
+	b, _ := json.Marshal(out) // plain strings and bools always marshal
+	return string(b)
+}
+
+func decodeProfileIdentifiers(s string) ([]related.ProfileIdentifier, error) {
+	var in []profileIdentifier
+	if err := json.Unmarshal([]byte(s), &in); err != nil {
+		return nil, fmt.Errorf("decode identifiers: %w", err)
+	}
+	out := make([]related.ProfileIdentifier, len(in))
+	for i, id := range in {
+		out[i] = related.ProfileIdentifier{Identifier: related.Identifier{Key: id.Key, Value: id.Value}, Attested: id.Attested}
+	}
+	return out, nil
 }

@@ -126,4 +126,6 @@ var tenantWide = map[string]bool{
 	"SELECT count(*) FROM contacts WHERE tenant = ?": true,
 	// Query.interactions' totalCount, only when selected; a covering index.
 	"SELECT count(*) FROM interactions WHERE tenant = ?": true,
+	// TenantFacts: every identity fact of a tenant, for verification.
+	"SELECT id FROM contacts WHERE tenant = ? ORDER BY id": true,
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/relatedhq/related/store"
 )
 
-const profileCols = `id, tenant, custom_name, auto_name, channels, identifiers, contacts, merged_into, created_at, updated_at`
+const profileCols = `id, tenant, custom_name, auto_name, channels, identifiers, contacts, merged_into, created_at, updated_at, anchor`
 
 func profileScan() ([]any, func() (*related.Profile, error)) {
 	var (
@@ -23,14 +23,14 @@ func profileScan() ([]any, func() (*related.Profile, error)) {
 		chans, ids       string
 		created, updated int64
 	)
-	dest := []any{&p.ID, &p.Tenant, &p.CustomName, &p.AutoName, &chans, &ids, &p.ContactCount, &p.MergedInto, &created, &updated}
+	dest := []any{&p.ID, &p.Tenant, &p.CustomName, &p.AutoName, &chans, &ids, &p.ContactCount, &p.MergedInto, &created, &updated, &p.Anchor}
 	return dest, func() (*related.Profile, error) {
 		p.CreatedAt, p.UpdatedAt = fromMS(created), fromMS(updated)
 		if err := json.Unmarshal([]byte(chans), &p.Channels); err != nil {
 			return nil, fmt.Errorf("profile %s: decode channels: %w", p.ID, err)
 		}
 		var err error
-		if p.Identifiers, err = decodeIdentifiers(ids); err != nil {
+		if p.Identifiers, err = decodeProfileIdentifiers(ids); err != nil {
 			return nil, fmt.Errorf("profile %s: %w", p.ID, err)
 		}
 		p.Name = p.DisplayName()
@@ -92,19 +92,36 @@ func (s *Store) SaveProfileRule(ctx context.Context, tenant string, r identity.R
 		if _, err := s.exec(ctx, tx, `DELETE FROM profile_rules WHERE tenant = ? AND attribute = ? AND deleted = 1`, tenant, r.Attribute); err != nil {
 			return nil, fmt.Errorf("sqlite: save rule: %w", err)
 		}
-		if _, err := s.exec(ctx, tx, `INSERT INTO profile_rules (`+ruleCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
+		if _, err := s.exec(ctx, tx, `INSERT INTO profile_rules (`+ruleCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)
 			ON CONFLICT (tenant, id) DO UPDATE SET attribute = excluded.attribute, normalizer = excluded.normalizer,
 				enabled = excluded.enabled, priority = excluded.priority, max_per_profile = excluded.max_per_profile,
 				blocked_values = excluded.blocked_values, default_region = excluded.default_region, deleted = 0,
-				updated_at = excluded.updated_at`,
+				updated_at = excluded.updated_at, auto_merge = excluded.auto_merge, max_contacts_per_value = excluded.max_contacts_per_value`,
 			r.ID, tenant, r.Attribute, r.Normalizer, r.Enabled, r.Priority, r.MaxPerProfile, string(blocked), r.DefaultRegion,
-			ms(r.CreatedAt), ms(now)); err != nil {
+			ms(r.CreatedAt), ms(now), r.AutoMerge, r.MaxContactsPerValue); err != nil {
 			return nil, fmt.Errorf("sqlite: save rule: %w", err)
+		}
+		if err := s.remarkValues(ctx, tx, tenant, r, now); err != nil {
+			return nil, err
 		}
 		return nil, s.startEvaluation(ctx, tx, tenant, now)
 	})
 	s.ruleCache.drop(tenant)
 	return r, err
+}
+
+// remarkValues recomputes which values of r's key are quarantined under
+// its (new) threshold, for the hub list; the re-evaluation relinks.
+func (s *Store) remarkValues(ctx context.Context, tx *sql.Tx, tenant string, r identity.Rule, now time.Time) error {
+	if _, err := s.exec(ctx, tx, `UPDATE value_stats SET
+			quarantined = CASE state WHEN 'BLOCKED' THEN 1 WHEN 'ALLOWED' THEN 0 ELSE (? > 0 AND contacts > ?) END,
+			listed = CASE state WHEN 'AUTOMATIC' THEN (? > 0 AND contacts > ?) ELSE 1 END,
+			updated_at = ?
+		WHERE tenant = ? AND key = ?`, r.MaxContactsPerValue, r.MaxContactsPerValue, r.MaxContactsPerValue, r.MaxContactsPerValue,
+		ms(now), tenant, r.Attribute); err != nil {
+		return fmt.Errorf("sqlite: mark values: %w", err)
+	}
+	return nil
 }
 
 // DeleteProfileRule implements store.ProfileStore.
@@ -121,9 +138,9 @@ func (s *Store) DeleteProfileRule(ctx context.Context, tenant, id string) error 
 		}
 		r := identity.WithDefaults(tenant, stored)[i]
 		// Keep a deleted row, so a deleted default rule stays deleted.
-		if _, err := s.exec(ctx, tx, `INSERT INTO profile_rules (`+ruleCols+`) VALUES (?, ?, ?, ?, 0, ?, 0, '[]', '', 1, ?, ?)
+		if _, err := s.exec(ctx, tx, `INSERT INTO profile_rules (`+ruleCols+`) VALUES (?, ?, ?, ?, 0, ?, 0, '[]', '', 1, ?, ?, ?, ?)
 			ON CONFLICT (tenant, id) DO UPDATE SET deleted = 1, enabled = 0, updated_at = excluded.updated_at`,
-			r.ID, tenant, r.Attribute, r.Normalizer, r.Priority, ms(now), ms(now)); err != nil {
+			r.ID, tenant, r.Attribute, r.Normalizer, r.Priority, ms(now), ms(now), r.AutoMerge, r.MaxContactsPerValue); err != nil {
 			return nil, fmt.Errorf("sqlite: delete rule: %w", err)
 		}
 		return nil, s.startEvaluation(ctx, tx, tenant, now)
@@ -168,16 +185,15 @@ func (s *Store) RuleEvaluation(ctx context.Context, tenant string) (*related.Rul
 
 // PendingEvaluations implements store.ProfileStore.
 func (s *Store) PendingEvaluations(ctx context.Context) ([]string, error) {
-	rows, err := s.query(ctx, s.r, `SELECT tenant FROM rule_evaluations WHERE state = 'RUNNING'`)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: list evaluations: %w", err)
-	}
-	return collect(rows, func(r scanner) (string, error) { var t string; return t, r.Scan(&t) }, "evaluations")
+	return s.idList(ctx, s.r, `SELECT tenant FROM rule_evaluations WHERE state = 'RUNNING'`)
 }
 
-// EvaluateRules implements store.ProfileStore: one transaction re-links one
-// batch of contacts in id order and records where it stopped, so a restart
-// resumes there.
+// EvaluateRules implements store.ProfileStore: one transaction brings one
+// batch of contacts' values up to date with the rules and recomputes their
+// clusters, then records where it stopped, so a restart resumes there.
+// Contacts of a later batch that an earlier one's clusters reached are
+// recomputed again with their own batch; the result is the same function
+// of the facts either way.
 func (s *Store) EvaluateRules(ctx context.Context, tenant string, batch int) (bool, error) {
 	now := s.now().UTC().Truncate(time.Millisecond)
 	done := false
@@ -192,6 +208,10 @@ func (s *Store) EvaluateRules(ctx context.Context, tenant string, batch int) (bo
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: read evaluation: %w", err)
 		}
+		rules, err := s.rules(ctx, tx, tenant)
+		if err != nil {
+			return nil, err
+		}
 		rows, err := s.query(ctx, tx, `SELECT `+contactCols+` FROM contacts WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?`, tenant, after, batch)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: read contacts: %w", err)
@@ -200,19 +220,27 @@ func (s *Store) EvaluateRules(ctx context.Context, tenant string, batch int) (bo
 		if err != nil {
 			return nil, err
 		}
-		var events []store.Event
+		var (
+			seeds   []string
+			history []identity.Event
+		)
 		for _, c := range contacts {
-			// Earlier contacts of the batch may have moved this one.
-			cur, err := s.contactByID(ctx, tx, tenant, c.ID)
+			more, h, err := s.syncClaims(ctx, tx, tenant, c, rules, now)
 			if err != nil {
 				return nil, err
 			}
-			ev, err := s.relink(ctx, tx, tenant, cur, now)
-			if err != nil {
-				return nil, err
-			}
-			events = append(events, ev...)
+			seeds = append(append(seeds, c.ID), more...)
+			history = append(history, h...)
 			after = c.ID
+		}
+		var events []store.Event
+		if len(seeds) > 0 {
+			if events, err = s.recompute(ctx, tx, tenant, rules, seeds, related.System, now); err != nil {
+				return nil, err
+			}
+			if err := s.recordEvents(ctx, tx, tenant, history, related.System, now); err != nil {
+				return nil, err
+			}
 		}
 		processed += len(contacts)
 		state = "RUNNING"
@@ -228,158 +256,146 @@ func (s *Store) EvaluateRules(ctx context.Context, tenant string, batch int) (bo
 	return done, err
 }
 
-// relink re-evaluates one contact under the current rules: links whose
-// value no rule accepts any more are removed (splitting its profile where
-// they held it together), then the contact is linked as a new write would.
-func (s *Store) relink(ctx context.Context, tx *sql.Tx, tenant string, c *related.Contact, now time.Time) ([]store.Event, error) {
-	rules, err := s.rules(ctx, tx, tenant)
+// Profiles implements store.ProfileStore. Ids that are not current are
+// resolved through their anchor contact (or an alias, for ids of older
+// versions and contacts merged into others) to the profile that holds it
+// now, and come back as stubs pointing there.
+func (s *Store) Profiles(ctx context.Context, tenant string, ids []string) ([]*related.Profile, error) {
+	return s.profiles(ctx, s.r, tenant, ids)
+}
+
+func (s *Store) profiles(ctx context.Context, q querier, tenant string, ids []string) ([]*related.Profile, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := s.query(ctx, q, `SELECT `+profileCols+` FROM profiles WHERE tenant = ? AND id IN (`+placeholders(len(ids))+`)`,
+		append([]any{tenant}, anys(ids)...)...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: load profiles: %w", err)
+	}
+	out, err := collect(rows, scanProfile, "profiles")
 	if err != nil {
 		return nil, err
 	}
-	claims := identity.Claims(rules, c)
-	var keep, stale []related.Identifier
-	for _, id := range c.Identifiers {
-		if slices.ContainsFunc(claims, func(cl identity.Claim) bool { return cl.Identifier == id }) {
-			keep = append(keep, id)
-		} else {
-			stale = append(stale, id)
+	var missing []string
+	for _, id := range ids {
+		if !slices.ContainsFunc(out, func(p *related.Profile) bool { return p.ID == id }) {
+			missing = append(missing, id)
 		}
 	}
-	var events []store.Event
-	if len(stale) > 0 && c.ProfileID != "" {
-		for _, id := range stale {
-			if _, err := s.exec(ctx, tx, `DELETE FROM profile_links WHERE tenant = ? AND contact_id = ? AND reason = ? AND key = ? AND value = ?`,
-				tenant, c.ID, related.LinkRule, id.Key, id.Value); err != nil {
-				return nil, fmt.Errorf("sqlite: remove link: %w", err)
+	if len(missing) == 0 {
+		return out, nil
+	}
+	anchors, err := s.anchors(ctx, q, tenant, missing)
+	if err != nil {
+		return nil, err
+	}
+	var contacts []string
+	for _, a := range anchors {
+		contacts = append(contacts, a)
+	}
+	cur, err := clusterReader{s, q}.CurrentProfiles(ctx, tenant, contacts)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range missing {
+		if p := cur[anchors[id]]; p != "" && p != id {
+			out = append(out, &related.Profile{ID: id, Tenant: tenant, MergedInto: p})
+		}
+	}
+	return out, nil
+}
+
+// anchors maps profile ids to their anchor contacts: the contact an id
+// derives from, or, for ids of older versions and anchors merged into
+// other contacts, the contact an alias names.
+func (s *Store) anchors(ctx context.Context, q querier, tenant string, ids []string) (map[string]string, error) {
+	out := map[string]string{}
+	var lookup []string
+	for _, id := range ids {
+		if a, ok := related.AnchorOf(id); ok {
+			out[id] = a
+			lookup = append(lookup, a)
+		}
+		lookup = append(lookup, id)
+	}
+	rows, err := s.query(ctx, q, `SELECT kind, alias, contact_id FROM aliases WHERE tenant = ? AND kind IN ('profile', 'contact') AND alias IN (`+
+		placeholders(len(lookup))+`)`, append([]any{tenant}, anys(lookup)...)...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read aliases: %w", err)
+	}
+	aliases, err := collect(rows, func(r scanner) ([3]string, error) {
+		var v [3]string
+		return v, r.Scan(&v[0], &v[1], &v[2])
+	}, "aliases")
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range aliases {
+		for _, id := range ids {
+			switch {
+			case a[0] == "profile" && a[1] == id:
+				out[id] = a[2]
+			case a[0] == "contact" && out[id] == a[1]:
+				out[id] = a[2]
 			}
 		}
-		if _, err := s.exec(ctx, tx, `UPDATE contacts SET identifiers = ? WHERE tenant = ? AND id = ?`, encodeIdentifiers(keep), tenant, c.ID); err != nil {
-			return nil, fmt.Errorf("sqlite: update contact: %w", err)
-		}
-		c.Identifiers = keep
-		ev, err := s.resplit(ctx, tx, tenant, c.ProfileID, now)
+	}
+	return out, nil
+}
+
+// currentProfile returns the profile id names now, following a stale id
+// to the profile its anchor is in; NOT_FOUND naming field if none.
+func (s *Store) currentProfile(ctx context.Context, q querier, tenant, id, field string) (*related.Profile, error) {
+	for range 2 {
+		ps, err := s.profiles(ctx, q, tenant, []string{id})
 		if err != nil {
 			return nil, err
 		}
-		events = append(events, ev...)
-		if c, err = s.contactByID(ctx, tx, tenant, c.ID); err != nil {
-			return nil, err
+		if len(ps) == 0 {
+			break
 		}
-	}
-	ev, err := s.linkContact(ctx, tx, tenant, c, "", "rules", now)
-	return append(events, ev...), err
-}
-
-// resplit recomputes which identifiers a profile still holds (those some
-// member's links hold) and splits it into the components its members'
-// links connect: the first keeps the profile, the others get new ones.
-func (s *Store) resplit(ctx context.Context, tx *sql.Tx, tenant, profileID string, now time.Time) ([]store.Event, error) {
-	rows, err := s.query(ctx, tx, `SELECT `+contactCols+` FROM contacts WHERE tenant = ? AND profile_id = ? ORDER BY created_at, id`, tenant, profileID)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: read members: %w", err)
-	}
-	members, err := collect(rows, scanContact, "contacts")
-	if err != nil {
-		return nil, err
-	}
-	rows, err = s.query(ctx, tx, `SELECT contact_id FROM profile_links WHERE tenant = ? AND profile_id = ? AND reason = ?`, tenant, profileID, related.LinkManual)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: read manual links: %w", err)
-	}
-	manual, err := collect(rows, func(r scanner) (string, error) { var v string; return v, r.Scan(&v) }, "links")
-	if err != nil {
-		return nil, err
-	}
-	held := map[related.Identifier]bool{}
-	ms_ := make([]identity.Member, len(members))
-	for i, m := range members {
-		ms_[i] = identity.Member{ContactID: m.ID, Identifiers: m.Identifiers, Manual: slices.Contains(manual, m.ID)}
-		for _, id := range m.Identifiers {
-			held[id] = true
+		if ps[0].MergedInto == "" {
+			return ps[0], nil
 		}
+		id = ps[0].MergedInto
 	}
-	// Identifiers no member links any more are released.
-	rows, err = s.query(ctx, tx, `SELECT key, value FROM identifiers WHERE tenant = ? AND profile_id = ?`, tenant, profileID)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: read identifiers: %w", err)
-	}
-	owned, err := collect(rows, func(r scanner) (related.Identifier, error) {
-		var i related.Identifier
-		return i, r.Scan(&i.Key, &i.Value)
-	}, "identifiers")
-	if err != nil {
-		return nil, err
-	}
-	for _, id := range owned {
-		if !held[id] {
-			if _, err := s.exec(ctx, tx, `DELETE FROM identifiers WHERE tenant = ? AND key = ? AND value = ?`, tenant, id.Key, id.Value); err != nil {
-				return nil, fmt.Errorf("sqlite: release identifier: %w", err)
-			}
-		}
-	}
-	var events []store.Event
-	byID := map[string]*related.Contact{}
-	for _, m := range members {
-		byID[m.ID] = m
-	}
-	groups := identity.Components(ms_)
-	for gi, g := range groups {
-		if gi == 0 {
-			continue
-		}
-		// A member without links of its own leaves the profile alone.
-		if len(g) == 1 && len(byID[g[0]].Identifiers) == 0 {
-			ev, err := s.moveContact(ctx, tx, tenant, byID[g[0]], "", nil, now)
-			if err != nil {
-				return nil, err
-			}
-			events = append(events, ev...)
-			continue
-		}
-		np := related.NewID()
-		if _, err := s.exec(ctx, tx, `INSERT INTO profiles (tenant, id, created_at, updated_at) VALUES (?, ?, ?, ?)`, tenant, np, ms(now), ms(now)); err != nil {
-			return nil, fmt.Errorf("sqlite: create profile: %w", err)
-		}
-		for _, cid := range g {
-			c := byID[cid]
-			for _, id := range c.Identifiers {
-				if _, err := s.exec(ctx, tx, `UPDATE identifiers SET profile_id = ? WHERE tenant = ? AND key = ? AND value = ?`, np, tenant, id.Key, id.Value); err != nil {
-					return nil, fmt.Errorf("sqlite: move identifier: %w", err)
-				}
-			}
-			if _, err := s.exec(ctx, tx, `UPDATE profile_links SET profile_id = ? WHERE tenant = ? AND contact_id = ? AND profile_id = ?`, np, tenant, cid, profileID); err != nil {
-				return nil, fmt.Errorf("sqlite: move links: %w", err)
-			}
-			ev, err := s.moveContact(ctx, tx, tenant, c, np, c.Identifiers, now)
-			if err != nil {
-				return nil, err
-			}
-			events = append(events, ev...)
-		}
-		if err := s.refreshProfile(ctx, tx, tenant, np, now); err != nil {
-			return nil, err
-		}
-	}
-	return events, s.refreshProfile(ctx, tx, tenant, profileID, now)
-}
-
-// Profiles implements store.ProfileStore.
-func (s *Store) Profiles(ctx context.Context, tenant string, ids []string) ([]*related.Profile, error) {
-	return byIDs(ctx, s, "profiles", profileCols, tenant, ids, scanProfile)
+	return nil, related.NotFound("no such profile", field)
 }
 
 // ProfileByIdentifier implements store.ProfileStore.
 func (s *Store) ProfileByIdentifier(ctx context.Context, tenant string, id related.Identifier) (*related.Profile, error) {
-	p, err := scanProfile(s.queryRow(ctx, s.r, `SELECT `+prefixed("p.", profileCols)+` FROM identifiers i
-		JOIN profiles p ON p.tenant = i.tenant AND p.id = i.profile_id
-		WHERE i.tenant = ? AND i.key = ? AND i.value = ?`, tenant, id.Key, id.Value))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
+	hs, err := s.holders(ctx, s.r, tenant, []related.Identifier{id})
+	if err != nil || len(hs) == 0 {
+		return nil, err
 	}
+	slices.SortFunc(hs, func(a, b identity.Holder) int {
+		if a.Source != b.Source {
+			if a.Source == identity.Attested {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Contact, b.Contact)
+	})
+	var contacts []string
+	for _, h := range hs {
+		contacts = append(contacts, h.Contact)
+	}
+	cur, err := clusterReader{s, s.r}.CurrentProfiles(ctx, tenant, contacts)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: profile by identifier: %w", err)
+		return nil, err
 	}
-	return p, nil
+	for _, h := range hs {
+		if p := cur[h.Contact]; p != "" {
+			ps, err := s.profiles(ctx, s.r, tenant, []string{p})
+			if err != nil || len(ps) == 0 {
+				return nil, err
+			}
+			return ps[0], nil
+		}
+	}
+	return nil, nil
 }
 
 // prefixed qualifies a column list with a table alias.
@@ -396,306 +412,259 @@ func (s *Store) ProfileContacts(ctx context.Context, tenant string, profileIDs [
 	if len(profileIDs) == 0 {
 		return nil, nil
 	}
-	args := []any{tenant}
-	for _, id := range profileIDs {
-		args = append(args, id)
-	}
-	rows, err := s.query(ctx, s.r, `SELECT `+contactCols+` FROM contacts WHERE tenant = ? AND profile_id IN (`+placeholders(len(profileIDs))+`) ORDER BY created_at, id`, args...)
+	rows, err := s.query(ctx, s.r, `SELECT `+contactCols+` FROM contacts WHERE tenant = ? AND profile_id IN (`+placeholders(len(profileIDs))+`) ORDER BY created_at, id`,
+		append([]any{tenant}, anys(profileIDs)...)...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: profile contacts: %w", err)
+		return nil, fmt.Errorf("sqlite: load profile contacts: %w", err)
 	}
 	return collect(rows, scanContact, "contacts")
 }
 
-const linkCols = `id, tenant, profile_id, contact_id, reason, key, value, rule_id, source, interaction_id, by, linked_at`
-
-// ProfileLinks implements store.ProfileStore.
+// ProfileLinks implements store.ProfileStore: the linkable values each
+// member holds, and the keep-together decisions naming members.
 func (s *Store) ProfileLinks(ctx context.Context, tenant, profileID string) ([]*related.ProfileLink, error) {
-	rows, err := s.query(ctx, s.r, `SELECT `+linkCols+` FROM profile_links WHERE tenant = ? AND profile_id = ? ORDER BY linked_at, id`, tenant, profileID)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: profile links: %w", err)
-	}
-	return collect(rows, func(r scanner) (*related.ProfileLink, error) {
-		var l related.ProfileLink
-		var at int64
-		err := r.Scan(&l.ID, &l.Tenant, &l.ProfileID, &l.ContactID, &l.Reason, &l.Key, &l.Value, &l.RuleID, &l.Source, &l.InteractionID, &l.By, &at)
-		l.LinkedAt = fromMS(at)
-		return &l, err
-	}, "links")
-}
-
-// ProfileConflicts implements store.ProfileStore.
-func (s *Store) ProfileConflicts(ctx context.Context, tenant string, resolved bool, limit int) ([]*related.ProfileConflict, error) {
-	cond := " AND resolved_at = 0"
-	if resolved {
-		cond = ""
-	}
-	rows, err := s.query(ctx, s.r, `SELECT id, tenant, key, value, reason, profile_a, profile_b, contact_id, created_at, resolved_at
-		FROM profile_conflicts WHERE tenant = ?`+cond+` ORDER BY created_at DESC, id DESC LIMIT ?`, tenant, limit)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: conflicts: %w", err)
-	}
-	return collect(rows, func(r scanner) (*related.ProfileConflict, error) {
-		var c related.ProfileConflict
-		var a, b string
-		var created, res int64
-		err := r.Scan(&c.ID, &c.Tenant, &c.Key, &c.Value, &c.Reason, &a, &b, &c.ContactID, &created, &res)
-		for _, p := range []string{a, b} {
-			if p != "" {
-				c.ProfileIDs = append(c.ProfileIDs, p)
-			}
-		}
-		c.CreatedAt, c.ResolvedAt = fromMS(created), fromMS(res)
-		return &c, err
-	}, "conflicts")
-}
-
-// rootProfile follows a profile's merge chain to the profile that holds
-// its contacts now.
-func (s *Store) rootProfile(ctx context.Context, q querier, tenant, id string) (*related.Profile, error) {
-	for range 64 {
-		p, err := scanProfile(s.queryRow(ctx, q, `SELECT `+profileCols+` FROM profiles WHERE tenant = ? AND id = ?`, tenant, id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, related.NotFound("no such profile", "profileId")
-		}
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: read profile: %w", err)
-		}
-		if p.MergedInto == "" {
-			return p, nil
-		}
-		id = p.MergedInto
-	}
-	return nil, fmt.Errorf("sqlite: profile %s: merge chain too long", id)
-}
-
-// LinkContact implements store.ProfileStore.
-func (s *Store) LinkContact(ctx context.Context, tenant, profileID, contactID, by string) (*related.Profile, error) {
-	now := s.now().UTC().Truncate(time.Millisecond)
-	var out *related.Profile
-	err := s.write(ctx, func(tx *sql.Tx) ([]store.Event, error) {
-		target, err := s.rootProfile(ctx, tx, tenant, profileID)
-		if err != nil {
-			return nil, err
-		}
-		c, err := s.contactByID(ctx, tx, tenant, contactID)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := s.exec(ctx, tx, `DELETE FROM do_not_link WHERE tenant = ? AND contact_id = ? AND profile_id = ?`, tenant, c.ID, target.ID); err != nil {
-			return nil, fmt.Errorf("sqlite: lift do-not-link: %w", err)
-		}
-		var events []store.Event
-		if c.ProfileID != target.ID {
-			// The contact leaves its profile with the identifiers only it
-			// brought, and they come along into the target.
-			taken, ev, err := s.detach(ctx, tx, tenant, c, now)
-			if err != nil {
-				return nil, err
-			}
-			events = append(events, ev...)
-			for _, id := range taken {
-				if _, err := s.exec(ctx, tx, `INSERT OR REPLACE INTO identifiers (tenant, key, value, profile_id, created_at) VALUES (?, ?, ?, ?, ?)`,
-					tenant, id.Key, id.Value, target.ID, ms(now)); err != nil {
-					return nil, fmt.Errorf("sqlite: move identifier: %w", err)
-				}
-			}
-			if _, err := s.exec(ctx, tx, `INSERT INTO profile_links (tenant, id, profile_id, contact_id, reason, by, linked_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-				tenant, related.NewID(), target.ID, c.ID, related.LinkManual, by, ms(now)); err != nil {
-				return nil, fmt.Errorf("sqlite: record link: %w", err)
-			}
-			ev, err = s.moveContact(ctx, tx, tenant, c, target.ID, taken, now)
-			if err != nil {
-				return nil, err
-			}
-			events = append(events, ev...)
-			if err := s.refreshProfile(ctx, tx, tenant, target.ID, now); err != nil {
-				return nil, err
-			}
-		}
-		out, err = s.rootProfile(ctx, tx, tenant, target.ID)
-		return events, err
-	})
-	return out, err
-}
-
-// detach takes c out of its profile: its links there are removed, the
-// identifiers only it held are released and returned, and the rest of the
-// profile is split along what still connects it.
-func (s *Store) detach(ctx context.Context, tx *sql.Tx, tenant string, c *related.Contact, now time.Time) ([]related.Identifier, []store.Event, error) {
-	if c.ProfileID == "" {
-		return nil, nil, nil
-	}
-	from := c.ProfileID
-	rows, err := s.query(ctx, tx, `SELECT identifiers FROM contacts WHERE tenant = ? AND profile_id = ? AND id <> ?`, tenant, from, c.ID)
-	if err != nil {
-		return nil, nil, fmt.Errorf("sqlite: read members: %w", err)
-	}
-	others, err := collect(rows, func(r scanner) ([]related.Identifier, error) {
-		var raw string
-		if err := r.Scan(&raw); err != nil {
-			return nil, err
-		}
-		return decodeIdentifiers(raw)
-	}, "contacts")
-	if err != nil {
-		return nil, nil, err
-	}
-	shared := map[related.Identifier]bool{}
-	for _, ids := range others {
-		for _, id := range ids {
-			shared[id] = true
-		}
-	}
-	var taken []related.Identifier
-	for _, id := range c.Identifiers {
-		if !shared[id] {
-			taken = append(taken, id)
-			if _, err := s.exec(ctx, tx, `DELETE FROM identifiers WHERE tenant = ? AND key = ? AND value = ? AND profile_id = ?`, tenant, id.Key, id.Value, from); err != nil {
-				return nil, nil, fmt.Errorf("sqlite: release identifier: %w", err)
-			}
-		}
-	}
-	if _, err := s.exec(ctx, tx, `DELETE FROM profile_links WHERE tenant = ? AND contact_id = ? AND profile_id = ?`, tenant, c.ID, from); err != nil {
-		return nil, nil, fmt.Errorf("sqlite: remove links: %w", err)
-	}
-	events, err := s.moveContact(ctx, tx, tenant, c, "", nil, now)
-	if err != nil {
-		return nil, nil, err
-	}
-	ev, err := s.resplit(ctx, tx, tenant, from, now)
-	return taken, append(events, ev...), err
-}
-
-// UnlinkContact implements store.ProfileStore.
-func (s *Store) UnlinkContact(ctx context.Context, tenant, contactID, by string) (*related.Contact, error) {
-	now := s.now().UTC().Truncate(time.Millisecond)
-	var out *related.Contact
-	err := s.write(ctx, func(tx *sql.Tx) ([]store.Event, error) {
-		c, err := s.contactByID(ctx, tx, tenant, contactID)
-		if err != nil {
-			return nil, err
-		}
-		if c.ProfileID == "" {
-			return nil, &related.Error{Code: related.CodeConflict, Field: []string{"contactId"}, Message: "the contact is in no profile"}
-		}
-		from := c.ProfileID
-		taken, events, err := s.detach(ctx, tx, tenant, c, now)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := s.exec(ctx, tx, `INSERT OR REPLACE INTO do_not_link (tenant, contact_id, profile_id, by, created_at) VALUES (?, ?, ?, ?, ?)`,
-			tenant, c.ID, from, by, ms(now)); err != nil {
-			return nil, fmt.Errorf("sqlite: record do-not-link: %w", err)
-		}
-		if len(taken) > 0 {
-			// It leaves with its own identifiers, in a profile of its own.
-			np := related.NewID()
-			if _, err := s.exec(ctx, tx, `INSERT INTO profiles (tenant, id, created_at, updated_at) VALUES (?, ?, ?, ?)`, tenant, np, ms(now), ms(now)); err != nil {
-				return nil, fmt.Errorf("sqlite: create profile: %w", err)
-			}
-			for _, id := range taken {
-				if _, err := s.exec(ctx, tx, `INSERT INTO identifiers (tenant, key, value, profile_id, created_at) VALUES (?, ?, ?, ?, ?)`,
-					tenant, id.Key, id.Value, np, ms(now)); err != nil {
-					return nil, fmt.Errorf("sqlite: claim identifier: %w", err)
-				}
-				if _, err := s.exec(ctx, tx, `INSERT INTO profile_links (tenant, id, profile_id, contact_id, reason, key, value, source, by, linked_at)
-					VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, tenant, related.NewID(), np, c.ID, related.LinkRule, id.Key, id.Value, "", by, ms(now)); err != nil {
-					return nil, fmt.Errorf("sqlite: record link: %w", err)
-				}
-			}
-			ev, err := s.moveContact(ctx, tx, tenant, c, np, taken, now)
-			if err != nil {
-				return nil, err
-			}
-			events = append(events, ev...)
-			if err := s.refreshProfile(ctx, tx, tenant, np, now); err != nil {
-				return nil, err
-			}
-		}
-		out = c
-		return events, nil
-	})
-	return out, err
-}
-
-// MergeProfiles implements store.ProfileStore.
-func (s *Store) MergeProfiles(ctx context.Context, tenant, intoID, fromID, by string) (*related.Profile, error) {
-	now := s.now().UTC().Truncate(time.Millisecond)
-	var out *related.Profile
-	err := s.write(ctx, func(tx *sql.Tx) ([]store.Event, error) {
-		into, err := s.rootProfile(ctx, tx, tenant, intoID)
-		if err != nil {
-			return nil, at(err, "intoId")
-		}
-		from, err := s.rootProfile(ctx, tx, tenant, fromID)
-		if err != nil {
-			return nil, at(err, "fromId")
-		}
-		if into.ID == from.ID {
-			out = into
-			return nil, nil
-		}
-		// An explicit merge overrides the guards between the two profiles.
-		for _, pair := range [][2]string{{into.ID, from.ID}, {from.ID, into.ID}} {
-			if _, err := s.exec(ctx, tx, `DELETE FROM do_not_link WHERE tenant = ? AND profile_id = ?
-				AND contact_id IN (SELECT id FROM contacts WHERE tenant = ? AND profile_id = ?)`,
-				tenant, pair[0], tenant, pair[1]); err != nil {
-				return nil, fmt.Errorf("sqlite: lift do-not-link: %w", err)
-			}
-		}
-		if _, err := s.exec(ctx, tx, `UPDATE profile_conflicts SET resolved_at = ? WHERE tenant = ? AND resolved_at = 0 AND
-			(profile_a = ? AND profile_b = ? OR profile_a = ? AND profile_b = ?)`, ms(now), tenant, into.ID, from.ID, from.ID, into.ID); err != nil {
-			return nil, fmt.Errorf("sqlite: resolve conflicts: %w", err)
-		}
-		// The older profile survives, as in every merge, so merge pointers
-		// never cycle on any adapter; into's name, if it had one, wins.
-		winner, loser := into, from
-		if loser.CreatedAt.Before(winner.CreatedAt) || loser.CreatedAt.Equal(winner.CreatedAt) && loser.ID < winner.ID {
-			winner, loser = loser, winner
-		}
-		events, err := s.merge(ctx, tx, tenant, winner.ID, loser.ID, by, now)
-		if err != nil {
-			return nil, err
-		}
-		if into.CustomName != "" && winner.ID != into.ID {
-			if _, err := s.exec(ctx, tx, `UPDATE profiles SET custom_name = ? WHERE tenant = ? AND id = ?`, into.CustomName, tenant, winner.ID); err != nil {
-				return nil, fmt.Errorf("sqlite: keep the profile name: %w", err)
-			}
-		}
-		if err := s.refreshProfile(ctx, tx, tenant, winner.ID, now); err != nil {
-			return nil, err
-		}
-		out, err = s.rootProfile(ctx, tx, tenant, winner.ID)
-		return events, err
-	})
-	return out, err
-}
-
-// at renames the field of a NOT_FOUND error.
-func at(err error, field string) error {
-	if e, ok := related.AsError(err); ok {
-		c := *e
-		c.Field = []string{field}
-		return &c
-	}
-	return err
-}
-
-// RenameProfile implements store.ProfileStore.
-func (s *Store) RenameProfile(ctx context.Context, tenant, id, name string) (*related.Profile, error) {
-	now := s.now().UTC().Truncate(time.Millisecond)
-	var out *related.Profile
-	err := s.write(ctx, func(tx *sql.Tx) ([]store.Event, error) {
-		p, err := s.rootProfile(ctx, tx, tenant, id)
-		if err != nil {
-			return nil, at(err, "id")
-		}
-		if _, err := s.exec(ctx, tx, `UPDATE profiles SET custom_name = ?, updated_at = ? WHERE tenant = ? AND id = ?`, name, ms(now), tenant, p.ID); err != nil {
-			return nil, fmt.Errorf("sqlite: rename profile: %w", err)
-		}
-		out, err = s.rootProfile(ctx, tx, tenant, p.ID)
+	members, err := s.idList(ctx, s.r, `SELECT id FROM contacts WHERE tenant = ? AND profile_id = ?`, tenant, profileID)
+	if err != nil || len(members) == 0 {
 		return nil, err
-	})
-	return out, err
+	}
+	rules, err := s.rules(ctx, s.r, tenant)
+	if err != nil {
+		return nil, err
+	}
+	r := clusterReader{s, s.r}
+	cs, err := r.ClusterContacts(ctx, tenant, members)
+	if err != nil {
+		return nil, err
+	}
+	var values []related.Identifier
+	for _, c := range cs {
+		for _, cl := range c.Claims {
+			values = append(values, cl.Identifier)
+		}
+	}
+	vf, err := r.ValueFacts(ctx, tenant, values)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := r.Decisions(ctx, tenant, members)
+	if err != nil {
+		return nil, err
+	}
+	return store.Links(profileID, rules, vf, cs, ds), nil
+}
+
+// ProfilePairs implements store.ProfileStore.
+func (s *Store) ProfilePairs(ctx context.Context, tenant string, kind identity.PairKind, profileID string, p store.Page) (*store.PairPage, error) {
+	var (
+		items []*store.PairRecord
+		out   = &store.PairPage{}
+	)
+	if profileID != "" {
+		// A profile's pairs: those naming its members, paged in memory
+		// (a profile's pairs are few: MaxPairHolders bounds each value).
+		members, err := s.idList(ctx, s.r, `SELECT id FROM contacts WHERE tenant = ? AND profile_id = ?`, tenant, profileID)
+		if err != nil {
+			return nil, err
+		}
+		all, err := s.pairsNaming(ctx, s.r, tenant, members)
+		if err != nil {
+			return nil, err
+		}
+		all = slices.DeleteFunc(all, func(x *store.PairRecord) bool { return x.Kind != kind })
+		out.Total = len(all)
+		items, out.HasNextPage, out.HasPreviousPage = store.PageInMemory(all, p, func(x *store.PairRecord) store.Cursor { return store.Cursor{At: x.CreatedAt, ID: x.ID} })
+	} else {
+		terms, kargs, order, limit := keyset(p, "created_at", "DESC")
+		where := append([]string{"tenant = ?", "kind = ?"}, terms...)
+		rows, err := s.query(ctx, s.r, `SELECT `+pairCols+` FROM profile_pairs WHERE `+strings.Join(where, " AND ")+order+` LIMIT ?`,
+			append(append([]any{tenant, kind}, kargs...), limit)...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list pairs: %w", err)
+		}
+		if items, err = collect(rows, scanPair, "pairs"); err != nil {
+			return nil, err
+		}
+		items, out.HasNextPage, out.HasPreviousPage = page(items, p)
+		if err := s.queryRow(ctx, s.r, `SELECT count(*) FROM profile_pairs WHERE tenant = ? AND kind = ?`, tenant, kind).Scan(&out.Total); err != nil {
+			return nil, fmt.Errorf("sqlite: count pairs: %w", err)
+		}
+	}
+	if err := s.pairProfiles(ctx, s.r, tenant, items); err != nil {
+		return nil, err
+	}
+	out.Items = items
+	return out, nil
+}
+
+// pairsNaming reads the pairs naming any of the contacts.
+func (s *Store) pairsNaming(ctx context.Context, q querier, tenant string, contacts []string) ([]*store.PairRecord, error) {
+	if len(contacts) == 0 {
+		return nil, nil
+	}
+	var out []*store.PairRecord
+	for _, col := range []string{"contact_a", "contact_b"} {
+		rows, err := s.query(ctx, q, `SELECT `+pairCols+` FROM profile_pairs WHERE tenant = ? AND `+col+` IN (`+placeholders(len(contacts))+`)`,
+			append([]any{tenant}, anys(contacts)...)...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: read pairs: %w", err)
+		}
+		ps, err := collect(rows, scanPair, "pairs")
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ps {
+			if !slices.ContainsFunc(out, func(o *store.PairRecord) bool { return o.ID == p.ID }) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
+}
+
+// pairProfiles fills in the current profiles of pairs' contacts.
+func (s *Store) pairProfiles(ctx context.Context, q querier, tenant string, items []*store.PairRecord) error {
+	var contacts []string
+	for _, it := range items {
+		contacts = append(contacts, it.A, it.B)
+	}
+	cur, err := clusterReader{s, q}.CurrentProfiles(ctx, tenant, contacts)
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		it.ProfileA, it.ProfileB = cur[it.A], cur[it.B]
+	}
+	return nil
+}
+
+// ProfilePair implements store.ProfileStore.
+func (s *Store) ProfilePair(ctx context.Context, tenant, id string) (*store.PairRecord, error) {
+	return s.profilePair(ctx, s.r, tenant, id)
+}
+
+func (s *Store) profilePair(ctx context.Context, q querier, tenant, id string) (*store.PairRecord, error) {
+	p, err := scanPair(s.queryRow(ctx, q, `SELECT `+pairCols+` FROM profile_pairs WHERE tenant = ? AND id = ?`, tenant, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, related.NotFound("no such suggestion or conflict (it may have been resolved)", "id")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read pair: %w", err)
+	}
+	return p, s.pairProfiles(ctx, q, tenant, []*store.PairRecord{p})
+}
+
+// ProfileHistory implements store.ProfileStore: the entries naming the
+// profile's id or an id it had before (one anchored at any of its
+// contacts), newest first.
+func (s *Store) ProfileHistory(ctx context.Context, tenant, profileID string, p store.Page) (*store.HistoryPage, error) {
+	members, err := s.idList(ctx, s.r, `SELECT id FROM contacts WHERE tenant = ? AND profile_id = ? LIMIT ?`, tenant, profileID, maxHistoryIDs)
+	if err != nil {
+		return nil, err
+	}
+	ids := []string{profileID}
+	for _, m := range members {
+		if id := related.ProfileIDFor(m); id != profileID {
+			ids = append(ids, id)
+		}
+	}
+	// Entries are paged by id alone (ids are time-ordered); the cursor's
+	// time is the entry's.
+	var terms []string
+	var args []any
+	order := " ORDER BY event_id DESC"
+	if p.After != nil {
+		terms, args = append(terms, "event_id < ?"), append(args, p.After.ID)
+	}
+	if p.Before != nil {
+		terms, args = append(terms, "event_id > ?"), append(args, p.Before.ID)
+	}
+	if p.Backward() {
+		order = " ORDER BY event_id ASC"
+	}
+	where := append([]string{"tenant = ?", "profile_id IN (" + placeholders(len(ids)) + ")"}, terms...)
+	evIDs, err := s.idList(ctx, s.r, `SELECT DISTINCT event_id FROM profile_event_refs WHERE `+strings.Join(where, " AND ")+order+` LIMIT ?`,
+		append(append(append([]any{tenant}, anys(ids)...), args...), max(p.Limit(), 0)+1)...)
+	if err != nil {
+		return nil, err
+	}
+	out := &store.HistoryPage{}
+	evIDs, out.HasNextPage, out.HasPreviousPage = page(evIDs, p)
+	if len(evIDs) == 0 {
+		return out, nil
+	}
+	rows, err := s.query(ctx, s.r, `SELECT id, kind, profiles, contact_id, key, value, by_name, by_role, at FROM profile_events WHERE tenant = ? AND id IN (`+
+		placeholders(len(evIDs))+`)`, append([]any{tenant}, anys(evIDs)...)...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read history: %w", err)
+	}
+	evs, err := collect(rows, func(r scanner) (*store.HistoryEvent, error) {
+		var (
+			e        store.HistoryEvent
+			profiles string
+			at       int64
+		)
+		if err := r.Scan(&e.ID, &e.Kind, &profiles, &e.Contact, &e.Identifier.Key, &e.Identifier.Value, &e.By.Name, &e.By.Role, &at); err != nil {
+			return nil, err
+		}
+		e.At = fromMS(at)
+		return &e, json.Unmarshal([]byte(profiles), &e.Profiles)
+	}, "history")
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(evs, func(a, b *store.HistoryEvent) int { return strings.Compare(b.ID, a.ID) })
+	out.Items = evs
+	return out, nil
+}
+
+// maxHistoryIDs bounds the former ids a history lookup asks for.
+const maxHistoryIDs = 200
+
+// HubValues implements store.ProfileStore.
+func (s *Store) HubValues(ctx context.Context, tenant string, p store.Page) (*store.HubValuePage, error) {
+	rules, err := s.rules(ctx, s.r, tenant)
+	if err != nil {
+		return nil, err
+	}
+	terms, kargs, order, limit := keyset(p, "updated_at", "DESC")
+	where := append([]string{"tenant = ?", "listed = 1"}, terms...)
+	rows, err := s.query(ctx, s.r, `SELECT key, value, id, contacts, state, quarantined, updated_at FROM value_stats WHERE `+
+		strings.Join(where, " AND ")+order+` LIMIT ?`, append(append([]any{tenant}, kargs...), limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list hub values: %w", err)
+	}
+	items, err := collect(rows, func(r scanner) (*store.HubValue, error) {
+		var (
+			h  store.HubValue
+			id string
+			at int64
+		)
+		err := r.Scan(&h.Key, &h.Value, &id, &h.Contacts, &h.State, &h.Quarantined, &at)
+		h.ID, h.UpdatedAt = id, fromMS(at)
+		for _, r := range rules {
+			if r.Attribute == h.Key {
+				h.RuleID = r.ID
+			}
+		}
+		return &h, err
+	}, "hub values")
+	if err != nil {
+		return nil, err
+	}
+	out := &store.HubValuePage{}
+	out.Items, out.HasNextPage, out.HasPreviousPage = page(items, p)
+	return out, nil
+}
+
+// TenantFacts implements store.ProfileStore.
+func (s *Store) TenantFacts(ctx context.Context, tenant string) (identity.Input, error) {
+	rules, err := s.rules(ctx, s.r, tenant)
+	if err != nil {
+		return identity.Input{}, err
+	}
+	ids, err := s.idList(ctx, s.r, `SELECT id FROM contacts WHERE tenant = ? ORDER BY id`, tenant)
+	if err != nil {
+		return identity.Input{}, err
+	}
+	return store.Gather(ctx, clusterReader{s, s.r}, tenant, rules, ids)
 }

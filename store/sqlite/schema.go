@@ -100,7 +100,134 @@ CREATE INDEX api_keys_tenant ON api_keys (tenant, created_at, id);
 	// 4: an interaction keeps at most the start of a long last message.
 	// Rows written before keep their whole body and stay unmarked.
 	`ALTER TABLE interactions ADD COLUMN last_partial INTEGER NOT NULL DEFAULT 0;`,
+	identityMigration,
 }
+
+// identityMigration is migration 5: profiles become a function of the
+// facts (identity.Partition). Contacts' values are stored one row each
+// (contact_values) with their provenance, values are counted for hub
+// quarantine (value_stats), manual decisions are facts between contacts
+// (decisions, renames), and suggestions, conflicts and history are kept
+// for people to act on. The old linking tables are converted by
+// migrateIdentity in the same transaction, and every tenant is
+// re-evaluated from the facts once the server starts.
+const identityMigration = `
+ALTER TABLE contacts ADD COLUMN address_status TEXT NOT NULL DEFAULT 'VALID';
+ALTER TABLE contacts ADD COLUMN first_interaction TEXT NOT NULL DEFAULT '';
+ALTER TABLE contacts ADD COLUMN claims_sig TEXT NOT NULL DEFAULT '';
+ALTER TABLE profiles ADD COLUMN anchor TEXT NOT NULL DEFAULT '';
+ALTER TABLE profile_rules ADD COLUMN auto_merge TEXT NOT NULL DEFAULT '';
+ALTER TABLE profile_rules ADD COLUMN max_contacts_per_value INTEGER NOT NULL DEFAULT 10;
+
+CREATE TABLE contact_values (
+	tenant         TEXT NOT NULL,
+	key            TEXT NOT NULL,
+	value          TEXT NOT NULL,
+	contact_id     TEXT NOT NULL,
+	rule_id        TEXT NOT NULL,
+	source         TEXT NOT NULL,
+	agent          INTEGER NOT NULL DEFAULT 0,
+	interaction_id TEXT NOT NULL DEFAULT '',
+	by_name        TEXT NOT NULL DEFAULT '',
+	by_role        TEXT NOT NULL DEFAULT '',
+	at             INTEGER NOT NULL,
+	PRIMARY KEY (tenant, key, value, contact_id)
+);
+CREATE INDEX contact_values_contact ON contact_values (tenant, contact_id);
+
+CREATE TABLE value_stats (
+	tenant      TEXT NOT NULL,
+	key         TEXT NOT NULL,
+	value       TEXT NOT NULL,
+	id          TEXT NOT NULL,
+	contacts    INTEGER NOT NULL DEFAULT 0,
+	state       TEXT NOT NULL DEFAULT 'AUTOMATIC',
+	listed      INTEGER NOT NULL DEFAULT 0,
+	quarantined INTEGER NOT NULL DEFAULT 0,
+	updated_at  INTEGER NOT NULL,
+	PRIMARY KEY (tenant, key, value)
+);
+CREATE INDEX value_stats_listed ON value_stats (tenant, listed, updated_at DESC, id DESC);
+
+CREATE TABLE decisions (
+	tenant       TEXT NOT NULL,
+	id           TEXT NOT NULL,
+	kind         TEXT NOT NULL,
+	contact_a    TEXT NOT NULL,
+	contact_b    TEXT NOT NULL,
+	into_contact TEXT NOT NULL DEFAULT '',
+	reason       TEXT NOT NULL DEFAULT '',
+	by_name      TEXT NOT NULL DEFAULT '',
+	by_role      TEXT NOT NULL DEFAULT '',
+	at           INTEGER NOT NULL,
+	PRIMARY KEY (tenant, id)
+);
+CREATE INDEX decisions_a ON decisions (tenant, contact_a);
+CREATE INDEX decisions_b ON decisions (tenant, contact_b);
+
+CREATE TABLE renames (
+	tenant  TEXT NOT NULL,
+	anchor  TEXT NOT NULL,
+	name    TEXT NOT NULL,
+	by_name TEXT NOT NULL DEFAULT '',
+	by_role TEXT NOT NULL DEFAULT '',
+	at      INTEGER NOT NULL,
+	PRIMARY KEY (tenant, anchor)
+);
+
+CREATE TABLE profile_pairs (
+	tenant     TEXT NOT NULL,
+	id         TEXT NOT NULL,
+	kind       TEXT NOT NULL,
+	key        TEXT NOT NULL,
+	value      TEXT NOT NULL,
+	rule_id    TEXT NOT NULL DEFAULT '',
+	contact_a  TEXT NOT NULL,
+	contact_b  TEXT NOT NULL,
+	source_a   TEXT NOT NULL,
+	source_b   TEXT NOT NULL,
+	reason     TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	PRIMARY KEY (tenant, id)
+);
+CREATE INDEX profile_pairs_list ON profile_pairs (tenant, kind, created_at DESC, id DESC);
+CREATE INDEX profile_pairs_a ON profile_pairs (tenant, contact_a);
+CREATE INDEX profile_pairs_b ON profile_pairs (tenant, contact_b);
+
+CREATE TABLE profile_events (
+	tenant     TEXT NOT NULL,
+	id         TEXT NOT NULL,
+	kind       TEXT NOT NULL,
+	profiles   TEXT NOT NULL DEFAULT '[]',
+	contact_id TEXT NOT NULL DEFAULT '',
+	key        TEXT NOT NULL DEFAULT '',
+	value      TEXT NOT NULL DEFAULT '',
+	by_name    TEXT NOT NULL DEFAULT '',
+	by_role    TEXT NOT NULL DEFAULT '',
+	at         INTEGER NOT NULL,
+	PRIMARY KEY (tenant, id)
+);
+CREATE TABLE profile_event_refs (
+	tenant     TEXT NOT NULL,
+	profile_id TEXT NOT NULL,
+	event_id   TEXT NOT NULL,
+	PRIMARY KEY (tenant, profile_id, event_id)
+);
+
+CREATE TABLE aliases (
+	tenant     TEXT NOT NULL,
+	kind       TEXT NOT NULL,
+	alias      TEXT NOT NULL,
+	contact_id TEXT NOT NULL,
+	PRIMARY KEY (tenant, kind, alias)
+);
+
+CREATE TABLE tenant_settings (
+	tenant         TEXT NOT NULL PRIMARY KEY,
+	default_region TEXT NOT NULL DEFAULT '',
+	updated_at     INTEGER NOT NULL
+);
+`
 
 // profileMigration is migration 3: profiles, their rules, identifiers,
 // links, conflicts, merges and rule re-evaluations.

@@ -133,6 +133,12 @@ func (s *Store) migrate(ctx context.Context) error {
 			tx.Rollback()
 			return fmt.Errorf("sqlite: migrate to %d: %w", v+1, err)
 		}
+		if data, ok := dataMigrations[v+1]; ok {
+			if err := data(ctx, s, tx); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("sqlite: migrate data to %d: %w", v+1, err)
+			}
+		}
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
 			tx.Rollback()
 			return fmt.Errorf("sqlite: migrate to %d: %w", v+1, err)

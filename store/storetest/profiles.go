@@ -3,11 +3,8 @@ package storetest
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"slices"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,28 +19,57 @@ func RunProfiles(t *testing.T, open Opener) {
 		name string
 		fn   func(t *testing.T, open Opener)
 	}{
-		{"DefaultEmailRuleLinksAcrossChannels", testDefaultRule},
+		{"DefaultEmailRuleLinksAttestedAcrossChannels", testDefaultRule},
 		{"RulesValidateAndPersist", testRules},
-		{"AttributesLinkAndMergeIntoOlder", testMerge},
+		{"UnparseableAttributeRefusedWhole", testUnparseableAttribute},
+		{"ClaimedValuesSuggest", testClaimedSuggests},
+		{"SharedOrderNumbersNeverMerge", testOrderNumbers},
+		{"AgentsNeverMerge", testAgentsNeverMerge},
+		{"ClaimedNeverOutranksAttested", testClaimedNeverOutranks},
+		{"AttributesLinkAndMerge", testMerge},
 		{"BlockedValuesLinkNothing", testBlocked},
+		{"HubValuesQuarantined", testHubValues},
 		{"MaxPerProfileRecordsConflict", testMaxPerProfile},
 		{"UnlinkSplitsAndSticks", testUnlink},
 		{"ManualLinkAndRename", testManual},
-		{"ExplicitMergeKeepsTheOlder", testExplicitMerge},
+		{"ExplicitMergeKeepsInto", testExplicitMerge},
+		{"ManualDecisionsSurviveRuleToggles", testDecisionsSurvive},
+		{"HistoryExplainsDecisions", testHistory},
 		{"RuleChangeReevaluates", testReevaluate},
 		{"ProfileTenantIsolation", testProfileIsolation},
-		{"RandomTrafficMatchesUnionFind", testUnionFind},
+		{"RandomTrafficMatchesReference", testReference},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
 	}
 }
 
+// The actors of the suite.
+var (
+	admin       = related.Actor{Name: "Ada", Role: related.RoleAdmin}
+	agent       = related.Actor{Name: "Ann's desk", Role: related.RoleAgent}
+	integration = related.Actor{Name: "crm-sync", Role: related.RoleIntegration}
+)
+
+// withAttrs adds claimed attributes, as a customer typed them.
 func withAttrs(in related.RecordMessage, kv ...string) related.RecordMessage {
 	for i := 0; i < len(kv); i += 2 {
 		in.Contact.Attributes = append(in.Contact.Attributes, related.Attribute{Key: kv[i], Value: kv[i+1]})
 	}
 	return in
+}
+
+// withAttested adds attributes a trusted integration vouches for.
+func withAttested(in related.RecordMessage, kv ...string) related.RecordMessage {
+	for i := 0; i < len(kv); i += 2 {
+		in.Contact.Attributes = append(in.Contact.Attributes, related.Attribute{Key: kv[i], Value: kv[i+1],
+			Attested: true, By: integration.Name, Role: integration.Role})
+	}
+	return in
+}
+
+func attested(kv ...string) []related.Attribute {
+	return withAttested(related.RecordMessage{}, kv...).Contact.Attributes
 }
 
 func contactOf(t *testing.T, s store.Store, tenant, id string) *related.Contact {
@@ -64,8 +90,16 @@ func profileOf(t *testing.T, s store.Store, tenant, id string) *related.Profile 
 	return ps[0]
 }
 
+func pid(t *testing.T, s store.Store, tenant string, r *store.RecordResult) string {
+	t.Helper()
+	return contactOf(t, s, tenant, r.Contact.ID).ProfileID
+}
+
 func saveRule(t *testing.T, s store.Store, tenant string, r identity.Rule) identity.Rule {
 	t.Helper()
+	if r.MaxContactsPerValue == 0 {
+		r.MaxContactsPerValue = identity.DefaultMaxContactsPerValue
+	}
 	r, err := r.Validate()
 	if err != nil {
 		t.Fatal(err)
@@ -93,28 +127,46 @@ func drain(t *testing.T, s store.Store, tenant string) {
 	t.Fatal("rule evaluation never finished")
 }
 
+func pairs(t *testing.T, s store.Store, tenant string, kind identity.PairKind) []*store.PairRecord {
+	t.Helper()
+	page, err := s.ProfilePairs(context.Background(), tenant, kind, "", store.Page{First: 100})
+	if err != nil {
+		t.Fatalf("pairs: %v", err)
+	}
+	return page.Items
+}
+
 func testDefaultRule(t *testing.T, open Opener) {
 	e := open(t)
 	ctx := context.Background()
 	rules, err := e.Store.ProfileRules(ctx, "t1")
-	if err != nil || len(rules) != 1 || rules[0].Attribute != "email" || !rules[0].Enabled {
-		t.Fatalf("a new tenant's rules = %+v, %v; want the email rule", rules, err)
+	if err != nil || len(rules) != 1 || rules[0].Attribute != "email" || !rules[0].Enabled ||
+		rules[0].AutoMerge != identity.AutoMergeAttested || rules[0].MaxContactsPerValue != identity.DefaultMaxContactsPerValue {
+		t.Fatalf("a new tenant's rules = %+v, %v; want the email rule, merging attested values", rules, err)
 	}
 	a := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "e1", "Ann@X.io", "by email", base))
-	b := record(t, e.Store, "t1", withAttrs(msg(t, related.ChannelWebChat, "w1", "visitor-9", "by chat", base.Add(time.Minute)), "email", " ann@x.IO "))
+	// A web chat whose login the website verified: the integration
+	// attests the email.
+	b := record(t, e.Store, "t1", withAttested(msg(t, related.ChannelWebChat, "w1", "visitor-9", "by chat", base.Add(time.Minute)), "email", " ann@x.IO "))
 	c := record(t, e.Store, "t1", msg(t, related.ChannelSMS, "s1", "+15550001", "no email", base.Add(2*time.Minute)))
-	ca, cb := contactOf(t, e.Store, "t1", a.Contact.ID), contactOf(t, e.Store, "t1", b.Contact.ID)
-	if ca.ProfileID == "" || ca.ProfileID != cb.ProfileID {
-		t.Fatalf("profiles %q and %q: the same email on two channels must link", ca.ProfileID, cb.ProfileID)
+	pa, pb := pid(t, e.Store, "t1", a), pid(t, e.Store, "t1", b)
+	if pa == "" || pa != pb {
+		t.Fatalf("profiles %q and %q: the same attested email on two channels must link", pa, pb)
 	}
-	if cc := contactOf(t, e.Store, "t1", c.Contact.ID); cc.ProfileID != "" {
-		t.Fatalf("an SMS contact without email got profile %q (no phone rule exists)", cc.ProfileID)
+	if pc := pid(t, e.Store, "t1", c); pc != "" {
+		t.Fatalf("an SMS contact without email got profile %q (no phone rule exists)", pc)
 	}
-	p := profileOf(t, e.Store, "t1", ca.ProfileID)
-	if p.Name != "ann@x.io" || fmt.Sprint(p.Channels) != "[WEBCHAT EMAIL]" || len(p.Identifiers) != 1 {
+	p := profileOf(t, e.Store, "t1", pa)
+	if fmt.Sprint(p.Channels) != "[WEBCHAT EMAIL]" || len(p.Identifiers) != 1 || !p.Identifiers[0].Attested || p.ContactCount != 2 {
 		t.Fatalf("profile bar = %+v", p)
 	}
-	// The interactions carry the profile: a PROFILE panel spans channels.
+	// Named after the person, not the address.
+	if p.Name != "Name of Ann@X.io" && p.Name != "Name of visitor-9" {
+		t.Fatalf("name = %q, want a contact's person name", p.Name)
+	}
+	if want := related.ProfileIDFor(min(a.Contact.ID, b.Contact.ID)); p.ID != want {
+		t.Fatalf("profile id = %s, want %s (anchored at its smallest contact id)", p.ID, want)
+	}
 	page, err := e.Store.ListRelated(ctx, "t1", store.RelatedQuery{ProfileID: p.ID, Exclude: a.Interaction.ID}, store.Page{First: 10})
 	if err != nil || !equal(ids(page.Items), []string{b.Interaction.ID}) {
 		t.Fatalf("profile panel = %v, %v", ids(page.Items), err)
@@ -128,11 +180,12 @@ func testDefaultRule(t *testing.T, open Opener) {
 		t.Fatalf("links = %+v, %v", links, err)
 	}
 	for _, l := range links {
-		wantSource := "ATTESTED"
+		wantBy, wantIt := "channel EMAIL", a.Interaction.ID
 		if l.ContactID == b.Contact.ID {
-			wantSource = "CLAIMED"
+			wantBy, wantIt = integration.Name, b.Interaction.ID
 		}
-		if l.Reason != related.LinkRule || l.Key != "email" || l.Value != "ann@x.io" || l.Source != wantSource || l.InteractionID == "" || l.LinkedAt.IsZero() {
+		if l.Reason != related.LinkRule || l.Key != "email" || l.Value != "ann@x.io" || l.Source != "ATTESTED" ||
+			l.InteractionID != wantIt || l.By.Name != wantBy || l.RuleID != rules[0].ID || l.LinkedAt.IsZero() {
 			t.Fatalf("link = %+v", l)
 		}
 	}
@@ -142,7 +195,7 @@ func testRules(t *testing.T, open Opener) {
 	e := open(t)
 	ctx := context.Background()
 	phone := saveRule(t, e.Store, "t1", identity.Rule{Attribute: "phone", Normalizer: identity.NormalizePhone, Enabled: true, Priority: 50, DefaultRegion: "us", MaxPerProfile: 3})
-	if phone.ID == "" || phone.DefaultRegion != "US" {
+	if phone.ID == "" || phone.DefaultRegion != "US" || phone.AutoMerge != identity.AutoMergeAttested {
 		t.Fatalf("saved = %+v", phone)
 	}
 	r, _ := identity.Rule{Attribute: "phone", Normalizer: identity.NormalizeExact}.Validate()
@@ -154,67 +207,216 @@ func testRules(t *testing.T, open Opener) {
 	if err != nil || len(rules) != 2 || rules[0].Attribute != "phone" || rules[0].Priority != 300 || rules[0].MaxPerProfile != 3 {
 		t.Fatalf("rules = %+v, %v", rules, err)
 	}
+	order := saveRule(t, e.Store, "t1", identity.Rule{Attribute: "orderNumber", Normalizer: identity.NormalizeExact, Enabled: true})
+	if order.AutoMerge != identity.AutoMergeNever {
+		t.Fatalf("order rule policy = %s, want NEVER by default", order.AutoMerge)
+	}
 	// Deleting the default rule keeps it deleted.
 	if err := e.Store.DeleteProfileRule(ctx, "t1", identity.DefaultRuleID("t1")); err != nil {
 		t.Fatal(err)
 	}
 	rules, _ = e.Store.ProfileRules(ctx, "t1")
-	if len(rules) != 1 || rules[0].Attribute != "phone" {
+	if len(rules) != 2 || slices.ContainsFunc(rules, func(r identity.Rule) bool { return r.Attribute == "email" }) {
 		t.Fatalf("after deleting the default: %+v", rules)
 	}
 	wantCode(t, e.Store.DeleteProfileRule(ctx, "t1", "missing"), related.CodeNotFound)
-	// Another tenant still has its default.
 	if other, _ := e.Store.ProfileRules(ctx, "t2"); len(other) != 1 || other[0].Attribute != "email" {
 		t.Fatalf("t2 rules = %+v", other)
 	}
-	// A phone rule links SMS and WhatsApp by number, parsed in the region.
+	// A phone rule links SMS and an attested web chat phone by number,
+	// parsed in the region.
 	a := record(t, e.Store, "t1", msg(t, related.ChannelSMS, "s", "+1 202 555 0143", "sms", base))
-	b := record(t, e.Store, "t1", withAttrs(msg(t, related.ChannelWebChat, "w", "v-1", "chat", base), "phone", "(202) 555-0143"))
-	if pa, pb := contactOf(t, e.Store, "t1", a.Contact.ID).ProfileID, contactOf(t, e.Store, "t1", b.Contact.ID).ProfileID; pa == "" || pa != pb {
+	b := record(t, e.Store, "t1", withAttested(msg(t, related.ChannelWebChat, "w", "v-1", "chat", base), "phone", "(202) 555-0143"))
+	if pa, pb := pid(t, e.Store, "t1", a), pid(t, e.Store, "t1", b); pa == "" || pa != pb {
 		t.Fatalf("phone rule did not link: %q %q", pa, pb)
 	}
-	// An unparseable number is kept as an attribute but links nothing.
-	c := record(t, e.Store, "t1", withAttrs(msg(t, related.ChannelWebChat, "w2", "v-2", "chat", base), "phone", "call me"))
-	cc := contactOf(t, e.Store, "t1", c.Contact.ID)
-	if cc.ProfileID != "" || len(cc.Attributes) != 1 {
-		t.Fatalf("junk phone: %+v", cc)
+}
+
+func testUnparseableAttribute(t *testing.T, open Opener) {
+	e := open(t)
+	ctx := context.Background()
+	saveRule(t, e.Store, "t1", identity.Rule{Attribute: "phone", Normalizer: identity.NormalizePhone, Enabled: true, DefaultRegion: "GB"})
+	// Refused whole: no contact, no interaction, no message.
+	in := withAttrs(msg(t, related.ChannelWebChat, "w", "v-1", "chat", base), "name", "x", "phone", "call me maybe")
+	_, err := e.Store.RecordMessage(ctx, "t1", in)
+	wantCode(t, err, related.CodeInvalid)
+	if e, _ := related.AsError(err); strings.Join(e.Field, ".") != "contact.attributes.1.value" {
+		t.Fatalf("error names %v, want contact.attributes.1.value", e.Field)
+	}
+	if n, _ := e.Store.CountInteractions(ctx, "t1", store.InteractionFilter{}); n != 0 {
+		t.Fatalf("a refused message stored %d interactions", n)
+	}
+	r := record(t, e.Store, "t1", msg(t, related.ChannelWebChat, "w", "v-1", "chat", base))
+	_, err = e.Store.SetContactAttributes(ctx, "t1", r.Contact.ID, []related.Attribute{{Key: "note", Value: "hi"}, {Key: "phone", Value: "call me maybe"}}, agent)
+	wantCode(t, err, related.CodeInvalid)
+	if e, _ := related.AsError(err); strings.Join(e.Field, ".") != "attributes.1.value" {
+		t.Fatalf("error names %v, want attributes.1.value", e.Field)
+	}
+	if c := contactOf(t, e.Store, "t1", r.Contact.ID); len(c.Attributes) != 0 {
+		t.Fatalf("a refused call stored %v", c.Attributes)
+	}
+}
+
+func testClaimedSuggests(t *testing.T, open Opener) {
+	e := open(t)
+	ctx := context.Background()
+	a := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "e1", "ann@x.io", "email", base))
+	// Typed into a chat: anyone can type anyone's address.
+	b := record(t, e.Store, "t1", withAttrs(msg(t, related.ChannelWebChat, "w1", "visitor-9", "chat", base), "email", "ann@x.io"))
+	pa, pb := pid(t, e.Store, "t1", a), pid(t, e.Store, "t1", b)
+	if pa == "" || pb == "" || pa == pb {
+		t.Fatalf("a claimed email merged: %q %q", pa, pb)
+	}
+	sug := pairs(t, e.Store, "t1", identity.Suggestion)
+	if len(sug) != 1 || sug[0].Key != "email" || sug[0].Value != "ann@x.io" || sug[0].Reason != identity.ReasonClaimed ||
+		!equal([]string{sug[0].ProfileA, sug[0].ProfileB}, sortedPair(pa, pb)) {
+		t.Fatalf("suggestions = %+v", sug)
+	}
+	for _, p := range []string{pa, pb} {
+		page, err := e.Store.ProfilePairs(ctx, "t1", identity.Suggestion, p, store.Page{First: 10})
+		if err != nil || len(page.Items) != 1 || page.Items[0].ID != sug[0].ID {
+			t.Fatalf("suggestions of %s = %+v, %v", p, page, err)
+		}
+	}
+	// Dismissed: kept apart for good, even after another chat.
+	if err := e.Store.DismissPair(ctx, "t1", sug[0].ID, admin); err != nil {
+		t.Fatal(err)
+	}
+	record(t, e.Store, "t1", withAttrs(msg(t, related.ChannelWebChat, "w1", "visitor-9", "again", base.Add(time.Hour)), "email", "ann@x.io"))
+	if got := pairs(t, e.Store, "t1", identity.Suggestion); len(got) != 0 {
+		t.Fatalf("a dismissed suggestion came back: %+v", got)
+	}
+	_, err := e.Store.ProfilePair(ctx, "t1", sug[0].ID)
+	wantCode(t, err, related.CodeNotFound)
+	// Another chat claims the address: confirmed, it merges.
+	// (The two chats claiming one address suggest each other too.)
+	c := record(t, e.Store, "t1", withAttrs(msg(t, related.ChannelWebChat, "w2", "visitor-10", "chat", base), "email", "ann@x.io"))
+	sug = pairs(t, e.Store, "t1", identity.Suggestion)
+	i := slices.IndexFunc(sug, func(p *store.PairRecord) bool {
+		return equal([]string{p.ProfileA, p.ProfileB}, sortedPair(pa, pid(t, e.Store, "t1", c)))
+	})
+	if len(sug) != 2 || i < 0 {
+		t.Fatalf("suggestions = %+v", sug)
+	}
+	p, err := e.Store.ConfirmPair(ctx, "t1", sug[i].ID, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pc := pid(t, e.Store, "t1", c); pc != p.ID || pid(t, e.Store, "t1", a) != p.ID {
+		t.Fatalf("confirmed: a in %s, c in %s, want both in %s", pid(t, e.Store, "t1", a), pc, p.ID)
+	}
+	if pid(t, e.Store, "t1", b) == p.ID {
+		t.Fatal("the dismissed chat joined through the confirmation")
+	}
+}
+
+func sortedPair(a, b string) []string {
+	if b < a {
+		a, b = b, a
+	}
+	return []string{a, b}
+}
+
+func testOrderNumbers(t *testing.T, open Opener) {
+	e := open(t)
+	saveRule(t, e.Store, "t1", identity.Rule{Attribute: "orderNumber", Normalizer: identity.NormalizeExact, Enabled: true})
+	buyer := record(t, e.Store, "t1", withAttested(msg(t, related.ChannelEmail, "b", "buyer@x.io", "where is my gift", base), "orderNumber", "A-1"))
+	recipient := record(t, e.Store, "t1", withAttested(msg(t, related.ChannelEmail, "r", "rec@x.io", "thanks for the gift", base), "orderNumber", "A-1"))
+	pb, pr := pid(t, e.Store, "t1", buyer), pid(t, e.Store, "t1", recipient)
+	if pb == pr {
+		t.Fatal("a shared order number merged a gift buyer and its recipient")
+	}
+	p := profileOf(t, e.Store, "t1", pr)
+	if slices.ContainsFunc(p.Identifiers, func(id related.ProfileIdentifier) bool { return id.Value == "buyer@x.io" }) {
+		t.Fatalf("the recipient's profile bar shows the buyer: %+v", p.Identifiers)
+	}
+	sug := pairs(t, e.Store, "t1", identity.Suggestion)
+	if len(sug) != 1 || sug[0].Reason != identity.ReasonNeverMerges || sug[0].Key != "orderNumber" {
+		t.Fatalf("suggestions = %+v", sug)
+	}
+}
+
+func testAgentsNeverMerge(t *testing.T, open Opener) {
+	e := open(t)
+	ctx := context.Background()
+	saveRule(t, e.Store, "t1", identity.Rule{Attribute: "customerId", Normalizer: identity.NormalizeCaseInsensitive, Enabled: true, Priority: 200})
+	a := record(t, e.Store, "t1", withAttested(msg(t, related.ChannelEmail, "a", "a@x.io", "a", base), "customerId", "C-1"))
+	b := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "b", "b@x.io", "b", base))
+	// An agent types a's customer id and a's email onto b: no merge.
+	agentAttrs := []related.Attribute{{Key: "customerId", Value: "c-1", By: agent.Name, Role: agent.Role}, {Key: "email", Value: "a@x.io", By: agent.Name, Role: agent.Role}}
+	if _, err := e.Store.SetContactAttributes(ctx, "t1", b.Contact.ID, agentAttrs, agent); err != nil {
+		t.Fatal(err)
+	}
+	if pa, pb := pid(t, e.Store, "t1", a), pid(t, e.Store, "t1", b); pa == pb {
+		t.Fatal("an agent's attributes merged two profiles")
+	}
+	reasons := map[identity.PairReason]bool{}
+	for _, p := range pairs(t, e.Store, "t1", identity.Suggestion) {
+		reasons[p.Reason] = true
+	}
+	if !reasons[identity.ReasonAgentSet] {
+		t.Fatalf("no AGENT_SET suggestion: %v", reasons)
+	}
+	// The same customer id from an integration merges (ANY policy).
+	if _, err := e.Store.SetContactAttributes(ctx, "t1", b.Contact.ID, attested("customerId", "C-1"), integration); err != nil {
+		t.Fatal(err)
+	}
+	if pa, pb := pid(t, e.Store, "t1", a), pid(t, e.Store, "t1", b); pa != pb {
+		t.Fatalf("an integration's customer id did not merge: %s %s", pa, pb)
+	}
+}
+
+func testClaimedNeverOutranks(t *testing.T, open Opener) {
+	e := open(t)
+	saveRule(t, e.Store, "t1", identity.Rule{Attribute: "customerId", Normalizer: identity.NormalizeCaseInsensitive, Enabled: true, Priority: 200, MaxPerProfile: 1})
+	ann := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "ann", "ann@x.io", "ann", base))
+	bob := record(t, e.Store, "t1", withAttested(msg(t, related.ChannelEmail, "bob", "bob@x.io", "bob", base.Add(time.Hour)), "customerId", "B-2"))
+	chat := record(t, e.Store, "t1", withAttrs(msg(t, related.ChannelWebChat, "c", "v-1", "chat", base), "email", "ann@x.io", "customerId", "B-2"))
+	if pid(t, e.Store, "t1", chat) != pid(t, e.Store, "t1", bob) || pid(t, e.Store, "t1", chat) == pid(t, e.Store, "t1", ann) {
+		t.Fatalf("chat in %s, Ann %s, Bob %s: want the chat with Bob (customer id), not Ann (a claimed email)",
+			pid(t, e.Store, "t1", chat), pid(t, e.Store, "t1", ann), pid(t, e.Store, "t1", bob))
 	}
 }
 
 func testMerge(t *testing.T, open Opener) {
 	e := open(t)
 	ctx := context.Background()
-	saveRule(t, e.Store, "t1", identity.Rule{Attribute: "orderNumber", Normalizer: identity.NormalizeExact, Enabled: true})
+	saveRule(t, e.Store, "t1", identity.Rule{Attribute: "customerId", Normalizer: identity.NormalizeExact, Enabled: true})
 	a := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "a", "a@x.io", "a", base))
 	b := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "b", "b@x.io", "b", base))
-	pa, pb := contactOf(t, e.Store, "t1", a.Contact.ID).ProfileID, contactOf(t, e.Store, "t1", b.Contact.ID).ProfileID
+	pa, pb := pid(t, e.Store, "t1", a), pid(t, e.Store, "t1", b)
 	if pa == "" || pb == "" || pa == pb {
 		t.Fatalf("two emails, two profiles: %q %q", pa, pb)
 	}
-	// Both mention order 1234: the profiles merge into the older (a's).
-	if _, err := e.Store.SetContactAttributes(ctx, "t1", b.Contact.ID, []related.Attribute{{Key: "orderNumber", Value: "1234"}}); err != nil {
+	// Both get customer 1234 from the CRM: the profiles merge, anchored at
+	// the smaller contact id, whichever order the values arrive in.
+	if _, err := e.Store.SetContactAttributes(ctx, "t1", b.Contact.ID, attested("customerId", "1234"), integration); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Store.SetContactAttributes(ctx, "t1", a.Contact.ID, []related.Attribute{{Key: "orderNumber", Value: " 1234 "}}); err != nil {
+	if _, err := e.Store.SetContactAttributes(ctx, "t1", a.Contact.ID, attested("customerId", " 1234 "), integration); err != nil {
 		t.Fatal(err)
 	}
-	ca, cb := contactOf(t, e.Store, "t1", a.Contact.ID), contactOf(t, e.Store, "t1", b.Contact.ID)
-	if ca.ProfileID != pa || cb.ProfileID != pa {
-		t.Fatalf("after the shared order: a in %q, b in %q; want both in the older %q", ca.ProfileID, cb.ProfileID, pa)
+	want := related.ProfileIDFor(min(a.Contact.ID, b.Contact.ID))
+	if ga, gb := pid(t, e.Store, "t1", a), pid(t, e.Store, "t1", b); ga != want || gb != want {
+		t.Fatalf("after the shared customer id: a in %q, b in %q; want both in %q", ga, gb, want)
 	}
-	if loser := profileOf(t, e.Store, "t1", pb); loser.MergedInto != pa {
-		t.Fatalf("merged-away profile = %+v, want a pointer to %s", loser, pa)
+	gone := pa
+	if gone == want {
+		gone = pb
 	}
-	p := profileOf(t, e.Store, "t1", pa)
-	if len(p.Identifiers) != 3 {
-		t.Fatalf("merged identifiers = %v", p.Identifiers)
+	if loser := profileOf(t, e.Store, "t1", gone); loser.MergedInto != want {
+		t.Fatalf("the merged-away id = %+v, want a pointer to %s", loser, want)
 	}
-	page, _ := e.Store.ListRelated(ctx, "t1", store.RelatedQuery{ProfileID: pa}, store.Page{First: 10})
+	p := profileOf(t, e.Store, "t1", want)
+	if len(p.Identifiers) != 3 || p.ContactCount != 2 {
+		t.Fatalf("merged profile = %+v", p)
+	}
+	page, _ := e.Store.ListRelated(ctx, "t1", store.RelatedQuery{ProfileID: want}, store.Page{First: 10})
 	if len(page.Items) != 2 {
 		t.Fatalf("merged profile's interactions = %v", ids(page.Items))
 	}
 	for _, it := range page.Items {
-		if it.ProfileID != pa {
+		if it.ProfileID != want {
 			t.Fatalf("interaction %s kept profile %q", it.ID, it.ProfileID)
 		}
 	}
@@ -227,92 +429,147 @@ func testBlocked(t *testing.T, open Opener) {
 	email.BlockedValues = []string{"noreply@*", "info@shop.com"}
 	saveRule(t, e.Store, "t1", email)
 	a := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "a", "NoReply@shop.com", "a", base))
-	b := record(t, e.Store, "t1", withAttrs(msg(t, related.ChannelWebChat, "b", "v", "b", base), "email", "noreply@shop.com"))
+	b := record(t, e.Store, "t1", withAttested(msg(t, related.ChannelWebChat, "b", "v", "b", base), "email", "noreply@shop.com"))
 	c := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "c", "info@shop.com", "c", base))
 	for _, r := range []*store.RecordResult{a, b, c} {
-		if p := contactOf(t, e.Store, "t1", r.Contact.ID).ProfileID; p != "" {
+		if p := pid(t, e.Store, "t1", r); p != "" {
 			t.Fatalf("a blocked value linked contact %s into %s", r.Contact.Address, p)
 		}
 	}
+}
+
+func testHubValues(t *testing.T, open Opener) {
+	e := open(t)
+	ctx := context.Background()
+	rules, _ := e.Store.ProfileRules(ctx, "t1")
+	email := rules[0]
+	// Twelve customers give the shop's own mailbox: none is linked to
+	// another through it, whatever the order.
+	var rs []*store.RecordResult
+	for i := range 12 {
+		r := record(t, e.Store, "t1", withAttested(msg(t, related.ChannelSMS, fmt.Sprint("s", i), fmt.Sprintf("+4474001234%02d", i), "hi", base), "email", "info@company.com"))
+		rs = append(rs, r)
+	}
+	seen := map[string]bool{}
+	for _, r := range rs {
+		p := pid(t, e.Store, "t1", r)
+		if p != "" && seen[p] {
+			t.Fatalf("two customers share profile %s through a hub value", p)
+		}
+		seen[p] = true
+	}
+	hubs, err := e.Store.HubValues(ctx, "t1", store.Page{First: 10})
+	if err != nil || len(hubs.Items) != 1 || hubs.Items[0].Value != "info@company.com" || hubs.Items[0].Contacts != 12 ||
+		!hubs.Items[0].Quarantined || hubs.Items[0].RuleID != email.ID || hubs.Items[0].State != identity.QuarantineAutomatic {
+		t.Fatalf("hub values = %+v, %v", hubs, err)
+	}
+	// An admin allows it: the twelve are one profile. Back to automatic:
+	// apart again.
+	if _, err := e.Store.SetValueQuarantine(ctx, "t1", email.ID, "INFO@company.com", identity.QuarantineAllowed, admin); err != nil {
+		t.Fatal(err)
+	}
+	one := pid(t, e.Store, "t1", rs[0])
+	for _, r := range rs {
+		if pid(t, e.Store, "t1", r) != one || one == "" {
+			t.Fatalf("an allowed value did not link %s", r.Contact.Address)
+		}
+	}
+	if _, err := e.Store.SetValueQuarantine(ctx, "t1", email.ID, "info@company.com", identity.QuarantineAutomatic, admin); err != nil {
+		t.Fatal(err)
+	}
+	clear(seen)
+	for _, r := range rs {
+		if p := pid(t, e.Store, "t1", r); p != "" && seen[p] {
+			t.Fatalf("re-quarantined, %s is still shared", p)
+		} else {
+			seen[p] = true
+		}
+	}
+	// Blocked: even two holders link nothing.
+	a := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "x", "desk@company.com", "x", base))
+	b := record(t, e.Store, "t1", withAttested(msg(t, related.ChannelSMS, "y", "+447400999999", "y", base), "email", "desk@company.com"))
+	if pid(t, e.Store, "t1", a) != pid(t, e.Store, "t1", b) {
+		t.Fatal("setup: two holders did not link")
+	}
+	h, err := e.Store.SetValueQuarantine(ctx, "t1", email.ID, "desk@company.com", identity.QuarantineBlocked, admin)
+	if err != nil || !h.Quarantined || h.Contacts != 2 {
+		t.Fatalf("blocked = %+v, %v", h, err)
+	}
+	if pa, pb := pid(t, e.Store, "t1", a), pid(t, e.Store, "t1", b); pa != "" || pb != "" {
+		t.Fatalf("a blocked value still links: %q %q", pa, pb)
+	}
+	_, err = e.Store.SetValueQuarantine(ctx, "t1", "missing", "x@y.io", identity.QuarantineBlocked, admin)
+	wantCode(t, err, related.CodeNotFound)
+	_, err = e.Store.SetValueQuarantine(ctx, "t1", email.ID, "not an email", identity.QuarantineBlocked, admin)
+	wantCode(t, err, related.CodeInvalid)
 }
 
 func testMaxPerProfile(t *testing.T, open Opener) {
 	e := open(t)
 	ctx := context.Background()
 	saveRule(t, e.Store, "t1", identity.Rule{Attribute: "customerId", Normalizer: identity.NormalizeCaseInsensitive, Enabled: true, MaxPerProfile: 1})
-	a := record(t, e.Store, "t1", withAttrs(msg(t, related.ChannelEmail, "a", "a@x.io", "a", base), "customerId", "C-1"))
-	b := record(t, e.Store, "t1", withAttrs(msg(t, related.ChannelEmail, "b", "b@x.io", "b", base), "customerId", "C-2"))
-	// A third contact claims both emails: merging would give one profile
-	// two customer ids.
-	c := record(t, e.Store, "t1", withAttrs(msg(t, related.ChannelWebChat, "c", "v", "c", base), "email", "a@x.io"))
-	if _, err := e.Store.SetContactAttributes(ctx, "t1", c.Contact.ID, []related.Attribute{{Key: "email", Value: "b@x.io"}}); err != nil {
-		t.Fatal(err)
-	}
-	pa, pb := contactOf(t, e.Store, "t1", a.Contact.ID).ProfileID, contactOf(t, e.Store, "t1", b.Contact.ID).ProfileID
+	saveRule(t, e.Store, "t1", identity.Rule{Attribute: "phone", Normalizer: identity.NormalizePhone, Enabled: true, DefaultRegion: "GB"})
+	a := record(t, e.Store, "t1", withAttested(msg(t, related.ChannelEmail, "a", "a@x.io", "a", base), "customerId", "C-1"))
+	b := record(t, e.Store, "t1", withAttested(msg(t, related.ChannelEmail, "b", "b@x.io", "b", base), "customerId", "C-2", "phone", "07400 123456"))
+	// A caller whose number is b's gives a's email: merging would give one
+	// profile two customer ids.
+	record(t, e.Store, "t1", withAttested(msg(t, related.ChannelVoice, "c", "+447400123456", "c", base), "email", "a@x.io"))
+	pa, pb := pid(t, e.Store, "t1", a), pid(t, e.Store, "t1", b)
 	if pa == pb {
 		t.Fatalf("the limit did not stop the merge")
 	}
-	conflicts, err := e.Store.ProfileConflicts(ctx, "t1", false, 10)
-	if err != nil || len(conflicts) == 0 {
-		t.Fatalf("conflicts = %v, %v", conflicts, err)
+	conflicts := pairs(t, e.Store, "t1", identity.Conflict)
+	if len(conflicts) == 0 || conflicts[0].Reason != identity.ReasonMaxPerProfile {
+		t.Fatalf("conflicts = %+v", conflicts)
 	}
-	cf := conflicts[0]
-	if cf.Reason != string(identity.ConflictMaxPerProfile) || !slices.Contains(cf.ProfileIDs, pb) {
-		t.Fatalf("conflict = %+v", cf)
+	// Kept apart: the conflict is gone and stays gone.
+	if err := e.Store.DismissPair(ctx, "t1", conflicts[0].ID, admin); err != nil {
+		t.Fatal(err)
 	}
-	// An admin merges explicitly; the conflict is resolved.
-	p, err := e.Store.MergeProfiles(ctx, "t1", pa, pb, "admin")
+	if got := pairs(t, e.Store, "t1", identity.Conflict); len(got) != 0 {
+		t.Fatalf("conflicts after keep-apart = %+v", got)
+	}
+	// An admin merges explicitly past the limit.
+	p, err := e.Store.MergeProfiles(ctx, "t1", pa, pb, admin)
 	if err != nil || p.ID != pa {
 		t.Fatalf("merge = %+v, %v", p, err)
 	}
-	if pb2 := contactOf(t, e.Store, "t1", b.Contact.ID).ProfileID; pb2 != pa {
-		t.Fatalf("after the explicit merge b is in %q", pb2)
+	if got := pid(t, e.Store, "t1", b); got != pa {
+		t.Fatalf("after the explicit merge b is in %q", got)
 	}
-	open2, _ := e.Store.ProfileConflicts(ctx, "t1", false, 10)
-	all, _ := e.Store.ProfileConflicts(ctx, "t1", true, 10)
-	if len(open2) != 0 || len(all) != len(conflicts) {
-		t.Fatalf("open conflicts after merge = %v (all %v)", open2, all)
-	}
-	_, err = e.Store.MergeProfiles(ctx, "t1", pa, "missing", "admin")
+	_, err = e.Store.MergeProfiles(ctx, "t1", pa, "missing", admin)
 	wantCode(t, err, related.CodeNotFound)
 }
 
 func testUnlink(t *testing.T, open Opener) {
 	e := open(t)
 	ctx := context.Background()
-	saveRule(t, e.Store, "t1", identity.Rule{Attribute: "orderNumber", Normalizer: identity.NormalizeExact, Enabled: true})
+	saveRule(t, e.Store, "t1", identity.Rule{Attribute: "accountId", Normalizer: identity.NormalizeExact, Enabled: true})
 	saveRule(t, e.Store, "t1", identity.Rule{Attribute: "customerId", Normalizer: identity.NormalizeExact, Enabled: true})
-	// a -- order 1 -- b -- customer X -- c: b holds the profile together.
-	a := record(t, e.Store, "t1", withAttrs(msg(t, related.ChannelEmail, "a", "a@x.io", "a", base), "orderNumber", "1"))
-	b := record(t, e.Store, "t1", withAttrs(msg(t, related.ChannelEmail, "b", "b@x.io", "b", base), "orderNumber", "1", "customerId", "X"))
-	c := record(t, e.Store, "t1", withAttrs(msg(t, related.ChannelEmail, "c", "c@x.io", "c", base), "customerId", "X"))
-	p := contactOf(t, e.Store, "t1", a.Contact.ID).ProfileID
+	// a -- account 1 -- b -- customer X -- c: b holds the profile together.
+	a := record(t, e.Store, "t1", withAttested(msg(t, related.ChannelEmail, "a", "a@x.io", "a", base), "accountId", "1"))
+	b := record(t, e.Store, "t1", withAttested(msg(t, related.ChannelEmail, "b", "b@x.io", "b", base), "accountId", "1", "customerId", "X"))
+	c := record(t, e.Store, "t1", withAttested(msg(t, related.ChannelEmail, "c", "c@x.io", "c", base), "customerId", "X"))
+	p := pid(t, e.Store, "t1", a)
 	for _, r := range []*store.RecordResult{b, c} {
-		if got := contactOf(t, e.Store, "t1", r.Contact.ID).ProfileID; got != p {
+		if got := pid(t, e.Store, "t1", r); got != p {
 			t.Fatalf("chain not linked: %q vs %q", got, p)
 		}
 	}
-	// Unlinking b leaves a and c with nothing in common: the profile
-	// splits.
-	got, err := e.Store.UnlinkContact(ctx, "t1", b.Contact.ID, "admin")
+	got, err := e.Store.UnlinkContact(ctx, "t1", b.Contact.ID, admin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pa, pb, pc := contactOf(t, e.Store, "t1", a.Contact.ID).ProfileID, contactOf(t, e.Store, "t1", b.Contact.ID).ProfileID, contactOf(t, e.Store, "t1", c.Contact.ID).ProfileID
-	if pa != p || pb == p || pc == p || pc == "" || pb == pc || got.ProfileID != pb {
+	pa, pb, pc := pid(t, e.Store, "t1", a), pid(t, e.Store, "t1", b), pid(t, e.Store, "t1", c)
+	if pb == pa || pb == pc || pa == pc || pa == "" || pc == "" || got.ProfileID != pb {
 		t.Fatalf("after unlink: a %q b %q c %q (was %q)", pa, pb, pc, p)
 	}
-	// b left with its own email; the shared values stayed behind.
-	bp := profileOf(t, e.Store, "t1", pb)
-	if fmt.Sprint(bp.Identifiers) != "[{email b@x.io}]" {
-		t.Fatalf("b's profile identifiers = %v", bp.Identifiers)
-	}
-	// The rules do not link b back: a new message naming order 1 again.
-	record(t, e.Store, "t1", withAttrs(msg(t, related.ChannelEmail, "b2", "b@x.io", "again", base.Add(time.Hour)), "orderNumber", "1"))
-	if again := contactOf(t, e.Store, "t1", b.Contact.ID).ProfileID; again == pa {
+	// The rules do not link b back: a new message naming account 1 again.
+	record(t, e.Store, "t1", withAttested(msg(t, related.ChannelEmail, "b2", "b@x.io", "again", base.Add(time.Hour)), "accountId", "1"))
+	if again := pid(t, e.Store, "t1", b); again == pa || again == pc {
 		t.Fatalf("the rules linked an unlinked contact back")
 	}
-	_, err = e.Store.UnlinkContact(ctx, "t1", "missing", "admin")
+	_, err = e.Store.UnlinkContact(ctx, "t1", "missing", admin)
 	wantCode(t, err, related.CodeNotFound)
 }
 
@@ -321,84 +578,166 @@ func testManual(t *testing.T, open Opener) {
 	ctx := context.Background()
 	a := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "a", "a@x.io", "a", base))
 	v := record(t, e.Store, "t1", msg(t, related.ChannelWebChat, "v", "visitor", "v", base))
-	pa := contactOf(t, e.Store, "t1", a.Contact.ID).ProfileID
-	p, err := e.Store.LinkContact(ctx, "t1", pa, v.Contact.ID, "admin-key")
+	pa := pid(t, e.Store, "t1", a)
+	p, err := e.Store.LinkContact(ctx, "t1", pa, v.Contact.ID, admin)
 	if err != nil || p.ID != pa || fmt.Sprint(p.Channels) != "[WEBCHAT EMAIL]" {
 		t.Fatalf("link = %+v, %v", p, err)
 	}
-	if got := contactOf(t, e.Store, "t1", v.Contact.ID).ProfileID; got != pa {
+	if got := pid(t, e.Store, "t1", v); got != pa {
 		t.Fatalf("linked contact is in %q", got)
 	}
 	links, _ := e.Store.ProfileLinks(ctx, "t1", pa)
 	var manual *related.ProfileLink
 	for _, l := range links {
-		if l.Reason == related.LinkManual {
+		if l.Reason == related.LinkManual && l.ContactID == v.Contact.ID {
 			manual = l
 		}
 	}
-	if manual == nil || manual.ContactID != v.Contact.ID || manual.By != "admin-key" {
-		t.Fatalf("links = %+v, want a MANUAL link by admin-key", links)
+	if manual == nil || manual.By != admin {
+		t.Fatalf("links = %+v, want a MANUAL link by %v", links, admin)
 	}
 	its, _ := e.Store.Interactions(ctx, "t1", []string{v.Interaction.ID})
 	if its[0].ProfileID != pa {
 		t.Fatalf("the linked contact's interaction is in %q", its[0].ProfileID)
 	}
-	p, err = e.Store.RenameProfile(ctx, "t1", pa, "Ann (VIP)")
+	p, err = e.Store.RenameProfile(ctx, "t1", pa, "Ann (VIP)", admin)
 	if err != nil || p.Name != "Ann (VIP)" {
 		t.Fatalf("rename = %+v, %v", p, err)
 	}
-	p, _ = e.Store.RenameProfile(ctx, "t1", pa, "")
-	if p.Name != "a@x.io" {
+	p, _ = e.Store.RenameProfile(ctx, "t1", pa, "", admin)
+	if p.Name != "Name of a@x.io" && p.Name != "Name of visitor" {
 		t.Fatalf("name after clearing = %q", p.Name)
 	}
-	_, err = e.Store.LinkContact(ctx, "t1", "missing", v.Contact.ID, "x")
+	_, err = e.Store.LinkContact(ctx, "t1", "missing", v.Contact.ID, admin)
 	wantCode(t, err, related.CodeNotFound)
 }
 
 func testExplicitMerge(t *testing.T, open Opener) {
 	e := open(t)
 	ctx := context.Background()
-	a := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "a", "old@x.io", "a", base))
-	b := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "b", "new@x.io", "b", base))
-	older, newer := contactOf(t, e.Store, "t1", a.Contact.ID).ProfileID, contactOf(t, e.Store, "t1", b.Contact.ID).ProfileID
-	if _, err := e.Store.RenameProfile(ctx, "t1", newer, "The newer one"); err != nil {
+	a := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "a", "one@x.io", "a", base))
+	b := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "b", "two@x.io", "b", base))
+	pa, pb := pid(t, e.Store, "t1", a), pid(t, e.Store, "t1", b)
+	for _, c := range []struct{ into, from, name string }{{pa, pb, "Chosen A"}, {pb, pa, "Chosen B"}} {
+		t.Run(c.name, func(t *testing.T) {
+			e := open(t)
+			a := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "a", "one@x.io", "a", base))
+			b := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "b", "two@x.io", "b", base))
+			if pid(t, e.Store, "t1", a) != pa || pid(t, e.Store, "t1", b) != pb {
+				t.Fatal("profile ids differ between two stores given the same facts")
+			}
+			if _, err := e.Store.RenameProfile(ctx, "t1", c.from, "The other name", admin); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.Store.RenameProfile(ctx, "t1", c.into, c.name, admin); err != nil {
+				t.Fatal(err)
+			}
+			p, err := e.Store.MergeProfiles(ctx, "t1", c.into, c.from, admin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.ID != c.into || p.Name != c.name || p.ContactCount != 2 {
+				t.Fatalf("merged = %+v, want %s named %q with 2 contacts", p, c.into, c.name)
+			}
+			if got := profileOf(t, e.Store, "t1", c.from); got.MergedInto != c.into {
+				t.Fatalf("the merged id = %+v, want a pointer to %s", got, c.into)
+			}
+		})
+	}
+}
+
+func testDecisionsSurvive(t *testing.T, open Opener) {
+	e := open(t)
+	ctx := context.Background()
+	a := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "a", "a@x.io", "a", base))
+	b := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "b", "b@x.io", "b", base))
+	c := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "c", "c@x.io", "c", base))
+	d := record(t, e.Store, "t1", withAttested(msg(t, related.ChannelWebChat, "d", "v-d", "d", base), "email", "c@x.io"))
+	into := pid(t, e.Store, "t1", b)
+	if _, err := e.Store.MergeProfiles(ctx, "t1", into, pid(t, e.Store, "t1", a), admin); err != nil {
 		t.Fatal(err)
 	}
-	// Merging the older into the newer keeps the older profile, with the
-	// name the admin gave the one merged into.
-	p, err := e.Store.MergeProfiles(ctx, "t1", newer, older, "admin")
+	if _, err := e.Store.UnlinkContact(ctx, "t1", d.Contact.ID, admin); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		if pa, pb := pid(t, e.Store, "t1", a), pid(t, e.Store, "t1", b); pa != into || pb != into {
+			t.Fatalf("%s: the merge was undone: a %s b %s, want %s", when, pa, pb, into)
+		}
+		if pc, pd := pid(t, e.Store, "t1", c), pid(t, e.Store, "t1", d); pc == pd {
+			t.Fatalf("%s: the unlink was undone", when)
+		}
+	}
+	check("at once")
+	rules, _ := e.Store.ProfileRules(ctx, "t1")
+	email := rules[0]
+	email.Enabled = false
+	saveRule(t, e.Store, "t1", email)
+	if pc := pid(t, e.Store, "t1", c); pc != "" {
+		t.Fatalf("the email rule is off, yet c is in %s", pc)
+	}
+	email.Enabled = true
+	saveRule(t, e.Store, "t1", email)
+	check("after disabling and enabling the email rule")
+}
+
+func testHistory(t *testing.T, open Opener) {
+	e := open(t)
+	ctx := context.Background()
+	a := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "a", "a@x.io", "a", base))
+	b := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "b", "b@x.io", "b", base))
+	pa, pb := pid(t, e.Store, "t1", a), pid(t, e.Store, "t1", b)
+	if _, err := e.Store.MergeProfiles(ctx, "t1", pa, pb, admin); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Store.RenameProfile(ctx, "t1", pa, "Ann", admin); err != nil {
+		t.Fatal(err)
+	}
+	page, err := e.Store.ProfileHistory(ctx, "t1", pa, store.Page{First: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.ID != older || p.Name != "The newer one" || p.ContactCount != 2 {
-		t.Fatalf("merged = %+v, want %s named after into with 2 contacts", p, older)
-	}
-	for _, c := range []string{a.Contact.ID, b.Contact.ID} {
-		if got := contactOf(t, e.Store, "t1", c).ProfileID; got != older {
-			t.Fatalf("contact %s in %s, want %s", c, got, older)
+	var kinds []string
+	for _, ev := range page.Items {
+		kinds = append(kinds, string(ev.Kind))
+		if ev.At.IsZero() || ev.ID == "" {
+			t.Fatalf("event = %+v", ev)
 		}
 	}
-	if got := profileOf(t, e.Store, "t1", newer); got.MergedInto != older {
-		t.Fatalf("the newer profile = %+v, want a pointer to %s", got, older)
+	if fmt.Sprint(kinds) != "[RENAMED MERGED LINKED]" && fmt.Sprint(kinds) != "[RENAMED MERGED LINKED LINKED]" {
+		t.Fatalf("history = %v, newest first", kinds)
+	}
+	merged := page.Items[1]
+	if merged.By != admin || !slices.Contains(merged.Profiles, pb) || merged.Profiles[0] != pa {
+		t.Fatalf("merge event = %+v", merged)
+	}
+	// Paging by cursor.
+	first, err := e.Store.ProfileHistory(ctx, "t1", pa, store.Page{First: 1})
+	if err != nil || len(first.Items) != 1 || !first.HasNextPage {
+		t.Fatalf("first page = %+v, %v", first, err)
+	}
+	next, err := e.Store.ProfileHistory(ctx, "t1", pa, store.Page{First: 1, After: &store.Cursor{At: first.Items[0].At, ID: first.Items[0].ID}})
+	if err != nil || len(next.Items) != 1 || next.Items[0].ID != page.Items[1].ID {
+		t.Fatalf("second page = %+v, %v", next, err)
 	}
 }
 
 func testReevaluate(t *testing.T, open Opener) {
 	e := open(t)
 	ctx := context.Background()
-	order := saveRule(t, e.Store, "t1", identity.Rule{Attribute: "orderNumber", Normalizer: identity.NormalizeExact, Enabled: true})
-	a := record(t, e.Store, "t1", withAttrs(msg(t, related.ChannelEmail, "a", "a@x.io", "a", base), "orderNumber", "7"))
-	b := record(t, e.Store, "t1", withAttrs(msg(t, related.ChannelEmail, "b", "b@x.io", "b", base), "orderNumber", "7"))
-	if contactOf(t, e.Store, "t1", a.Contact.ID).ProfileID != contactOf(t, e.Store, "t1", b.Contact.ID).ProfileID {
-		t.Fatal("order rule did not link")
+	cust := saveRule(t, e.Store, "t1", identity.Rule{Attribute: "customerId", Normalizer: identity.NormalizeExact, Enabled: true})
+	a := record(t, e.Store, "t1", withAttested(msg(t, related.ChannelEmail, "a", "a@x.io", "a", base), "customerId", "7"))
+	b := record(t, e.Store, "t1", withAttested(msg(t, related.ChannelEmail, "b", "b@x.io", "b", base), "customerId", "7"))
+	if pid(t, e.Store, "t1", a) != pid(t, e.Store, "t1", b) {
+		t.Fatal("customer rule did not link")
 	}
-	// Disabling the rule unlinks what only it linked.
-	order.Enabled = false
-	if _, err := e.Store.SaveProfileRule(ctx, "t1", order); err != nil {
+	cust.Enabled = false
+	if _, err := e.Store.SaveProfileRule(ctx, "t1", cust); err != nil {
 		t.Fatal(err)
 	}
 	ev, err := e.Store.RuleEvaluation(ctx, "t1")
-	if err != nil || ev == nil || ev.State != "RUNNING" || ev.Total < 2 {
+	if err != nil || ev == nil || ev.State != "RUNNING" || ev.Total != 2 {
 		t.Fatalf("evaluation = %+v, %v", ev, err)
 	}
 	pending, _ := e.Store.PendingEvaluations(ctx)
@@ -412,14 +751,13 @@ func testReevaluate(t *testing.T, open Opener) {
 	if ev.State != "DONE" || ev.Processed != ev.Total {
 		t.Fatalf("evaluation = %+v", ev)
 	}
-	pa, pb := contactOf(t, s, "t1", a.Contact.ID).ProfileID, contactOf(t, s, "t1", b.Contact.ID).ProfileID
+	pa, pb := pid(t, s, "t1", a), pid(t, s, "t1", b)
 	if pa == "" || pb == "" || pa == pb {
 		t.Fatalf("after disabling: a %q b %q, want two profiles (each keeps its email)", pa, pb)
 	}
-	// Enabling it again links them again.
-	order.Enabled = true
-	saveRule(t, s, "t1", order)
-	if contactOf(t, s, "t1", a.Contact.ID).ProfileID != contactOf(t, s, "t1", b.Contact.ID).ProfileID {
+	cust.Enabled = true
+	saveRule(t, s, "t1", cust)
+	if pid(t, s, "t1", a) != pid(t, s, "t1", b) {
 		t.Fatal("re-enabling did not link again")
 	}
 }
@@ -429,9 +767,9 @@ func testProfileIsolation(t *testing.T, open Opener) {
 	ctx := context.Background()
 	a := record(t, e.Store, "t1", msg(t, related.ChannelEmail, "a", "a@x.io", "a", base))
 	b := record(t, e.Store, "t2", msg(t, related.ChannelEmail, "a", "a@x.io", "a", base))
-	pa, pb := contactOf(t, e.Store, "t1", a.Contact.ID).ProfileID, contactOf(t, e.Store, "t2", b.Contact.ID).ProfileID
-	if pa == pb {
-		t.Fatal("two tenants share a profile")
+	pa, pb := pid(t, e.Store, "t1", a), pid(t, e.Store, "t2", b)
+	if a.Contact.ID == b.Contact.ID || pa == pb {
+		t.Fatal("two tenants share a contact or a profile")
 	}
 	if ps, _ := e.Store.Profiles(ctx, "t2", []string{pa}); len(ps) != 0 {
 		t.Fatal("t2 read t1's profile")
@@ -445,18 +783,38 @@ func testProfileIsolation(t *testing.T, open Opener) {
 	if ls, _ := e.Store.ProfileLinks(ctx, "t2", pa); len(ls) != 0 {
 		t.Fatal("t2 read t1's links")
 	}
-	_, err := e.Store.MergeProfiles(ctx, "t2", pb, pa, "x")
+	if h, _ := e.Store.ProfileHistory(ctx, "t2", pa, store.Page{First: 10}); len(h.Items) != 0 {
+		t.Fatal("t2 read t1's history")
+	}
+	if f, _ := e.Store.TenantFacts(ctx, "t2"); len(f.Contacts) != 1 {
+		t.Fatalf("t2's facts hold %d contacts, want its own 1", len(f.Contacts))
+	}
+	_, err := e.Store.MergeProfiles(ctx, "t2", pb, pa, admin)
 	wantCode(t, err, related.CodeNotFound)
-	// Rules, conflicts and re-evaluations are per tenant too.
 	rule := saveRule(t, e.Store, "t1", identity.Rule{Attribute: "customerId", Normalizer: identity.NormalizeExact, Enabled: true, MaxPerProfile: 1})
-	record(t, e.Store, "t1", withAttrs(msg(t, related.ChannelEmail, "c1", "c1@x.io", "c", base), "customerId", "A"))
-	record(t, e.Store, "t1", withAttrs(msg(t, related.ChannelWebChat, "c2", "v", "c", base), "customerId", "B", "email", "c1@x.io"))
-	if cs, _ := e.Store.ProfileConflicts(ctx, "t1", true, 10); len(cs) == 0 {
-		t.Fatal("the setup made no conflict in t1")
+	record(t, e.Store, "t1", withAttested(msg(t, related.ChannelEmail, "c1", "c1@x.io", "c", base), "customerId", "A"))
+	record(t, e.Store, "t1", withAttested(msg(t, related.ChannelWebChat, "c2", "v", "c", base), "customerId", "B", "email", "c1@x.io"))
+	record(t, e.Store, "t1", withAttrs(msg(t, related.ChannelWebChat, "c3", "v3", "c", base), "email", "a@x.io"))
+	cf, sug := pairs(t, e.Store, "t1", identity.Conflict), pairs(t, e.Store, "t1", identity.Suggestion)
+	if len(cf) == 0 || len(sug) == 0 {
+		t.Fatal("the setup made no conflict or suggestion in t1")
 	}
-	if cs, _ := e.Store.ProfileConflicts(ctx, "t2", true, 10); len(cs) != 0 {
-		t.Fatalf("t2 lists t1's conflicts: %+v", cs)
+	if got := pairs(t, e.Store, "t2", identity.Conflict); len(got) != 0 {
+		t.Fatalf("t2 lists t1's conflicts: %+v", got)
 	}
+	if got := pairs(t, e.Store, "t2", identity.Suggestion); len(got) != 0 {
+		t.Fatalf("t2 lists t1's suggestions: %+v", got)
+	}
+	_, err = e.Store.ProfilePair(ctx, "t2", cf[0].ID)
+	wantCode(t, err, related.CodeNotFound)
+	_, err = e.Store.ConfirmPair(ctx, "t2", sug[0].ID, admin)
+	wantCode(t, err, related.CodeNotFound)
+	wantCode(t, e.Store.DismissPair(ctx, "t2", sug[0].ID, admin), related.CodeNotFound)
+	if h, _ := e.Store.HubValues(ctx, "t2", store.Page{First: 10}); len(h.Items) != 0 {
+		t.Fatal("t2 lists hub values")
+	}
+	_, err = e.Store.SetValueQuarantine(ctx, "t2", rule.ID, "A", identity.QuarantineBlocked, admin)
+	wantCode(t, err, related.CodeNotFound)
 	wantCode(t, e.Store.DeleteProfileRule(ctx, "t2", rule.ID), related.CodeNotFound)
 	_, err = e.Store.SaveProfileRule(ctx, "t2", rule)
 	wantCode(t, err, related.CodeNotFound)
@@ -466,159 +824,13 @@ func testProfileIsolation(t *testing.T, open Opener) {
 	if rules, _ := e.Store.ProfileRules(ctx, "t2"); len(rules) != 1 || rules[0].Attribute != "email" {
 		t.Fatalf("t2's rules = %+v, want only its default", rules)
 	}
-	_, err = e.Store.LinkContact(ctx, "t2", pb, a.Contact.ID, "x")
+	_, err = e.Store.LinkContact(ctx, "t2", pb, a.Contact.ID, admin)
 	wantCode(t, err, related.CodeNotFound)
-	_, err = e.Store.RenameProfile(ctx, "t2", pa, "mine")
+	_, err = e.Store.RenameProfile(ctx, "t2", pa, "mine", admin)
 	wantCode(t, err, related.CodeNotFound)
-	_, err = e.Store.UnlinkContact(ctx, "t2", a.Contact.ID, "x")
+	_, err = e.Store.UnlinkContact(ctx, "t2", a.Contact.ID, admin)
 	wantCode(t, err, related.CodeNotFound)
-}
-
-// testUnionFind fires random recordMessage and setContactAttributes traffic
-// with shared identifiers (concurrently where the database applies updates
-// to one document atomically) and holds the resulting partition of
-// contacts to a union-find oracle over the same values.
-func testUnionFind(t *testing.T, open Opener) {
-	e := open(t)
-	ctx := context.Background()
-	saveRule(t, e.Store, "t1", identity.Rule{Attribute: "customerId", Normalizer: identity.NormalizeCaseInsensitive, Enabled: true})
-	const contacts, ops = 40, 400
-	rng := rand.New(rand.NewPCG(42, 42))
-	type op struct {
-		contact int
-		attrs   []related.Attribute
-	}
-	plan := make([]op, ops)
-	for i := range plan {
-		o := op{contact: rng.IntN(contacts)}
-		for range rng.IntN(3) {
-			if rng.IntN(2) == 0 {
-				o.attrs = append(o.attrs, related.Attribute{Key: "customerId", Value: fmt.Sprintf("C%d", rng.IntN(60))})
-			} else {
-				o.attrs = append(o.attrs, related.Attribute{Key: "email", Value: fmt.Sprintf("u%d@x.io", rng.IntN(60))})
-			}
-		}
-		plan[i] = o
-	}
-	// Contact i is a web chat visitor; each op records a message carrying
-	// attrs, or sets them on the contact once it exists.
-	addr := func(i int) string { return fmt.Sprintf("visitor-%d", i) }
-	ids := make([]string, contacts)
-	var mu sync.Mutex
-	do := func(i int) error {
-		o := plan[i]
-		mu.Lock()
-		cid := ids[o.contact]
-		mu.Unlock()
-		if cid != "" && i%2 == 0 {
-			_, err := e.Store.SetContactAttributes(ctx, "t1", cid, o.attrs)
-			return err
-		}
-		in := msg(t, related.ChannelWebChat, fmt.Sprint("chat-", o.contact), addr(o.contact), fmt.Sprint("op ", i), base.Add(time.Duration(i)*time.Second))
-		in.Contact.Attributes = o.attrs
-		r, err := e.Store.RecordMessage(ctx, "t1", in)
-		if err == nil {
-			mu.Lock()
-			ids[o.contact] = r.Contact.ID
-			mu.Unlock()
-		}
-		return err
-	}
-	workers := 1
-	if e.Atomic {
-		workers = 8
-	}
-	next := make(chan int)
-	errs := make(chan error, workers)
-	for range workers {
-		go func() {
-			for i := range next {
-				if err := do(i); err != nil {
-					errs <- err
-					return
-				}
-			}
-			errs <- nil
-		}()
-	}
-	for i := range plan {
-		next <- i
-	}
-	close(next)
-	for range workers {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The oracle: contacts are connected by any value they ever carried.
-	parent := make([]int, contacts)
-	for i := range parent {
-		parent[i] = i
-	}
-	var find func(int) int
-	find = func(i int) int {
-		for parent[i] != i {
-			i = parent[i]
-		}
-		return i
-	}
-	holder := map[string]int{}
-	carries := make([]bool, contacts)
-	for _, o := range plan {
-		for _, a := range o.attrs {
-			carries[o.contact] = true
-			k := strings.ToLower(a.Key + "=" + a.Value)
-			if h, ok := holder[k]; ok {
-				parent[find(o.contact)] = find(h)
-			} else {
-				holder[k] = o.contact
-			}
-		}
-	}
-	want := map[int][]string{}
-	got := map[string][]string{}
-	for i := range contacts {
-		if ids[i] == "" {
-			continue
-		}
-		c := contactOf(t, e.Store, "t1", ids[i])
-		if !carries[i] {
-			if c.ProfileID != "" {
-				t.Fatalf("contact %d carries nothing but is in %s", i, c.ProfileID)
-			}
-			continue
-		}
-		want[find(i)] = append(want[find(i)], ids[i])
-		got[c.ProfileID] = append(got[c.ProfileID], ids[i])
-	}
-	norm := func(groups [][]string) []string {
-		var out []string
-		for _, g := range groups {
-			sort.Strings(g)
-			out = append(out, strings.Join(g, ","))
-		}
-		sort.Strings(out)
-		return out
-	}
-	var wg, gg [][]string
-	for _, g := range want {
-		wg = append(wg, g)
-	}
-	for p, g := range got {
-		if p == "" {
-			t.Fatalf("contacts %v carry identifiers but have no profile", g)
-		}
-		gg = append(gg, g)
-		// Every profile is a root and knows all of its contacts.
-		if pr := profileOf(t, e.Store, "t1", p); pr.MergedInto != "" {
-			t.Fatalf("contacts point at merged-away profile %s", p)
-		}
-		cs, err := e.Store.ProfileContacts(ctx, "t1", []string{p})
-		if err != nil || len(cs) != len(g) {
-			t.Fatalf("profile %s lists %d contacts, %d point at it (%v)", p, len(cs), len(g), err)
-		}
-	}
-	if a, b := norm(wg), norm(gg); fmt.Sprint(a) != fmt.Sprint(b) {
-		t.Fatalf("partition differs from the union-find oracle:\n got %v\nwant %v", b, a)
+	if p := profileOf(t, e.Store, "t1", pa); p.Name == "mine" {
+		t.Fatal("t2 renamed t1's profile")
 	}
 }
