@@ -539,7 +539,9 @@ func reference(in identity.Input) map[string]string {
 			}
 		}
 	}
-	index := func(id string) int { return slices.IndexFunc(cs, func(c identity.ContactFacts) bool { return c.ID == id }) }
+	index := func(id string) int {
+		return slices.IndexFunc(cs, func(c identity.ContactFacts) bool { return c.ID == id })
+	}
 	decisions := slices.Clone(in.Decisions)
 	slices.SortFunc(decisions, func(a, b identity.Decision) int { return cmp.Or(a.At.Compare(b.At), strings.Compare(a.ID(), b.ID())) })
 	var kept []identity.Decision

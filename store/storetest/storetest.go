@@ -56,7 +56,7 @@ var TenantChecked = map[string]string{
 	"ProfileHistory": "ProfileTenantIsolation", "HubValues": "ProfileTenantIsolation",
 	"TenantFacts": "ProfileTenantIsolation", "ConfirmPair": "ProfileTenantIsolation",
 	"DismissPair": "ProfileTenantIsolation", "SetValueQuarantine": "ProfileTenantIsolation",
-	"LinkContact": "ProfileTenantIsolation",
+	"LinkContact":   "ProfileTenantIsolation",
 	"UnlinkContact": "ProfileTenantIsolation", "MergeProfiles": "ProfileTenantIsolation",
 	"RenameProfile": "ProfileTenantIsolation",
 	// Not per tenant by nature:
