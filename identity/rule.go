@@ -7,6 +7,7 @@
 package identity
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"regexp"
@@ -80,8 +81,12 @@ type Rule struct {
 	// (such as "noreply@*"), that never link anything.
 	BlockedValues []string
 	// DefaultRegion is the ISO 3166 region PHONE numbers without a country
-	// code belong to, such as "GB".
+	// code belong to, such as "GB"; "" uses TenantRegion.
 	DefaultRegion string
+	// TenantRegion is the tenant's default region, which a PHONE rule
+	// without its own uses. Stores set it when they load rules; it is not
+	// part of the rule.
+	TenantRegion string
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 	// Deleted marks a deleted rule, kept so the default rule stays deleted.
@@ -190,7 +195,7 @@ func (r Rule) normalize(v string) (string, bool) {
 	case NormalizeEmail:
 		return normalizeEmail(v)
 	case NormalizePhone:
-		return normalizePhone(v, r.DefaultRegion)
+		return normalizePhone(v, cmp.Or(r.DefaultRegion, r.TenantRegion))
 	case NormalizeCaseInsensitive:
 		return strings.ToLower(v), true
 	case NormalizeExact:

@@ -24,8 +24,13 @@ type Store interface {
 
 	// RecordMessage stores a message, creating its contact and interaction
 	// on first sight. The input must be normalized (related.RecordMessage's
-	// Normalize). A repeat with the same ClientMutationID returns the
-	// first result and stores nothing.
+	// Normalize); the store puts the contact's address in canonical form
+	// under the tenant's default region (related.Canonicalize) and reports
+	// an address it could not understand in the result's Warnings. A
+	// contact attribute a rule of its key cannot parse is INVALID, naming
+	// ["contact", "attributes", i, "value"], and nothing is stored. A
+	// repeat with the same ClientMutationID returns the first result and
+	// stores nothing.
 	RecordMessage(ctx context.Context, tenant string, in related.RecordMessage) (*RecordResult, error)
 	// CloseInteraction closes interaction id with state at time at. Closing
 	// a closed interaction changes its state and keeps it closed.
@@ -70,6 +75,30 @@ type Store interface {
 	// SetPreferences stores an agent's preferences.
 	SetPreferences(ctx context.Context, tenant, principal string, p related.Preferences) error
 
+	// TenantSettings returns the tenant's settings (the zero value, with
+	// Tenant set, when it never set any).
+	TenantSettings(ctx context.Context, tenant string) (related.TenantSettings, error)
+	// SetTenantSettings stores the tenant's settings. A change of the
+	// default region starts the canonicalization of the tenant's contacts
+	// (phone numbers written without a country code now parse) and a
+	// re-evaluation of its rules.
+	SetTenantSettings(ctx context.Context, tenant string, s related.TenantSettings) (related.TenantSettings, error)
+	// Canonicalization reports the progress of the tenant's latest address
+	// canonicalization, or nil when there was none.
+	Canonicalization(ctx context.Context, tenant string) (*related.Canonicalization, error)
+	// CanonicalizeContacts brings up to batch contacts (in id order) of a
+	// running canonicalization to their canonical address under the
+	// tenant's region: a contact whose canonical address is another's
+	// (or whose id is not its canonical address's) is merged into the
+	// contact of that address, created if needed. The merged contact's
+	// interactions, attributes, decisions and names move; its id becomes
+	// an alias. It reports whether the canonicalization is done; it
+	// resumes where it stopped after a restart, and is idempotent.
+	CanonicalizeContacts(ctx context.Context, tenant string, batch int) (done bool, err error)
+	// PendingCanonicalizations lists the tenants with a canonicalization
+	// running.
+	PendingCanonicalizations(ctx context.Context) ([]string, error)
+
 	// Ping reports whether the database answers and the schema is in place.
 	Ping(ctx context.Context) error
 	// Close releases the database.
@@ -86,6 +115,8 @@ type RecordResult struct {
 	// Duplicate reports whether the message was a repeat of an earlier one
 	// with the same ClientMutationID, so nothing was stored.
 	Duplicate bool
+	// Warnings are what the caller should fix that did not stop the write.
+	Warnings []related.Warning
 }
 
 // RelatedQuery selects the interactions of one Related panel. Exactly one
