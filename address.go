@@ -294,12 +294,21 @@ const (
 // as 👩‍💻 survive; elsewhere it is invisible and removed.
 func cleanOpaque(s string) (string, *Error) {
 	rs := []rune(s)
+	// next[i] is the first rune after rs[i] that is kept unconditionally,
+	// or 0: what a joiner at i would join.
+	next := make([]rune, len(rs))
+	for i := len(rs) - 2; i >= 0; i-- {
+		next[i] = next[i+1]
+		if !strings.ContainsRune(opaqueRemove, rs[i+1]) {
+			next[i] = rs[i+1]
+		}
+	}
 	var b strings.Builder
 	b.Grow(len(s))
 	var prev rune // the last rune written, ignoring emoji modifiers
 	for i, r := range rs {
 		if r == zwj {
-			if joinsEmoji(prev, nextKept(rs, i+1)) {
+			if joinsEmoji(prev, next[i]) {
 				b.WriteRune(r)
 				prev = r
 			}
@@ -323,17 +332,6 @@ func cleanOpaque(s string) (string, *Error) {
 		return "", Invalid("address must not be blank")
 	}
 	return t, nil
-}
-
-// nextKept returns the first rune of rs from i on that cleanOpaque keeps
-// unconditionally, or 0.
-func nextKept(rs []rune, i int) rune {
-	for ; i < len(rs); i++ {
-		if !strings.ContainsRune(opaqueRemove, rs[i]) {
-			return rs[i]
-		}
-	}
-	return 0
 }
 
 // joinsEmoji reports whether a zero-width joiner between prev and next
