@@ -253,15 +253,12 @@ func normalizeRegion(r string) string {
 // Lee\r\n <ann@x.io>") is still a sender; other control characters are an
 // error.
 func cleanParsed(s string) (string, *Error) {
-	var b strings.Builder
-	b.Grow(len(s))
-	for _, r := range s {
+	t := norm.NFC.String(strings.Map(func(r rune) rune {
 		if invisible(r) {
-			continue
+			return -1
 		}
-		b.WriteRune(r)
-	}
-	t := norm.NFC.String(b.String())
+		return r
+	}, s))
 	for _, r := range t {
 		if unicode.IsControl(r) && !unicode.IsSpace(r) {
 			return "", Invalid("address contains control characters")
@@ -293,7 +290,11 @@ const (
 // zero-width joiner between two symbols is kept, so emoji sequences such
 // as 👩‍💻 survive; elsewhere it is invisible and removed.
 func cleanOpaque(s string) (string, *Error) {
-	rs := []rune(s)
+	// NFC before the joiners are judged, so that they are judged on the
+	// characters that stay (a few symbols, such as U+1D15E, decompose),
+	// and again after, since a removed character may have kept a mark
+	// from its base.
+	rs := []rune(norm.NFC.String(s))
 	// next[i] is the first rune after rs[i] that is kept unconditionally,
 	// or 0: what a joiner at i would join.
 	next := make([]rune, len(rs))
@@ -486,6 +487,9 @@ func displayName(s string) string {
 	} else if len(s) >= 2 && s[0] == '\'' && s[len(s)-1] == '\'' {
 		// Some mailers quote names with apostrophes: 'Ann Lee'.
 		s = s[1 : len(s)-1]
+	} else {
+		// A quote without its pair, as broken feeds write them.
+		s = strings.Trim(s, `"`)
 	}
 	if strings.Contains(s, "=?") {
 		if d, err := new(mime.WordDecoder).DecodeHeader(s); err == nil && utf8.ValidString(d) {

@@ -80,6 +80,7 @@ func TestCanonicalizeEmail(t *testing.T) {
 		{name: "folded header", ch: e, in: "Ann\r\n Lee\r\n <ann.lee@example.com>", want: ann, wantNm: "Ann Lee"},
 		{name: "name repeating the address", ch: e, in: "Ann.Lee@example.com <ann.lee@example.com>", want: ann},
 		{name: "comment name", ch: e, in: "ann.lee@example.com (Ann Lee)", want: ann, wantNm: "Ann Lee"},
+		{name: "unbalanced quote in the name", ch: e, in: `"Ann Lee <ann.lee@example.com>`, want: ann, wantNm: "Ann Lee"},
 		{name: "angle brackets", ch: e, in: "<ann@example.com>", want: "ann@example.com"},
 		{name: "angle brackets with spaces", ch: e, in: "< ann@example.com >", want: "ann@example.com"},
 		{name: "whole address in quotes", ch: e, in: `"ann@example.com"`, want: "ann@example.com"},
@@ -172,6 +173,7 @@ func TestCanonicalizePhone(t *testing.T) {
 		{name: "full-width", ch: s, in: "＋４４ ７４００ １２３４５６", region: "GB", want: gb},
 		{name: "Arabic-Indic digits", ch: s, in: "+٤٤ ٧٤٠٠ ١٢٣٤٥٦", want: gb},
 		{name: "Devanagari digits", ch: s, in: "+९१ ९८७६५ ४३२१०", want: "+919876543210"},
+		{name: "mathematical digits", ch: s, in: "𝟎𝟕𝟒𝟎𝟎 𝟏𝟐𝟑𝟒𝟓𝟔", region: "GB", want: gb},
 		{name: "region in lower case", ch: s, in: "07400 123456", region: "gb", want: gb},
 
 		// Invisible characters make no second number.
@@ -243,6 +245,8 @@ func TestCanonicalizeOpaque(t *testing.T) {
 		{name: "emoji sequence kept", ch: related.ChannelWebChat, in: "team-👩\u200d💻", want: "team-👩\u200d💻"},
 		{name: "emoji with skin tone", ch: related.ChannelWebChat, in: "👩🏽\u200d🚀", want: "👩🏽\u200d🚀"},
 		{name: "double joiner", ch: related.ChannelWebChat, in: "👩\u200d\u200b\u200d💻", want: "👩\u200d💻"},
+		{name: "joiner after a decomposing symbol", ch: related.ChannelWebChat, in: "\U0001D15E\u200d🎵", want: "\U0001D157\U0001D165🎵"},
+		{name: "joiner after a mark", ch: related.ChannelWebChat, in: "\u21d0\u200b\u0338\u200d🎵", want: "\u21cd🎵"},
 		{name: "joiner at the end", ch: related.ChannelWebChat, in: "👩\u200d", want: "👩"},
 		{name: "flag tag sequence kept", ch: related.ChannelWebChat, in: "🏴\U000E0067\U000E0062\U000E0065\U000E006E\U000E0067\U000E007F", want: "🏴\U000E0067\U000E0062\U000E0065\U000E006E\U000E0067\U000E007F"},
 	}
