@@ -29,6 +29,9 @@ type ContactInput struct {
 	// AddressStatus is UNPARSEABLE when Normalize could not understand
 	// the address: it is kept as given (cleaned) and links nothing.
 	AddressStatus AddressStatus
+	// FallbackName is a name the address carried (an email sender's
+	// display name): the contact's name only while it has none.
+	FallbackName string
 	Name          string
 	Attributes    []Attribute
 }
@@ -45,12 +48,13 @@ func (r RecordMessage) Normalize(now time.Time) (RecordMessage, error) {
 	if err := checkText(r.ThreadRef, MaxThreadRefLength, true); err != nil {
 		return r, err.At("threadRef")
 	}
-	addr, err := NormalizeAddress(r.Channel, r.Contact.Address)
-	if err != nil {
+	// The store puts the address in canonical form under the tenant's
+	// region (CanonicalizeAddress); here only what cannot be stored at all
+	// is refused.
+	if _, err := Canonicalize(r.Channel, r.Contact.Address, ""); err != nil {
 		e, _ := AsError(err)
 		return r, e.At("contact", "address")
 	}
-	r.Contact.Address = addr
 	r.Contact.Name = strings.TrimSpace(r.Contact.Name)
 	if err := checkText(r.Contact.Name, MaxNameLength, false); err != nil {
 		return r, err.At("contact", "name")
@@ -92,6 +96,27 @@ func (r RecordMessage) Normalize(now time.Time) (RecordMessage, error) {
 		return r, err.At("clientMutationId")
 	}
 	return r, nil
+}
+
+// CanonicalizeAddress puts the contact's address in the canonical form of
+// its channel under region, the tenant's default region (Canonicalize):
+// an email sender's display name becomes the contact's FallbackName. An address that cannot be understood is kept, cleaned, marked
+// UNPARSEABLE and reported in the warnings. r must be normalized.
+func (r *RecordMessage) CanonicalizeAddress(region string) ([]Warning, error) {
+	c, err := Canonicalize(r.Channel, r.Contact.Address, region)
+	if err != nil {
+		e, _ := AsError(err)
+		return nil, e.At("contact", "address")
+	}
+	r.Contact.Address, r.Contact.AddressStatus = c.Address, c.Status
+	if c.Name != "" && checkText(c.Name, MaxNameLength, false) == nil {
+		r.Contact.FallbackName = c.Name
+	}
+	if c.Status == AddressUnparseable {
+		return []Warning{{Field: []string{"contact", "address"}, Code: WarnUnparseableAddress,
+			Message: "the address was not understood (" + c.Problem + "): the message is recorded, the contact links to nobody"}}, nil
+	}
+	return nil, nil
 }
 
 // NormalizeAttributes trims keys and values and checks their limits. A key

@@ -37,36 +37,55 @@ func TestPreview(t *testing.T) {
 	}
 }
 
-func TestNormalizeAddress(t *testing.T) {
+func TestCanonicalizeAddress(t *testing.T) {
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	tests := []struct {
-		ch       related.Channel
-		in, want string
-		bad      bool
+		ch                   related.Channel
+		in, name, region     string
+		want, wantName, warn string
 	}{
-		{related.ChannelEmail, "  Ann.Example+tag@Example.COM ", "ann.example+tag@example.com", false},
-		{related.ChannelEmail, "no-at", "", true},
-		{related.ChannelEmail, "@example.com", "", true},
-		{related.ChannelSMS, "+44 (20) 7946-0000", "+442079460000", false},
-		{related.ChannelWhatsApp, "447946000", "447946000", false},
-		{related.ChannelVoice, "call me", "", true},
-		{related.ChannelVoice, "+", "", true},
-		{related.ChannelTwitter, "@JackDorsey", "jackdorsey", false},
-		{related.ChannelInstagram, "@", "", true},
-		{related.ChannelWebChat, "Visitor-ABC", "Visitor-ABC", false},
-		{related.ChannelMessenger, "psid\x00", "", true},
-		{related.ChannelEmail, "   ", "", true},
-		{related.ChannelEmail, strings.Repeat("a", 400) + "@x.io", "", true},
-		{related.Channel("FAX"), "123", "", true},
+		{related.ChannelEmail, "Ann Lee <Ann.Lee@Example.COM>", "", "", "ann.lee@example.com", "Ann Lee", ""},
+		{related.ChannelEmail, "Ann Lee <ann@x.io>", "Ann Example", "", "ann@x.io", "Ann Example", ""}, // a given name wins
+		{related.ChannelEmail, "mailto:ann@x.io", "", "", "ann@x.io", "", ""},
+		{related.ChannelEmail, "bob @example.com", "", "", "bob @example.com", "", related.WarnUnparseableAddress},
+		{related.ChannelSMS, "07400 123456", "", "GB", "+447400123456", "", ""},
+		{related.ChannelSMS, "07400 123456", "", "", "07400 123456", "", related.WarnUnparseableAddress},
+		{related.ChannelVoice, "call me maybe", "", "GB", "call me maybe", "", related.WarnUnparseableAddress},
+		{related.ChannelWebChat, " Visitor-ABC ", "", "", "Visitor-ABC", "", ""},
 	}
 	for _, tt := range tests {
-		got, err := related.NormalizeAddress(tt.ch, tt.in)
-		if (err != nil) != tt.bad || got != tt.want {
-			t.Errorf("NormalizeAddress(%s, %q) = %q, %v; want %q (error: %v)", tt.ch, tt.in, got, err, tt.want, tt.bad)
-		}
+		in, err := related.RecordMessage{Channel: tt.ch, ThreadRef: "t", Direction: related.Inbound, Body: "hi",
+			Contact: related.ContactInput{Address: tt.in, Name: tt.name}}.Normalize(now)
 		if err != nil {
-			if e, ok := related.AsError(err); !ok || e.Code != related.CodeInvalid {
-				t.Errorf("error %v is not an INVALID *related.Error", err)
-			}
+			t.Fatalf("%q: %v", tt.in, err)
+		}
+		warnings, err := in.CanonicalizeAddress(tt.region)
+		if err != nil {
+			t.Fatalf("%q: %v", tt.in, err)
+		}
+		code := ""
+		if len(warnings) == 1 && strings.Join(warnings[0].Field, ".") == "contact.address" {
+			code = warnings[0].Code
+		}
+		wantStatus := related.AddressValid
+		if tt.warn != "" {
+			wantStatus = related.AddressUnparseable
+		}
+		name := in.Contact.Name
+		if name == "" {
+			name = in.Contact.FallbackName
+		}
+		if in.Contact.Address != tt.want || name != tt.wantName || code != tt.warn || in.Contact.AddressStatus != wantStatus {
+			t.Errorf("%s %q in %q: address %q name %q status %s warnings %v; want %q %q %s",
+				tt.ch, tt.in, tt.region, in.Contact.Address, name, in.Contact.AddressStatus, warnings, tt.want, tt.wantName, tt.warn)
+		}
+	}
+	// What cannot be stored at all is refused, naming the field.
+	for _, bad := range []string{"   ", "psid\x00", strings.Repeat("a", 2000) + "@x.io"} {
+		_, err := related.RecordMessage{Channel: related.ChannelMessenger, ThreadRef: "t", Direction: related.Inbound, Body: "hi",
+			Contact: related.ContactInput{Address: bad}}.Normalize(now)
+		if e, ok := related.AsError(err); !ok || e.Code != related.CodeInvalid || strings.Join(e.Field, ".") != "contact.address" {
+			t.Errorf("%q: error %v, want INVALID at contact.address", bad, err)
 		}
 	}
 }
@@ -131,7 +150,8 @@ func TestRecordMessageNormalize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ThreadRef != "t" || got.Contact.Address != "a@b.io" || !got.SentAt.Equal(now.Truncate(time.Millisecond)) {
+	// The address is canonicalized later, under the tenant's region.
+	if got.ThreadRef != "t" || got.Contact.Address != "A@B.io" || !got.SentAt.Equal(now.Truncate(time.Millisecond)) {
 		t.Fatalf("normalized = %+v", got)
 	}
 	if len(got.Contact.Attributes) != 1 || got.Contact.Attributes[0] != (related.Attribute{Key: "k", Value: "2"}) {

@@ -145,6 +145,13 @@ func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.Rec
 				return nil, err
 			}
 		}
+		settings, err := s.settings(ctx, tx, tenant)
+		if err != nil {
+			return nil, err
+		}
+		if res.Warnings, err = in.CanonicalizeAddress(settings.DefaultRegion); err != nil {
+			return nil, err
+		}
 		rules, err := s.rules(ctx, tx, tenant)
 		if err != nil {
 			return nil, err
@@ -259,12 +266,19 @@ func (s *Store) upsertContact(ctx context.Context, tx *sql.Tx, tenant, id string
 	if status == "" {
 		status = related.AddressValid
 	}
+	// A name given wins; a name the address carried fills only a blank.
+	name, fallback := in.Contact.Name, in.Contact.FallbackName
+	if name == "" {
+		name = fallback
+	}
 	c, err := scanContact(s.queryRow(ctx, tx, `INSERT INTO contacts (`+contactCols+`) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, '')
 		ON CONFLICT (tenant, channel, address) DO UPDATE SET
-			name       = CASE WHEN excluded.name <> '' THEN excluded.name ELSE contacts.name END,
-			updated_at = CASE WHEN excluded.name <> '' AND excluded.name <> contacts.name THEN excluded.updated_at ELSE contacts.updated_at END
+			name       = CASE WHEN ? <> '' THEN ? WHEN contacts.name = '' THEN excluded.name ELSE contacts.name END,
+			updated_at = CASE WHEN excluded.name <> '' AND excluded.name <> contacts.name AND (? <> '' OR contacts.name = '')
+				THEN excluded.updated_at ELSE contacts.updated_at END
 		RETURNING `+contactCols,
-		id, tenant, in.Channel, in.Contact.Address, in.Contact.Name, encodeAttributes(attrs), ms(now), ms(now), status, interactionID))
+		id, tenant, in.Channel, in.Contact.Address, name, encodeAttributes(attrs), ms(now), ms(now), status, interactionID,
+		in.Contact.Name, in.Contact.Name, in.Contact.Name))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: upsert contact: %w", err)
 	}

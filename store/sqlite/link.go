@@ -93,7 +93,14 @@ func (s *Store) rules(ctx context.Context, q querier, tenant string) ([]identity
 	if err != nil {
 		return nil, err
 	}
+	settings, err := s.settings(ctx, q, tenant)
+	if err != nil {
+		return nil, err
+	}
 	r := identity.WithDefaults(tenant, stored)
+	for i := range r {
+		r[i].TenantRegion = settings.DefaultRegion
+	}
 	s.ruleCache.put(tenant, r)
 	return r, nil
 }

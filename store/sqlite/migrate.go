@@ -148,6 +148,13 @@ func migrateIdentity(ctx context.Context, s *Store, tx *sql.Tx) error {
 			}
 		}
 	}
+	// Addresses written before they were canonical are canonicalized
+	// (merging the contacts that turn out to be one), then every tenant's
+	// profiles are recomputed from the facts.
+	if _, err := tx.ExecContext(ctx, `INSERT INTO canonicalizations (tenant, state, processed, total, after_id, started_at, updated_at)
+			SELECT tenant, 'RUNNING', 0, count(*), '', ?, ? FROM contacts WHERE true GROUP BY tenant`, ms(now), ms(now)); err != nil {
+		return fmt.Errorf("start canonicalization: %w", err)
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO rule_evaluations (tenant, state, processed, total, after_id, started_at, updated_at)
 			SELECT tenant, 'RUNNING', 0, count(*), '', ?, ? FROM contacts WHERE true GROUP BY tenant
 			ON CONFLICT (tenant) DO UPDATE SET state = 'RUNNING', processed = 0, total = excluded.total, after_id = '',

@@ -15,7 +15,7 @@ import (
 )
 
 // smallTables hold a row or a few per tenant: scanning them is fine.
-var smallTables = map[string]bool{"rule_evaluations": true, "profile_rules": true}
+var smallTables = map[string]bool{"rule_evaluations": true, "profile_rules": true, "tenant_settings": true, "canonicalizations": true}
 
 // TestEveryStatementUsesAnIndex runs the whole conformance suite while
 // recording every distinct statement the adapter runs, then asks SQLite's
@@ -57,6 +57,7 @@ func TestEveryStatementUsesAnIndex(t *testing.T) {
 	t.Run("suite", func(t *testing.T) {
 		storetest.Run(t, open)
 		storetest.RunProfiles(t, open)
+		storetest.RunCanonical(t, open)
 	})
 	if t.Failed() {
 		return

@@ -221,11 +221,23 @@ CREATE TABLE aliases (
 	contact_id TEXT NOT NULL,
 	PRIMARY KEY (tenant, kind, alias)
 );
+CREATE INDEX aliases_contact ON aliases (tenant, contact_id);
 
 CREATE TABLE tenant_settings (
 	tenant         TEXT NOT NULL PRIMARY KEY,
 	default_region TEXT NOT NULL DEFAULT '',
 	updated_at     INTEGER NOT NULL
+);
+
+CREATE TABLE canonicalizations (
+	tenant     TEXT NOT NULL PRIMARY KEY,
+	state      TEXT NOT NULL,
+	processed  INTEGER NOT NULL,
+	total      INTEGER NOT NULL,
+	merged     INTEGER NOT NULL DEFAULT 0,
+	after_id   TEXT NOT NULL DEFAULT '',
+	started_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL
 );
 `
 

@@ -49,7 +49,8 @@ type Store struct {
 	log *slog.Logger
 	now func() time.Time
 
-	ruleCache ruleCache
+	ruleCache     ruleCache
+	settingsCache settingsCache
 	queues    sync.Map  // ids of queues known to be stored
 	rstmts    stmtCache // prepared on the readers
 

@@ -14,6 +14,8 @@ func TestConformance(t *testing.T) { storetest.Run(t, opener) }
 
 func TestProfiles(t *testing.T) { storetest.RunProfiles(t, opener) }
 
+func TestCanonical(t *testing.T) { storetest.RunCanonical(t, opener) }
+
 func opener(t *testing.T) *storetest.Env {
 	{
 		dir := t.TempDir()

@@ -59,6 +59,9 @@ var TenantChecked = map[string]string{
 	"LinkContact":   "ProfileTenantIsolation",
 	"UnlinkContact": "ProfileTenantIsolation", "MergeProfiles": "ProfileTenantIsolation",
 	"RenameProfile": "ProfileTenantIsolation",
+	"TenantSettings": "RegionChangeMergesContacts", "SetTenantSettings": "RegionChangeMergesContacts",
+	"Canonicalization": "RegionChangeMergesContacts", "CanonicalizeContacts": "RegionChangeMergesContacts",
+	"PendingCanonicalizations": "none: it lists the tenants that have work",
 	// Not per tenant by nature:
 	"PendingEvaluations": "none: it lists the tenants that have work",
 	"Ping":               "none: no data",
