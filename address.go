@@ -79,9 +79,12 @@ const problemNoCountryCode = "no country code; set the tenant's default region o
 // It returns an *Error (CodeInvalid) only for what cannot be stored at all:
 // blank after cleaning, an address longer than MaxAddressLength bytes (or
 // an input longer than four times that), invalid UTF-8, control
-// characters, an unknown channel. Anything else that cannot be understood
-// is UNPARSEABLE, never an error: a contact centre must not drop a
-// customer's message.
+// characters (on the email and phone channels tab, CR and LF count as
+// white space instead), an unknown channel. Anything else that cannot be
+// understood is UNPARSEABLE, never an error: a contact centre must not
+// drop a customer's message. An UNPARSEABLE address is the cleaned input,
+// its inner runs of white space collapsed to one space, so that the same
+// bad input maps to the same contact.
 //
 // Every channel's input is cleaned first: invisible characters removed,
 // Unicode NFC, surrounding white space (Unicode's too) trimmed. Then:
@@ -126,9 +129,8 @@ func Canonicalize(c Channel, addr, region string) (CanonicalAddress, error) {
 			res = CanonicalAddress{Address: t, Status: AddressUnparseable, Name: name, Problem: problem}
 		}
 	case ChannelSMS, ChannelWhatsApp, ChannelVoice:
-		res = CanonicalAddress{Status: AddressValid}
 		if e164, problem := canonicalPhone(t, normalizeRegion(region)); problem == "" {
-			res.Address = e164
+			res = CanonicalAddress{Address: e164, Status: AddressValid}
 		} else {
 			res = CanonicalAddress{Address: t, Status: AddressUnparseable, Problem: problem}
 		}

@@ -508,3 +508,30 @@ func FuzzCanonicalize(f *testing.F) {
 		checkIdempotent(t, c, region, got)
 	})
 }
+
+func BenchmarkCanonicalize(b *testing.B) {
+	for _, bb := range []struct {
+		name   string
+		ch     related.Channel
+		in     string
+		region string
+	}{
+		{"email", related.ChannelEmail, "ann.lee@example.com", ""},
+		{"email sender", related.ChannelEmail, `"Lee, Ann" <Ann.Lee@Example.COM>`, ""},
+		{"email IDN", related.ChannelEmail, "jürgen@xn--bcher-kva.de", ""},
+		{"email unparseable", related.ChannelEmail, "bob @example.com", ""},
+		{"phone national", related.ChannelSMS, "07400 123456", "GB"},
+		{"phone E.164", related.ChannelSMS, "+447400123456", "GB"},
+		{"phone unparseable", related.ChannelSMS, "call me maybe", "GB"},
+		{"opaque", related.ChannelWebChat, "visitor-5f3a2c", ""},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := related.Canonicalize(bb.ch, bb.in, bb.region); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
