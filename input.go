@@ -32,8 +32,8 @@ type ContactInput struct {
 	// FallbackName is a name the address carried (an email sender's
 	// display name): the contact's name only while it has none.
 	FallbackName string
-	Name          string
-	Attributes    []Attribute
+	Name         string
+	Attributes   []Attribute
 }
 
 // Normalize validates r and returns it in canonical form: trimmed strings,

@@ -1,10 +1,6 @@
 package identity
 
-import (
-	"github.com/nyaruka/phonenumbers"
-
-	"github.com/relatedhq/related"
-)
+import "github.com/relatedhq/related"
 
 // normalizeEmail returns the canonical form of an email address, the same
 // as a contact's address on the EMAIL channel (related.CanonicalEmail): the
@@ -27,6 +23,4 @@ func normalizePhone(v, region string) (string, bool) {
 }
 
 // validRegion reports whether r is a region the phone library knows.
-func validRegion(r string) bool {
-	return phonenumbers.GetCountryCodeForRegion(r) != 0
-}
+func validRegion(r string) bool { return related.ValidRegion(r) }

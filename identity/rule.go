@@ -87,8 +87,8 @@ type Rule struct {
 	// without its own uses. Stores set it when they load rules; it is not
 	// part of the rule.
 	TenantRegion string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 	// Deleted marks a deleted rule, kept so the default rule stays deleted.
 	Deleted bool
 }

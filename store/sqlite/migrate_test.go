@@ -30,7 +30,9 @@ func TestUpgradeFromLinkedProfiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	id := func(ch related.Channel, addr string) string { return related.DerivedID("t1", "contact", string(ch), addr) }
+	id := func(ch related.Channel, addr string) string {
+		return related.DerivedID("t1", "contact", string(ch), addr)
+	}
 	ann, annZW := id(related.ChannelEmail, "ann@x.io"), id(related.ChannelEmail, "ann@x.io\u200b")
 	sms00, smsPlus := id(related.ChannelSMS, "00447400123456"), id(related.ChannelSMS, "+447400123456")
 	chat, bob := id(related.ChannelWebChat, "v1"), id(related.ChannelEmail, "bob@x.io")
@@ -40,7 +42,7 @@ func TestUpgradeFromLinkedProfiles(t *testing.T) {
 	}{
 		{`INSERT INTO contacts (tenant, id, channel, address, name, profile_id, created_at, updated_at) VALUES
 			('t1', ?, 'EMAIL', 'ann@x.io', 'Ann', 'old-p1', 1000, 1000),
-			('t1', ?, 'EMAIL', 'ann@x.io`+"\u200b"+`', '', 'old-p3', 2000, 2000),
+			('t1', ?, 'EMAIL', 'ann@x.io` + "\u200b" + `', '', 'old-p3', 2000, 2000),
 			('t1', ?, 'SMS', '00447400123456', 'Ann mobile', '', 1500, 1500),
 			('t1', ?, 'SMS', '+447400123456', '', '', 3000, 3000),
 			('t1', ?, 'WEBCHAT', 'v1', '', 'old-p1', 4000, 4000),

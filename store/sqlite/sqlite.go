@@ -51,8 +51,8 @@ type Store struct {
 
 	ruleCache     ruleCache
 	settingsCache settingsCache
-	queues    sync.Map  // ids of queues known to be stored
-	rstmts    stmtCache // prepared on the readers
+	queues        sync.Map  // ids of queues known to be stored
+	rstmts        stmtCache // prepared on the readers
 
 	// wmu serializes writes: SQLite has one writer anyway, and publishing
 	// each write's events before the next write commits keeps events in

@@ -58,7 +58,7 @@ var TenantChecked = map[string]string{
 	"DismissPair": "ProfileTenantIsolation", "SetValueQuarantine": "ProfileTenantIsolation",
 	"LinkContact":   "ProfileTenantIsolation",
 	"UnlinkContact": "ProfileTenantIsolation", "MergeProfiles": "ProfileTenantIsolation",
-	"RenameProfile": "ProfileTenantIsolation",
+	"RenameProfile":  "ProfileTenantIsolation",
 	"TenantSettings": "RegionChangeMergesContacts", "SetTenantSettings": "RegionChangeMergesContacts",
 	"Canonicalization": "RegionChangeMergesContacts", "CanonicalizeContacts": "RegionChangeMergesContacts",
 	"PendingCanonicalizations": "none: it lists the tenants that have work",
