@@ -2,15 +2,13 @@ package mongo
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"time"
-	"weak"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	mongodriver "go.mongodb.org/mongo-driver/v2/mongo"
@@ -21,166 +19,116 @@ import (
 	"github.com/relatedhq/related/store"
 )
 
-// Linking without transactions (DESIGN.md section 5). The decisions are
-// identity.Decide's; this file gathers the facts it decides on and applies
-// its plan with single-document writes, ordered so that concurrent writers
-// on a real MongoDB end where the same writes applied one by one would:
+// Linking on MongoDB, without multi-document transactions (DESIGN.md
+// section 2). A tenant's profiles are a function of its facts
+// (identity.Partition); this file keeps the stored profiles equal to that
+// function while any number of writers on any number of replicas change
+// facts at the same time.
 //
-//   - Every decision with one winner is a unique-index insert: a profile
-//     claims an identifier by inserting its identifiers document (_id
-//     derived from tenant, key and value), and a profile is merged away by
-//     inserting its merges document (_id derived from the loser). A writer
-//     whose insert is refused lost a race: it re-reads and re-plans.
-//   - The contact is moved by a write filtered on its version, so of two
-//     writers linking one contact the one that read older state re-plans.
-//   - A merge sets the loser's mergedInto before it moves anything, and
-//     every writer that put something into a profile reads the profile
-//     after its writes (the summary refresh, itself filtered on the
-//     profile's version): if the profile was merged away meanwhile, the
-//     writer finishes the merge, moving what it wrote. Either the merge's
-//     moves came after the writer's writes and moved them, or the writer
-//     sees mergedInto and moves them itself.
-//   - A merge's moves are idempotent updateManys, so anyone may redo them:
-//     a writer that meets a profile with mergedInto set (a merge in flight,
-//     or one a crash left half-done) finishes it before planning, and the
-//     first write of a tenant after a start finishes the tenant's merges
-//     whose document is not marked done.
-//   - The winner of a merge is always the older profile (identity.Decide;
-//     MergeProfiles too), so merge pointers never form a cycle.
+// The facts are the contacts' documents (address, name, attributes), the
+// decisions and renames, the rules and the admins' value states. The rest
+// is derived from them: a contact's stored values (contact_values: its
+// claims under the rules), the counts of value_stats, the profileId of
+// contacts and interactions, and the profiles, pairs and history.
 //
-// A contact's interactions follow the contact: they are moved before the
-// contact document (so a crash between the two leaves the contact unlinked
-// and its next write links it again) and after it (so an interaction
-// created concurrently with the contact's old profile is caught). A
-// RecordMessage that creates an interaction reads the contact again after
-// the insert and moves the interaction if the contact moved meanwhile.
+//  1. A writer writes its facts first, then recomputes (relink): it takes
+//     leases on the contacts whose facts it changed; reads their documents
+//     and syncs contact_values to them; counts the values whose holders
+//     changed; gathers the clusters of those contacts (store.Gather) and
+//     leases every contact the gather read (the clusters, the other holders
+//     of their values, the partners of their decisions), gathering again
+//     until a gather reads nothing it did not hold before it started; then
+//     plans (identity.Partition, store.Plan), applies, and releases.
+//  2. Leases serialize overlapping recomputes (leases.go): two recomputes
+//     that read or write a common contact never run at once, so each reads
+//     every write of the ones before it. Two recomputes without a common
+//     contact write disjoint documents: the contacts and interactions they
+//     move, the profiles anchored at their contacts, the pairs naming them.
+//  3. The last recompute of a cluster sees every fact of it. Take a fact f
+//     of a final cluster K, written by writer W at time t. W's recompute
+//     R_W runs after t, seeded with the contacts f names, and reads f. Any
+//     recompute R that applies K after R_W leased a contact f names, which
+//     R_W held too, so R made its last gather after R_W released it, after
+//     t: R reads f as well. So whichever recompute applies K last read
+//     every fact of K, and every stored state it replaced (under its
+//     leases), and leaves K as Partition says. A fact written between R's
+//     gather and R's apply is no exception: its writer recomputes after R.
+//     Rules are read inside the leases too (a re-evaluation recomputes
+//     every contact after a rule change), not from the cache.
+//  4. Counts without $inc. value_stats.contacts is written only by a
+//     compare-and-set on the document's version, after a countDocuments
+//     of contact_values: each writer that changed a value's holders counts
+//     after its change and retries until its set succeeds, so the last
+//     successful set counted after every change. A set that changes
+//     whether the value is quarantined (a flip) marks the document, and
+//     its writer recomputes every holder after it; since recomputes read
+//     the stored count, the last flip's recomputes and all later ones
+//     decide with the final state. (On FerretDB, whose updates of one
+//     document are not atomic, this holds for one writer at a time, which
+//     is how its tests run.)
+//  5. Crash recovery. Before a write changes a contact's facts it adds a
+//     dirty marker to the contact (in the same document write when the
+//     fact is the contact's own) and its recompute removes the marker once
+//     applied; a flip marks its value_stats document the same way. On
+//     start and from the background worker (PendingEvaluations), the
+//     contacts and values with markers older than the lease time, whose
+//     writer would be done if alive, are recomputed again and unmarked.
+//     Applying a plan is idempotent (derived ids, upserts, updateMany by
+//     contact ids), so a recompute a crash cut short is finished by
+//     running it again; its leases expire and are taken over.
+//
+// A contact's interactions follow it: a recompute moves the contact, then
+// its interactions by contactId. A message that creates an interaction
+// inserts it without a profile and, after reading its contact, sets the
+// contact's profile on it only where it still has none; whichever of that
+// set and a concurrent recompute's move comes last, the interaction ends
+// in the profile its contact ends in.
 
-const (
-	// maxLinkAttempts bounds how often one write re-plans its linking
-	// after losing a race; more means something keeps changing the same
-	// facts, which is worth an error rather than a spin.
-	maxLinkAttempts = 8
-	// maxChain bounds the merge chains followed to a root. Merges re-point
-	// the profiles that pointed at their loser, so chains stay short.
-	maxChain = 64
-	// ruleTTL is how long a replica trusts its copy of a tenant's rules.
-	// Rules change through any replica; the others see a change within
-	// this time, and the re-evaluation it starts corrects what they linked
-	// meanwhile.
-	ruleTTL = 5 * time.Second
-)
+// cacheTTL is how long a replica trusts its copy of a tenant's rules and
+// settings for the fast path of a write. Recomputes read them afresh.
+const cacheTTL = 5 * time.Second
 
-// errReplan says the state a linking plan was made on changed before the
-// plan was applied (a claim or merge lost its race, the contact moved): the
-// caller re-reads and plans again.
-var errReplan = errors.New("mongo: linking state changed; re-plan")
-
-// profileState is what the profile code of one Store keeps in memory: the
-// rules cache and which tenants' unfinished merges it has looked for. It
-// lives beside the Store (profileStateOf) rather than in it.
-type profileState struct {
-	mu           sync.Mutex
-	rules        map[string]cachedRules
-	recovered    map[string]bool
-	recoveredAll bool
+// caches holds each tenant's rules and settings.
+type caches struct {
+	mu       sync.Mutex
+	rules    map[string]cached[[]identity.Rule]
+	settings map[string]cached[related.TenantSettings]
 }
 
-type cachedRules struct {
-	rules []identity.Rule
-	at    time.Time
+type cached[T any] struct {
+	v  T
+	at time.Time
 }
 
-// profileStates maps each Store to its profileState. The key is a weak
-// pointer, and a cleanup drops the entry when the Store is collected.
-var profileStates sync.Map // weak.Pointer[Store] -> *profileState
-
-func (s *Store) profileState() *profileState {
-	k := weak.Make(s)
-	if v, ok := profileStates.Load(k); ok {
-		return v.(*profileState)
+func getCached[T any](c *caches, m map[string]cached[T], tenant string) (T, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := m[tenant]
+	if !ok || time.Since(v.at) > cacheTTL {
+		var zero T
+		return zero, false
 	}
-	v, loaded := profileStates.LoadOrStore(k, &profileState{rules: map[string]cachedRules{}, recovered: map[string]bool{}})
-	if !loaded {
-		runtime.AddCleanup(s, func(k weak.Pointer[Store]) { profileStates.Delete(k) }, k)
-	}
-	return v.(*profileState)
+	return v.v, true
 }
 
-func (st *profileState) cached(tenant string) ([]identity.Rule, bool) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	c, ok := st.rules[tenant]
-	if !ok || time.Since(c.at) > ruleTTL {
-		return nil, false
-	}
-	return c.rules, true
+func putCached[T any](c *caches, m map[string]cached[T], tenant string, v T) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m[tenant] = cached[T]{v: v, at: time.Now()}
 }
 
-func (st *profileState) put(tenant string, r []identity.Rule) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.rules[tenant] = cachedRules{rules: r, at: time.Now()}
-}
-
-func (st *profileState) drop(tenant string) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	delete(st.rules, tenant)
-}
-
-func (st *profileState) isRecovered(tenant string) bool {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.recoveredAll || st.recovered[tenant]
-}
-
-func (st *profileState) markRecovered(tenant string) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if tenant == "" {
-		st.recoveredAll = true
-		return
-	}
-	st.recovered[tenant] = true
+// forget drops a tenant's cached rules and settings.
+func (c *caches) forget(tenant string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.rules, tenant)
+	delete(c.settings, tenant)
 }
 
 func (s *Store) coll(name string) *mongodriver.Collection { return s.db.Collection(name) }
 
-// Derived ids of the profile documents.
-func identifierID(tenant string, id related.Identifier) string {
-	return related.DerivedID(tenant, "identifier", id.Key, id.Value)
-}
-func mergeID(tenant, loser string) string { return related.DerivedID(tenant, "merge", loser) }
-func doNotLinkID(tenant, contact, profile string) string {
-	return related.DerivedID(tenant, "do-not-link", contact, profile)
-}
-func evaluationID(tenant string) string { return related.DerivedID(tenant, "rule-evaluation") }
-
-// linkID is the id of a rule link: the same link written twice (a re-plan
-// after a lost race) is one document.
-func linkID(tenant, profile, contact string, id related.Identifier) string {
-	return related.DerivedID(tenant, "link", profile, contact, id.Key, id.Value)
-}
-
-// pairOf names two profiles whatever their order.
-func pairOf(a, b string) string {
-	if b < a {
-		a, b = b, a
-	}
-	return a + "|" + b
-}
-
-// olderDoc orders profiles as identity.Decide does: the merge winner
-// first.
-func olderDoc(a, b *profileDoc) bool {
-	if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-		return c < 0
-	}
-	return a.ID < b.ID
-}
-
-// everyBatch is the batch size of findEvery: its reads return a profile's
-// members, links or interactions, which a batch this size holds in one
+// everyBatch is the batch size of findEvery: its reads return a cluster's
+// contacts, values or interactions, which a batch this size holds in one
 // command on both backends (FerretDB closes a cursor only when a batch
 // comes back short of the batch size; see findAll).
 const everyBatch = 1000
@@ -202,35 +150,20 @@ func findEvery[D any](ctx context.Context, c *mongodriver.Collection, filter bso
 	return docs, nil
 }
 
-// onlyDuplicates reports whether err is a bulk insert's refusal of some
-// documents as duplicates and nothing else.
-func onlyDuplicates(err error) (int, bool) {
+// onlyDuplicates reports whether err is a bulk write's refusal of some
+// inserts as duplicates and nothing else.
+func onlyDuplicates(err error) bool {
 	var bwe mongodriver.BulkWriteException
 	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
-		return 0, false
+		return false
 	}
 	for _, we := range bwe.WriteErrors {
 		if we.Code != 11000 {
-			return 0, false
+			return false
 		}
 	}
-	return len(bwe.WriteErrors), true
+	return true
 }
-
-// insertIgnoringDuplicates inserts docs, each on its own: the ones that
-// exist already are left as they are.
-func insertIgnoringDuplicates(ctx context.Context, c *mongodriver.Collection, docs []any) error {
-	if len(docs) == 0 {
-		return nil
-	}
-	_, err := c.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	if _, dup := onlyDuplicates(err); err != nil && !dup {
-		return err
-	}
-	return nil
-}
-
-func idIn(ids []string) bson.D { return bson.D{{Key: "$in", Value: ids}} }
 
 // storedRules reads a tenant's rule documents, deleted ones included.
 func (s *Store) storedRules(ctx context.Context, tenant string) ([]identity.Rule, error) {
@@ -239,191 +172,584 @@ func (s *Store) storedRules(ctx context.Context, tenant string) ([]identity.Rule
 		return nil, fmt.Errorf("read rules: %w", err)
 	}
 	out := make([]identity.Rule, len(docs))
-	for i, d := range docs {
-		out[i] = identity.Rule{
-			ID: d.ID, Tenant: d.Tenant, Attribute: d.Attribute, Normalizer: identity.Normalizer(d.Normalizer),
-			Enabled: d.Enabled, Priority: d.Priority, MaxPerProfile: d.MaxPerProfile, BlockedValues: d.BlockedValues,
-			DefaultRegion: d.DefaultRegion, Deleted: d.Deleted, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
-		}
+	for i := range docs {
+		out[i] = docs[i].rule()
 	}
 	return out, nil
 }
 
 // rules returns the tenant's effective rules, from the cache when it is
-// fresh.
+// fresh: for the fast path of writes and for reads.
 func (s *Store) rules(ctx context.Context, tenant string) ([]identity.Rule, error) {
-	st := s.profileState()
-	if r, ok := st.cached(tenant); ok {
+	if r, ok := getCached(&s.cache, s.cache.rules, tenant); ok {
 		return r, nil
 	}
+	return s.freshRules(ctx, tenant)
+}
+
+// freshRules reads the tenant's effective rules, with its region, from the
+// database (and refreshes the cache).
+func (s *Store) freshRules(ctx context.Context, tenant string) ([]identity.Rule, error) {
 	stored, err := s.storedRules(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
+	settings, err := s.freshSettings(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
 	r := identity.WithDefaults(tenant, stored)
-	st.put(tenant, r)
+	for i := range r {
+		r[i].TenantRegion = settings.DefaultRegion
+	}
+	putCached(&s.cache, s.cache.rules, tenant, r)
 	return r, nil
 }
 
-// contactByID reads one contact.
-func (s *Store) contactByID(ctx context.Context, tenant, id string) (*contactDoc, error) {
-	var c contactDoc
-	err := s.contacts.FindOne(ctx, byID(tenant, id)).Decode(&c)
-	if notFound(err) {
-		return nil, related.NotFound("no such contact", "contactId")
+// claimsSig is a digest of the facts claims state (not their provenance):
+// a write whose contact's digest is unchanged has nothing to relink. It is
+// SQLite's digest.
+func claimsSig(claims []identity.Claim) string {
+	if len(claims) == 0 {
+		return ""
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read contact %s: %w", id, err)
+	h := sha256.New()
+	for _, c := range claims {
+		fmt.Fprintf(h, "%d:%s%d:%s%s/%t/%s;", len(c.Key), c.Key, len(c.Value), c.Value, c.Source, c.Agent, c.RuleID)
 	}
-	return &c, nil
+	return base64.RawStdEncoding.EncodeToString(h.Sum(nil)[:12])
 }
 
-// profileByID reads one profile as stored, or nil.
-func (s *Store) profileByID(ctx context.Context, tenant, id string) (*profileDoc, error) {
-	var p profileDoc
-	err := s.coll(collProfiles).FindOne(ctx, byID(tenant, id)).Decode(&p)
-	if notFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read profile %s: %w", id, err)
-	}
-	return &p, nil
+// sigOf is the claims digest of a contact document under rules.
+func sigOf(rules []identity.Rule, d *contactDoc) string {
+	return claimsSig(identity.Claims(rules, d.domain()))
 }
 
-// rootProfile follows a profile's merge chain to the profile that holds
-// its contacts now.
-func (s *Store) rootProfile(ctx context.Context, tenant, id string) (*profileDoc, error) {
-	for range maxChain {
-		p, err := s.profileByID(ctx, tenant, id)
+// newMarker returns a dirty marker made now: its time, so markers sort by
+// age, and a token no other write has.
+func newMarker() string { return markerAt(time.Now()) + related.NewID() }
+
+// markerAt is the prefix of the markers made at t; every marker made
+// before t sorts before it.
+func markerAt(t time.Time) string { return fmt.Sprintf("%015d/", max(t.UnixMilli(), 0)) }
+
+// flip is a value whose quarantine a count (or an admin) changed.
+type flip struct {
+	id          related.Identifier
+	quarantined bool
+	marker      string
+}
+
+// relink brings the stored values of contacts ids up to date with their
+// documents and recomputes their clusters, under leases (see the top of
+// this file). markers are the dirty markers to remove from each contact
+// once done. It returns the live events of the interactions whose profile
+// changed, and the profile each of ids ends in.
+func (s *Store) relink(ctx context.Context, tenant string, ids []string, markers map[string][]string, by related.Actor, ts time.Time) ([]store.Event, map[string]string, error) {
+	ids = uniqSorted(ids)
+	var (
+		events  []store.Event
+		assign  map[string]string
+		flips   []flip // kept across rounds: a round's flips need their holders recomputed even if a later round counts nothing new
+		history []identity.Event
+	)
+	err := s.withLeases(ctx, tenant, ids, func(l *leases) error {
+		rules, err := s.freshRules(ctx, tenant)
+		if err != nil {
+			return err
+		}
+		docs, err := findEvery[contactDoc](ctx, s.contacts, bson.D{{Key: "_id", Value: idIn(ids)}, {Key: "tenant", Value: tenant}}, nil)
+		if err != nil {
+			return fmt.Errorf("read contacts: %w", err)
+		}
+		f, err := s.syncValues(ctx, tenant, rules, docs, ts)
+		if err != nil {
+			return err
+		}
+		h, err := s.flipHistory(ctx, tenant, f)
+		if err != nil {
+			return err
+		}
+		flips, history = append(flips, f...), append(history, h...)
+		seeds, err := s.flipSeeds(ctx, tenant, ids, flips)
+		if err != nil {
+			return err
+		}
+		ev, res, err := s.recompute(ctx, l, rules, seeds, by, ts)
+		if err != nil {
+			return err
+		}
+		events, assign = ev, res
+		return s.finishRelink(ctx, tenant, rules, docs, markers, flips, history, by, ts)
+	})
+	return events, assign, err
+}
+
+// flipHistory returns the history of flips: each value's change, naming
+// the profiles its holders are in before the recompute.
+func (s *Store) flipHistory(ctx context.Context, tenant string, flips []flip) ([]identity.Event, error) {
+	var out []identity.Event
+	for _, f := range flips {
+		hs, err := s.holders(ctx, tenant, []related.Identifier{f.id})
 		if err != nil {
 			return nil, err
 		}
-		if p == nil {
-			return nil, related.NotFound("no such profile", "profileId")
+		contacts := make([]string, len(hs))
+		for i, h := range hs {
+			contacts[i] = h.Contact
 		}
-		if p.MergedInto == "" {
-			return p, nil
-		}
-		id = p.MergedInto
-	}
-	return nil, fmt.Errorf("profile %s: merge chain too long", id)
-}
-
-// linkRun is what a write that links a contact knows.
-type linkRun struct {
-	interactionID string // provenance of the links: the interaction the values came with
-	by            string // who or what links: "rule", "rules"
-	ts            time.Time
-	// fresh says the write created the contact, so its only interaction
-	// is known (or one racing this write, which its own writer settles).
-	fresh bool
-	// known is the interaction the write is about, or nil.
-	known *interactionDoc
-}
-
-// linking is the state of one linkContact across its re-plans.
-type linking struct {
-	run    linkRun
-	events []store.Event
-	// from and at track the contact's interactions this linking moves:
-	// the profile each left, and where it is now.
-	from, at map[string]string
-	// dirty says interactions were moved ahead of the contact document.
-	dirty bool
-}
-
-// linkContact links contact c by the identifiers it brings: it gathers the
-// facts, lets identity.Decide plan and applies the plan, re-planning when
-// a race changed the facts. It returns the contact as stored afterwards,
-// whether linking wrote it (and so moved its interactions after they
-// existed), and the events of the interactions whose profile changed.
-func (s *Store) linkContact(ctx context.Context, c *contactDoc, run linkRun) (*contactDoc, bool, []store.Event, error) {
-	tenant := c.Tenant
-	l := &linking{run: run, from: map[string]string{}, at: map[string]string{}}
-	if err := s.recoverTenant(ctx, tenant); err != nil {
-		return nil, false, nil, err
-	}
-	if k := run.known; k != nil && k.ContactID == c.ID {
-		l.from[k.ID], l.at[k.ID] = k.ProfileID, k.ProfileID
-	}
-	origin := c.ProfileID
-	var done *applied
-	for attempt := 0; ; attempt++ {
-		rules, err := s.rules(ctx, tenant)
+		cur, err := s.currentProfiles(ctx, tenant, contacts)
 		if err != nil {
-			return nil, false, l.events, err
+			return nil, err
 		}
-		claims := identity.Claims(rules, c.domain())
-		if len(claims) == 0 || c.ProfileID != "" && allLinked(claims, c.Identifiers) {
-			break // the common case: nothing new to link
+		kind := identity.EventReleased
+		if f.quarantined {
+			kind = identity.EventQuarantined
 		}
-		if attempt == maxLinkAttempts {
-			return nil, false, l.events, fmt.Errorf("link contact %s: the facts kept changing over %d attempts", c.ID, attempt)
-		}
-		a, err := s.linkOnce(ctx, l, c, claims, rules)
-		if err == nil {
-			c, done = a.contact, a
-			if !a.wrote {
-				done = nil
-			}
-			break
-		}
-		if !errors.Is(err, errReplan) {
-			return nil, false, l.events, err
-		}
-		if attempt >= 2 {
-			// Writers contending for the same facts: let the others
-			// finish before planning again.
-			time.Sleep(time.Duration(rand.IntN(1+attempt*attempt)) * time.Millisecond)
-		}
-		if c, err = s.contactByID(ctx, tenant, c.ID); err != nil {
-			return nil, false, l.events, err
-		}
+		out = append(out, identity.Event{Kind: kind, Profiles: distinctValues(cur), Identifier: f.id})
 	}
-	// After the contact was written (or interactions were moved ahead of
-	// it and c was read again since), its interactions follow it.
-	follow := l.dirty || done != nil && c.ProfileID != origin
-	for _, at := range l.at {
-		follow = follow || done != nil && at != c.ProfileID
-	}
-	if follow {
-		if err := s.followContact(ctx, l, c, origin); err != nil {
-			return nil, false, l.events, err
-		}
-	}
-	if done != nil {
-		root, ev, err := s.refreshProfile(ctx, tenant, done.target, done.version, done.preset, false, run.ts)
-		l.events = append(l.events, ev...)
-		if err != nil {
-			return nil, false, l.events, err
-		}
-		if root != nil && root.ID != c.ProfileID {
-			// The profile was merged away meanwhile; finishing the merge
-			// moved the contact and its interactions.
-			if c, err = s.contactByID(ctx, tenant, c.ID); err != nil {
-				return nil, false, l.events, err
-			}
-			for id := range l.from {
-				l.at[id] = c.ProfileID
-			}
-		}
-	}
-	for id, from := range l.from {
-		if from != c.ProfileID && l.at[id] == c.ProfileID {
-			l.events = append(l.events, profileChanged(tenant, id, c.ID, from, c.ProfileID, run.ts))
-		}
-	}
-	return c, done != nil, l.events, nil
+	return out, nil
 }
 
-func allLinked(claims []identity.Claim, linked []identDoc) bool {
-	for _, c := range claims {
-		if !slices.Contains(linked, identDoc{Key: c.Key, Value: c.Value}) {
-			return false
+// flipSeeds returns ids and the holders of the flipped values.
+func (s *Store) flipSeeds(ctx context.Context, tenant string, ids []string, flips []flip) ([]string, error) {
+	seeds := slices.Clone(ids)
+	if len(flips) == 0 {
+		return seeds, nil
+	}
+	values := make([]related.Identifier, len(flips))
+	for i, f := range flips {
+		values[i] = f.id
+	}
+	hs, err := s.holders(ctx, tenant, values)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range hs {
+		seeds = append(seeds, h.Contact)
+	}
+	return uniqSorted(seeds), nil
+}
+
+// finishRelink records that the contacts' values are synced and their
+// clusters recomputed: each contact's claims digest is set and its dirty
+// markers removed (one bulk write), the flips' marks are removed, and the
+// flips' history is recorded.
+func (s *Store) finishRelink(ctx context.Context, tenant string, rules []identity.Rule, docs []contactDoc, markers map[string][]string, flips []flip, history []identity.Event, by related.Actor, ts time.Time) error {
+	var models []mongodriver.WriteModel
+	for i := range docs {
+		d := &docs[i]
+		update := bson.D{{Key: "$set", Value: bson.D{{Key: "claimsSig", Value: sigOf(rules, d)}}}}
+		if m := markers[d.ID]; len(m) > 0 {
+			update = append(update, bson.E{Key: "$pullAll", Value: bson.D{{Key: "dirty", Value: m}}})
+		}
+		models = append(models, mongodriver.NewUpdateOneModel().SetFilter(byID(tenant, d.ID)).SetUpdate(update))
+	}
+	if len(models) > 0 {
+		if _, err := s.contacts.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
+			return fmt.Errorf("record linked contacts: %w", err)
 		}
 	}
-	return true
+	if len(flips) > 0 {
+		if err := s.clearFlips(ctx, tenant, flips); err != nil {
+			return err
+		}
+	}
+	return s.recordEvents(ctx, tenant, history, by, ts)
+}
+
+// clearFlips removes the flips' marks from their value_stats documents,
+// where no later flip replaced them.
+func (s *Store) clearFlips(ctx context.Context, tenant string, flips []flip) error {
+	models := make([]mongodriver.WriteModel, len(flips))
+	for i, f := range flips {
+		models[i] = mongodriver.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: statID(tenant, f.id)}, {Key: "tenant", Value: tenant}, {Key: "flip", Value: f.marker}}).
+			SetUpdate(bson.D{{Key: "$unset", Value: bson.D{{Key: "flip", Value: ""}}}})
+	}
+	if _, err := s.coll(collValueStats).BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
+		return fmt.Errorf("clear value flips: %w", err)
+	}
+	return nil
+}
+
+// distinctValues returns the non-empty values of m, sorted, once each.
+func distinctValues(m map[string]string) []string {
+	var out []string
+	for _, v := range m {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return uniqSorted(out)
+}
+
+// syncValues stores each contact's claims under rules in contact_values
+// (one read, one bulk write), then counts the values whose holders changed
+// and returns the flips of their quarantine.
+func (s *Store) syncValues(ctx context.Context, tenant string, rules []identity.Rule, docs []contactDoc, ts time.Time) ([]flip, error) {
+	if len(docs) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(docs))
+	for i, d := range docs {
+		ids[i] = d.ID
+	}
+	stored, err := s.valuesOf(ctx, tenant, ids)
+	if err != nil {
+		return nil, err
+	}
+	byContact := map[string][]valueDoc{}
+	for _, v := range stored {
+		byContact[v.ContactID] = append(byContact[v.ContactID], v)
+	}
+	var (
+		models  []mongodriver.WriteModel
+		changed []related.Identifier
+	)
+	for i := range docs {
+		d := &docs[i]
+		claims := identity.Claims(rules, d.domain())
+		old := byContact[d.ID]
+		for _, v := range old {
+			id := related.Identifier{Key: v.Key, Value: v.Value}
+			if !slices.ContainsFunc(claims, func(cl identity.Claim) bool { return cl.Identifier == id }) {
+				models = append(models, mongodriver.NewDeleteOneModel().SetFilter(byID(tenant, v.ID)))
+				changed = append(changed, id)
+			}
+		}
+		for _, cl := range claims {
+			j := slices.IndexFunc(old, func(v valueDoc) bool { return v.Key == cl.Key && v.Value == cl.Value })
+			if j >= 0 && old[j].Source == string(cl.Source) && old[j].Agent == cl.Agent && old[j].RuleID == cl.RuleID {
+				continue
+			}
+			if j < 0 {
+				changed = append(changed, cl.Identifier)
+			}
+			doc := newValueDoc(tenant, d.ID, cl, ts)
+			models = append(models, mongodriver.NewReplaceOneModel().SetFilter(byID(tenant, doc.ID)).SetReplacement(doc).SetUpsert(true))
+		}
+	}
+	if len(models) > 0 {
+		if _, err := s.coll(collValues).BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
+			return nil, fmt.Errorf("store contact values: %w", err)
+		}
+	}
+	return s.countValues(ctx, tenant, rules, changed, ts)
+}
+
+// countValues counts the holders of values in contact_values and stores
+// each count in value_stats by a compare-and-set on the document's
+// version, retried until it succeeds (see the top of this file). It
+// returns the values whose quarantine changed, each marked for recovery.
+func (s *Store) countValues(ctx context.Context, tenant string, rules []identity.Rule, values []related.Identifier, ts time.Time) ([]flip, error) {
+	values = slices.CompactFunc(slices.SortedFunc(slices.Values(values), func(a, b related.Identifier) int {
+		return compareIdentifiers(a, b)
+	}), func(a, b related.Identifier) bool { return a == b })
+	byKey := map[string]identity.Rule{}
+	for _, r := range rules {
+		byKey[r.Attribute] = r
+	}
+	var flips []flip
+	coll := s.coll(collValueStats)
+	for attempt := 0; len(values) > 0; attempt++ {
+		if attempt == maxCASAttempts {
+			return flips, fmt.Errorf("count values: %d values kept changing over %d attempts", len(values), attempt)
+		}
+		docs, err := s.stats(ctx, tenant, values)
+		if err != nil {
+			return flips, err
+		}
+		cur := map[related.Identifier]*statDoc{}
+		for i := range docs {
+			cur[related.Identifier{Key: docs[i].Key, Value: docs[i].Value}] = &docs[i]
+		}
+		var again []related.Identifier
+		for _, id := range values {
+			n, err := s.coll(collValues).CountDocuments(ctx, bson.D{{Key: "tenant", Value: tenant}, {Key: "vid", Value: valueID(id)}})
+			if err != nil {
+				return flips, fmt.Errorf("count holders: %w", err)
+			}
+			d := cur[id]
+			state := identity.QuarantineAutomatic
+			before := false
+			if d != nil {
+				state, before = identity.Quarantine(d.State), d.Quarantined
+			}
+			after := byKey[id.Key].Quarantined(identity.ValueFacts{Contacts: int(n), State: state})
+			set := bson.D{{Key: "contacts", Value: int(n)}, {Key: "quarantined", Value: after}, {Key: "listed", Value: listed(after, state)}}
+			var f *flip
+			if before != after {
+				f = &flip{id: id, quarantined: after, marker: newMarker()}
+				set = append(set, bson.E{Key: "flip", Value: f.marker}, bson.E{Key: "updatedAt", Value: ts})
+			}
+			won, err := s.casStat(ctx, coll, tenant, id, d, set, ts)
+			if err != nil {
+				return flips, err
+			}
+			if !won {
+				again = append(again, id)
+				continue
+			}
+			if f != nil {
+				flips = append(flips, *f)
+			}
+		}
+		values = again
+	}
+	return flips, nil
+}
+
+// maxCASAttempts bounds the retries of a compare-and-set: more means
+// something keeps changing one document, which is worth an error.
+const maxCASAttempts = 32
+
+// casStat writes set on the value_stats document of id if it is still at
+// the version of d (or, for d nil, if it does not exist), and reports
+// whether it did.
+func (s *Store) casStat(ctx context.Context, coll *mongodriver.Collection, tenant string, id related.Identifier, d *statDoc, set bson.D, ts time.Time) (bool, error) {
+	if d == nil {
+		doc := bson.D{{Key: "_id", Value: statID(tenant, id)}, {Key: "tenant", Value: tenant}, {Key: "key", Value: id.Key},
+			{Key: "value", Value: id.Value}, {Key: "vid", Value: valueID(id)}, {Key: "state", Value: string(identity.QuarantineAutomatic)},
+			{Key: "version", Value: int64(1)}, {Key: "updatedAt", Value: ts}}
+	fields:
+		for _, e := range set {
+			for i := range doc {
+				if doc[i].Key == e.Key {
+					doc[i].Value = e.Value
+					continue fields
+				}
+			}
+			doc = append(doc, e)
+		}
+		_, err := coll.InsertOne(ctx, doc)
+		if isDuplicate(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("store value count: %w", err)
+		}
+		return true, nil
+	}
+	res, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: d.ID}, {Key: "tenant", Value: tenant}, {Key: "version", Value: d.Version}},
+		bson.D{{Key: "$set", Value: set}, {Key: "$inc", Value: bson.D{{Key: "version", Value: 1}}}})
+	if err != nil {
+		return false, fmt.Errorf("store value count: %w", err)
+	}
+	return res.MatchedCount == 1, nil
+}
+
+func compareIdentifiers(a, b related.Identifier) int {
+	if a.Key != b.Key {
+		if a.Key < b.Key {
+			return -1
+		}
+		return 1
+	}
+	switch {
+	case a.Value < b.Value:
+		return -1
+	case a.Value > b.Value:
+		return 1
+	}
+	return 0
+}
+
+// recompute gathers the clusters of seeds under leases l, decides them and
+// applies the result. It returns the live events of the interactions that
+// changed profile and the profile of every contact of the clusters.
+func (s *Store) recompute(ctx context.Context, l *leases, rules []identity.Rule, seeds []string, by related.Actor, ts time.Time) ([]store.Event, map[string]string, error) {
+	in, err := s.cover(ctx, l, rules, seeds)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := l.renew(ctx); err != nil {
+		return nil, nil, err
+	}
+	res := identity.Partition(in)
+	events, err := s.apply(ctx, l.tenant, in, store.Plan(in, res), by, ts)
+	return events, res.Assignment, err
+}
+
+// maxCoverRounds bounds the gathers of one cover: each round leases more
+// of a cluster that grows under concurrent writes.
+const maxCoverRounds = 32
+
+// cover gathers the clusters of seeds and leases every contact the gather
+// read, gathering again until a gather read only contacts held before it
+// started: that gather's facts and stored state are what the caller may
+// act on. A contact held by another writer fails it with errContended.
+func (s *Store) cover(ctx context.Context, l *leases, rules []identity.Rule, seeds []string) (identity.Input, error) {
+	for range maxCoverRounds {
+		held := make(map[string]bool, len(l.held))
+		for id := range l.held {
+			held[id] = true
+		}
+		in, err := store.Gather(ctx, clusterReader{s}, l.tenant, rules, seeds)
+		if err != nil {
+			return in, err
+		}
+		need := neighbourhood(in)
+		if !slices.ContainsFunc(need, func(id string) bool { return !held[id] }) {
+			return in, nil
+		}
+		if err := l.try(ctx, need); err != nil {
+			return in, err
+		}
+	}
+	return identity.Input{}, fmt.Errorf("mongo: the clusters of %d contacts kept growing over %d gathers", len(seeds), maxCoverRounds)
+}
+
+// neighbourhood is every contact a gather read: the clusters, the other
+// holders of their values and the partners of their decisions.
+func neighbourhood(in identity.Input) []string {
+	out := make([]string, 0, len(in.Contacts)+len(in.Outside)+len(in.Partners))
+	for _, c := range in.Contacts {
+		out = append(out, c.ID)
+	}
+	for _, h := range in.Outside {
+		out = append(out, h.Contact)
+	}
+	for c := range in.Partners {
+		out = append(out, c)
+	}
+	return uniqSorted(out)
+}
+
+// apply writes a recompute's changes, each step idempotent, in an order
+// readers can live with: the decided profiles first (so a contact never
+// points at a profile that is not written), then the contacts and their
+// interactions, then the deletion of profiles no longer current (an id of
+// one leads to its anchor's profile), the pairs and the history. It
+// returns the live events of the interactions that changed profile.
+func (s *Store) apply(ctx context.Context, tenant string, in identity.Input, ch store.Changes, by related.Actor, ts time.Time) ([]store.Event, error) {
+	if err := s.writeProfiles(ctx, tenant, ch.Profiles, ts); err != nil {
+		return nil, err
+	}
+	events, err := s.moveContacts(ctx, tenant, ch.Moves, ts)
+	if err != nil {
+		return events, err
+	}
+	if len(ch.Deleted) > 0 {
+		if _, err := s.coll(collProfiles).DeleteMany(ctx, bson.D{{Key: "_id", Value: idIn(ch.Deleted)}, {Key: "tenant", Value: tenant}}); err != nil {
+			return events, fmt.Errorf("delete profiles: %w", err)
+		}
+	}
+	if len(ch.DeletePairs) > 0 || len(ch.InsertPairs) > 0 {
+		var models []mongodriver.WriteModel
+		if len(ch.DeletePairs) > 0 {
+			models = append(models, mongodriver.NewDeleteManyModel().SetFilter(bson.D{{Key: "_id", Value: idIn(ch.DeletePairs)}, {Key: "tenant", Value: tenant}}))
+		}
+		for _, p := range ch.InsertPairs {
+			models = append(models, mongodriver.NewInsertOneModel().SetDocument(newPairDoc(tenant, p, ts)))
+		}
+		// A pair stored already (a plan applied again) stays as it is.
+		if _, err := s.coll(collPairs).BulkWrite(ctx, models, options.BulkWrite().SetOrdered(true)); err != nil && !onlyDuplicates(err) {
+			return events, fmt.Errorf("write pairs: %w", err)
+		}
+	}
+	return events, s.recordEvents(ctx, tenant, ch.Events, by, ts)
+}
+
+// writeProfiles writes the decided profiles that are new or changed: one
+// read of those stored, one bulk of upserts.
+func (s *Store) writeProfiles(ctx context.Context, tenant string, ps []identity.ProfileResult, ts time.Time) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	ids := make([]string, len(ps))
+	for i, p := range ps {
+		ids[i] = p.ID
+	}
+	docs, err := findEvery[profileDoc](ctx, s.coll(collProfiles), bson.D{{Key: "_id", Value: idIn(ids)}, {Key: "tenant", Value: tenant}}, nil)
+	if err != nil {
+		return fmt.Errorf("read profiles: %w", err)
+	}
+	stored := map[string]*profileDoc{}
+	for i := range docs {
+		stored[docs[i].ID] = &docs[i]
+	}
+	var models []mongodriver.WriteModel
+	for _, p := range ps {
+		if d := stored[p.ID]; d != nil && sameProfile(d, p) {
+			continue
+		}
+		chans, idents := profileFields(p)
+		models = append(models, mongodriver.NewUpdateOneModel().SetFilter(byID(tenant, p.ID)).SetUpsert(true).SetUpdate(bson.D{
+			{Key: "$set", Value: bson.D{{Key: "anchor", Value: p.Anchor}, {Key: "customName", Value: p.CustomName},
+				{Key: "autoName", Value: p.AutoName}, {Key: "channels", Value: chans}, {Key: "identifiers", Value: idents},
+				{Key: "contactCount", Value: len(p.Contacts)}, {Key: "updatedAt", Value: ts}}},
+			{Key: "$setOnInsert", Value: bson.D{{Key: "createdAt", Value: ts}}},
+		}))
+	}
+	if len(models) == 0 {
+		return nil
+	}
+	_, err = s.coll(collProfiles).BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	if maybeDuplicate(err) {
+		// An upsert raced the insert of the same profile (a recompute a
+		// crash interrupted, redone while its leases were taken over):
+		// now both are updates.
+		_, err = s.coll(collProfiles).BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	}
+	if err != nil {
+		return fmt.Errorf("write profiles: %w", err)
+	}
+	return nil
+}
+
+// moveContacts sets the contacts' profiles, then their interactions',
+// and returns an event for each interaction that changed profile: one
+// read and two bulk writes, whatever the number of contacts.
+func (s *Store) moveContacts(ctx context.Context, tenant string, moves []store.Move, ts time.Time) ([]store.Event, error) {
+	if len(moves) == 0 {
+		return nil, nil
+	}
+	to := map[string]string{}
+	byTarget := map[string][]string{}
+	var targets, contacts []string
+	for _, m := range moves {
+		to[m.Contact] = m.To
+		if _, ok := byTarget[m.To]; !ok {
+			targets = append(targets, m.To)
+		}
+		byTarget[m.To] = append(byTarget[m.To], m.Contact)
+		contacts = append(contacts, m.Contact)
+	}
+	slices.Sort(targets)
+	refs, err := findEvery[interactionDoc](ctx, s.interactions, bson.D{{Key: "tenant", Value: tenant}, {Key: "contactId", Value: idIn(contacts)}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "contactId", Value: 1}, {Key: "profileId", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("read interactions of moved contacts: %w", err)
+	}
+	set := func(target string) bson.D {
+		if target == "" {
+			return bson.D{{Key: "$unset", Value: bson.D{{Key: "profileId", Value: ""}}}, {Key: "$set", Value: bson.D{{Key: "updatedAt", Value: ts}}}}
+		}
+		return bson.D{{Key: "$set", Value: bson.D{{Key: "profileId", Value: target}, {Key: "updatedAt", Value: ts}}}}
+	}
+	var cms, ims []mongodriver.WriteModel
+	for _, target := range targets {
+		ids := byTarget[target]
+		cms = append(cms, mongodriver.NewUpdateManyModel().SetFilter(bson.D{{Key: "_id", Value: idIn(ids)}, {Key: "tenant", Value: tenant}}).SetUpdate(set(target)))
+		ims = append(ims, mongodriver.NewUpdateManyModel().SetFilter(bson.D{{Key: "tenant", Value: tenant}, {Key: "contactId", Value: idIn(ids)}}).SetUpdate(set(target)))
+	}
+	// The contacts first: a message creating an interaction reads its
+	// contact after inserting it (see the top of this file).
+	if _, err := s.contacts.BulkWrite(ctx, cms, options.BulkWrite().SetOrdered(false)); err != nil {
+		return nil, fmt.Errorf("move contacts: %w", err)
+	}
+	if len(refs) > 0 {
+		if _, err := s.interactions.BulkWrite(ctx, ims, options.BulkWrite().SetOrdered(false)); err != nil {
+			return nil, fmt.Errorf("move interactions: %w", err)
+		}
+	}
+	var events []store.Event
+	for _, r := range refs {
+		if t := to[r.ContactID]; t != r.ProfileID {
+			events = append(events, profileChanged(tenant, r.ID, r.ContactID, r.ProfileID, t, ts))
+		}
+	}
+	return events, nil
 }
 
 func profileChanged(tenant, interactionID, contactID, from, to string, at time.Time) store.Event {
@@ -431,632 +757,137 @@ func profileChanged(tenant, interactionID, contactID, from, to string, at time.T
 		ContactID: contactID, ProfileID: to, FromProfileID: from, At: at}
 }
 
-// followContact moves the contact's interactions that are not in its
-// profile into it: after the contact document was written, this catches
-// the interactions created meanwhile with its old profile.
-func (s *Store) followContact(ctx context.Context, l *linking, c *contactDoc, origin string) error {
-	res, err := s.interactions.UpdateMany(ctx,
-		bson.D{{Key: "tenant", Value: c.Tenant}, {Key: "contactId", Value: c.ID}, {Key: "profileId", Value: bson.D{{Key: "$ne", Value: c.ProfileID}}}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "profileId", Value: c.ProfileID}, {Key: "updatedAt", Value: l.run.ts}}}})
-	if err != nil {
-		return fmt.Errorf("move interactions of contact %s: %w", c.ID, err)
-	}
-	expected := int64(0)
-	for id, at := range l.at {
-		if at != c.ProfileID {
-			expected++
-			l.at[id] = c.ProfileID
-		}
-	}
-	if res.ModifiedCount <= expected {
+// recordEvents appends history entries, one insert for all.
+func (s *Store) recordEvents(ctx context.Context, tenant string, evs []identity.Event, by related.Actor, ts time.Time) error {
+	if len(evs) == 0 {
 		return nil
 	}
-	// Interactions this linking did not know of moved too (created by a
-	// concurrent write): name them all, a superset is harmless.
-	refs, err := findEvery[interactionRef](ctx, s.interactions, bson.D{{Key: "tenant", Value: c.Tenant}, {Key: "contactId", Value: c.ID}},
-		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
-	if err != nil {
-		return fmt.Errorf("read interactions of contact %s: %w", c.ID, err)
-	}
-	for _, r := range refs {
-		if _, ok := l.from[r.ID]; !ok {
-			l.from[r.ID], l.at[r.ID] = origin, c.ProfileID
+	docs := make([]any, len(evs))
+	for i, e := range evs {
+		profiles := slices.DeleteFunc(slices.Clone(e.Profiles), func(p string) bool { return p == "" })
+		if profiles == nil {
+			profiles = []string{}
 		}
+		docs[i] = &historyDoc{ID: related.NewID(), Tenant: tenant, Kind: string(e.Kind), Profiles: profiles, ContactID: e.Contact,
+			Key: e.Identifier.Key, Value: e.Identifier.Value, ByName: by.Name, ByRole: by.Role, At: ts}
+	}
+	if _, err := s.coll(collHistory).InsertMany(ctx, docs); err != nil {
+		return fmt.Errorf("record history: %w", err)
 	}
 	return nil
 }
 
-// interactionRef is the part of an interaction that moves between
-// profiles.
-type interactionRef struct {
-	ID        string `bson:"_id"`
-	ContactID string `bson:"contactId"`
-	ProfileID string `bson:"profileId"`
-}
-
-// facts is what gather read for identity.Decide.
-type facts struct {
-	in       identity.PlanInput
-	profiles map[string]*profileDoc
-}
-
-// applied is what a successful linkOnce did.
-type applied struct {
-	contact *contactDoc
-	wrote   bool   // the contact document was written
-	target  string // the profile it is in
-	version *int64 // the target's version before the plan was applied
-	preset  bool   // the target is new and its summary was written with it
-}
-
-// linkOnce gathers, decides and applies once.
-func (s *Store) linkOnce(ctx context.Context, l *linking, c *contactDoc, claims []identity.Claim, rules []identity.Rule) (*applied, error) {
-	f, err := s.gather(ctx, l, c, claims, rules)
-	if err != nil {
-		return nil, err
-	}
-	return s.apply(ctx, l, c, f, identity.Decide(f.in), rules)
-}
-
-// gather reads the facts identity.Decide needs: who owns each claimed
-// identifier, the profiles involved (their age, and their identifier
-// counts when a rule limits them) and the contact's do-not-link records.
-// A profile met with mergedInto set is a merge in flight or half-done: the
-// merge is finished and the caller re-plans.
-func (s *Store) gather(ctx context.Context, l *linking, c *contactDoc, claims []identity.Claim, rules []identity.Rule) (*facts, error) {
-	tenant := c.Tenant
-	f := &facts{
-		in: identity.PlanInput{Claims: claims, Owners: map[related.Identifier]string{},
-			Profiles: map[string]identity.ProfileFacts{}, DoNotLink: map[string]bool{}, Rules: rules},
-		profiles: map[string]*profileDoc{},
-	}
-	keys := make([]string, len(claims))
-	for i, cl := range claims {
-		keys[i] = identifierID(tenant, cl.Identifier)
-	}
-	owners, err := findAll[identifierDoc](ctx, s.coll(collIdentifiers), bson.D{{Key: "_id", Value: idIn(keys)}, {Key: "tenant", Value: tenant}},
-		options.Find().SetProjection(bson.D{{Key: "key", Value: 1}, {Key: "value", Value: 1}, {Key: "profileId", Value: 1}}), len(keys))
-	if err != nil {
-		return nil, fmt.Errorf("read identifiers: %w", err)
-	}
-	var ids []string
-	add := func(id string) {
-		if id != "" && !slices.Contains(ids, id) {
-			ids = append(ids, id)
-		}
-	}
-	add(c.ProfileID)
-	for _, o := range owners {
-		add(o.ProfileID)
-	}
-	var dnl []string
-	if c.Unlinked {
-		docs, err := findEvery[doNotLinkDoc](ctx, s.coll(collDoNotLink), bson.D{{Key: "tenant", Value: tenant}, {Key: "contactId", Value: c.ID}},
-			options.Find().SetProjection(bson.D{{Key: "profileId", Value: 1}}))
-		if err != nil {
-			return nil, fmt.Errorf("read do-not-link: %w", err)
-		}
-		for _, d := range docs {
-			dnl = append(dnl, d.ProfileID)
-			add(d.ProfileID)
-		}
-	}
-	if len(ids) > 0 {
-		docs, err := findAll[profileDoc](ctx, s.coll(collProfiles), bson.D{{Key: "_id", Value: idIn(ids)}, {Key: "tenant", Value: tenant}},
-			options.Find(), len(ids))
-		if err != nil {
-			return nil, fmt.Errorf("read profiles: %w", err)
-		}
-		helped := false
-		for i := range docs {
-			p := &docs[i]
-			f.profiles[p.ID] = p
-			if p.MergedInto != "" {
-				ev, err := s.finishMerge(ctx, tenant, p.ID, p.MergedInto, l.run.ts)
-				l.events = append(l.events, ev...)
-				if err != nil {
-					return nil, err
-				}
-				helped = true
-			}
-		}
-		if helped {
-			return nil, errReplan
-		}
-	}
-	for _, o := range owners {
-		if f.profiles[o.ProfileID] == nil {
-			// Only a lost document leaves an identifier pointing at no
-			// profile: release it and plan again.
-			s.log.WarnContext(ctx, "mongo: identifier of a missing profile released", "tenant", tenant, "key", o.Key, "profile", o.ProfileID)
-			if _, err := s.coll(collIdentifiers).DeleteOne(ctx, bson.D{{Key: "_id", Value: o.ID}, {Key: "tenant", Value: tenant}, {Key: "profileId", Value: o.ProfileID}}); err != nil {
-				return nil, fmt.Errorf("release identifier: %w", err)
-			}
-			return nil, errReplan
-		}
-		f.in.Owners[related.Identifier{Key: o.Key, Value: o.Value}] = o.ProfileID
-	}
-	if f.profiles[c.ProfileID] != nil {
-		f.in.Home = c.ProfileID
-	}
-	for _, p := range dnl {
-		if f.profiles[p] != nil {
-			f.in.DoNotLink[p] = true
-		}
-	}
-	owning := map[string]bool{}
-	for _, o := range f.in.Owners {
-		owning[o] = true
-	}
-	var involved []string
-	for _, id := range ids {
-		if id == f.in.Home || owning[id] {
-			p := f.profiles[id]
-			f.in.Profiles[id] = identity.ProfileFacts{ID: id, CreatedAt: p.CreatedAt.UTC(), Counts: map[string]int{}}
-			involved = append(involved, id)
-		}
-	}
-	if limited(rules) && len(involved) > 0 {
-		docs, err := findEvery[identifierDoc](ctx, s.coll(collIdentifiers), bson.D{{Key: "tenant", Value: tenant}, {Key: "profileId", Value: idIn(involved)}},
-			options.Find().SetProjection(bson.D{{Key: "key", Value: 1}, {Key: "profileId", Value: 1}}))
-		if err != nil {
-			return nil, fmt.Errorf("count identifiers: %w", err)
-		}
-		for _, d := range docs {
-			f.in.Profiles[d.ProfileID].Counts[d.Key]++
-		}
-	}
-	return f, nil
-}
-
-// limited reports whether an enabled rule limits identifiers per profile:
-// only then does Decide need the counts.
-func limited(rules []identity.Rule) bool {
-	for _, r := range rules {
-		if r.Enabled && !r.Deleted && r.MaxPerProfile > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// apply carries out a plan for contact c: conflicts, a new profile,
-// merges, claims, links, the interactions and finally the contact itself,
-// filtered on the version it was read at.
-func (s *Store) apply(ctx context.Context, l *linking, c *contactDoc, f *facts, plan identity.Plan, rules []identity.Rule) (*applied, error) {
-	tenant, ts := c.Tenant, l.run.ts
-	if err := s.recordConflicts(ctx, tenant, c.ID, plan.Conflicts, ts); err != nil {
-		return nil, err
-	}
-	out := &applied{contact: c, target: plan.Profile}
-	if plan.NewProfile {
-		ids := make([]related.Identifier, len(plan.Claim))
-		for i, cl := range plan.Claim {
-			ids[i] = cl.Identifier
-		}
-		sortIdentifiers(ids)
-		p := &profileDoc{ID: related.NewID(), Tenant: tenant, AutoName: identity.Name(ids, rules), Channels: []string{c.Channel},
-			Identifiers: identDocs(ids), ContactCount: 1, CreatedAt: ts, UpdatedAt: ts}
-		if _, err := s.coll(collProfiles).InsertOne(ctx, p); err != nil {
-			return nil, fmt.Errorf("create profile: %w", err)
-		}
-		out.target, out.preset, out.version = p.ID, true, new(int64)
-	} else if p := f.profiles[plan.Profile]; p != nil {
-		v := p.Version
-		out.version = &v
-	}
-	if out.target == "" {
-		return out, nil // only conflicts: nothing joins
-	}
-	for _, loser := range plan.Merges {
-		ev, err := s.merge(ctx, tenant, out.target, loser, l.run.by, ts)
-		l.events = append(l.events, ev...)
-		if err != nil {
-			return nil, err
-		}
-	}
-	if won, err := s.claim(ctx, tenant, out.target, plan.Claim, ts); err != nil {
-		if errors.Is(err, errReplan) && plan.NewProfile && won == 0 {
-			// Nothing points at the new profile: take it back.
-			if _, derr := s.coll(collProfiles).DeleteOne(ctx, byID(tenant, out.target)); derr != nil {
-				s.log.WarnContext(ctx, "mongo: removing an unused new profile failed", "tenant", tenant, "profile", out.target, "err", derr)
-			}
-		}
-		return nil, err
-	}
-	linked := identifiers(c.Identifiers)
-	if home := f.in.Home; home != "" && home != out.target && !slices.Contains(plan.Merges, home) {
-		linked = nil // the contact moves: its old links stay with the old profile's history
-	}
-	var links []any
-	for _, cl := range plan.Links {
-		if slices.Contains(linked, cl.Identifier) {
-			continue
-		}
-		linked = append(linked, cl.Identifier)
-		links = append(links, &linkDoc{
-			ID: linkID(tenant, out.target, c.ID, cl.Identifier), Tenant: tenant, ProfileID: out.target, ContactID: c.ID,
-			Reason: string(related.LinkRule), Key: cl.Key, Value: cl.Value, RuleID: cl.RuleID, Source: string(cl.Source),
-			InteractionID: l.run.interactionID, By: l.run.by, LinkedAt: ts,
-		})
-	}
-	if err := insertIgnoringDuplicates(ctx, s.coll(collProfileLinks), links); err != nil {
-		return nil, fmt.Errorf("record links: %w", err)
-	}
-	if c.ProfileID != out.target && !l.run.fresh {
-		if err := s.premove(ctx, l, c, out.target); err != nil {
-			return nil, err
-		}
-	}
-	var next contactDoc
-	filter := bson.D{{Key: "_id", Value: c.ID}, {Key: "tenant", Value: tenant}, {Key: "version", Value: c.Version}}
-	update := bson.D{
-		{Key: "$set", Value: bson.D{{Key: "profileId", Value: out.target}, {Key: "identifiers", Value: identDocs(linked)}, {Key: "updatedAt", Value: ts}}},
-		{Key: "$inc", Value: bson.D{{Key: "version", Value: 1}}},
-	}
-	err := s.contacts.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&next)
-	if notFound(err) {
-		return nil, errReplan // the contact changed since it was read
-	}
-	if err != nil {
-		return nil, fmt.Errorf("link contact %s: %w", c.ID, err)
-	}
-	out.contact, out.wrote = &next, true
-	return out, nil
-}
-
-// premove moves the contact's interactions into target ahead of the
-// contact document, noting where each came from.
-func (s *Store) premove(ctx context.Context, l *linking, c *contactDoc, target string) error {
-	filter := bson.D{{Key: "tenant", Value: c.Tenant}, {Key: "contactId", Value: c.ID}, {Key: "profileId", Value: bson.D{{Key: "$ne", Value: target}}}}
-	refs, err := findEvery[interactionRef](ctx, s.interactions, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "profileId", Value: 1}}))
-	if err != nil {
-		return fmt.Errorf("read interactions of contact %s: %w", c.ID, err)
-	}
-	if len(refs) == 0 {
+// markContacts adds a dirty marker to contacts before a write changes
+// facts naming them (a decision, a quarantine), so a crash before their
+// recompute is repaired (see the top of this file).
+func (s *Store) markContacts(ctx context.Context, tenant string, ids []string, marker string) error {
+	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := s.interactions.UpdateMany(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: "profileId", Value: target}, {Key: "updatedAt", Value: l.run.ts}}}}); err != nil {
-		return fmt.Errorf("move interactions of contact %s: %w", c.ID, err)
-	}
-	for _, r := range refs {
-		if _, ok := l.from[r.ID]; !ok {
-			l.from[r.ID] = r.ProfileID
-		}
-		l.at[r.ID] = target
-	}
-	l.dirty = true
-	return nil
-}
-
-// claim inserts the identifiers documents of claims for profile target.
-// When another profile claimed one first, it returns errReplan and how
-// many claims it won.
-func (s *Store) claim(ctx context.Context, tenant, target string, claims []identity.Claim, ts time.Time) (int, error) {
-	if len(claims) == 0 {
-		return 0, nil
-	}
-	docs := make([]any, len(claims))
-	for i, cl := range claims {
-		docs[i] = &identifierDoc{ID: identifierID(tenant, cl.Identifier), Tenant: tenant, Key: cl.Key, Value: cl.Value, ProfileID: target, CreatedAt: ts}
-	}
-	_, err := s.coll(collIdentifiers).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	if err == nil {
-		return len(claims), nil
-	}
-	if n, dup := onlyDuplicates(err); dup {
-		return len(claims) - n, errReplan
-	}
-	return -1, fmt.Errorf("claim identifiers: %w", err)
-}
-
-// recordConflicts stores conflicts; one already open is not repeated.
-func (s *Store) recordConflicts(ctx context.Context, tenant, contactID string, cfs []identity.Conflict, ts time.Time) error {
-	docs := make([]any, len(cfs))
-	for i, cf := range cfs {
-		docs[i] = &conflictDoc{
-			ID: related.NewID(), Tenant: tenant, Key: cf.Key, Value: cf.Value, Reason: string(cf.Reason),
-			ProfileA: cf.Profiles[0], ProfileB: cf.Profiles[1], Pair: pairOf(cf.Profiles[0], cf.Profiles[1]), ContactID: contactID,
-			OpenKey: related.DerivedID(tenant, "conflict", cf.Key, cf.Value, string(cf.Reason), contactID), CreatedAt: ts,
-		}
-	}
-	if err := insertIgnoringDuplicates(ctx, s.coll(collConflicts), docs); err != nil {
-		return fmt.Errorf("record conflicts: %w", err)
+	if _, err := s.contacts.UpdateMany(ctx, bson.D{{Key: "_id", Value: idIn(uniqSorted(ids))}, {Key: "tenant", Value: tenant}},
+		bson.D{{Key: "$addToSet", Value: bson.D{{Key: "dirty", Value: marker}}}}); err != nil {
+		return fmt.Errorf("mark contacts: %w", err)
 	}
 	return nil
 }
 
-// merge merges profile loser into winner: it records the merge by
-// inserting its merges document, the single-winner decision, and moves
-// everything. A profile merged away already (into another profile) makes
-// the caller re-plan, after helping that merge finish.
-func (s *Store) merge(ctx context.Context, tenant, winner, loser, by string, ts time.Time) ([]store.Event, error) {
-	doc := &mergeDoc{ID: mergeID(tenant, loser), Tenant: tenant, Loser: loser, Winner: winner, By: by, At: ts}
-	_, err := s.coll(collMerges).InsertOne(ctx, doc)
-	switch {
-	case isDuplicate(err):
-		var cur mergeDoc
-		if err := s.coll(collMerges).FindOne(ctx, byID(tenant, doc.ID)).Decode(&cur); err != nil {
-			return nil, fmt.Errorf("read merge of %s: %w", loser, err)
-		}
-		ev, err := s.finishMerge(ctx, tenant, loser, cur.Winner, ts)
-		if err == nil && cur.Winner != winner {
-			err = errReplan
-		}
-		return ev, err
-	case err != nil:
-		return nil, fmt.Errorf("record merge of %s: %w", loser, err)
-	}
-	return s.finishMerge(ctx, tenant, loser, winner, ts)
-}
-
-// finishMerge does (or redoes) everything merging loser into winner
-// means, each step an idempotent write: the loser points at the winner
-// first (so writers and readers follow it), then its contacts,
-// identifiers, links, do-not-link records and interactions move, and the
-// merges document is marked done.
-func (s *Store) finishMerge(ctx context.Context, tenant, loser, winner string, ts time.Time) ([]store.Event, error) {
-	wrap := func(what string, err error) error {
-		return fmt.Errorf("merge %s into %s: %s: %w", loser, winner, what, err)
-	}
-	profiles := s.coll(collProfiles)
-	if _, err := profiles.UpdateOne(ctx, byID(tenant, loser), bson.D{
-		{Key: "$set", Value: bson.D{{Key: "mergedInto", Value: winner}, {Key: "updatedAt", Value: ts}}},
-		{Key: "$inc", Value: bson.D{{Key: "version", Value: 1}}},
-	}); err != nil {
-		return nil, wrap("point the loser at the winner", err)
-	}
-	ofLoser := func(field string) bson.D { return bson.D{{Key: "tenant", Value: tenant}, {Key: field, Value: loser}} }
-	to := func(field string) bson.D { return bson.D{{Key: "$set", Value: bson.D{{Key: field, Value: winner}}}} }
-	if _, err := profiles.UpdateMany(ctx, ofLoser("mergedInto"), to("mergedInto")); err != nil {
-		return nil, wrap("re-point the profiles merged into the loser", err)
-	}
-	if _, err := s.contacts.UpdateMany(ctx, ofLoser("profileId"), append(to("profileId"),
-		bson.E{Key: "$inc", Value: bson.D{{Key: "version", Value: 1}}})); err != nil {
-		return nil, wrap("move contacts", err)
-	}
-	for _, coll := range []string{collIdentifiers, collProfileLinks, collDoNotLink} {
-		if _, err := s.coll(coll).UpdateMany(ctx, ofLoser("profileId"), to("profileId")); err != nil {
-			return nil, wrap("move "+coll, err)
-		}
-	}
-	events, err := s.moveProfileInteractions(ctx, tenant, loser, winner, ts)
-	if err != nil {
-		return nil, wrap("move interactions", err)
-	}
-	if _, err := s.coll(collMerges).UpdateOne(ctx, byID(tenant, mergeID(tenant, loser)),
-		bson.D{{Key: "$set", Value: bson.D{{Key: "done", Value: true}}}}); err != nil {
-		return events, wrap("mark done", err)
-	}
-	return events, nil
-}
-
-// moveProfileInteractions moves profile from's interactions into to and
-// returns an event for each.
-func (s *Store) moveProfileInteractions(ctx context.Context, tenant, from, to string, ts time.Time) ([]store.Event, error) {
-	filter := bson.D{{Key: "tenant", Value: tenant}, {Key: "profileId", Value: from}}
-	refs, err := findEvery[interactionRef](ctx, s.interactions, filter,
-		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "contactId", Value: 1}}))
-	if err != nil || len(refs) == 0 {
-		return nil, err
-	}
-	if _, err := s.interactions.UpdateMany(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: "profileId", Value: to}, {Key: "updatedAt", Value: ts}}}}); err != nil {
-		return nil, err
-	}
-	events := make([]store.Event, len(refs))
-	for i, r := range refs {
-		events[i] = profileChanged(tenant, r.ID, r.ContactID, from, to, ts)
-	}
-	return events, nil
-}
-
-// refreshProfile rewrites the summary of profile id (channels,
-// identifiers, contact count, automatic name) with a write filtered on the
-// profile's version. version is the version read before the caller's
-// changes, nil when unknown; preset says the summary was written with the
-// profile (a new one) and only the version moves. When the write finds
-// another version, it reads the profile again and recomputes. When the
-// profile turns out to be merged away, it finishes the merge and refreshes
-// the winner. With release, the identifiers of a profile left without
-// contacts are released (manual control), as SQLite deletes them. It
-// returns the root profile as refreshed, nil if the profile is gone.
-func (s *Store) refreshProfile(ctx context.Context, tenant, id string, version *int64, preset, release bool, ts time.Time) (*profileDoc, []store.Event, error) {
-	var events []store.Event
-	profiles := s.coll(collProfiles)
-	for range maxChain {
-		if version == nil {
-			p, err := s.profileByID(ctx, tenant, id)
-			if err != nil || p == nil {
-				return nil, events, err
-			}
-			if p.MergedInto != "" {
-				ev, err := s.finishMerge(ctx, tenant, p.ID, p.MergedInto, ts)
-				events = append(events, ev...)
-				if err != nil {
-					return nil, events, err
-				}
-				id = p.MergedInto
-				continue
-			}
-			version, preset = &p.Version, false
-		}
-		set := bson.D{{Key: "updatedAt", Value: ts}}
-		if !preset {
-			sum, err := s.summary(ctx, tenant, id, release)
-			if err != nil {
-				return nil, events, err
-			}
-			set = append(sum, set...)
-		}
-		var p profileDoc
-		err := profiles.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: id}, {Key: "tenant", Value: tenant}, {Key: "version", Value: *version}},
-			bson.D{{Key: "$set", Value: set}, {Key: "$inc", Value: bson.D{{Key: "version", Value: 1}}}},
-			options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&p)
-		switch {
-		case notFound(err):
-			version = nil // changed by another writer (or gone): read it again
-			continue
-		case err != nil:
-			return nil, events, fmt.Errorf("refresh profile %s: %w", id, err)
-		case p.MergedInto != "":
-			ev, err := s.finishMerge(ctx, tenant, p.ID, p.MergedInto, ts)
-			events = append(events, ev...)
-			if err != nil {
-				return nil, events, err
-			}
-			id, version = p.MergedInto, nil
-			continue
-		}
-		return &p, events, nil
-	}
-	return nil, events, fmt.Errorf("refresh profile %s: still changing", id)
-}
-
-// summary computes the $set of a profile's summary from its contacts:
-// their channels, their number, and the identifiers their links hold
-// (what the profile holds: a profile claims an identifier only for a
-// contact that links it, and releases or moves it with that contact).
-func (s *Store) summary(ctx context.Context, tenant, id string, release bool) (bson.D, error) {
-	byProfile := bson.D{{Key: "tenant", Value: tenant}, {Key: "profileId", Value: id}}
-	members, err := findEvery[contactDoc](ctx, s.contacts, byProfile,
-		options.Find().SetProjection(bson.D{{Key: "channel", Value: 1}, {Key: "identifiers", Value: 1}}))
-	if err != nil {
-		return nil, fmt.Errorf("read contacts of profile %s: %w", id, err)
-	}
-	var chans []related.Channel
-	var ids []related.Identifier
-	for _, m := range members {
-		chans = append(chans, related.Channel(m.Channel))
-		for _, d := range m.Identifiers {
-			if i := (related.Identifier{Key: d.Key, Value: d.Value}); !slices.Contains(ids, i) {
-				ids = append(ids, i)
-			}
-		}
-	}
-	sortIdentifiers(ids)
-	channels := []string{}
-	for _, c := range related.SortChannels(chans) {
-		channels = append(channels, string(c))
-	}
-	if len(members) == 0 && release {
-		if _, err := s.coll(collIdentifiers).DeleteMany(ctx, byProfile); err != nil {
-			return nil, fmt.Errorf("release identifiers of profile %s: %w", id, err)
-		}
-	}
-	rules, err := s.rules(ctx, tenant)
-	if err != nil {
-		return nil, err
-	}
-	return bson.D{
-		{Key: "channels", Value: channels},
-		{Key: "identifiers", Value: identDocs(ids)},
-		{Key: "contactCount", Value: len(members)},
-		{Key: "autoName", Value: identity.Name(ids, rules)},
-	}, nil
-}
-
-func sortIdentifiers(ids []related.Identifier) {
-	slices.SortFunc(ids, func(a, b related.Identifier) int {
-		if c := strings.Compare(a.Key, b.Key); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Value, b.Value)
-	})
-}
-
-// recoverTenant finishes the merges of tenant that a crash (or a writer
-// still at work) left without their done mark, once per Store and
-// tenant: the first write of a tenant after a start pays one find for it.
-func (s *Store) recoverTenant(ctx context.Context, tenant string) error {
-	st := s.profileState()
-	if st.isRecovered(tenant) {
+// unmarkContacts removes a dirty marker once the recompute it stood for
+// is applied.
+func (s *Store) unmarkContacts(ctx context.Context, tenant string, ids []string, marker string) error {
+	if len(ids) == 0 {
 		return nil
 	}
-	if err := s.recoverMerges(ctx, bson.D{{Key: "done", Value: false}, {Key: "tenant", Value: tenant}}); err != nil {
-		return err
+	if _, err := s.contacts.UpdateMany(ctx, bson.D{{Key: "_id", Value: idIn(uniqSorted(ids))}, {Key: "tenant", Value: tenant}},
+		bson.D{{Key: "$pull", Value: bson.D{{Key: "dirty", Value: marker}}}}); err != nil {
+		return fmt.Errorf("unmark contacts: %w", err)
 	}
-	st.markRecovered(tenant)
 	return nil
 }
 
-// recoverAll finishes every tenant's unfinished merges, once per Store.
-func (s *Store) recoverAll(ctx context.Context) error {
-	st := s.profileState()
-	if st.isRecovered("") {
-		return nil
-	}
-	if err := s.recoverMerges(ctx, bson.D{{Key: "done", Value: false}}); err != nil {
-		return err
-	}
-	st.markRecovered("")
-	return nil
-}
+// recoveryBatch bounds the contacts one recovery pass relinks.
+const recoveryBatch = 500
 
-func (s *Store) recoverMerges(ctx context.Context, filter bson.D) error {
-	docs, err := findEvery[mergeDoc](ctx, s.coll(collMerges), filter, nil)
+// recover relinks the contacts and values whose dirty markers are older
+// than the lease time: their writers crashed (or stalled) before their
+// recompute was applied (see the top of this file). It runs at start and
+// from the background worker.
+func (s *Store) recover(ctx context.Context) error {
+	cutoff := markerAt(time.Now().Add(-s.leaseTTL))
+	docs, err := findAll[contactDoc](ctx, s.contacts, bson.D{{Key: "dirty", Value: bson.D{{Key: "$lt", Value: cutoff}}}},
+		options.Find().SetProjection(bson.D{{Key: "tenant", Value: 1}, {Key: "dirty", Value: 1}}), recoveryBatch)
 	if err != nil {
-		return fmt.Errorf("mongo: find unfinished merges: %w", err)
+		return fmt.Errorf("mongo: find unfinished linking: %w", err)
+	}
+	type work struct {
+		ids     []string
+		markers map[string][]string
+	}
+	byTenant := map[string]*work{}
+	var tenants []string
+	for _, d := range docs {
+		w := byTenant[d.Tenant]
+		if w == nil {
+			w = &work{markers: map[string][]string{}}
+			byTenant[d.Tenant] = w
+			tenants = append(tenants, d.Tenant)
+		}
+		w.ids = append(w.ids, d.ID)
+		for _, m := range d.Dirty {
+			if m < cutoff {
+				w.markers[d.ID] = append(w.markers[d.ID], m)
+			}
+		}
 	}
 	ts := now()
-	for _, d := range docs {
-		s.log.InfoContext(ctx, "mongo: finishing a merge left half-done", "tenant", d.Tenant, "loser", d.Loser, "winner", d.Winner)
-		events, err := s.finishMerge(ctx, d.Tenant, d.Loser, d.Winner, ts)
-		if err == nil {
-			var ev []store.Event
-			_, ev, err = s.refreshProfile(ctx, d.Tenant, d.Winner, nil, false, false, ts)
-			events = append(events, ev...)
-		}
+	var errs []error
+	for _, tenant := range tenants {
+		w := byTenant[tenant]
+		s.log.InfoContext(ctx, "mongo: relinking contacts a crash left unfinished", "tenant", tenant, "contacts", len(w.ids))
+		events, _, err := s.relink(ctx, tenant, w.ids, w.markers, related.System, ts)
 		s.publishEvents(ctx, events)
 		if err != nil {
-			return fmt.Errorf("mongo: finish merge of %s: %w", d.Loser, err)
+			errs = append(errs, fmt.Errorf("tenant %s: %w", tenant, err))
 		}
+	}
+	stale, err := findAll[statDoc](ctx, s.coll(collValueStats), bson.D{{Key: "flip", Value: bson.D{{Key: "$lt", Value: cutoff}}}}, options.Find(), recoveryBatch)
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("mongo: find unfinished quarantine changes: %w", err))...)
+	}
+	for _, d := range stale {
+		id := related.Identifier{Key: d.Key, Value: d.Value}
+		s.log.InfoContext(ctx, "mongo: recomputing the holders of a value whose quarantine changed before a crash", "tenant", d.Tenant, "key", d.Key)
+		if err := s.recomputeHolders(ctx, d.Tenant, []flip{{id: id, quarantined: d.Quarantined, marker: d.Flip}}, related.System, ts); err != nil {
+			errs = append(errs, fmt.Errorf("tenant %s: %w", d.Tenant, err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("mongo: recovery: %w", errors.Join(errs...))
 	}
 	return nil
 }
 
-// linkRecorded links the contact of a recorded message and makes sure the
-// message's interaction is in the contact's profile. contactCreated and
-// itCreated say whether the write created the contact and the
-// interaction. It returns the contact as it now is and the events of the
-// interactions whose profile changed; it.ProfileID is updated.
-func (s *Store) linkRecorded(ctx context.Context, c *contactDoc, it *interactionDoc, contactCreated, itCreated bool, ts time.Time) (*contactDoc, []store.Event, error) {
-	run := linkRun{interactionID: it.ID, by: "rule", ts: ts, fresh: contactCreated, known: it}
-	next, wrote, events, err := s.linkContact(ctx, c, run)
+// recomputeHolders recomputes the clusters of the holders of flipped
+// values, then removes the flips' marks and records them in the history.
+func (s *Store) recomputeHolders(ctx context.Context, tenant string, flips []flip, by related.Actor, ts time.Time) error {
+	seeds, err := s.flipSeeds(ctx, tenant, nil, flips)
 	if err != nil {
-		return nil, events, err
+		return err
 	}
-	if it.ContactID != next.ID {
-		return next, events, nil // the thread's interaction belongs to another contact
+	history, err := s.flipHistory(ctx, tenant, flips)
+	if err != nil {
+		return err
 	}
-	if wrote {
-		// Linking moved the contact after the interaction existed, and
-		// its interactions after that.
-		it.ProfileID = next.ProfileID
-		return next, events, nil
-	}
-	// A new interaction was created with the profile the contact had when
-	// it was read, which may have changed since: read the contact again.
-	// An existing one is checked against the contact as read.
-	reread := itCreated
-	for range maxVersionRetries {
-		if reread {
-			if next, err = s.contactByID(ctx, c.Tenant, c.ID); err != nil {
-				return nil, events, err
-			}
+	var events []store.Event
+	err = s.withLeases(ctx, tenant, seeds, func(l *leases) error {
+		rules, err := s.freshRules(ctx, tenant)
+		if err != nil {
+			return err
 		}
-		if it.ProfileID == next.ProfileID {
-			return next, events, nil
+		if events, _, err = s.recompute(ctx, l, rules, seeds, by, ts); err != nil {
+			return err
 		}
-		if !reread {
-			reread = true // confirm on a fresh read before moving anything
-			continue
-		}
-		if _, err := s.interactions.UpdateOne(ctx, byID(it.Tenant, it.ID),
-			bson.D{{Key: "$set", Value: bson.D{{Key: "profileId", Value: next.ProfileID}, {Key: "updatedAt", Value: ts}}}}); err != nil {
-			return nil, events, fmt.Errorf("move interaction %s: %w", it.ID, err)
-		}
-		events = append(events, profileChanged(it.Tenant, it.ID, it.ContactID, it.ProfileID, next.ProfileID, ts))
-		it.ProfileID = next.ProfileID
-	}
-	return nil, events, fmt.Errorf("interaction %s: its contact kept moving", it.ID)
+		return s.finishRelink(ctx, tenant, rules, nil, nil, flips, history, by, ts)
+	})
+	s.publishEvents(ctx, events)
+	return err
 }

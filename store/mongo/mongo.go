@@ -3,12 +3,14 @@
 //
 // It uses only what MongoDB and FerretDB v1 both honour (DESIGN.md section
 // 2): equality, $in, $or and range filters, sort and limit, findAndModify
-// with $set/$inc/$setOnInsert, unique-index inserts and countDocuments.
-// There are no transactions: every decision that must have one winner is a
-// unique index (a thread's open interaction, a contact's address, a queue's
-// name, a message's clientMutationId), and every multi-document write is
-// ordered so that a crash between its steps leaves nothing a reader would
-// misread. The conformance suite runs against an in-test FerretDB and, when
+// and updates with $set/$inc/$unset/$setOnInsert/$addToSet/$pull, bulk
+// writes, unique-index inserts and countDocuments. There are no
+// transactions: every decision that must have one winner is a unique index
+// (a thread's open interaction, a contact's address, a queue's name, a
+// message's clientMutationId, a contact's lease while its cluster is
+// recomputed), and every multi-document write is ordered so that a crash
+// between its steps leaves nothing a reader would misread and is finished
+// later (link.go). The conformance suite runs against an in-test FerretDB and, when
 // MONGODB_URI is set, against that MongoDB.
 package mongo
 
@@ -23,6 +25,8 @@ import (
 	mongodriver "go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/relatedhq/related"
+	"github.com/relatedhq/related/identity"
 	"github.com/relatedhq/related/store"
 )
 
@@ -55,6 +59,12 @@ type Store struct {
 	pub          store.Publisher
 	cmds         *store.Commands
 	log          *slog.Logger
+
+	// cache holds tenants' rules and settings for the fast path of writes.
+	cache caches
+	// leaseTTL is how long a lease on a contact lasts (leases.go); tests
+	// shorten it.
+	leaseTTL time.Duration
 }
 
 var _ store.Store = (*Store)(nil)
@@ -90,7 +100,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Database == "" {
 		return nil, errors.New("mongo: no database name")
 	}
-	s := &Store{pub: opts.Publisher, cmds: opts.Commands, log: opts.Logger}
+	s := &Store{pub: opts.Publisher, cmds: opts.Commands, log: opts.Logger, leaseTTL: defaultLeaseTTL,
+		cache: caches{rules: map[string]cached[[]identity.Rule]{}, settings: map[string]cached[related.TenantSettings]{}}}
 	if s.pub == nil {
 		s.pub = store.Discard
 	}
@@ -125,8 +136,17 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err == nil {
 		err = s.checkIndexes(ctx)
 	}
+	if err == nil {
+		err = s.migrate(ctx)
+	}
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("mongo: open %s: %w", opts.Database, err), s.disconnect())
+	}
+	// What a crash left unlinked is relinked now; what a live replica is
+	// still working on is left to it (recover only takes markers older
+	// than a lease).
+	if err := s.recover(ctx); err != nil {
+		s.log.WarnContext(ctx, "mongo: recovery at start failed; the background worker retries", "err", err)
 	}
 	return s, nil
 }

@@ -23,6 +23,8 @@ var server struct {
 	// atomic: a real MongoDB applies concurrent updates to one document
 	// atomically; FerretDB does not (DESIGN.md section 2).
 	atomic bool
+	// real: MONGODB_URI names a real MongoDB.
+	real bool
 }
 
 func TestMain(m *testing.M) {
@@ -37,7 +39,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	server.uri, server.atomic = srv.URI, srv.Atomic
+	server.uri, server.atomic, server.real = srv.URI, srv.Atomic, srv.Real
 	code := m.Run()
 	if err := srv.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "ferretdb:", err)
@@ -124,6 +126,8 @@ func opener(t *testing.T) *storetest.Env {
 		Reopen:   func(t *testing.T) store.Store { return d.reopen(t) },
 		Atomic:   server.atomic,
 		Events:   d.rec.Events,
+		// FerretDB scans every collection for every query.
+		Slow: !server.real,
 	}
 }
 

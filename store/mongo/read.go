@@ -201,15 +201,21 @@ func relatedFilter(tenant string, q store.RelatedQuery) (bson.D, error) {
 // window between them. A backward page (p.Last) reads the list in reverse
 // from its end (or from Before) and flips the result back.
 func page[D any](ctx context.Context, c *mongodriver.Collection, base bson.D, field string, desc bool, p store.Page) (docs []D, hasNext, hasPrev bool, err error) {
+	return pageBy[D](ctx, c, base, field, "_id", desc, p)
+}
+
+// pageBy is page with another tie-breaking field than _id (unique within
+// base's documents).
+func pageBy[D any](ctx context.Context, c *mongodriver.Collection, base bson.D, field, tie string, desc bool, p store.Page) (docs []D, hasNext, hasPrev bool, err error) {
 	n := max(p.Limit(), 0)
 	backward := p.Backward()
 	filter := slices.Clone(base)
 	var bounds []bson.D
 	if p.After != nil {
-		bounds = append(bounds, beyond(field, *p.After, !desc)) // later in the list's order
+		bounds = append(bounds, beyond(field, tie, *p.After, !desc)) // later in the list's order
 	}
 	if p.Before != nil {
-		bounds = append(bounds, beyond(field, *p.Before, desc)) // earlier in the list's order
+		bounds = append(bounds, beyond(field, tie, *p.Before, desc)) // earlier in the list's order
 	}
 	switch len(bounds) {
 	case 1:
@@ -221,7 +227,7 @@ func page[D any](ctx context.Context, c *mongodriver.Collection, base bson.D, fi
 	if desc != backward {
 		dir = -1
 	}
-	sort := bson.D{{Key: field, Value: dir}, {Key: "_id", Value: dir}}
+	sort := bson.D{{Key: field, Value: dir}, {Key: tie, Value: dir}}
 	// First: 0 still reads one document: HasNextPage says whether the
 	// list has anything at all.
 	docs, err = findAll[D](ctx, c, filter, options.Find().SetSort(sort), n+1)
@@ -239,16 +245,16 @@ func page[D any](ctx context.Context, c *mongodriver.Collection, base bson.D, fi
 	return docs, more, p.After != nil, nil
 }
 
-// beyond is the keyset condition "(field, _id) after c": strictly greater
+// beyond is the keyset condition "(field, tie) after c": strictly greater
 // when greater, else strictly less. It is written as
 //
-//	field <= at AND (field < at OR _id < id)
+//	field <= at AND (field < at OR tie < id)
 //
-// rather than the plainer (field < at) OR (field = at AND _id < id): the
+// rather than the plainer (field < at) OR (field = at AND tie < id): the
 // top-level bound on field lets the planner seek the list's index to the
 // cursor and scan from there, while the $or only trims the ties at the
 // cursor's own time.
-func beyond(field string, c store.Cursor, greater bool) bson.D {
+func beyond(field, tie string, c store.Cursor, greater bool) bson.D {
 	op, incl := "$lt", "$lte"
 	if greater {
 		op, incl = "$gt", "$gte"
@@ -258,7 +264,7 @@ func beyond(field string, c store.Cursor, greater bool) bson.D {
 		{Key: field, Value: bson.D{{Key: incl, Value: at}}},
 		{Key: "$or", Value: bson.A{
 			bson.D{{Key: field, Value: bson.D{{Key: op, Value: at}}}},
-			bson.D{{Key: "_id", Value: bson.D{{Key: op, Value: c.ID}}}},
+			bson.D{{Key: tie, Value: bson.D{{Key: op, Value: c.ID}}}},
 		}},
 	}
 }

@@ -21,17 +21,25 @@ const (
 	collPreferences  = "preferences"
 )
 
-// The profile collections (DESIGN.md sections 4 and 5; link.go,
-// profiles.go).
+// The identity collections (link.go, leases.go, profiles.go, manual.go,
+// canonical.go, migrate.go), one per SQLite table of the same name where
+// SQLite has one.
 const (
-	collProfileRules = "profile_rules"
-	collProfiles     = "profiles"
-	collIdentifiers  = "identifiers"
-	collProfileLinks = "profile_links"
-	collMerges       = "merges"
-	collDoNotLink    = "do_not_link"
-	collConflicts    = "profile_conflicts"
-	collEvaluations  = "rule_evaluations"
+	collProfileRules      = "profile_rules"
+	collProfiles          = "profiles"
+	collValues            = "contact_values"
+	collValueStats        = "value_stats"
+	collDecisions         = "decisions"
+	collRenames           = "renames"
+	collPairs             = "profile_pairs"
+	collHistory           = "profile_events"
+	collAliases           = "aliases"
+	collLeases            = "leases"
+	collEvaluations       = "rule_evaluations"
+	collSettings          = "tenant_settings"
+	collCanonicalizations = "canonicalizations"
+	collContactMerges     = "contact_merges"
+	collMigrations        = "migrations"
 )
 
 // IndexKey is one key of an index or one field of a sort: the field and
@@ -109,42 +117,58 @@ var Indexes = []IndexSpec{
 	{Collection: collAPIKeys, Keys: keys("tenant", "createdAt", "_id")},
 	{Collection: collAPIKeys, Keys: keys("_id"), Unique: true, Builtin: true},
 
-	// Profiles (link.go, profiles.go). A tenant has one rule per
+	// Identity (link.go, profiles.go). A tenant has one rule per
 	// attribute; its rules are read by tenant.
 	{Collection: collProfileRules, Keys: keys("tenant", "attribute"), Unique: true},
 	{Collection: collProfileRules, Keys: keys("_id"), Unique: true, Builtin: true},
+	// Profiles are written and read by their derived _id.
 	{Collection: collProfiles, Keys: keys("_id"), Unique: true, Builtin: true},
-	// A merge re-points the profiles that pointed at its loser (path
-	// compression, so merge chains stay short).
-	{Collection: collProfiles, Keys: keys("tenant", "mergedInto")},
-	// An identifier's _id is derived from (tenant, key, value): inserting
-	// it is the claim, and the _id index is what makes it single-winner.
-	{Collection: collIdentifiers, Keys: keys("_id"), Unique: true, Builtin: true},
-	{Collection: collIdentifiers, Keys: keys("tenant", "profileId")},
 	// A profile's contacts, oldest first; a tenant's contacts in _id order
-	// (rule re-evaluation).
+	// (rule re-evaluation, canonicalization, TenantFacts).
 	{Collection: collContacts, Keys: keys("tenant", "profileId", "createdAt", "_id")},
 	{Collection: collContacts, Keys: keys("tenant", "_id")},
-	// A profile's links, oldest first; a contact's links.
-	{Collection: collProfileLinks, Keys: keys("tenant", "profileId", "linkedAt", "_id")},
-	{Collection: collProfileLinks, Keys: keys("tenant", "contactId")},
-	{Collection: collProfileLinks, Keys: keys("_id"), Unique: true, Builtin: true},
-	// One merges document per merged-away profile (_id derived from the
-	// loser); the unfinished ones, per tenant or across tenants.
-	{Collection: collMerges, Keys: keys("_id"), Unique: true, Builtin: true},
-	{Collection: collMerges, Keys: keys("done", "tenant")},
-	{Collection: collDoNotLink, Keys: keys("_id"), Unique: true, Builtin: true},
-	{Collection: collDoNotLink, Keys: keys("tenant", "contactId", "profileId")},
-	{Collection: collDoNotLink, Keys: keys("tenant", "profileId")},
-	// An open conflict is recorded once: its openKey is derived from what
-	// it is about until it is resolved.
-	{Collection: collConflicts, Keys: keys("tenant", "openKey"), Unique: true},
-	{Collection: collConflicts, Keys: []IndexKey{{Field: "tenant"}, {Field: "resolved"}, {Field: "createdAt", Desc: true}, {Field: "_id", Desc: true}}},
-	{Collection: collConflicts, Keys: []IndexKey{{Field: "tenant"}, {Field: "createdAt", Desc: true}, {Field: "_id", Desc: true}}},
-	{Collection: collConflicts, Keys: keys("tenant", "pair", "resolved")},
-	{Collection: collConflicts, Keys: keys("_id"), Unique: true, Builtin: true},
+	// Contacts whose linking a crash interrupted: their dirty markers
+	// start with the time they were made (multikey).
+	{Collection: collContacts, Keys: keys("dirty")},
+	// A value's holders (and their count); a contact's values.
+	{Collection: collValues, Keys: keys("tenant", "vid", "contactId")},
+	{Collection: collValues, Keys: keys("tenant", "contactId")},
+	{Collection: collValues, Keys: keys("_id"), Unique: true, Builtin: true},
+	// Hub values, last changed first; a rule's values when its threshold
+	// changes; values whose quarantine changed before a crash.
+	{Collection: collValueStats, Keys: []IndexKey{{Field: "tenant"}, {Field: "listed"}, {Field: "updatedAt", Desc: true}, {Field: "vid", Desc: true}}},
+	{Collection: collValueStats, Keys: keys("tenant", "key", "state", "contacts")},
+	{Collection: collValueStats, Keys: keys("flip")},
+	{Collection: collValueStats, Keys: keys("_id"), Unique: true, Builtin: true},
+	// The decisions and pairs naming any of some contacts (multikey on
+	// the pair of contacts).
+	{Collection: collDecisions, Keys: keys("tenant", "contacts")},
+	{Collection: collDecisions, Keys: keys("_id"), Unique: true, Builtin: true},
+	{Collection: collRenames, Keys: keys("_id"), Unique: true, Builtin: true},
+	{Collection: collPairs, Keys: []IndexKey{{Field: "tenant"}, {Field: "kind"}, {Field: "createdAt", Desc: true}, {Field: "_id", Desc: true}}},
+	{Collection: collPairs, Keys: keys("tenant", "contacts")},
+	{Collection: collPairs, Keys: keys("_id"), Unique: true, Builtin: true},
+	// A profile's history, newest first (multikey on the profiles an
+	// entry names).
+	{Collection: collHistory, Keys: []IndexKey{{Field: "tenant"}, {Field: "profiles"}, {Field: "_id", Desc: true}}},
+	{Collection: collHistory, Keys: keys("_id"), Unique: true, Builtin: true},
+	{Collection: collAliases, Keys: keys("tenant", "contactId")},
+	{Collection: collAliases, Keys: keys("_id"), Unique: true, Builtin: true},
+	// A lease's _id is derived from (tenant, contact): inserting it is
+	// taking it, and the _id index makes that single-winner.
+	{Collection: collLeases, Keys: keys("_id"), Unique: true, Builtin: true},
 	{Collection: collEvaluations, Keys: keys("_id"), Unique: true, Builtin: true},
 	{Collection: collEvaluations, Keys: keys("state")},
+	{Collection: collSettings, Keys: keys("_id"), Unique: true, Builtin: true},
+	{Collection: collCanonicalizations, Keys: keys("_id"), Unique: true, Builtin: true},
+	{Collection: collCanonicalizations, Keys: keys("state")},
+	{Collection: collContactMerges, Keys: keys("tenant", "_id")},
+	{Collection: collContactMerges, Keys: keys("_id"), Unique: true, Builtin: true},
+	{Collection: collMigrations, Keys: keys("_id"), Unique: true, Builtin: true},
+	// The old linking collections, read once by the migration.
+	{Collection: oldProfileLinks, Keys: keys("_id"), Unique: true, Builtin: true},
+	{Collection: oldDoNotLink, Keys: keys("_id"), Unique: true, Builtin: true},
+	{Collection: oldMerges, Keys: keys("_id"), Unique: true, Builtin: true},
 }
 
 // keys returns ascending index keys on fields.
@@ -207,40 +231,61 @@ var QueryShapes = []QueryShape{
 		CrossTenant: "the operator's listing of every tenant's keys; never reached from a request"},
 	{Name: "RevokeKey, TouchKey", Collection: collAPIKeys, Equality: []string{"_id"}, Filter: []string{"tenant", "revoked"}},
 
-	// Profiles (link.go, profiles.go).
-	{Name: "ProfileRules, SaveProfileRule, DeleteProfileRule, linking (the rules cache)", Collection: collProfileRules, Equality: []string{"tenant"}},
+	// Identity (link.go, leases.go, profiles.go, manual.go, canonical.go).
+	{Name: "ProfileRules, SaveProfileRule, DeleteProfileRule, linking (rules read afresh under leases)", Collection: collProfileRules, Equality: []string{"tenant"}},
 	{Name: "SaveProfileRule, DeleteProfileRule: write one rule (a deleted one makes room)", Collection: collProfileRules, Equality: []string{"_id"}, Filter: []string{"tenant"}},
-	{Name: "Profiles, ProfileByIdentifier, linking (facts, refresh, merges), manual control", Collection: collProfiles, Equality: []string{"_id"}, Filter: []string{"tenant", "version"}},
-	{Name: "merge: the profiles pointing at the loser point at the winner", Collection: collProfiles, Equality: []string{"tenant", "mergedInto"}},
-	{Name: "linking: owners and claims of identifiers; ProfileByIdentifier; releases", Collection: collIdentifiers, Equality: []string{"_id"}, Filter: []string{"tenant", "profileId"}},
-	{Name: "linking: a profile's identifiers (counts, summary); merges and splits move them", Collection: collIdentifiers, Equality: []string{"tenant", "profileId"}},
-	{Name: "linking: the contact moves (filtered on its version)", Collection: collContacts, Equality: []string{"_id"}, Filter: []string{"tenant", "version"}},
-	{Name: "ProfileContacts, profile summary, merges, unlink and splits", Collection: collContacts, Equality: []string{"tenant", "profileId"},
-		Sort: keys("createdAt", "_id"), Range: []string{"_id"}},
-	{Name: "EvaluateRules (contacts in _id order), the evaluation's total", Collection: collContacts, Equality: []string{"tenant"}, Sort: keys("_id"), Range: []string{"_id"}},
-	{Name: "linking: a contact's interactions follow it into its profile", Collection: collInteractions, Equality: []string{"tenant", "contactId"}, Filter: []string{"profileId"}},
-	{Name: "merge: the loser's interactions move", Collection: collInteractions, Equality: []string{"tenant", "profileId"}},
-	{Name: "RecordMessage: the new interaction follows its contact's profile", Collection: collInteractions, Equality: []string{"_id"}, Filter: []string{"tenant", "profileId"}},
-	{Name: "ProfileLinks; merges and splits move a profile's links; the manual links", Collection: collProfileLinks, Equality: []string{"tenant", "profileId"},
-		Sort: keys("linkedAt", "_id"), Filter: []string{"reason"}},
-	{Name: "unlink, splits, re-evaluation: a contact's links", Collection: collProfileLinks, Equality: []string{"tenant", "contactId"}, Filter: []string{"profileId", "reason", "key", "value"}},
-	{Name: "merge: record, help and finish", Collection: collMerges, Equality: []string{"_id"}, Filter: []string{"tenant"}},
-	{Name: "recovery: a tenant's unfinished merges", Collection: collMerges, Equality: []string{"tenant", "done"}},
-	{Name: "recovery: every tenant's unfinished merges (PendingEvaluations)", Collection: collMerges, Equality: []string{"done"},
-		CrossTenant: "start-up recovery finishes the merges a crash left half-done, whatever their tenant"},
-	{Name: "linking: a contact's do-not-link records; LinkContact and MergeProfiles lift them", Collection: collDoNotLink, Equality: []string{"tenant", "contactId", "profileId"}},
-	{Name: "linking: an unlinked contact's do-not-link records", Collection: collDoNotLink, Equality: []string{"tenant", "contactId"}},
-	{Name: "merge: the loser's do-not-link records carry over", Collection: collDoNotLink, Equality: []string{"tenant", "profileId"}},
-	{Name: "UnlinkContact: record do-not-link", Collection: collDoNotLink, Equality: []string{"_id"}, Filter: []string{"tenant"}},
-	{Name: "ProfileConflicts (open)", Collection: collConflicts, Equality: []string{"tenant", "resolved"},
-		Sort: []IndexKey{{Field: "createdAt", Desc: true}, {Field: "_id", Desc: true}}},
-	{Name: "ProfileConflicts (all)", Collection: collConflicts, Equality: []string{"tenant"},
-		Sort: []IndexKey{{Field: "createdAt", Desc: true}, {Field: "_id", Desc: true}}},
-	{Name: "MergeProfiles: the pair's open conflicts", Collection: collConflicts, Equality: []string{"tenant", "pair", "resolved"}},
-	{Name: "MergeProfiles: resolve a conflict", Collection: collConflicts, Equality: []string{"_id"}, Filter: []string{"tenant"}},
+	{Name: "Profiles, currentProfile, recompute: read, upsert and delete profiles", Collection: collProfiles, Equality: []string{"_id"}, Filter: []string{"tenant"}},
+	{Name: "ClusterContacts, CurrentProfiles, relink, recovery, manual control: contacts by id; dirty markers set and removed", Collection: collContacts,
+		Equality: []string{"_id"}, Filter: []string{"tenant", "version"}},
+	{Name: "ProfileMembers, ProfileLinks, ProfilePairs, ProfileHistory: a profile's members", Collection: collContacts, Equality: []string{"tenant", "profileId"}},
+	{Name: "ProfileContacts", Collection: collContacts, Equality: []string{"tenant", "profileId"}, Sort: keys("createdAt", "_id")},
+	{Name: "EvaluateRules, CanonicalizeContacts (contacts in _id order), TenantFacts, the jobs' totals", Collection: collContacts,
+		Equality: []string{"tenant"}, Sort: keys("_id"), Range: []string{"_id"}},
+	{Name: "recovery: contacts whose linking a crash interrupted", Collection: collContacts, Range: []string{"dirty"},
+		CrossTenant: "start-up and the background worker relink what crashed writers of any tenant left"},
+	{Name: "recompute: the moved contacts' interactions follow them", Collection: collInteractions, Equality: []string{"tenant", "contactId"}},
+	{Name: "RecordMessage: a new interaction takes its contact's profile", Collection: collInteractions, Equality: []string{"_id"}, Filter: []string{"tenant", "profileId"}},
+	{Name: "ClusterContacts, relink: a contact's stored values", Collection: collValues, Equality: []string{"tenant", "contactId"}},
+	{Name: "Holders, ProfileByIdentifier, counts: a value's holders", Collection: collValues, Equality: []string{"tenant", "vid"}},
+	{Name: "relink: store and remove one value", Collection: collValues, Equality: []string{"_id"}, Filter: []string{"tenant"}},
+	{Name: "ValueFacts, counts and quarantine (compare-and-set on the version)", Collection: collValueStats, Equality: []string{"_id"}, Filter: []string{"tenant", "version", "flip"}},
+	{Name: "HubValues", Collection: collValueStats, Equality: []string{"tenant", "listed"},
+		Sort: []IndexKey{{Field: "updatedAt", Desc: true}, {Field: "vid", Desc: true}}, Range: []string{"updatedAt", "vid"}},
+	{Name: "SaveProfileRule: mark a rule's values under its threshold", Collection: collValueStats, Equality: []string{"tenant", "key", "state"}, Range: []string{"contacts"}},
+	{Name: "recovery: values whose quarantine changed before a crash", Collection: collValueStats, Range: []string{"flip"},
+		CrossTenant: "start-up and the background worker recompute what crashed writers of any tenant left"},
+	{Name: "Decisions: those naming any of some contacts", Collection: collDecisions, Equality: []string{"tenant", "contacts"}},
+	{Name: "manual control: store and drop decisions", Collection: collDecisions, Equality: []string{"_id"}, Filter: []string{"tenant"}},
+	{Name: "Renames; RenameProfile, MergeProfiles: store and drop names", Collection: collRenames, Equality: []string{"_id"}, Filter: []string{"tenant"}},
+	{Name: "Pairs, ProfilePairs of a profile: those naming any of some contacts", Collection: collPairs, Equality: []string{"tenant", "contacts"}},
+	{Name: "ProfilePairs (a kind), their total", Collection: collPairs, Equality: []string{"tenant", "kind"},
+		Sort: []IndexKey{{Field: "createdAt", Desc: true}, {Field: "_id", Desc: true}}, Range: []string{"createdAt", "_id"}},
+	{Name: "ProfilePair; recompute: insert and delete pairs", Collection: collPairs, Equality: []string{"_id"}, Filter: []string{"tenant"}},
+	{Name: "ProfileHistory", Collection: collHistory, Equality: []string{"tenant", "profiles"}, Sort: []IndexKey{{Field: "_id", Desc: true}}, Range: []string{"_id"}},
+	{Name: "Profiles: the contact an old or merged id leads to", Collection: collAliases, Equality: []string{"_id"}, Filter: []string{"tenant"}},
+	{Name: "CanonicalizeContacts: a merged contact's aliases follow it", Collection: collAliases, Equality: []string{"tenant", "contactId"}},
+	{Name: "leases: take, read, renew, take over and release", Collection: collLeases, Equality: []string{"_id"}, Filter: []string{"tenant", "token"}},
 	{Name: "RuleEvaluation, EvaluateRules, SaveProfileRule (start)", Collection: collEvaluations, Equality: []string{"_id"}, Filter: []string{"tenant", "run", "afterId"}},
 	{Name: "PendingEvaluations", Collection: collEvaluations, Equality: []string{"state"},
 		CrossTenant: "the background worker finds the tenants with a re-evaluation running"},
+	{Name: "TenantSettings, SetTenantSettings, RecordMessage (the region)", Collection: collSettings, Equality: []string{"_id"}, Filter: []string{"tenant"}},
+	{Name: "Canonicalization, CanonicalizeContacts, SetTenantSettings (start)", Collection: collCanonicalizations, Equality: []string{"_id"}, Filter: []string{"tenant", "run", "afterId"}},
+	{Name: "PendingCanonicalizations", Collection: collCanonicalizations, Equality: []string{"state"},
+		CrossTenant: "the background worker finds the tenants with a canonicalization running"},
+	{Name: "CanonicalizeContacts: a tenant's contact merges a crash left unfinished", Collection: collContactMerges, Equality: []string{"tenant"}, Sort: keys("_id")},
+	{Name: "CanonicalizeContacts: record, finish and forget a contact merge", Collection: collContactMerges, Equality: []string{"_id"}, Filter: []string{"tenant"}},
+	{Name: "migrate: whether a migration ran", Collection: collMigrations, Equality: []string{"_id"},
+		CrossTenant: "migrations are the database's, not a tenant's"},
+	{Name: "migrate: every document of the old linking collections and of profiles, once, in _id order", Collection: collProfiles, Sort: keys("_id"),
+		CrossTenant: "the one-time migration reads every tenant's old linking"},
+	{Name: "migrate: every contact, once, in _id order", Collection: collContacts, Sort: keys("_id"),
+		CrossTenant: "the one-time migration reads every tenant's old linking"},
+	{Name: "migrate: the old links, once, in _id order", Collection: oldProfileLinks, Sort: keys("_id"),
+		CrossTenant: "the one-time migration reads every tenant's old linking"},
+	{Name: "migrate: the old do-not-link records, once, in _id order", Collection: oldDoNotLink, Sort: keys("_id"),
+		CrossTenant: "the one-time migration reads every tenant's old linking"},
+	{Name: "migrate: the old merges, once, in _id order", Collection: oldMerges, Sort: keys("_id"),
+		CrossTenant: "the one-time migration reads every tenant's old linking"},
 }
 
 // ServedBy reports whether ix serves q by the rule in QueryShape's doc.

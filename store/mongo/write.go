@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/relatedhq/related"
+	"github.com/relatedhq/related/identity"
 	"github.com/relatedhq/related/store"
 )
 
@@ -20,48 +21,61 @@ const maxVersionRetries = 8
 
 // RecordMessage stores a message. Without transactions the steps are
 // ordered so that a crash between two of them leaves a state that readers
-// can live with and that a retry with the same ClientMutationID repairs:
+// can live with and that a retry with the same ClientMutationID (or the
+// recovery of link.go) repairs:
 //
-//  1. with a ClientMutationID, a repeat is answered from the stored message;
-//  2. the contact is upserted on its derived _id and its name and
-//     attributes updated when they change;
-//  3. the queue, when named, is upserted on its derived _id before any
+//  1. the address is put in canonical form under the tenant's region, and
+//     with a ClientMutationID a repeat is answered from the stored message;
+//  2. the queue, when named, is upserted on its derived _id before any
 //     interaction points at it;
-//  4. the thread's open interaction is found or created by one
+//  3. the thread's open interaction is found or created by one
 //     findAndModify upsert on {tenant, openKey}, which the unique index
 //     makes a single winner; a new one carries this message as its
-//     lastMessage already;
+//     lastMessage already, and no profile yet;
+//  4. the contact is upserted on its derived _id and its name and
+//     attributes updated when they change; a change that matters to
+//     linking adds a dirty marker in the same document write;
 //  5. the message is inserted (a repeated ClientMutationID is a
 //     duplicate _id: the repeat is answered as in step 1);
 //  6. an existing interaction's lastMessage and lastAt are set only when
 //     this message is not older than the current one (the filter decides,
 //     so out-of-order deliveries never move it backwards), and its queue
-//     when one is named;
-//  7. the contact is linked by what it brings (link.go), which moves its
-//     interactions when its profile changes, and the interaction is made
-//     to follow a contact that moved meanwhile.
+//     when one is named; a new one takes its contact's profile where it
+//     still has none;
+//  7. when the contact's claims changed (or another write left them
+//     unlinked), the contact is relinked (link.go), which moves its
+//     interactions when its profile changes, and its marker is removed.
 //
-// A crash between 4 and 5 leaves a new interaction whose lastMessage copy
+// A crash between 3 and 5 leaves a new interaction whose lastMessage copy
 // has no message document yet; one between 5 and 6 leaves a stored message
 // that is not yet the interaction's lastMessage. The retry inserts the
 // message under the same derived id, or finds it and finishes step 6; a
-// crash during 7 leaves the contact unlinked, which the retry (or the
-// contact's next write) links.
+// crash during 7 leaves the contact marked, and the recovery relinks it.
 func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.RecordMessage) (*store.RecordResult, error) {
 	ts := now()
-	contactID := related.DerivedID(tenant, "contact", string(in.Channel), in.Contact.Address)
+	settings, err := s.settings(ctx, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("mongo: record message: %w", err)
+	}
+	warnings, err := in.CanonicalizeAddress(settings.DefaultRegion)
+	if err != nil {
+		return nil, err
+	}
+	contactID := related.ContactID(tenant, in.Channel, in.Contact.Address)
 	msgID := related.NewID()
 	if in.ClientMutationID != "" {
 		msgID = related.DerivedID(tenant, "message", in.ClientMutationID)
-		res, err := s.repeat(ctx, tenant, msgID, contactID, ts)
+		res, err := s.repeat(ctx, tenant, msgID, ts)
 		if err != nil || res != nil {
 			return res, err
 		}
 	}
-
-	contact, contactCreated, err := s.upsertContact(ctx, tenant, contactID, in, ts)
+	rules, err := s.rules(ctx, tenant)
 	if err != nil {
 		return nil, fmt.Errorf("mongo: record message: %w", err)
+	}
+	if err := identity.CheckAttributes(rules, in.Contact.Attributes); err != nil {
+		return nil, err.At("contact")
 	}
 
 	var queueID string
@@ -78,7 +92,7 @@ func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.Rec
 	}
 	fresh := &interactionDoc{
 		ID: related.NewID(), Tenant: tenant, Channel: string(in.Channel), ThreadRef: in.ThreadRef,
-		OpenKey: related.OpenKey(in.Channel, in.ThreadRef), ContactID: contact.ID, ProfileID: contact.ProfileID,
+		OpenKey: related.OpenKey(in.Channel, in.ThreadRef), ContactID: contactID,
 		QueueID: queueID, QueueName: in.Queue, Status: string(related.StatusOpen),
 		LastMessage: m.last(), LastAt: m.SentAt, CreatedAt: ts, UpdatedAt: ts,
 	}
@@ -87,11 +101,16 @@ func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.Rec
 		return nil, fmt.Errorf("mongo: record message: %w", err)
 	}
 
+	contact, marker, err := s.upsertContact(ctx, tenant, contactID, in, it.ID, rules, ts)
+	if err != nil {
+		return nil, fmt.Errorf("mongo: record message: %w", err)
+	}
+
 	m.InteractionID = it.ID
 	if _, err := s.messages.InsertOne(ctx, m); err != nil {
 		if in.ClientMutationID != "" && isDuplicate(err) {
 			// The same clientMutationId raced this call and won.
-			res, rerr := s.repeat(ctx, tenant, msgID, contactID, ts)
+			res, rerr := s.repeat(ctx, tenant, msgID, ts)
 			if rerr != nil || res != nil {
 				return res, rerr
 			}
@@ -104,14 +123,26 @@ func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.Rec
 		if err != nil {
 			return nil, fmt.Errorf("mongo: record message: %w", err)
 		}
+	} else if err := s.follow(ctx, it, contact, ts); err != nil {
+		return nil, fmt.Errorf("mongo: record message: %w", err)
 	}
 
-	// Link the contact by what it brings (link.go); a change of profile
-	// moves its interactions, this one included.
-	contact, linkEvents, err := s.linkRecorded(ctx, contact, it, contactCreated, created, ts)
-	if err != nil {
-		s.publishEvents(ctx, linkEvents)
-		return nil, fmt.Errorf("mongo: record message: %w", err)
+	var linkEvents []store.Event
+	if marker != "" || sigOf(rules, contact) != contact.ClaimsSig {
+		var markers map[string][]string
+		if marker != "" {
+			markers = map[string][]string{contact.ID: {marker}}
+		}
+		var assign map[string]string
+		linkEvents, assign, err = s.relink(ctx, tenant, []string{contact.ID}, markers, in.By, ts)
+		if err != nil {
+			s.publishEvents(ctx, linkEvents)
+			return nil, fmt.Errorf("mongo: record message: %w", err)
+		}
+		contact.ProfileID = assign[contact.ID]
+		if it.ContactID == contact.ID {
+			it.ProfileID = contact.ProfileID
+		}
 	}
 
 	kind := store.InteractionUpdated
@@ -127,15 +158,36 @@ func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.Rec
 		Message:     m.domain(),
 		Contact:     contact.domain(),
 		Created:     created,
+		Warnings:    warnings,
 	}, nil
+}
+
+// follow puts a new interaction into its contact's profile, as read after
+// the interaction was inserted, where it still has no profile: a
+// recompute that moved the contact since moves the interaction too, and
+// its move is never undone by this one (see link.go).
+func (s *Store) follow(ctx context.Context, it *interactionDoc, c *contactDoc, ts time.Time) error {
+	if c.ProfileID == "" || it.ContactID != c.ID || it.ProfileID != "" {
+		return nil
+	}
+	res, err := s.interactions.UpdateOne(ctx, bson.D{{Key: "_id", Value: it.ID}, {Key: "tenant", Value: it.Tenant}, {Key: "profileId", Value: bson.D{{Key: "$exists", Value: false}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "profileId", Value: c.ProfileID}, {Key: "updatedAt", Value: ts}}}})
+	if err != nil {
+		return fmt.Errorf("interaction %s follows its contact: %w", it.ID, err)
+	}
+	if res.MatchedCount == 1 {
+		it.ProfileID = c.ProfileID
+	}
+	return nil
 }
 
 // repeat answers a RecordMessage whose message msgID is already stored:
 // the stored message with its interaction and contact, marked Duplicate.
 // It returns nil, nil when there is no such message. When the first call
-// stopped before making the message its interaction's lastMessage (a crash
-// between steps 5 and 6), the repeat finishes that step.
-func (s *Store) repeat(ctx context.Context, tenant, msgID, contactID string, ts time.Time) (*store.RecordResult, error) {
+// stopped early (a crash), the repeat finishes it: the message becomes
+// its interaction's lastMessage, a new interaction follows its contact,
+// and a contact left unlinked is relinked.
+func (s *Store) repeat(ctx context.Context, tenant, msgID string, ts time.Time) (*store.RecordResult, error) {
 	var m messageDoc
 	err := s.messages.FindOne(ctx, bson.D{{Key: "_id", Value: msgID}, {Key: "tenant", Value: tenant}}).Decode(&m)
 	if notFound(err) {
@@ -157,29 +209,65 @@ func (s *Store) repeat(ctx context.Context, tenant, msgID, contactID string, ts 
 		s.publish(ctx, tenant, store.InteractionUpdated, it.ID, it.ContactID, it.ProfileID, ts)
 	}
 	var c contactDoc
-	if err := s.contacts.FindOne(ctx, byID(tenant, contactID)).Decode(&c); err != nil {
-		return nil, fmt.Errorf("mongo: record message: contact %s of repeated message %s: %w", contactID, msgID, err)
+	if err := s.contacts.FindOne(ctx, byID(tenant, it.ContactID)).Decode(&c); err != nil {
+		return nil, fmt.Errorf("mongo: record message: contact %s of repeated message %s: %w", it.ContactID, msgID, err)
 	}
-	// A first call that stopped before its linking was done (a crash) is
-	// finished here; after one that finished, this sends nothing (link.go).
-	next, linkEvents, err := s.linkRecorded(ctx, &c, &it, false, false, ts)
-	s.publishEvents(ctx, linkEvents)
+	rules, err := s.rules(ctx, tenant)
 	if err != nil {
-		return nil, fmt.Errorf("mongo: record message: link the contact of repeated message %s: %w", msgID, err)
+		return nil, fmt.Errorf("mongo: record message: %w", err)
 	}
-	return &store.RecordResult{Interaction: it.domain(), Message: m.domain(), Contact: next.domain(), Duplicate: true}, nil
+	if len(c.Dirty) > 0 || sigOf(rules, &c) != c.ClaimsSig {
+		// The first call's markers are taken over only once they are
+		// older than a lease: a live writer removes its own.
+		cutoff := markerAt(time.Now().Add(-s.leaseTTL))
+		markers := map[string][]string{}
+		for _, mk := range c.Dirty {
+			if mk < cutoff {
+				markers[c.ID] = append(markers[c.ID], mk)
+			}
+		}
+		events, assign, err := s.relink(ctx, tenant, []string{c.ID}, markers, related.System, ts)
+		s.publishEvents(ctx, events)
+		if err != nil {
+			return nil, fmt.Errorf("mongo: record message: link the contact of repeated message %s: %w", msgID, err)
+		}
+		c.ProfileID = assign[c.ID]
+		it.ProfileID = c.ProfileID
+	} else if err := s.follow(ctx, &it, &c, ts); err != nil {
+		return nil, fmt.Errorf("mongo: record message: %w", err)
+	}
+	return &store.RecordResult{Interaction: it.domain(), Message: m.domain(), Contact: c.domain(), Duplicate: true}, nil
 }
 
 // upsertContact finds or creates the contact of in and applies its name
-// and attributes. It reports whether it created the contact.
-func (s *Store) upsertContact(ctx context.Context, tenant, id string, in related.RecordMessage, ts time.Time) (*contactDoc, bool, error) {
+// and attributes (with the interaction as their provenance). It returns
+// the contact as written and the dirty marker it added, "" if none: a new
+// contact with claims, or a change of claims (or of the name of a contact
+// that links), is marked in the same document write (link.go).
+func (s *Store) upsertContact(ctx context.Context, tenant, id string, in related.RecordMessage, interactionID string, rules []identity.Rule, ts time.Time) (*contactDoc, string, error) {
+	set := related.WithProvenance(in.Contact.Attributes, interactionID, ts)
+	status := in.Contact.AddressStatus
+	if status == "" {
+		status = related.AddressValid
+	}
+	// A name given wins; a name the address carried fills only a blank.
+	name := in.Contact.Name
+	if name == "" {
+		name = in.Contact.FallbackName
+	}
 	fresh := &contactDoc{
-		ID: id, Tenant: tenant, Channel: string(in.Channel), Address: in.Contact.Address, Name: in.Contact.Name,
-		Attributes: attributeDocs(related.MergeAttributes(nil, in.Contact.Attributes)), CreatedAt: ts, UpdatedAt: ts,
+		ID: id, Tenant: tenant, Channel: string(in.Channel), Address: in.Contact.Address, AddressStatus: string(status),
+		Name: name, Attributes: attributeDocs(related.MergeAttributes(nil, set)), FirstInteraction: interactionID,
+		CreatedAt: ts, UpdatedAt: ts,
+	}
+	marker := ""
+	if sigOf(rules, fresh) != "" {
+		marker = newMarker()
+		fresh.Dirty = []string{marker}
 	}
 	onInsert, err := fieldsOf(fresh, "_id", "tenant")
 	if err != nil {
-		return nil, false, err
+		return nil, "", err
 	}
 	filter := byID(tenant, id)
 	var cur contactDoc
@@ -187,58 +275,73 @@ func (s *Store) upsertContact(ctx context.Context, tenant, id string, in related
 		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.Before)).Decode(&cur)
 	switch {
 	case notFound(err):
-		return fresh, true, nil // inserted: fresh is the document
+		return fresh, marker, nil // inserted: fresh is the document
 	case isDuplicate(err):
 		// A concurrent first message created it between the upsert's
 		// match and its insert.
 		if ferr := s.contacts.FindOne(ctx, filter).Decode(&cur); ferr != nil {
-			return nil, false, fmt.Errorf("upsert contact %s: %w", id, errors.Join(err, ferr))
+			return nil, "", fmt.Errorf("upsert contact %s: %w", id, errors.Join(err, ferr))
 		}
 		s.log.DebugContext(ctx, "contact upsert lost a race; using the winner's", "tenant", tenant, "contact", id)
 	case err != nil:
-		return nil, false, fmt.Errorf("upsert contact %s: %w", id, err)
+		return nil, "", fmt.Errorf("upsert contact %s: %w", id, err)
 	}
-	next, _, err := s.updateContact(ctx, &cur, in.Contact.Name, in.Contact.Attributes, ts)
-	return next, false, err
+	return s.updateContact(ctx, &cur, in.Contact.Name, in.Contact.FallbackName, set, rules, ts)
 }
 
-// updateContact sets cur's name (when name is not empty) and merges attrs
-// into its attributes (related.MergeAttributes). It writes nothing when
-// that changes nothing, and reports whether it wrote. The write is filtered
-// on the version cur was read at; when another writer got in between, it
-// re-reads and tries again.
-func (s *Store) updateContact(ctx context.Context, cur *contactDoc, name string, attrs []related.Attribute, ts time.Time) (*contactDoc, bool, error) {
+// updateContact sets cur's name (name when not empty, else fallback when
+// it has none) and merges attrs into its attributes
+// (related.MergeAttributes). It writes nothing when that changes nothing.
+// A change of claims, or of the name of a contact that may be in a
+// profile, adds a dirty marker in the same write, and the marker is
+// returned. The write is filtered on the version cur was read at; when
+// another writer got in between, it re-reads and tries again.
+func (s *Store) updateContact(ctx context.Context, cur *contactDoc, name, fallback string, attrs []related.Attribute, rules []identity.Rule, ts time.Time) (*contactDoc, string, error) {
 	for attempt := 0; ; attempt++ {
 		old := cur.attributes()
 		merged := related.MergeAttributes(old, attrs)
-		set := bson.D{}
-		if name != "" && name != cur.Name {
-			set = append(set, bson.E{Key: "name", Value: name})
+		next := *cur
+		next.Attributes = attributeDocs(merged)
+		switch {
+		case name != "":
+			next.Name = name
+		case cur.Name == "" && fallback != "":
+			next.Name = fallback
 		}
-		if !sameAttributes(merged, old) {
-			set = append(set, bson.E{Key: "attributes", Value: attributeDocs(merged)})
+		set := bson.D{}
+		if next.Name != cur.Name {
+			set = append(set, bson.E{Key: "name", Value: next.Name})
+		}
+		if !sameFacts(merged, old) {
+			set = append(set, bson.E{Key: "attributes", Value: next.Attributes})
 		}
 		if len(set) == 0 {
-			return cur, false, nil
+			return cur, "", nil
 		}
 		set = append(set, bson.E{Key: "updatedAt", Value: ts})
-		filter := bson.D{{Key: "_id", Value: cur.ID}, {Key: "tenant", Value: cur.Tenant}, {Key: "version", Value: cur.Version}}
 		update := bson.D{{Key: "$set", Value: set}, {Key: "$inc", Value: bson.D{{Key: "version", Value: 1}}}}
-		var next contactDoc
-		err := s.contacts.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&next)
+		marker := ""
+		oldSig, newSig := sigOf(rules, cur), sigOf(rules, &next)
+		if oldSig != newSig || next.Name != cur.Name && (newSig != "" || cur.ProfileID != "") {
+			marker = newMarker()
+			update = append(update, bson.E{Key: "$push", Value: bson.D{{Key: "dirty", Value: marker}}})
+		}
+		filter := bson.D{{Key: "_id", Value: cur.ID}, {Key: "tenant", Value: cur.Tenant}, {Key: "version", Value: cur.Version}}
+		var out contactDoc
+		err := s.contacts.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&out)
 		if err == nil {
-			return &next, true, nil
+			return &out, marker, nil
 		}
 		if !notFound(err) {
-			return nil, false, fmt.Errorf("update contact %s: %w", cur.ID, err)
+			return nil, "", fmt.Errorf("update contact %s: %w", cur.ID, err)
 		}
 		if attempt == maxVersionRetries {
-			return nil, false, fmt.Errorf("update contact %s: still changing after %d attempts", cur.ID, attempt+1)
+			return nil, "", fmt.Errorf("update contact %s: still changing after %d attempts", cur.ID, attempt+1)
 		}
 		// Another writer changed the contact since it was read.
 		var again contactDoc
 		if err := s.contacts.FindOne(ctx, byID(cur.Tenant, cur.ID)).Decode(&again); err != nil {
-			return nil, false, fmt.Errorf("re-read contact %s: %w", cur.ID, err)
+			return nil, "", fmt.Errorf("re-read contact %s: %w", cur.ID, err)
 		}
 		cur = &again
 	}
@@ -408,10 +511,19 @@ func (s *Store) ReopenInteraction(ctx context.Context, tenant, id string) (*rela
 	return nil, fmt.Errorf("mongo: reopen interaction %s: %w", id, err)
 }
 
-// SetContactAttributes merges attrs into contact id's attributes.
-func (s *Store) SetContactAttributes(ctx context.Context, tenant, id string, attrs []related.Attribute) (*related.Contact, error) {
+// SetContactAttributes merges attrs into contact id's attributes and
+// relinks it when its claims changed. A value a rule of its key cannot
+// parse is INVALID and nothing is stored.
+func (s *Store) SetContactAttributes(ctx context.Context, tenant, id string, attrs []related.Attribute, by related.Actor) (*related.Contact, error) {
+	rules, err := s.rules(ctx, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("mongo: set contact attributes: %w", err)
+	}
+	if err := identity.CheckAttributes(rules, attrs); err != nil {
+		return nil, err
+	}
 	var cur contactDoc
-	err := s.contacts.FindOne(ctx, byID(tenant, id)).Decode(&cur)
+	err = s.contacts.FindOne(ctx, byID(tenant, id)).Decode(&cur)
 	if notFound(err) {
 		return nil, related.NotFound("no such contact", "contactId")
 	}
@@ -419,17 +531,26 @@ func (s *Store) SetContactAttributes(ctx context.Context, tenant, id string, att
 		return nil, fmt.Errorf("mongo: set contact attributes of %s: %w", id, err)
 	}
 	ts := now()
-	next, changed, err := s.updateContact(ctx, &cur, "", attrs, ts)
+	next, marker, err := s.updateContact(ctx, &cur, "", "", related.WithProvenance(attrs, "", ts), rules, ts)
 	if err != nil {
 		return nil, fmt.Errorf("mongo: set contact attributes: %w", err)
 	}
-	// Link the contact by what it now says (link.go).
-	next, moved, linkEvents, err := s.linkContact(ctx, next, linkRun{by: "rule", ts: ts})
-	if err != nil {
-		s.publishEvents(ctx, linkEvents)
-		return nil, fmt.Errorf("mongo: set contact attributes: %w", err)
+	changed := next != &cur
+	var linkEvents []store.Event
+	if marker != "" || sigOf(rules, next) != next.ClaimsSig {
+		var markers map[string][]string
+		if marker != "" {
+			markers = map[string][]string{next.ID: {marker}}
+		}
+		var assign map[string]string
+		linkEvents, assign, err = s.relink(ctx, tenant, []string{next.ID}, markers, by, ts)
+		if err != nil {
+			s.publishEvents(ctx, linkEvents)
+			return nil, fmt.Errorf("mongo: set contact attributes: %w", err)
+		}
+		next.ProfileID = assign[next.ID]
 	}
-	if changed || moved || len(linkEvents) > 0 {
+	if changed || len(linkEvents) > 0 {
 		s.publishEvents(ctx, append([]store.Event{{
 			ID: related.NewID(), Tenant: tenant, Kind: store.ContactUpdated, ContactID: next.ID, ProfileID: next.ProfileID, At: ts,
 		}}, linkEvents...))
