@@ -197,7 +197,9 @@ type contactMergeDoc struct {
 	CreatedAt time.Time  `bson:"createdAt"`
 }
 
-func contactMergeID(tenant, src string) string { return related.DerivedID(tenant, "contact-merge", src) }
+func contactMergeID(tenant, src string) string {
+	return related.DerivedID(tenant, "contact-merge", src)
+}
 
 // mergeContact records the merge of src into target, then does it.
 func (s *Store) mergeContact(ctx context.Context, tenant string, src *contactDoc, target string, canon related.CanonicalAddress, ts time.Time) (bool, error) {

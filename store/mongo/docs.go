@@ -266,4 +266,3 @@ next:
 	}
 	return out, nil
 }
-

@@ -286,7 +286,7 @@ func (s *Store) withLeases(ctx context.Context, tenant string, seeds []string, b
 		if attempt == maxLeaseRounds {
 			return fmt.Errorf("mongo: relinking kept meeting other writers over %d rounds: %w", attempt, err)
 		}
-		want = want[:0]
+		want = make([]string, 0, len(l.wanted)) // not want[:0]: it is the caller's seeds
 		for id := range l.wanted {
 			want = append(want, id)
 		}

@@ -17,16 +17,16 @@ import (
 // identity.Rule. A deleted rule is kept (Deleted), so a deleted default
 // rule stays deleted.
 type ruleDoc struct {
-	ID            string    `bson:"_id"`
-	Tenant        string    `bson:"tenant"`
-	Attribute     string    `bson:"attribute"`
-	Normalizer    string    `bson:"normalizer"`
-	Enabled       bool      `bson:"enabled"`
-	Priority      int       `bson:"priority"`
-	MaxPerProfile int       `bson:"maxPerProfile"`
-	BlockedValues []string  `bson:"blockedValues"`
-	DefaultRegion string    `bson:"defaultRegion"`
-	AutoMerge     string    `bson:"autoMerge,omitempty"`
+	ID            string   `bson:"_id"`
+	Tenant        string   `bson:"tenant"`
+	Attribute     string   `bson:"attribute"`
+	Normalizer    string   `bson:"normalizer"`
+	Enabled       bool     `bson:"enabled"`
+	Priority      int      `bson:"priority"`
+	MaxPerProfile int      `bson:"maxPerProfile"`
+	BlockedValues []string `bson:"blockedValues"`
+	DefaultRegion string   `bson:"defaultRegion"`
+	AutoMerge     string   `bson:"autoMerge,omitempty"`
 	// MaxContactsPerValue is nil in rules of older versions, which take
 	// the default threshold (as SQLite's migration gives them).
 	MaxContactsPerValue *int      `bson:"maxContactsPerValue,omitempty"`
@@ -55,16 +55,16 @@ func (d *ruleDoc) rule() identity.Rule {
 // identity.Partition decided it, written whole by the recompute that
 // decided it. Its _id is related.ProfileIDFor(Anchor).
 type profileDoc struct {
-	ID           string          `bson:"_id"`
-	Tenant       string          `bson:"tenant"`
-	Anchor       string          `bson:"anchor"`
-	CustomName   string          `bson:"customName,omitempty"`
-	AutoName     string          `bson:"autoName"`
-	Channels     []string        `bson:"channels"`
-	Identifiers  []profileIdent  `bson:"identifiers"`
-	ContactCount int             `bson:"contactCount"`
-	CreatedAt    time.Time       `bson:"createdAt"`
-	UpdatedAt    time.Time       `bson:"updatedAt"`
+	ID           string         `bson:"_id"`
+	Tenant       string         `bson:"tenant"`
+	Anchor       string         `bson:"anchor"`
+	CustomName   string         `bson:"customName,omitempty"`
+	AutoName     string         `bson:"autoName"`
+	Channels     []string       `bson:"channels"`
+	Identifiers  []profileIdent `bson:"identifiers"`
+	ContactCount int            `bson:"contactCount"`
+	CreatedAt    time.Time      `bson:"createdAt"`
+	UpdatedAt    time.Time      `bson:"updatedAt"`
 }
 
 // profileIdent is one identifier of a profile.
@@ -176,14 +176,14 @@ func (d *valueDoc) holder() identity.Holder {
 // written only by a compare-and-set on Version after a count of
 // contact_values (link.go), never by $inc.
 type statDoc struct {
-	ID          string    `bson:"_id"` // statID(tenant, value)
-	Tenant      string    `bson:"tenant"`
-	Key         string    `bson:"key"`
-	Value       string    `bson:"value"`
-	VID         string    `bson:"vid"`
-	Contacts    int       `bson:"contacts"`
-	State       string    `bson:"state"`
-	Quarantined bool      `bson:"quarantined"`
+	ID          string `bson:"_id"` // statID(tenant, value)
+	Tenant      string `bson:"tenant"`
+	Key         string `bson:"key"`
+	Value       string `bson:"value"`
+	VID         string `bson:"vid"`
+	Contacts    int    `bson:"contacts"`
+	State       string `bson:"state"`
+	Quarantined bool   `bson:"quarantined"`
 	// Listed: quarantined, or an admin set a state: on the hub list.
 	Listed bool `bson:"listed"`
 	// Flip is the marker of a change of quarantine whose holders are not
@@ -311,7 +311,9 @@ type aliasDoc struct {
 	ContactID string `bson:"contactId"`
 }
 
-func aliasID(tenant, kind, alias string) string { return related.DerivedID(tenant, "alias", kind, alias) }
+func aliasID(tenant, kind, alias string) string {
+	return related.DerivedID(tenant, "alias", kind, alias)
+}
 
 // leaseDoc is a document of the leases collection: one writer's hold on
 // one contact while it recomputes the contact's cluster (leases.go).
