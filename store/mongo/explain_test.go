@@ -23,6 +23,9 @@ func TestExplainQueryShapes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, q := range QueryShapes {
+		// The old linking collections the migration reads exist only in
+		// databases of older versions.
+		_ = d.cur.db.CreateCollection(ctx, q.Collection)
 		filter := bson.D{}
 		if q.CrossTenant == "" && !hasField(q.Equality, "tenant") {
 			filter = append(filter, bson.E{Key: "tenant", Value: "t1"})

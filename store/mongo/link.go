@@ -643,7 +643,8 @@ func (s *Store) apply(ctx context.Context, tenant string, in identity.Input, ch 
 			models = append(models, mongodriver.NewInsertOneModel().SetDocument(newPairDoc(tenant, p, ts)))
 		}
 		// A pair stored already (a plan applied again) stays as it is.
-		if _, err := s.coll(collPairs).BulkWrite(ctx, models, options.BulkWrite().SetOrdered(true)); err != nil && !onlyDuplicates(err) {
+		// Unordered: the pairs deleted and inserted are never the same.
+		if _, err := s.coll(collPairs).BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil && !onlyDuplicates(err) {
 			return events, fmt.Errorf("write pairs: %w", err)
 		}
 	}

@@ -31,13 +31,14 @@ import (
 // manual runs one manual operation: prepare reads the state and returns
 // the contacts the operation touches; once a prepare ran with all of them
 // (and their clusters) leased, act writes and recomputes. The contacts are
-// marked dirty around act.
+// marked dirty before act, and unmarked once it succeeded: when it fails
+// part way, the recovery finishes it.
 func (s *Store) manual(ctx context.Context, tenant string, seeds []string, prepare func(rules []identity.Rule) ([]string, error),
-	act func(l *leases, rules []identity.Rule, seeds []string) error) error {
+	act func(l *leases, rules []identity.Rule, seeds []string) error) (err error) {
 	marker := newMarker()
 	var marked []string
 	defer func() {
-		if len(marked) > 0 {
+		if err == nil && len(marked) > 0 {
 			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), appendTimeout)
 			defer cancel()
 			if err := s.unmarkContacts(uctx, tenant, marked, marker); err != nil {

@@ -653,7 +653,7 @@ func hubValue(rules []identity.Rule, d *statDoc) *store.HubValue {
 
 // TenantFacts implements store.ProfileStore.
 func (s *Store) TenantFacts(ctx context.Context, tenant string) (identity.Input, error) {
-	rules, err := s.rules(ctx, tenant)
+	rules, err := s.freshRules(ctx, tenant)
 	if err != nil {
 		return identity.Input{}, err
 	}
