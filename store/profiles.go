@@ -99,6 +99,18 @@ type PairRecord struct {
 	CreatedAt          time.Time
 }
 
+// Suggestion is a PairRecord of kind Suggestion, as the API shows it.
+type Suggestion struct{ *PairRecord }
+
+// NodeType implements related.Node.
+func (Suggestion) NodeType() related.NodeType { return related.NodeSuggestion }
+
+// Conflict is a PairRecord of kind Conflict, as the API shows it.
+type Conflict struct{ *PairRecord }
+
+// NodeType implements related.Node.
+func (Conflict) NodeType() related.NodeType { return related.NodeConflict }
+
 // PairPage is one page of suggestions or conflicts.
 type PairPage struct {
 	Items           []*PairRecord
