@@ -73,6 +73,7 @@ func (sc *securityConfig) register(fs *flag.FlagSet, getenv func(string) string)
 	fs.IntVar(&sc.limits.MaxComplexity, "max-complexity", d.MaxComplexity, "highest query cost (1 per field, connection items times first/last)")
 	fs.IntVar(&sc.limits.MaxAliases, "max-aliases", d.MaxAliases, "most aliases in one document")
 	fs.IntVar(&sc.limits.MaxSubscriptions, "max-subscriptions", d.MaxSubscriptions, "most open subscriptions per API key")
+	fs.IntVar(&sc.limits.MaxBatch, "max-batch", d.MaxBatch, "most operations in one batched request (a JSON array body); each counts against the rate limit; negative refuses batches")
 	fs.DurationVar(&sc.limits.OperationTimeout, "operation-timeout", d.OperationTimeout, "longest a query or mutation may run")
 }
 
