@@ -16,6 +16,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/relatedhq/related"
 	"github.com/relatedhq/related/graph"
@@ -67,6 +68,12 @@ type Options struct {
 	KeyRecheck time.Duration
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// TracerProvider receives the gateway's spans (HTTP requests, GraphQL
+	// operations, resolvers, database commands); nil turns tracing off
+	// and installs none of its hooks. NewTracerProvider makes the OTLP one.
+	TracerProvider trace.TracerProvider
+	// DBSystem names the database in spans: "sqlite" or "mongodb".
+	DBSystem string
 	// Hub serves subscriptions (live updates); nil refuses them. The
 	// caller owns it: close it (Hub.Close) before shutting the server down,
 	// so subscriptions end cleanly.
@@ -95,6 +102,8 @@ type Server struct {
 	subs       *subscriptions
 	keyWatch   keyWatch // open WebSockets whose keys are re-checked
 	corsPolicy *cors
+	tracer     trace.Tracer // nil: tracing off
+	dbSystem   string
 }
 
 // New returns the gateway's handler over opts.Store.
@@ -131,6 +140,14 @@ func New(opts Options) *Server {
 		subs:      &subscriptions{max: l.MaxSubscriptions, open: map[string]int{}},
 	}
 	s.metrics.hub = opts.Hub
+	if opts.TracerProvider != nil {
+		s.tracer = opts.TracerProvider.Tracer(tracerName)
+	}
+	s.dbSystem = opts.DBSystem
+	if s.dbSystem == "" {
+		s.dbSystem = "db"
+	}
+	opts.Commands.Observe(s.observeCommand)
 	cp, err := newCORS(opts.CORSOrigins)
 	if err != nil {
 		// The command line checks the list first (CheckCORSOrigins); a
@@ -149,7 +166,11 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", s.metrics)
-	s.handler = s.requestID(s.accessLog(s.mux))
+	var h http.Handler = s.mux
+	if s.tracer != nil {
+		h = s.traceHTTP(h)
+	}
+	s.handler = s.requestID(s.accessLog(h))
 	return s
 }
 
@@ -193,6 +214,11 @@ func (s *Server) graphQL() http.Handler {
 	// After the persisted-query extensions, which may fill in the query.
 	srv.Use(newPrecheck(s.limits))
 	srv.Use(operationGuard{maxComplexity: s.limits.MaxComplexity})
+	srv.AroundOperations(s.metrics.observeOperations)
+	if s.tracer != nil {
+		srv.AroundOperations(s.traceOperations)
+		srv.AroundFields(s.traceFields)
+	}
 	srv.AroundOperations(s.aroundOperations)
 	srv.AroundOperations(res.AroundOperations)
 	srv.AroundResponses(res.AroundResponses) // fresh loaders per subscription event
