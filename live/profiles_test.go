@@ -7,7 +7,8 @@ import (
 // TestProfileChanges follows a panel's scope as profiles change: a contact
 // on another channel joining the profile brings its interactions in
 // (ADDED, and the scope becomes PROFILE), and unlinking it takes them out
-// again (REMOVED).
+// again (REMOVED); a confirmed suggestion brings a claimed chat in, and
+// blocking the shared value takes out what only it linked.
 func TestProfileChanges(t *testing.T) {
 	r := newSQLite(t)
 	a := r.record(r.key, "a", "ann@example.com", "by email", "")
@@ -15,8 +16,9 @@ func TestProfileChanges(t *testing.T) {
 	c.subscribe("rel", relatedSub, map[string]any{"id": a})
 	r.waitSubs(1)
 
-	// A web chat visitor gives Ann's email: the rules link the visitor
-	// into Ann's profile, and the chat appears in her email's panel.
+	// A web chat visitor signed in as Ann (the website attests her
+	// email): the rules link the visitor into Ann's profile, and the chat
+	// appears in her email's panel.
 	var chat struct {
 		RecordMessage struct {
 			Interaction struct {
@@ -27,7 +29,7 @@ func TestProfileChanges(t *testing.T) {
 	}
 	r.gql(r.key, `mutation($in: RecordMessageInput!) { recordMessage(input: $in) { interaction { id contact { id } } userErrors { message } } }`,
 		map[string]any{"in": map[string]any{"channel": "WEBCHAT", "threadRef": "chat-1", "direction": "INBOUND", "body": "hi from chat",
-			"contact": map[string]any{"address": "visitor-1", "attributes": []any{map[string]any{"key": "email", "value": "Ann@Example.com"}}}}}, &chat)
+			"contact": map[string]any{"address": "visitor-1", "attributes": []any{map[string]any{"key": "email", "value": "Ann@Example.com", "attested": true}}}}}, &chat)
 	chatID := chat.RecordMessage.Interaction.ID
 	got := c.nextChange("rel")
 	expect(t, got, "ADDED", chatID)
@@ -45,5 +47,69 @@ func TestProfileChanges(t *testing.T) {
 	}
 	if got.InteractionID != chatID {
 		t.Fatalf("REMOVED %s, want the chat %s", got.InteractionID, chatID)
+	}
+
+	// A visitor who only typed Ann's email is a suggestion, not a link;
+	// confirmed by an admin, the chat joins the panel.
+	r.gql(r.key, `mutation($in: RecordMessageInput!) { recordMessage(input: $in) { interaction { id contact { id } } userErrors { message } } }`,
+		map[string]any{"in": map[string]any{"channel": "WEBCHAT", "threadRef": "chat-2", "direction": "INBOUND", "body": "typed",
+			"contact": map[string]any{"address": "visitor-2", "attributes": []any{map[string]any{"key": "email", "value": "ann@example.com"}}}}}, &chat)
+	typed := chat.RecordMessage.Interaction.ID
+	var sug struct {
+		ProfileSuggestions struct {
+			Edges []struct {
+				Node struct {
+					ID       string
+					Contacts []struct{ ID string }
+				}
+			}
+		}
+	}
+	r.gql(r.key, `{ profileSuggestions { edges { node { id contacts { id } } } } }`, nil, &sug)
+	var sugID string
+	for _, e := range sug.ProfileSuggestions.Edges {
+		for _, c := range e.Node.Contacts {
+			if c.ID == chat.RecordMessage.Interaction.Contact.ID {
+				sugID = e.Node.ID
+			}
+		}
+	}
+	if sugID == "" {
+		t.Fatalf("no suggestion for the typed email: %+v", sug)
+	}
+	r.gql(r.key, `mutation($id: ID!) { confirmSuggestion(input: {id: $id}) { userErrors { message } } }`, map[string]any{"id": sugID}, nil)
+	for range 10 {
+		if got = c.nextChange("rel"); got.Kind == "ADDED" && got.InteractionID == typed {
+			break
+		}
+	}
+	expect(t, got, "ADDED", typed)
+
+	// A third visitor signs in as Ann; blocking her address takes out the
+	// chat only the address linked (the confirmed one stays: an admin
+	// decided it).
+	r.gql(r.key, `mutation($in: RecordMessageInput!) { recordMessage(input: $in) { interaction { id contact { id } } userErrors { message } } }`,
+		map[string]any{"in": map[string]any{"channel": "WEBCHAT", "threadRef": "chat-3", "direction": "INBOUND", "body": "signed in",
+			"contact": map[string]any{"address": "visitor-3", "attributes": []any{map[string]any{"key": "email", "value": "ann@example.com", "attested": true}}}}}, &chat)
+	third := chat.RecordMessage.Interaction.ID
+	for range 10 {
+		if got = c.nextChange("rel"); got.Kind == "ADDED" && got.InteractionID == third {
+			break
+		}
+	}
+	expect(t, got, "ADDED", third)
+	var rules struct {
+		ProfileRules []struct{ ID, Attribute string }
+	}
+	r.gql(r.key, `{ profileRules { id attribute } }`, nil, &rules)
+	r.gql(r.key, `mutation($rule: ID!) { setValueQuarantine(input: {ruleId: $rule, value: "ann@example.com", state: BLOCKED}) { userErrors { message } } }`,
+		map[string]any{"rule": rules.ProfileRules[0].ID}, nil)
+	for range 10 {
+		if got = c.nextChange("rel"); got.Kind == "REMOVED" {
+			break
+		}
+	}
+	if got.Kind != "REMOVED" || got.InteractionID != third {
+		t.Fatalf("after blocking: %+v, want the third chat REMOVED", got)
 	}
 }
