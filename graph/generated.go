@@ -34,6 +34,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 type ResolverRoot interface {
 	Attribute() AttributeResolver
 	Contact() ContactResolver
+	ContactSnapshot() ContactSnapshotResolver
 	HubValue() HubValueResolver
 	Interaction() InteractionResolver
 	InteractionConnection() InteractionConnectionResolver
@@ -45,8 +46,10 @@ type ResolverRoot interface {
 	ProfileEvent() ProfileEventResolver
 	ProfileLink() ProfileLinkResolver
 	ProfileRule() ProfileRuleResolver
+	ProfileSnapshot() ProfileSnapshotResolver
 	ProfileSuggestion() ProfileSuggestionResolver
 	Query() QueryResolver
+	RuleEvaluation() RuleEvaluationResolver
 	Subscription() SubscriptionResolver
 	TenantSettings() TenantSettingsResolver
 	Viewer() ViewerResolver
@@ -97,6 +100,13 @@ type ComplexityRoot struct {
 	ContactPayload struct {
 		Contact    func(childComplexity int) int
 		UserErrors func(childComplexity int) int
+	}
+
+	ContactSnapshot struct {
+		Address func(childComplexity int) int
+		Channel func(childComplexity int) int
+		ID      func(childComplexity int) int
+		Name    func(childComplexity int) int
 	}
 
 	DeleteProfileRulePayload struct {
@@ -245,6 +255,11 @@ type ComplexityRoot struct {
 		Suggestions  func(childComplexity int) int
 	}
 
+	ProfileChange struct {
+		After  func(childComplexity int) int
+		Before func(childComplexity int) int
+	}
+
 	ProfileConflict struct {
 		Contact    func(childComplexity int) int
 		Contacts   func(childComplexity int) int
@@ -324,6 +339,13 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	ProfileSnapshot struct {
+		Contacts    func(childComplexity int) int
+		ID          func(childComplexity int) int
+		Identifiers func(childComplexity int) int
+		Name        func(childComplexity int) int
+	}
+
 	ProfileSuggestion struct {
 		Contacts    func(childComplexity int) int
 		CreatedAt   func(childComplexity int) int
@@ -347,18 +369,20 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		HubValues           func(childComplexity int, first *int, after *string, last *int, before *string) int
-		Interaction         func(childComplexity int, id string) int
-		Interactions        func(childComplexity int, first *int, after *string, last *int, before *string, status *related.Status) int
-		Node                func(childComplexity int, id string) int
-		Profile             func(childComplexity int, id string) int
-		ProfileByIdentifier func(childComplexity int, key string, value string) int
-		ProfileConflicts    func(childComplexity int, first *int, after *string, last *int, before *string) int
-		ProfileRules        func(childComplexity int) int
-		ProfileSuggestions  func(childComplexity int, first *int, after *string, last *int, before *string) int
-		RuleEvaluation      func(childComplexity int) int
-		TenantSettings      func(childComplexity int) int
-		Viewer              func(childComplexity int) int
+		HubValues                func(childComplexity int, first *int, after *string, last *int, before *string) int
+		Interaction              func(childComplexity int, id string) int
+		Interactions             func(childComplexity int, first *int, after *string, last *int, before *string, status *related.Status) int
+		Node                     func(childComplexity int, id string) int
+		PreviewDeleteProfileRule func(childComplexity int, id string) int
+		PreviewProfileRule       func(childComplexity int, input ProfileRuleInput) int
+		Profile                  func(childComplexity int, id string) int
+		ProfileByIdentifier      func(childComplexity int, key string, value string) int
+		ProfileConflicts         func(childComplexity int, first *int, after *string, last *int, before *string) int
+		ProfileRules             func(childComplexity int) int
+		ProfileSuggestions       func(childComplexity int, first *int, after *string, last *int, before *string) int
+		RuleEvaluation           func(childComplexity int) int
+		TenantSettings           func(childComplexity int) int
+		Viewer                   func(childComplexity int) int
 	}
 
 	Queue struct {
@@ -387,12 +411,31 @@ type ComplexityRoot struct {
 		UserErrors       func(childComplexity int) int
 	}
 
+	RuleChangeSummary struct {
+		ContactsMoved func(childComplexity int) int
+		Created       func(childComplexity int) int
+		Merged        func(childComplexity int) int
+		Quarantined   func(childComplexity int) int
+		Removed       func(childComplexity int) int
+		Samples       func(childComplexity int) int
+		Split         func(childComplexity int) int
+		Suggestions   func(childComplexity int) int
+		Unchanged     func(childComplexity int) int
+	}
+
 	RuleEvaluation struct {
 		Processed func(childComplexity int) int
 		StartedAt func(childComplexity int) int
 		State     func(childComplexity int) int
+		Summary   func(childComplexity int) int
 		Total     func(childComplexity int) int
 		UpdatedAt func(childComplexity int) int
+	}
+
+	RulePreview struct {
+		Contacts func(childComplexity int) int
+		Partial  func(childComplexity int) int
+		Summary  func(childComplexity int) int
 	}
 
 	Subscription struct {
@@ -442,6 +485,11 @@ type AttributeResolver interface {
 }
 type ContactResolver interface {
 	Profile(ctx context.Context, obj *related.Contact) (*related.Profile, error)
+}
+type ContactSnapshotResolver interface {
+	ID(ctx context.Context, obj *identity.ContactView) (string, error)
+
+	Name(ctx context.Context, obj *identity.ContactView) (*string, error)
 }
 type HubValueResolver interface {
 	Rule(ctx context.Context, obj *store.HubValue) (*identity.Rule, error)
@@ -527,6 +575,11 @@ type ProfileRuleResolver interface {
 
 	MaxContactsPerValue(ctx context.Context, obj *identity.Rule) (*int, error)
 }
+type ProfileSnapshotResolver interface {
+	ID(ctx context.Context, obj *identity.ProfileView) (string, error)
+
+	Identifiers(ctx context.Context, obj *identity.ProfileView) ([]*Identifier, error)
+}
 type ProfileSuggestionResolver interface {
 	ID(ctx context.Context, obj *store.Suggestion) (string, error)
 	Profiles(ctx context.Context, obj *store.Suggestion) ([]*related.Profile, error)
@@ -548,7 +601,12 @@ type QueryResolver interface {
 	HubValues(ctx context.Context, first *int, after *string, last *int, before *string) (*HubValueConnection, error)
 	TenantSettings(ctx context.Context) (*related.TenantSettings, error)
 	RuleEvaluation(ctx context.Context) (*related.RuleEvaluation, error)
+	PreviewProfileRule(ctx context.Context, input ProfileRuleInput) (*store.Preview, error)
+	PreviewDeleteProfileRule(ctx context.Context, id string) (*store.Preview, error)
 	Interactions(ctx context.Context, first *int, after *string, last *int, before *string, status *related.Status) (*InteractionConnection, error)
+}
+type RuleEvaluationResolver interface {
+	Summary(ctx context.Context, obj *related.RuleEvaluation) (*identity.Summary, error)
 }
 type SubscriptionResolver interface {
 	RelatedChanged(ctx context.Context, interactionID string) (<-chan *live.Change, error)
@@ -735,6 +793,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ContactPayload.UserErrors(childComplexity), true
+
+	case "ContactSnapshot.address":
+		if e.ComplexityRoot.ContactSnapshot.Address == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContactSnapshot.Address(childComplexity), true
+	case "ContactSnapshot.channel":
+		if e.ComplexityRoot.ContactSnapshot.Channel == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContactSnapshot.Channel(childComplexity), true
+	case "ContactSnapshot.id":
+		if e.ComplexityRoot.ContactSnapshot.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContactSnapshot.ID(childComplexity), true
+	case "ContactSnapshot.name":
+		if e.ComplexityRoot.ContactSnapshot.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContactSnapshot.Name(childComplexity), true
 
 	case "DeleteProfileRulePayload.deletedId":
 		if e.ComplexityRoot.DeleteProfileRulePayload.DeletedID == nil {
@@ -1389,6 +1472,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Profile.Suggestions(childComplexity), true
 
+	case "ProfileChange.after":
+		if e.ComplexityRoot.ProfileChange.After == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileChange.After(childComplexity), true
+	case "ProfileChange.before":
+		if e.ComplexityRoot.ProfileChange.Before == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileChange.Before(childComplexity), true
+
 	case "ProfileConflict.contact":
 		if e.ComplexityRoot.ProfileConflict.Contact == nil {
 			break
@@ -1693,6 +1789,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ProfileRulePayload.UserErrors(childComplexity), true
 
+	case "ProfileSnapshot.contacts":
+		if e.ComplexityRoot.ProfileSnapshot.Contacts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileSnapshot.Contacts(childComplexity), true
+	case "ProfileSnapshot.id":
+		if e.ComplexityRoot.ProfileSnapshot.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileSnapshot.ID(childComplexity), true
+	case "ProfileSnapshot.identifiers":
+		if e.ComplexityRoot.ProfileSnapshot.Identifiers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileSnapshot.Identifiers(childComplexity), true
+	case "ProfileSnapshot.name":
+		if e.ComplexityRoot.ProfileSnapshot.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileSnapshot.Name(childComplexity), true
+
 	case "ProfileSuggestion.contacts":
 		if e.ComplexityRoot.ProfileSuggestion.Contacts == nil {
 			break
@@ -1819,6 +1940,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Node(childComplexity, args["id"].(string)), true
+	case "Query.previewDeleteProfileRule":
+		if e.ComplexityRoot.Query.PreviewDeleteProfileRule == nil {
+			break
+		}
+
+		args, err := ec.field_Query_previewDeleteProfileRule_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.PreviewDeleteProfileRule(childComplexity, args["id"].(string)), true
+	case "Query.previewProfileRule":
+		if e.ComplexityRoot.Query.PreviewProfileRule == nil {
+			break
+		}
+
+		args, err := ec.field_Query_previewProfileRule_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.PreviewProfileRule(childComplexity, args["input"].(ProfileRuleInput)), true
 	case "Query.profile":
 		if e.ComplexityRoot.Query.Profile == nil {
 			break
@@ -1976,6 +2119,61 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ResolveConflictPayload.UserErrors(childComplexity), true
 
+	case "RuleChangeSummary.contactsMoved":
+		if e.ComplexityRoot.RuleChangeSummary.ContactsMoved == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleChangeSummary.ContactsMoved(childComplexity), true
+	case "RuleChangeSummary.profilesCreated":
+		if e.ComplexityRoot.RuleChangeSummary.Created == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleChangeSummary.Created(childComplexity), true
+	case "RuleChangeSummary.profilesMerged":
+		if e.ComplexityRoot.RuleChangeSummary.Merged == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleChangeSummary.Merged(childComplexity), true
+	case "RuleChangeSummary.valuesQuarantined":
+		if e.ComplexityRoot.RuleChangeSummary.Quarantined == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleChangeSummary.Quarantined(childComplexity), true
+	case "RuleChangeSummary.profilesRemoved":
+		if e.ComplexityRoot.RuleChangeSummary.Removed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleChangeSummary.Removed(childComplexity), true
+	case "RuleChangeSummary.samples":
+		if e.ComplexityRoot.RuleChangeSummary.Samples == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleChangeSummary.Samples(childComplexity), true
+	case "RuleChangeSummary.profilesSplit":
+		if e.ComplexityRoot.RuleChangeSummary.Split == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleChangeSummary.Split(childComplexity), true
+	case "RuleChangeSummary.suggestionsCreated":
+		if e.ComplexityRoot.RuleChangeSummary.Suggestions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleChangeSummary.Suggestions(childComplexity), true
+	case "RuleChangeSummary.profilesUnchanged":
+		if e.ComplexityRoot.RuleChangeSummary.Unchanged == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleChangeSummary.Unchanged(childComplexity), true
+
 	case "RuleEvaluation.processed":
 		if e.ComplexityRoot.RuleEvaluation.Processed == nil {
 			break
@@ -1994,6 +2192,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RuleEvaluation.State(childComplexity), true
+	case "RuleEvaluation.summary":
+		if e.ComplexityRoot.RuleEvaluation.Summary == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleEvaluation.Summary(childComplexity), true
 	case "RuleEvaluation.total":
 		if e.ComplexityRoot.RuleEvaluation.Total == nil {
 			break
@@ -2006,6 +2210,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RuleEvaluation.UpdatedAt(childComplexity), true
+
+	case "RulePreview.contactsTouched":
+		if e.ComplexityRoot.RulePreview.Contacts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RulePreview.Contacts(childComplexity), true
+	case "RulePreview.partial":
+		if e.ComplexityRoot.RulePreview.Partial == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RulePreview.Partial(childComplexity), true
+	case "RulePreview.summary":
+		if e.ComplexityRoot.RulePreview.Summary == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RulePreview.Summary(childComplexity), true
 
 	case "Subscription.interactionUpdated":
 		if e.ComplexityRoot.Subscription.InteractionUpdated == nil {
@@ -2456,6 +2679,10 @@ type Query {
   tenantSettings: TenantSettings!
   "The progress of re-evaluating the tenant's contacts after its rules changed; null if never."
   ruleEvaluation: RuleEvaluation
+  "What upserting a rule would do to the tenant's profiles, without doing it (admin). Bounded by the operation timeout: past it the result is partial."
+  previewProfileRule(input: ProfileRuleInput!): RulePreview!
+  "What deleting a rule would do to the tenant's profiles, without doing it (admin)."
+  previewDeleteProfileRule(id: ID!): RulePreview!
   "The tenant's interactions, newest last message first: an agent's recent work."
   interactions(first: Int, after: String, last: Int, before: String, status: InteractionStatus): InteractionConnection!
 }
@@ -2842,12 +3069,69 @@ enum JobState {
 
 "Progress of re-evaluating a tenant's contacts after a rule change."
 type RuleEvaluation {
-  "RUNNING or DONE."
-  state: String!
+  state: JobState!
+  "Contacts re-evaluated so far."
   processed: Int!
+  "Contacts to re-evaluate in all (those added since are counted as they come)."
   total: Int!
+  "What the run changed so far."
+  summary: RuleChangeSummary!
   startedAt: Time!
   updatedAt: Time!
+}
+
+"What a change of rules does, or would do, to a tenant's profiles."
+type RuleChangeSummary {
+  "Profiles made of the contacts of several earlier ones."
+  profilesMerged: Int!
+  "Earlier profiles whose contacts are now in several."
+  profilesSplit: Int!
+  "Profiles of contacts that had none."
+  profilesCreated: Int!
+  "Earlier profiles none of whose contacts is in a profile any more."
+  profilesRemoved: Int!
+  "Profiles with the same id and contacts as before (among those the change touches)."
+  profilesUnchanged: Int!
+  "Contacts whose profile changes."
+  contactsMoved: Int!
+  "Values that newly link nothing because too many contacts hold them."
+  valuesQuarantined: Int!
+  "New suggestions and conflicts."
+  suggestionsCreated: Int!
+  "Up to 20 of the changes, before and after."
+  samples: [ProfileChange!]!
+}
+
+"One change of profiles: the profiles its contacts were in, and the ones they are in after."
+type ProfileChange {
+  before: [ProfileSnapshot!]!
+  after: [ProfileSnapshot!]!
+}
+
+"A profile as a preview shows it: as it is, or as it would be."
+type ProfileSnapshot {
+  "Its global id: a profile that exists, or the id it would have."
+  id: ID!
+  name: String!
+  contacts: [ContactSnapshot!]!
+  identifiers: [Identifier!]!
+}
+
+"A contact as a preview shows it."
+type ContactSnapshot {
+  id: ID!
+  channel: Channel!
+  address: String!
+  name: String
+}
+
+"What a rule change would do, decided without changing anything: exactly what the change then does."
+type RulePreview {
+  summary: RuleChangeSummary!
+  "Contacts holding a value of the rule's attribute, under the rules now or after."
+  contactsTouched: Int!
+  "The preview ran out of time: the counts are of the profiles it got to."
+  partial: Boolean!
 }
 
 "A tenant's own settings."
@@ -3175,6 +3459,20 @@ func (ec *executionContext) childFields_ContactPayload(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type ContactPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_ContactSnapshot(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_ContactSnapshot_id(ctx, field)
+	case "channel":
+		return ec.fieldContext_ContactSnapshot_channel(ctx, field)
+	case "address":
+		return ec.fieldContext_ContactSnapshot_address(ctx, field)
+	case "name":
+		return ec.fieldContext_ContactSnapshot_name(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ContactSnapshot", field.Name)
+}
+
 func (ec *executionContext) childFields_DeleteProfileRulePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "deletedId":
@@ -3429,6 +3727,16 @@ func (ec *executionContext) childFields_Profile(ctx context.Context, field graph
 	return nil, fmt.Errorf("no field named %q was found under type Profile", field.Name)
 }
 
+func (ec *executionContext) childFields_ProfileChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "before":
+		return ec.fieldContext_ProfileChange_before(ctx, field)
+	case "after":
+		return ec.fieldContext_ProfileChange_after(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileChange", field.Name)
+}
+
 func (ec *executionContext) childFields_ProfileConflict(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -3589,6 +3897,20 @@ func (ec *executionContext) childFields_ProfileRulePayload(ctx context.Context, 
 	return nil, fmt.Errorf("no field named %q was found under type ProfileRulePayload", field.Name)
 }
 
+func (ec *executionContext) childFields_ProfileSnapshot(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_ProfileSnapshot_id(ctx, field)
+	case "name":
+		return ec.fieldContext_ProfileSnapshot_name(ctx, field)
+	case "contacts":
+		return ec.fieldContext_ProfileSnapshot_contacts(ctx, field)
+	case "identifiers":
+		return ec.fieldContext_ProfileSnapshot_identifiers(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileSnapshot", field.Name)
+}
+
 func (ec *executionContext) childFields_ProfileSuggestion(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -3685,6 +4007,30 @@ func (ec *executionContext) childFields_ResolveConflictPayload(ctx context.Conte
 	return nil, fmt.Errorf("no field named %q was found under type ResolveConflictPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_RuleChangeSummary(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "profilesMerged":
+		return ec.fieldContext_RuleChangeSummary_profilesMerged(ctx, field)
+	case "profilesSplit":
+		return ec.fieldContext_RuleChangeSummary_profilesSplit(ctx, field)
+	case "profilesCreated":
+		return ec.fieldContext_RuleChangeSummary_profilesCreated(ctx, field)
+	case "profilesRemoved":
+		return ec.fieldContext_RuleChangeSummary_profilesRemoved(ctx, field)
+	case "profilesUnchanged":
+		return ec.fieldContext_RuleChangeSummary_profilesUnchanged(ctx, field)
+	case "contactsMoved":
+		return ec.fieldContext_RuleChangeSummary_contactsMoved(ctx, field)
+	case "valuesQuarantined":
+		return ec.fieldContext_RuleChangeSummary_valuesQuarantined(ctx, field)
+	case "suggestionsCreated":
+		return ec.fieldContext_RuleChangeSummary_suggestionsCreated(ctx, field)
+	case "samples":
+		return ec.fieldContext_RuleChangeSummary_samples(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RuleChangeSummary", field.Name)
+}
+
 func (ec *executionContext) childFields_RuleEvaluation(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "state":
@@ -3693,12 +4039,26 @@ func (ec *executionContext) childFields_RuleEvaluation(ctx context.Context, fiel
 		return ec.fieldContext_RuleEvaluation_processed(ctx, field)
 	case "total":
 		return ec.fieldContext_RuleEvaluation_total(ctx, field)
+	case "summary":
+		return ec.fieldContext_RuleEvaluation_summary(ctx, field)
 	case "startedAt":
 		return ec.fieldContext_RuleEvaluation_startedAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_RuleEvaluation_updatedAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RuleEvaluation", field.Name)
+}
+
+func (ec *executionContext) childFields_RulePreview(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "summary":
+		return ec.fieldContext_RulePreview_summary(ctx, field)
+	case "contactsTouched":
+		return ec.fieldContext_RulePreview_contactsTouched(ctx, field)
+	case "partial":
+		return ec.fieldContext_RulePreview_partial(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RulePreview", field.Name)
 }
 
 func (ec *executionContext) childFields_TenantSettings(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4384,6 +4744,34 @@ func (ec *executionContext) field_Query_node_args(ctx context.Context, rawArgs m
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_previewDeleteProfileRule_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_previewProfileRule_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ProfileRuleInput, error) {
+			return ec.unmarshalNProfileRuleInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfileRuleInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -5228,6 +5616,98 @@ func (ec *executionContext) fieldContext_ContactPayload_userErrors(_ context.Con
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _ContactSnapshot_id(ctx context.Context, field graphql.CollectedField, obj *identity.ContactView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContactSnapshot_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ContactSnapshot().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContactSnapshot_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContactSnapshot", field, true, true, "ID")
+}
+
+func (ec *executionContext) _ContactSnapshot_channel(ctx context.Context, field graphql.CollectedField, obj *identity.ContactView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContactSnapshot_channel(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Channel, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v related.Channel) graphql.Marshaler {
+			return ec.marshalNChannel2githubᚗcomᚋrelatedhqᚋrelatedᚐChannel(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContactSnapshot_channel(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContactSnapshot", field, false, false, "Channel")
+}
+
+func (ec *executionContext) _ContactSnapshot_address(ctx context.Context, field graphql.CollectedField, obj *identity.ContactView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContactSnapshot_address(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Address, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContactSnapshot_address(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContactSnapshot", field, false, false, "String")
+}
+
+func (ec *executionContext) _ContactSnapshot_name(ctx context.Context, field graphql.CollectedField, obj *identity.ContactView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContactSnapshot_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ContactSnapshot().Name(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ContactSnapshot_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContactSnapshot", field, true, true, "String")
 }
 
 func (ec *executionContext) _DeleteProfileRulePayload_deletedId(ctx context.Context, field graphql.CollectedField, obj *DeleteProfileRulePayload) (ret graphql.Marshaler) {
@@ -7995,6 +8475,70 @@ func (ec *executionContext) fieldContext_Profile_history(ctx context.Context, fi
 	return fc, nil
 }
 
+func (ec *executionContext) _ProfileChange_before(ctx context.Context, field graphql.CollectedField, obj *identity.SampleChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileChange_before(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Before, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []identity.ProfileView) graphql.Marshaler {
+			return ec.marshalNProfileSnapshot2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐProfileViewᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileChange_before(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileSnapshot(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileChange_after(ctx context.Context, field graphql.CollectedField, obj *identity.SampleChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileChange_after(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.After, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []identity.ProfileView) graphql.Marshaler {
+			return ec.marshalNProfileSnapshot2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐProfileViewᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileChange_after(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileSnapshot(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _ProfileConflict_id(ctx context.Context, field graphql.CollectedField, obj *store.Conflict) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9343,6 +9887,116 @@ func (ec *executionContext) fieldContext_ProfileRulePayload_userErrors(_ context
 	return fc, nil
 }
 
+func (ec *executionContext) _ProfileSnapshot_id(ctx context.Context, field graphql.CollectedField, obj *identity.ProfileView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileSnapshot_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileSnapshot().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileSnapshot_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileSnapshot", field, true, true, "ID")
+}
+
+func (ec *executionContext) _ProfileSnapshot_name(ctx context.Context, field graphql.CollectedField, obj *identity.ProfileView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileSnapshot_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileSnapshot_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileSnapshot", field, false, false, "String")
+}
+
+func (ec *executionContext) _ProfileSnapshot_contacts(ctx context.Context, field graphql.CollectedField, obj *identity.ProfileView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileSnapshot_contacts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Contacts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []identity.ContactView) graphql.Marshaler {
+			return ec.marshalNContactSnapshot2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐContactViewᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileSnapshot_contacts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileSnapshot",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ContactSnapshot(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileSnapshot_identifiers(ctx context.Context, field graphql.CollectedField, obj *identity.ProfileView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileSnapshot_identifiers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileSnapshot().Identifiers(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*Identifier) graphql.Marshaler {
+			return ec.marshalNIdentifier2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐIdentifierᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileSnapshot_identifiers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileSnapshot",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Identifier(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _ProfileSuggestion_id(ctx context.Context, field graphql.CollectedField, obj *store.Suggestion) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10132,6 +10786,94 @@ func (ec *executionContext) fieldContext_Query_ruleEvaluation(_ context.Context,
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_previewProfileRule(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_previewProfileRule(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().PreviewProfileRule(ctx, fc.Args["input"].(ProfileRuleInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.Preview) graphql.Marshaler {
+			return ec.marshalNRulePreview2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐPreview(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_previewProfileRule(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RulePreview(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_previewProfileRule_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_previewDeleteProfileRule(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_previewDeleteProfileRule(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().PreviewDeleteProfileRule(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.Preview) graphql.Marshaler {
+			return ec.marshalNRulePreview2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐPreview(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_previewDeleteProfileRule(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RulePreview(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_previewDeleteProfileRule_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_interactions(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10637,6 +11379,222 @@ func (ec *executionContext) fieldContext_ResolveConflictPayload_clientMutationId
 	return graphql.NewScalarFieldContext("ResolveConflictPayload", field, false, false, "String")
 }
 
+func (ec *executionContext) _RuleChangeSummary_profilesMerged(ctx context.Context, field graphql.CollectedField, obj *identity.Summary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleChangeSummary_profilesMerged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Merged, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleChangeSummary_profilesMerged(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleChangeSummary", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RuleChangeSummary_profilesSplit(ctx context.Context, field graphql.CollectedField, obj *identity.Summary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleChangeSummary_profilesSplit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Split, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleChangeSummary_profilesSplit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleChangeSummary", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RuleChangeSummary_profilesCreated(ctx context.Context, field graphql.CollectedField, obj *identity.Summary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleChangeSummary_profilesCreated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Created, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleChangeSummary_profilesCreated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleChangeSummary", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RuleChangeSummary_profilesRemoved(ctx context.Context, field graphql.CollectedField, obj *identity.Summary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleChangeSummary_profilesRemoved(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Removed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleChangeSummary_profilesRemoved(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleChangeSummary", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RuleChangeSummary_profilesUnchanged(ctx context.Context, field graphql.CollectedField, obj *identity.Summary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleChangeSummary_profilesUnchanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Unchanged, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleChangeSummary_profilesUnchanged(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleChangeSummary", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RuleChangeSummary_contactsMoved(ctx context.Context, field graphql.CollectedField, obj *identity.Summary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleChangeSummary_contactsMoved(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ContactsMoved, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleChangeSummary_contactsMoved(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleChangeSummary", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RuleChangeSummary_valuesQuarantined(ctx context.Context, field graphql.CollectedField, obj *identity.Summary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleChangeSummary_valuesQuarantined(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Quarantined, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleChangeSummary_valuesQuarantined(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleChangeSummary", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RuleChangeSummary_suggestionsCreated(ctx context.Context, field graphql.CollectedField, obj *identity.Summary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleChangeSummary_suggestionsCreated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Suggestions, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleChangeSummary_suggestionsCreated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleChangeSummary", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RuleChangeSummary_samples(ctx context.Context, field graphql.CollectedField, obj *identity.Summary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleChangeSummary_samples(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Samples, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []identity.SampleChange) graphql.Marshaler {
+			return ec.marshalNProfileChange2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSampleChangeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleChangeSummary_samples(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RuleChangeSummary",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileChange(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _RuleEvaluation_state(ctx context.Context, field graphql.CollectedField, obj *related.RuleEvaluation) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10649,15 +11607,15 @@ func (ec *executionContext) _RuleEvaluation_state(ctx context.Context, field gra
 			return obj.State, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
-			return ec.marshalNString2string(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v related.JobState) graphql.Marshaler {
+			return ec.marshalNJobState2githubᚗcomᚋrelatedhqᚋrelatedᚐJobState(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_RuleEvaluation_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("RuleEvaluation", field, false, false, "String")
+	return graphql.NewScalarFieldContext("RuleEvaluation", field, false, false, "JobState")
 }
 
 func (ec *executionContext) _RuleEvaluation_processed(ctx context.Context, field graphql.CollectedField, obj *related.RuleEvaluation) (ret graphql.Marshaler) {
@@ -10706,6 +11664,38 @@ func (ec *executionContext) fieldContext_RuleEvaluation_total(_ context.Context,
 	return graphql.NewScalarFieldContext("RuleEvaluation", field, false, false, "Int")
 }
 
+func (ec *executionContext) _RuleEvaluation_summary(ctx context.Context, field graphql.CollectedField, obj *related.RuleEvaluation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleEvaluation_summary(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.RuleEvaluation().Summary(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *identity.Summary) graphql.Marshaler {
+			return ec.marshalNRuleChangeSummary2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSummary(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleEvaluation_summary(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RuleEvaluation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RuleChangeSummary(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _RuleEvaluation_startedAt(ctx context.Context, field graphql.CollectedField, obj *related.RuleEvaluation) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10750,6 +11740,84 @@ func (ec *executionContext) _RuleEvaluation_updatedAt(ctx context.Context, field
 }
 func (ec *executionContext) fieldContext_RuleEvaluation_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("RuleEvaluation", field, false, false, "Time")
+}
+
+func (ec *executionContext) _RulePreview_summary(ctx context.Context, field graphql.CollectedField, obj *store.Preview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RulePreview_summary(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Summary, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v identity.Summary) graphql.Marshaler {
+			return ec.marshalNRuleChangeSummary2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSummary(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RulePreview_summary(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RulePreview",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RuleChangeSummary(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RulePreview_contactsTouched(ctx context.Context, field graphql.CollectedField, obj *store.Preview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RulePreview_contactsTouched(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Contacts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RulePreview_contactsTouched(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RulePreview", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RulePreview_partial(ctx context.Context, field graphql.CollectedField, obj *store.Preview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RulePreview_partial(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Partial, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RulePreview_partial(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RulePreview", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _Subscription_relatedChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
@@ -13650,6 +14718,56 @@ func (ec *executionContext) _ContactPayload(ctx context.Context, sel ast.Selecti
 	return out
 }
 
+var contactSnapshotImplementors = []string{"ContactSnapshot"}
+
+func (ec *executionContext) _ContactSnapshot(ctx context.Context, sel ast.SelectionSet, obj *identity.ContactView) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, contactSnapshotImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ContactSnapshot")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ContactSnapshot_id(ctx, field, obj)
+				})
+		case "channel":
+			out.Values[i] = ec._ContactSnapshot_channel(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "address":
+			out.Values[i] = ec._ContactSnapshot_address(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "name":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ContactSnapshot_name(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var deleteProfileRulePayloadImplementors = []string{"DeleteProfileRulePayload"}
 
 func (ec *executionContext) _DeleteProfileRulePayload(ctx context.Context, sel ast.SelectionSet, obj *DeleteProfileRulePayload) graphql.Marshaler {
@@ -14683,6 +15801,44 @@ func (ec *executionContext) _Profile(ctx context.Context, sel ast.SelectionSet, 
 	return out
 }
 
+var profileChangeImplementors = []string{"ProfileChange"}
+
+func (ec *executionContext) _ProfileChange(ctx context.Context, sel ast.SelectionSet, obj *identity.SampleChange) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, profileChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProfileChange")
+		case "before":
+			out.Values[i] = ec._ProfileChange_before(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "after":
+			out.Values[i] = ec._ProfileChange_after(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var profileConflictImplementors = []string{"ProfileConflict", "Node"}
 
 func (ec *executionContext) _ProfileConflict(ctx context.Context, sel ast.SelectionSet, obj *store.Conflict) graphql.Marshaler {
@@ -15234,6 +16390,56 @@ func (ec *executionContext) _ProfileRulePayload(ctx context.Context, sel ast.Sel
 	return out
 }
 
+var profileSnapshotImplementors = []string{"ProfileSnapshot"}
+
+func (ec *executionContext) _ProfileSnapshot(ctx context.Context, sel ast.SelectionSet, obj *identity.ProfileView) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, profileSnapshotImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProfileSnapshot")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileSnapshot_id(ctx, field, obj)
+				})
+		case "name":
+			out.Values[i] = ec._ProfileSnapshot_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "contacts":
+			out.Values[i] = ec._ProfileSnapshot_contacts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "identifiers":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileSnapshot_identifiers(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var profileSuggestionImplementors = []string{"ProfileSuggestion", "Node"}
 
 func (ec *executionContext) _ProfileSuggestion(ctx context.Context, sel ast.SelectionSet, obj *store.Suggestion) graphql.Marshaler {
@@ -15474,6 +16680,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_ruleEvaluation(ctx, field)
 				})
+		case "previewProfileRule":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_previewProfileRule(ctx, field)
+				})
+		case "previewDeleteProfileRule":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_previewDeleteProfileRule(ctx, field)
+				})
 		case "interactions":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, true,
@@ -15693,6 +16911,79 @@ func (ec *executionContext) _ResolveConflictPayload(ctx context.Context, sel ast
 	return out
 }
 
+var ruleChangeSummaryImplementors = []string{"RuleChangeSummary"}
+
+func (ec *executionContext) _RuleChangeSummary(ctx context.Context, sel ast.SelectionSet, obj *identity.Summary) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, ruleChangeSummaryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RuleChangeSummary")
+		case "profilesMerged":
+			out.Values[i] = ec._RuleChangeSummary_profilesMerged(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "profilesSplit":
+			out.Values[i] = ec._RuleChangeSummary_profilesSplit(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "profilesCreated":
+			out.Values[i] = ec._RuleChangeSummary_profilesCreated(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "profilesRemoved":
+			out.Values[i] = ec._RuleChangeSummary_profilesRemoved(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "profilesUnchanged":
+			out.Values[i] = ec._RuleChangeSummary_profilesUnchanged(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "contactsMoved":
+			out.Values[i] = ec._RuleChangeSummary_contactsMoved(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "valuesQuarantined":
+			out.Values[i] = ec._RuleChangeSummary_valuesQuarantined(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "suggestionsCreated":
+			out.Values[i] = ec._RuleChangeSummary_suggestionsCreated(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "samples":
+			out.Values[i] = ec._RuleChangeSummary_samples(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var ruleEvaluationImplementors = []string{"RuleEvaluation"}
 
 func (ec *executionContext) _RuleEvaluation(ctx context.Context, sel ast.SelectionSet, obj *related.RuleEvaluation) graphql.Marshaler {
@@ -15707,25 +16998,74 @@ func (ec *executionContext) _RuleEvaluation(ctx context.Context, sel ast.Selecti
 		case "state":
 			out.Values[i] = ec._RuleEvaluation_state(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "processed":
 			out.Values[i] = ec._RuleEvaluation_processed(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "total":
 			out.Values[i] = ec._RuleEvaluation_total(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "summary":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._RuleEvaluation_summary(ctx, field, obj)
+				})
 		case "startedAt":
 			out.Values[i] = ec._RuleEvaluation_startedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "updatedAt":
 			out.Values[i] = ec._RuleEvaluation_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var rulePreviewImplementors = []string{"RulePreview"}
+
+func (ec *executionContext) _RulePreview(ctx context.Context, sel ast.SelectionSet, obj *store.Preview) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, rulePreviewImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RulePreview")
+		case "summary":
+			out.Values[i] = ec._RulePreview_summary(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "contactsTouched":
+			out.Values[i] = ec._RulePreview_contactsTouched(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "partial":
+			out.Values[i] = ec._RulePreview_partial(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -16540,6 +17880,26 @@ func (ec *executionContext) marshalNContactPayload2ᚖgithubᚗcomᚋrelatedhq�
 	return ec._ContactPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNContactSnapshot2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐContactView(ctx context.Context, sel ast.SelectionSet, v identity.ContactView) graphql.Marshaler {
+	return ec._ContactSnapshot(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNContactSnapshot2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐContactViewᚄ(ctx context.Context, sel ast.SelectionSet, v []identity.ContactView) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNContactSnapshot2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐContactView(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalNDeleteProfileRuleInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐDeleteProfileRuleInput(ctx context.Context, v any) (DeleteProfileRuleInput, error) {
 	res, err := ec.unmarshalInputDeleteProfileRuleInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -16912,6 +18272,26 @@ func (ec *executionContext) marshalNProfile2ᚖgithubᚗcomᚋrelatedhqᚋrelate
 	return ec._Profile(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNProfileChange2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSampleChange(ctx context.Context, sel ast.SelectionSet, v identity.SampleChange) graphql.Marshaler {
+	return ec._ProfileChange(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNProfileChange2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSampleChangeᚄ(ctx context.Context, sel ast.SelectionSet, v []identity.SampleChange) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProfileChange2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSampleChange(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNProfileConflict2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐConflictᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.Conflict) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -17087,6 +18467,26 @@ func (ec *executionContext) marshalNProfileRulePayload2ᚖgithubᚗcomᚋrelated
 	return ec._ProfileRulePayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNProfileSnapshot2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐProfileView(ctx context.Context, sel ast.SelectionSet, v identity.ProfileView) graphql.Marshaler {
+	return ec._ProfileSnapshot(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNProfileSnapshot2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐProfileViewᚄ(ctx context.Context, sel ast.SelectionSet, v []identity.ProfileView) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProfileSnapshot2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐProfileView(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNProfileSuggestion2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐSuggestionᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.Suggestion) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -17205,6 +18605,26 @@ func (ec *executionContext) marshalNResolveConflictPayload2ᚖgithubᚗcomᚋrel
 		return graphql.Null
 	}
 	return ec._ResolveConflictPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRuleChangeSummary2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSummary(ctx context.Context, sel ast.SelectionSet, v identity.Summary) graphql.Marshaler {
+	return ec._RuleChangeSummary(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNRuleChangeSummary2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSummary(ctx context.Context, sel ast.SelectionSet, v *identity.Summary) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RuleChangeSummary!")
+		return graphql.Null
+	}
+	return ec._RuleChangeSummary(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRulePreview2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐPreview(ctx context.Context, sel ast.SelectionSet, v *store.Preview) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RulePreview!")
+		return graphql.Null
+	}
+	return ec._RulePreview(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNSetContactAttributesInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐSetContactAttributesInput(ctx context.Context, v any) (SetContactAttributesInput, error) {

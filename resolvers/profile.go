@@ -2,6 +2,7 @@ package resolvers
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/relatedhq/related"
@@ -314,28 +315,22 @@ func (r queryResolver) RuleEvaluation(ctx context.Context) (*related.RuleEvaluat
 	return r.Store.RuleEvaluation(ctx, v.Tenant)
 }
 
-// UpsertProfileRule creates or changes a rule; omitted fields of an
-// existing rule keep their values.
-func (r mutationResolver) UpsertProfileRule(ctx context.Context, input graph.ProfileRuleInput) (*graph.ProfileRulePayload, error) {
-	v, _, err := request(ctx)
-	if err != nil {
-		return nil, err
-	}
-	payload := &graph.ProfileRulePayload{}
+// ruleFromInput is the rule an upsert's input asks for: a new rule, or the
+// rule it names with the fields it gives changed. Errors name the input's
+// fields.
+func (r *Resolver) ruleFromInput(ctx context.Context, input graph.ProfileRuleInput) (identity.Rule, error) {
 	rule := identity.Rule{Enabled: true, MaxContactsPerValue: identity.DefaultMaxContactsPerValue}
 	if input.ID != nil {
-		id, perr := inputID(*input.ID, related.NodeProfileRule, "id")
-		if perr != nil {
-			payload.UserErrors, err = userErrors(at(perr, "input"))
-			return payload, err
+		id, err := inputID(*input.ID, related.NodeProfileRule, "id")
+		if err != nil {
+			return rule, err
 		}
 		found, err := r.rule(ctx, id)
 		if err != nil {
-			return nil, err
+			return rule, err
 		}
 		if found == nil {
-			payload.UserErrors, err = userErrors(related.NotFound("no such rule", "input", "id"))
-			return payload, err
+			return rule, related.NotFound("no such rule", "id")
 		}
 		rule = *found
 		if rule.Normalizer != input.Normalizer && input.AutoMerge == nil {
@@ -364,7 +359,18 @@ func (r mutationResolver) UpsertProfileRule(ctx context.Context, input graph.Pro
 	if input.MaxContactsPerValue != nil {
 		rule.MaxContactsPerValue = *input.MaxContactsPerValue
 	}
-	rule, err = rule.Validate()
+	return rule.Validate()
+}
+
+// UpsertProfileRule creates or changes a rule; omitted fields of an
+// existing rule keep their values.
+func (r mutationResolver) UpsertProfileRule(ctx context.Context, input graph.ProfileRuleInput) (*graph.ProfileRulePayload, error) {
+	v, _, err := request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	payload := &graph.ProfileRulePayload{}
+	rule, err := r.ruleFromInput(ctx, input)
 	if err == nil {
 		var saved identity.Rule
 		saved, err = r.Store.SaveProfileRule(ctx, v.Tenant, rule)
@@ -374,6 +380,93 @@ func (r mutationResolver) UpsertProfileRule(ctx context.Context, input graph.Pro
 	}
 	payload.UserErrors, err = userErrors(at(err, "input"))
 	return payload, err
+}
+
+// PreviewProfileRule decides, without writing, what upserting the rule
+// would do.
+func (r queryResolver) PreviewProfileRule(ctx context.Context, input graph.ProfileRuleInput) (*store.Preview, error) {
+	v, _, err := request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rule, err := r.ruleFromInput(ctx, input)
+	if err != nil {
+		return nil, at(err, "input")
+	}
+	rules, err := r.Store.ProfileRules(ctx, v.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	next := slices.Clone(rules)
+	if i := slices.IndexFunc(next, func(x identity.Rule) bool { return x.ID == rule.ID && rule.ID != "" }); i >= 0 {
+		next[i] = rule
+	} else {
+		if slices.ContainsFunc(next, func(x identity.Rule) bool { return x.Attribute == rule.Attribute }) {
+			return nil, &related.Error{Code: related.CodeConflict, Field: []string{"input", "attribute"},
+				Message: "a rule for " + rule.Attribute + " exists already; preview changing it instead"}
+		}
+		next = append(next, rule)
+	}
+	for i := range next {
+		if len(rules) > 0 {
+			next[i].TenantRegion = rules[0].TenantRegion
+		}
+	}
+	return r.Store.PreviewRules(ctx, v.Tenant, next)
+}
+
+// PreviewDeleteProfileRule decides, without writing, what deleting the
+// rule would do.
+func (r queryResolver) PreviewDeleteProfileRule(ctx context.Context, id string) (*store.Preview, error) {
+	v, _, err := request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sid, err := inputID(id, related.NodeProfileRule, "id")
+	if err != nil {
+		return nil, err
+	}
+	rules, err := r.Store.ProfileRules(ctx, v.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	i := slices.IndexFunc(rules, func(x identity.Rule) bool { return x.ID == sid })
+	if i < 0 {
+		return nil, related.NotFound("no such rule", "id")
+	}
+	return r.Store.PreviewRules(ctx, v.Tenant, slices.Delete(slices.Clone(rules), i, i+1))
+}
+
+type ruleEvaluationResolver struct{ *Resolver }
+
+// Summary is what the run changed so far.
+func (ruleEvaluationResolver) Summary(_ context.Context, obj *related.RuleEvaluation) (*identity.Summary, error) {
+	return &identity.Summary{Merged: obj.Merged, Split: obj.Split, Created: obj.Created, Removed: obj.Removed,
+		ContactsMoved: obj.Moved, Quarantined: obj.Quarantined, Suggestions: obj.Suggestions, Samples: []identity.SampleChange{}}, nil
+}
+
+type profileSnapshotResolver struct{ *Resolver }
+
+// ID is the profile's global id.
+func (profileSnapshotResolver) ID(_ context.Context, obj *identity.ProfileView) (string, error) {
+	return related.GlobalID(related.NodeProfile, obj.ID), nil
+}
+
+// Identifiers are the profile's identifiers with their trust.
+func (profileSnapshotResolver) Identifiers(ctx context.Context, obj *identity.ProfileView) ([]*graph.Identifier, error) {
+	return profileResolver{}.Identifiers(ctx, &related.Profile{Identifiers: obj.Identifiers})
+}
+
+type contactSnapshotResolver struct{ *Resolver }
+
+// ID is the contact's global id.
+func (contactSnapshotResolver) ID(_ context.Context, obj *identity.ContactView) (string, error) {
+	return related.GlobalID(related.NodeContact, obj.ID), nil
+}
+
+// Name is null when unknown.
+func (contactSnapshotResolver) Name(_ context.Context, obj *identity.ContactView) (*string, error) {
+	return ptr(obj.Name), nil
 }
 
 // DeleteProfileRule deletes a rule.

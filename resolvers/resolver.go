@@ -50,6 +50,15 @@ func (r *Resolver) ProfileSuggestion() graph.ProfileSuggestionResolver {
 // TenantSettings returns the TenantSettings type's resolvers.
 func (r *Resolver) TenantSettings() graph.TenantSettingsResolver { return tenantSettingsResolver{r} }
 
+// ContactSnapshot returns the ContactSnapshot type's resolvers.
+func (r *Resolver) ContactSnapshot() graph.ContactSnapshotResolver { return contactSnapshotResolver{r} }
+
+// ProfileSnapshot returns the ProfileSnapshot type's resolvers.
+func (r *Resolver) ProfileSnapshot() graph.ProfileSnapshotResolver { return profileSnapshotResolver{r} }
+
+// RuleEvaluation returns the RuleEvaluation type's resolvers.
+func (r *Resolver) RuleEvaluation() graph.RuleEvaluationResolver { return ruleEvaluationResolver{r} }
+
 // Contact returns the Contact type's resolvers.
 func (r *Resolver) Contact() graph.ContactResolver { return contactResolver{r} }
 

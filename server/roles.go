@@ -1,6 +1,10 @@
 package server
 
-import "github.com/relatedhq/related"
+import (
+	"slices"
+
+	"github.com/relatedhq/related"
+)
 
 // mutationRoles is who may run each mutation. Queries and subscriptions
 // are open to every role but integration (a partner's key is read-only,
@@ -33,6 +37,13 @@ var mutationRoles = map[string][]string{
 	"setTenantSettings":  {related.RoleAdmin},
 }
 
+// queryRoles restricts the queries that are not for every reader: what a
+// rule change would do is an admin's question.
+var queryRoles = map[string][]string{
+	"previewProfileRule":       {related.RoleAdmin},
+	"previewDeleteProfileRule": {related.RoleAdmin},
+}
+
 // Roles lists every role a key can have.
 var Roles = []string{related.RoleAdmin, related.RoleAgent, related.RolePartner, related.RoleIntegration}
 
@@ -48,6 +59,9 @@ func Allowed(role, object, field string) bool {
 	}
 	switch object {
 	case "Query", "Subscription":
+		if roles, ok := queryRoles[field]; ok && object == "Query" {
+			return slices.Contains(roles, role)
+		}
 		return role != related.RoleIntegration
 	case "Mutation":
 		roles, ok := mutationRoles[field]

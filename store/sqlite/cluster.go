@@ -280,3 +280,8 @@ func (s *Store) idList(ctx context.Context, q querier, query string, args ...any
 	}
 	return collect(rows, func(r scanner) (string, error) { var v string; return v, r.Scan(&v) }, "ids")
 }
+
+// Profiles reads stored profiles, for a preview's samples.
+func (r clusterReader) Profiles(ctx context.Context, tenant string, ids []string) ([]*related.Profile, error) {
+	return r.s.profiles(ctx, r.q, tenant, ids)
+}

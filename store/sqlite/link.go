@@ -314,11 +314,18 @@ func valueID(id identity.Identifier) string { return related.DerivedID("value", 
 
 // recompute decides the clusters of seeds and applies the result.
 func (s *Store) recompute(ctx context.Context, tx *sql.Tx, tenant string, rules []identity.Rule, seeds []string, by related.Actor, now time.Time) ([]store.Event, error) {
+	events, _, err := s.recomputeSummary(ctx, tx, tenant, rules, seeds, by, now)
+	return events, err
+}
+
+// recomputeSummary is recompute that also says what changed.
+func (s *Store) recomputeSummary(ctx context.Context, tx *sql.Tx, tenant string, rules []identity.Rule, seeds []string, by related.Actor, now time.Time) ([]store.Event, identity.Summary, error) {
 	in, ch, err := store.Recompute(ctx, clusterReader{s, tx}, tenant, rules, seeds)
 	if err != nil {
-		return nil, err
+		return nil, identity.Summary{}, err
 	}
-	return s.apply(ctx, tx, tenant, in, ch, by, now)
+	events, err := s.apply(ctx, tx, tenant, in, ch, by, now)
+	return events, ch.Summary, err
 }
 
 // apply writes a recompute's changes and returns the live events of the

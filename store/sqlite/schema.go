@@ -118,6 +118,7 @@ ALTER TABLE contacts ADD COLUMN claims_sig TEXT NOT NULL DEFAULT '';
 ALTER TABLE profiles ADD COLUMN anchor TEXT NOT NULL DEFAULT '';
 ALTER TABLE profile_rules ADD COLUMN auto_merge TEXT NOT NULL DEFAULT '';
 ALTER TABLE profile_rules ADD COLUMN max_contacts_per_value INTEGER NOT NULL DEFAULT 10;
+ALTER TABLE rule_evaluations ADD COLUMN summary TEXT NOT NULL DEFAULT '{}';
 
 CREATE TABLE contact_values (
 	tenant         TEXT NOT NULL,

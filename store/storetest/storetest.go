@@ -54,7 +54,7 @@ var TenantChecked = map[string]string{
 	"ProfileContacts": "ProfileTenantIsolation", "ProfileLinks": "ProfileTenantIsolation",
 	"ProfilePairs": "ProfileTenantIsolation", "ProfilePair": "ProfileTenantIsolation",
 	"ProfileHistory": "ProfileTenantIsolation", "HubValues": "ProfileTenantIsolation",
-	"TenantFacts": "ProfileTenantIsolation", "ConfirmPair": "ProfileTenantIsolation",
+	"TenantFacts": "ProfileTenantIsolation", "PreviewRules": "ProfileTenantIsolation", "ConfirmPair": "ProfileTenantIsolation",
 	"DismissPair": "ProfileTenantIsolation", "SetValueQuarantine": "ProfileTenantIsolation",
 	"LinkContact":   "ProfileTenantIsolation",
 	"UnlinkContact": "ProfileTenantIsolation", "MergeProfiles": "ProfileTenantIsolation",
