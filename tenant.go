@@ -76,3 +76,27 @@ func NormalizeRegion(r string) (string, error) {
 	}
 	return "", Invalid(fmt.Sprintf("%q is not an ISO 3166 region code (such as GB or US)", r), "defaultRegion")
 }
+
+// Erasure is what remains of a right-to-erasure request: a tombstone
+// without personal data (ids of erased objects are not kept either).
+type Erasure struct {
+	ID     string
+	Tenant string
+	// Subject is what was erased: PROFILE (every contact of a profile) or
+	// CONTACT.
+	Subject string
+	Reason  string
+	By      Actor
+	At      time.Time
+	// Counts of what was deleted.
+	Contacts, Interactions, Messages int
+}
+
+// The subjects of an erasure.
+const (
+	ErasureProfile = "PROFILE"
+	ErasureContact = "CONTACT"
+)
+
+// MaxReasonLength bounds an erasure's reason, in bytes.
+const MaxReasonLength = 500

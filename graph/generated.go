@@ -35,6 +35,7 @@ type ResolverRoot interface {
 	Attribute() AttributeResolver
 	Contact() ContactResolver
 	ContactSnapshot() ContactSnapshotResolver
+	Erasure() ErasureResolver
 	HubValue() HubValueResolver
 	Interaction() InteractionResolver
 	InteractionConnection() InteractionConnectionResolver
@@ -118,6 +119,33 @@ type ComplexityRoot struct {
 		ClientMutationID func(childComplexity int) int
 		DismissedID      func(childComplexity int) int
 		UserErrors       func(childComplexity int) int
+	}
+
+	ErasePayload struct {
+		ClientMutationID func(childComplexity int) int
+		Erasure          func(childComplexity int) int
+		UserErrors       func(childComplexity int) int
+	}
+
+	Erasure struct {
+		At           func(childComplexity int) int
+		By           func(childComplexity int) int
+		Contacts     func(childComplexity int) int
+		ID           func(childComplexity int) int
+		Interactions func(childComplexity int) int
+		Messages     func(childComplexity int) int
+		Reason       func(childComplexity int) int
+		Subject      func(childComplexity int) int
+	}
+
+	ErasureConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	ErasureEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 
 	HubValue struct {
@@ -212,6 +240,8 @@ type ComplexityRoot struct {
 		ConfirmSuggestion    func(childComplexity int, input ConfirmSuggestionInput) int
 		DeleteProfileRule    func(childComplexity int, input DeleteProfileRuleInput) int
 		DismissSuggestion    func(childComplexity int, input DismissSuggestionInput) int
+		EraseContact         func(childComplexity int, input EraseContactInput) int
+		EraseProfile         func(childComplexity int, input EraseProfileInput) int
 		LinkContact          func(childComplexity int, input LinkContactInput) int
 		MergeProfiles        func(childComplexity int, input MergeProfilesInput) int
 		RecordMessage        func(childComplexity int, input RecordMessageInput) int
@@ -369,6 +399,7 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
+		Erasures                 func(childComplexity int, first *int, after *string, last *int, before *string) int
 		HubValues                func(childComplexity int, first *int, after *string, last *int, before *string) int
 		Interaction              func(childComplexity int, id string) int
 		Interactions             func(childComplexity int, first *int, after *string, last *int, before *string, status *related.Status) int
@@ -491,6 +522,9 @@ type ContactSnapshotResolver interface {
 
 	Name(ctx context.Context, obj *identity.ContactView) (*string, error)
 }
+type ErasureResolver interface {
+	Subject(ctx context.Context, obj *related.Erasure) (ErasureSubject, error)
+}
 type HubValueResolver interface {
 	Rule(ctx context.Context, obj *store.HubValue) (*identity.Rule, error)
 }
@@ -529,6 +563,8 @@ type MutationResolver interface {
 	ResolveConflict(ctx context.Context, input ResolveConflictInput) (*ResolveConflictPayload, error)
 	SetValueQuarantine(ctx context.Context, input SetValueQuarantineInput) (*HubValuePayload, error)
 	SetTenantSettings(ctx context.Context, input SetTenantSettingsInput) (*TenantSettingsPayload, error)
+	EraseProfile(ctx context.Context, input EraseProfileInput) (*ErasePayload, error)
+	EraseContact(ctx context.Context, input EraseContactInput) (*ErasePayload, error)
 }
 type ProfileResolver interface {
 	Identifiers(ctx context.Context, obj *related.Profile) ([]*Identifier, error)
@@ -603,6 +639,7 @@ type QueryResolver interface {
 	RuleEvaluation(ctx context.Context) (*related.RuleEvaluation, error)
 	PreviewProfileRule(ctx context.Context, input ProfileRuleInput) (*store.Preview, error)
 	PreviewDeleteProfileRule(ctx context.Context, id string) (*store.Preview, error)
+	Erasures(ctx context.Context, first *int, after *string, last *int, before *string) (*ErasureConnection, error)
 	Interactions(ctx context.Context, first *int, after *string, last *int, before *string, status *related.Status) (*InteractionConnection, error)
 }
 type RuleEvaluationResolver interface {
@@ -850,6 +887,100 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DismissSuggestionPayload.UserErrors(childComplexity), true
+
+	case "ErasePayload.clientMutationId":
+		if e.ComplexityRoot.ErasePayload.ClientMutationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ErasePayload.ClientMutationID(childComplexity), true
+	case "ErasePayload.erasure":
+		if e.ComplexityRoot.ErasePayload.Erasure == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ErasePayload.Erasure(childComplexity), true
+	case "ErasePayload.userErrors":
+		if e.ComplexityRoot.ErasePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ErasePayload.UserErrors(childComplexity), true
+
+	case "Erasure.at":
+		if e.ComplexityRoot.Erasure.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Erasure.At(childComplexity), true
+	case "Erasure.actor":
+		if e.ComplexityRoot.Erasure.By == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Erasure.By(childComplexity), true
+	case "Erasure.contacts":
+		if e.ComplexityRoot.Erasure.Contacts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Erasure.Contacts(childComplexity), true
+	case "Erasure.id":
+		if e.ComplexityRoot.Erasure.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Erasure.ID(childComplexity), true
+	case "Erasure.interactions":
+		if e.ComplexityRoot.Erasure.Interactions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Erasure.Interactions(childComplexity), true
+	case "Erasure.messages":
+		if e.ComplexityRoot.Erasure.Messages == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Erasure.Messages(childComplexity), true
+	case "Erasure.reason":
+		if e.ComplexityRoot.Erasure.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Erasure.Reason(childComplexity), true
+	case "Erasure.subject":
+		if e.ComplexityRoot.Erasure.Subject == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Erasure.Subject(childComplexity), true
+
+	case "ErasureConnection.edges":
+		if e.ComplexityRoot.ErasureConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ErasureConnection.Edges(childComplexity), true
+	case "ErasureConnection.pageInfo":
+		if e.ComplexityRoot.ErasureConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ErasureConnection.PageInfo(childComplexity), true
+
+	case "ErasureEdge.cursor":
+		if e.ComplexityRoot.ErasureEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ErasureEdge.Cursor(childComplexity), true
+	case "ErasureEdge.node":
+		if e.ComplexityRoot.ErasureEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ErasureEdge.Node(childComplexity), true
 
 	case "HubValue.contactCount":
 		if e.ComplexityRoot.HubValue.Contacts == nil {
@@ -1223,6 +1354,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DismissSuggestion(childComplexity, args["input"].(DismissSuggestionInput)), true
+	case "Mutation.eraseContact":
+		if e.ComplexityRoot.Mutation.EraseContact == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_eraseContact_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.EraseContact(childComplexity, args["input"].(EraseContactInput)), true
+	case "Mutation.eraseProfile":
+		if e.ComplexityRoot.Mutation.EraseProfile == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_eraseProfile_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.EraseProfile(childComplexity, args["input"].(EraseProfileInput)), true
 	case "Mutation.linkContact":
 		if e.ComplexityRoot.Mutation.LinkContact == nil {
 			break
@@ -1895,6 +2048,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ProfileSuggestionEdge.Node(childComplexity), true
 
+	case "Query.erasures":
+		if e.ComplexityRoot.Query.Erasures == nil {
+			break
+		}
+
+		args, err := ec.field_Query_erasures_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Erasures(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 	case "Query.hubValues":
 		if e.ComplexityRoot.Query.HubValues == nil {
 			break
@@ -2363,6 +2527,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("ContactInput", ec.unmarshalInputContactInput),
 			graphql.NewInputUnmarshaler("DeleteProfileRuleInput", ec.unmarshalInputDeleteProfileRuleInput),
 			graphql.NewInputUnmarshaler("DismissSuggestionInput", ec.unmarshalInputDismissSuggestionInput),
+			graphql.NewInputUnmarshaler("EraseContactInput", ec.unmarshalInputEraseContactInput),
+			graphql.NewInputUnmarshaler("EraseProfileInput", ec.unmarshalInputEraseProfileInput),
 			graphql.NewInputUnmarshaler("LinkContactInput", ec.unmarshalInputLinkContactInput),
 			graphql.NewInputUnmarshaler("MergeProfilesInput", ec.unmarshalInputMergeProfilesInput),
 			graphql.NewInputUnmarshaler("ProfileRuleInput", ec.unmarshalInputProfileRuleInput),
@@ -2683,6 +2849,8 @@ type Query {
   previewProfileRule(input: ProfileRuleInput!): RulePreview!
   "What deleting a rule would do to the tenant's profiles, without doing it (admin)."
   previewDeleteProfileRule(id: ID!): RulePreview!
+  "The tombstones of the tenant's erasures, newest first (admin)."
+  erasures(first: Int, after: String, last: Int, before: String): ErasureConnection!
   "The tenant's interactions, newest last message first: an agent's recent work."
   interactions(first: Int, after: String, last: Int, before: String, status: InteractionStatus): InteractionConnection!
 }
@@ -2715,6 +2883,14 @@ type Mutation {
   setValueQuarantine(input: SetValueQuarantineInput!): HubValuePayload!
   "Change the tenant's settings; a new default region canonicalizes its contacts' phone numbers in the background."
   setTenantSettings(input: SetTenantSettingsInput!): TenantSettingsPayload!
+  """
+  Erase every contact of a profile and everything about them on every channel: interactions,
+  messages, attributes, identifiers, links, suggestions, conflicts and history (admin). What
+  remains is a tombstone without personal data; every erased id then reads as not found.
+  """
+  eraseProfile(input: EraseProfileInput!): ErasePayload!
+  "Erase one contact and everything about it, as eraseProfile does (admin)."
+  eraseContact(input: EraseContactInput!): ErasePayload!
 }
 
 input RecordMessageInput {
@@ -3329,6 +3505,66 @@ type HubValuePayload {
   clientMutationId: String
 }
 
+"What remains of an erasure: when, who, why and how much, without personal data."
+type Erasure {
+  "An opaque id of the erasure."
+  id: ID!
+  subject: ErasureSubject!
+  "Why, as the admin gave it."
+  reason: String!
+  actor: Actor!
+  at: Time!
+  "Contacts erased."
+  contacts: Int!
+  "Interactions erased."
+  interactions: Int!
+  "Messages erased."
+  messages: Int!
+}
+
+"What an erasure erased."
+enum ErasureSubject {
+  "Every contact of a profile."
+  PROFILE
+  "One contact."
+  CONTACT
+}
+
+"A page of erasures."
+type ErasureConnection {
+  edges: [ErasureEdge!]!
+  pageInfo: PageInfo!
+}
+
+"An erasure in a page."
+type ErasureEdge {
+  cursor: String!
+  node: Erasure!
+}
+
+"Erase a person: every contact of a profile."
+input EraseProfileInput {
+  id: ID!
+  "Why (a request's reference, say); kept in the tombstone, so it should hold no personal data."
+  reason: String!
+  clientMutationId: String
+}
+
+"Erase one contact."
+input EraseContactInput {
+  id: ID!
+  "Why; kept in the tombstone, so it should hold no personal data."
+  reason: String!
+  clientMutationId: String
+}
+
+"The result of an erasure."
+type ErasePayload {
+  erasure: Erasure
+  userErrors: [UserError!]!
+  clientMutationId: String
+}
+
 "The result of setTenantSettings."
 type TenantSettingsPayload {
   settings: TenantSettings
@@ -3493,6 +3729,60 @@ func (ec *executionContext) childFields_DismissSuggestionPayload(ctx context.Con
 		return ec.fieldContext_DismissSuggestionPayload_clientMutationId(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DismissSuggestionPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_ErasePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "erasure":
+		return ec.fieldContext_ErasePayload_erasure(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_ErasePayload_userErrors(ctx, field)
+	case "clientMutationId":
+		return ec.fieldContext_ErasePayload_clientMutationId(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ErasePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_Erasure(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Erasure_id(ctx, field)
+	case "subject":
+		return ec.fieldContext_Erasure_subject(ctx, field)
+	case "reason":
+		return ec.fieldContext_Erasure_reason(ctx, field)
+	case "actor":
+		return ec.fieldContext_Erasure_actor(ctx, field)
+	case "at":
+		return ec.fieldContext_Erasure_at(ctx, field)
+	case "contacts":
+		return ec.fieldContext_Erasure_contacts(ctx, field)
+	case "interactions":
+		return ec.fieldContext_Erasure_interactions(ctx, field)
+	case "messages":
+		return ec.fieldContext_Erasure_messages(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Erasure", field.Name)
+}
+
+func (ec *executionContext) childFields_ErasureConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_ErasureConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_ErasureConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ErasureConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_ErasureEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_ErasureEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_ErasureEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ErasureEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_HubValue(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4377,6 +4667,34 @@ func (ec *executionContext) field_Mutation_dismissSuggestion_args(ctx context.Co
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_eraseContact_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (EraseContactInput, error) {
+			return ec.unmarshalNEraseContactInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐEraseContactInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_eraseProfile_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (EraseProfileInput, error) {
+			return ec.unmarshalNEraseProfileInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐEraseProfileInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_linkContact_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4632,6 +4950,44 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["name"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_erasures_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg3
 	return args, nil
 }
 
@@ -5841,6 +6197,405 @@ func (ec *executionContext) _DismissSuggestionPayload_clientMutationId(ctx conte
 }
 func (ec *executionContext) fieldContext_DismissSuggestionPayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("DismissSuggestionPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _ErasePayload_erasure(ctx context.Context, field graphql.CollectedField, obj *ErasePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ErasePayload_erasure(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Erasure, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *related.Erasure) graphql.Marshaler {
+			return ec.marshalOErasure2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐErasure(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ErasePayload_erasure(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ErasePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Erasure(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ErasePayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *ErasePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ErasePayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ErasePayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ErasePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ErasePayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *ErasePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ErasePayload_clientMutationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientMutationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ErasePayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ErasePayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _Erasure_id(ctx context.Context, field graphql.CollectedField, obj *related.Erasure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Erasure_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Erasure_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Erasure", field, false, false, "ID")
+}
+
+func (ec *executionContext) _Erasure_subject(ctx context.Context, field graphql.CollectedField, obj *related.Erasure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Erasure_subject(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Erasure().Subject(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v ErasureSubject) graphql.Marshaler {
+			return ec.marshalNErasureSubject2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐErasureSubject(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Erasure_subject(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Erasure", field, true, true, "ErasureSubject")
+}
+
+func (ec *executionContext) _Erasure_reason(ctx context.Context, field graphql.CollectedField, obj *related.Erasure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Erasure_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Erasure_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Erasure", field, false, false, "String")
+}
+
+func (ec *executionContext) _Erasure_actor(ctx context.Context, field graphql.CollectedField, obj *related.Erasure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Erasure_actor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.By, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v related.Actor) graphql.Marshaler {
+			return ec.marshalNActor2githubᚗcomᚋrelatedhqᚋrelatedᚐActor(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Erasure_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Erasure",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Actor(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Erasure_at(ctx context.Context, field graphql.CollectedField, obj *related.Erasure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Erasure_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Erasure_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Erasure", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Erasure_contacts(ctx context.Context, field graphql.CollectedField, obj *related.Erasure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Erasure_contacts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Contacts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Erasure_contacts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Erasure", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Erasure_interactions(ctx context.Context, field graphql.CollectedField, obj *related.Erasure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Erasure_interactions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Interactions, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Erasure_interactions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Erasure", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Erasure_messages(ctx context.Context, field graphql.CollectedField, obj *related.Erasure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Erasure_messages(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Messages, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Erasure_messages(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Erasure", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ErasureConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ErasureConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ErasureConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ErasureEdge) graphql.Marshaler {
+			return ec.marshalNErasureEdge2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐErasureEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ErasureConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ErasureConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ErasureEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ErasureConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ErasureConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ErasureConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ErasureConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ErasureConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ErasureEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ErasureEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ErasureEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ErasureEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ErasureEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _ErasureEdge_node(ctx context.Context, field graphql.CollectedField, obj *ErasureEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ErasureEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *related.Erasure) graphql.Marshaler {
+			return ec.marshalNErasure2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐErasure(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ErasureEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ErasureEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Erasure(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _HubValue_rule(ctx context.Context, field graphql.CollectedField, obj *store.HubValue) (ret graphql.Marshaler) {
@@ -7973,6 +8728,94 @@ func (ec *executionContext) fieldContext_Mutation_setTenantSettings(ctx context.
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_setTenantSettings_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_eraseProfile(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_eraseProfile(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().EraseProfile(ctx, fc.Args["input"].(EraseProfileInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ErasePayload) graphql.Marshaler {
+			return ec.marshalNErasePayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐErasePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_eraseProfile(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ErasePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_eraseProfile_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_eraseContact(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_eraseContact(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().EraseContact(ctx, fc.Args["input"].(EraseContactInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ErasePayload) graphql.Marshaler {
+			return ec.marshalNErasePayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐErasePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_eraseContact(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ErasePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_eraseContact_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -10874,6 +11717,50 @@ func (ec *executionContext) fieldContext_Query_previewDeleteProfileRule(ctx cont
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_erasures(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_erasures(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Erasures(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ErasureConnection) graphql.Marshaler {
+			return ec.marshalNErasureConnection2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐErasureConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_erasures(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ErasureConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_erasures_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_interactions(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13663,6 +14550,118 @@ func UnmarshalDismissSuggestionInput(ctx context.Context, raw any) (DismissSugge
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputEraseContactInput(ctx context.Context, obj any) (EraseContactInput, error) {
+	var it EraseContactInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "reason", "clientMutationId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "reason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reason"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reason = data
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalEraseContactInput unmarshals raw into the EraseContactInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalEraseContactInput(ctx context.Context, raw any) (EraseContactInput, error) {
+	var out EraseContactInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "EraseContactInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputEraseProfileInput(ctx context.Context, obj any) (EraseProfileInput, error) {
+	var it EraseProfileInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "reason", "clientMutationId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "reason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reason"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reason = data
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalEraseProfileInput unmarshals raw into the EraseProfileInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalEraseProfileInput(ctx context.Context, raw any) (EraseProfileInput, error) {
+	var out EraseProfileInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "EraseProfileInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputLinkContactInput(ctx context.Context, obj any) (LinkContactInput, error) {
 	var it LinkContactInput
 	if obj == nil {
@@ -14849,6 +15848,194 @@ func (ec *executionContext) _DismissSuggestionPayload(ctx context.Context, sel a
 	return out
 }
 
+var erasePayloadImplementors = []string{"ErasePayload"}
+
+func (ec *executionContext) _ErasePayload(ctx context.Context, sel ast.SelectionSet, obj *ErasePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, erasePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ErasePayload")
+		case "erasure":
+			out.Values[i] = ec._ErasePayload_erasure(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._ErasePayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "clientMutationId":
+			out.Values[i] = ec._ErasePayload_clientMutationId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var erasureImplementors = []string{"Erasure"}
+
+func (ec *executionContext) _Erasure(ctx context.Context, sel ast.SelectionSet, obj *related.Erasure) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, erasureImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Erasure")
+		case "id":
+			out.Values[i] = ec._Erasure_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "subject":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Erasure_subject(ctx, field, obj)
+				})
+		case "reason":
+			out.Values[i] = ec._Erasure_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "actor":
+			out.Values[i] = ec._Erasure_actor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "at":
+			out.Values[i] = ec._Erasure_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "contacts":
+			out.Values[i] = ec._Erasure_contacts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "interactions":
+			out.Values[i] = ec._Erasure_interactions(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "messages":
+			out.Values[i] = ec._Erasure_messages(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var erasureConnectionImplementors = []string{"ErasureConnection"}
+
+func (ec *executionContext) _ErasureConnection(ctx context.Context, sel ast.SelectionSet, obj *ErasureConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, erasureConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ErasureConnection")
+		case "edges":
+			out.Values[i] = ec._ErasureConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._ErasureConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var erasureEdgeImplementors = []string{"ErasureEdge"}
+
+func (ec *executionContext) _ErasureEdge(ctx context.Context, sel ast.SelectionSet, obj *ErasureEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, erasureEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ErasureEdge")
+		case "cursor":
+			out.Values[i] = ec._ErasureEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._ErasureEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var hubValueImplementors = []string{"HubValue"}
 
 func (ec *executionContext) _HubValue(ctx context.Context, sel ast.SelectionSet, obj *store.HubValue) graphql.Marshaler {
@@ -15576,6 +16763,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "setTenantSettings":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_setTenantSettings(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "eraseProfile":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_eraseProfile(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "eraseContact":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_eraseContact(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -16691,6 +17892,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_previewDeleteProfileRule(ctx, field)
+				})
+		case "erasures":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_erasures(ctx, field)
 				})
 		case "interactions":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -17936,6 +19143,74 @@ func (ec *executionContext) marshalNDismissSuggestionPayload2ᚖgithubᚗcomᚋr
 	return ec._DismissSuggestionPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNEraseContactInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐEraseContactInput(ctx context.Context, v any) (EraseContactInput, error) {
+	res, err := ec.unmarshalInputEraseContactInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNErasePayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐErasePayload(ctx context.Context, sel ast.SelectionSet, v *ErasePayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ErasePayload!")
+		return graphql.Null
+	}
+	return ec._ErasePayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNEraseProfileInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐEraseProfileInput(ctx context.Context, v any) (EraseProfileInput, error) {
+	res, err := ec.unmarshalInputEraseProfileInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNErasure2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐErasure(ctx context.Context, sel ast.SelectionSet, v *related.Erasure) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Erasure!")
+		return graphql.Null
+	}
+	return ec._Erasure(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNErasureConnection2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐErasureConnection(ctx context.Context, sel ast.SelectionSet, v *ErasureConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ErasureConnection!")
+		return graphql.Null
+	}
+	return ec._ErasureConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNErasureEdge2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐErasureEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*ErasureEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNErasureEdge2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐErasureEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNErasureEdge2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐErasureEdge(ctx context.Context, sel ast.SelectionSet, v *ErasureEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ErasureEdge!")
+		return graphql.Null
+	}
+	return ec._ErasureEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNErasureSubject2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐErasureSubject(ctx context.Context, v any) (ErasureSubject, error) {
+	var res ErasureSubject
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNErasureSubject2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐErasureSubject(ctx context.Context, sel ast.SelectionSet, v ErasureSubject) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNHubValue2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐHubValue(ctx context.Context, sel ast.SelectionSet, v *store.HubValue) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "HubValue!")
@@ -19024,6 +20299,13 @@ func (ec *executionContext) marshalOContact2ᚖgithubᚗcomᚋrelatedhqᚋrelate
 		return graphql.Null
 	}
 	return ec._Contact(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOErasure2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐErasure(ctx context.Context, sel ast.SelectionSet, v *related.Erasure) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Erasure(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOHubValue2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐHubValue(ctx context.Context, sel ast.SelectionSet, v *store.HubValue) graphql.Marshaler {

@@ -77,6 +77,41 @@ type DismissSuggestionPayload struct {
 	ClientMutationID *string      `json:"clientMutationId,omitempty"`
 }
 
+// Erase one contact.
+type EraseContactInput struct {
+	ID string `json:"id"`
+	// Why; kept in the tombstone, so it should hold no personal data.
+	Reason           string  `json:"reason"`
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
+}
+
+// The result of an erasure.
+type ErasePayload struct {
+	Erasure          *related.Erasure `json:"erasure,omitempty"`
+	UserErrors       []*UserError     `json:"userErrors"`
+	ClientMutationID *string          `json:"clientMutationId,omitempty"`
+}
+
+// Erase a person: every contact of a profile.
+type EraseProfileInput struct {
+	ID string `json:"id"`
+	// Why (a request's reference, say); kept in the tombstone, so it should hold no personal data.
+	Reason           string  `json:"reason"`
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
+}
+
+// A page of erasures.
+type ErasureConnection struct {
+	Edges    []*ErasureEdge `json:"edges"`
+	PageInfo *PageInfo      `json:"pageInfo"`
+}
+
+// An erasure in a page.
+type ErasureEdge struct {
+	Cursor string           `json:"cursor"`
+	Node   *related.Erasure `json:"node"`
+}
+
 // A page of hub values.
 type HubValueConnection struct {
 	Edges    []*HubValueEdge `json:"edges"`
@@ -396,6 +431,64 @@ func (e *ConflictAction) UnmarshalJSON(b []byte) error {
 }
 
 func (e ConflictAction) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What an erasure erased.
+type ErasureSubject string
+
+const (
+	// Every contact of a profile.
+	ErasureSubjectProfile ErasureSubject = "PROFILE"
+	// One contact.
+	ErasureSubjectContact ErasureSubject = "CONTACT"
+)
+
+var AllErasureSubject = []ErasureSubject{
+	ErasureSubjectProfile,
+	ErasureSubjectContact,
+}
+
+func (e ErasureSubject) IsValid() bool {
+	switch e {
+	case ErasureSubjectProfile, ErasureSubjectContact:
+		return true
+	}
+	return false
+}
+
+func (e ErasureSubject) String() string {
+	return string(e)
+}
+
+func (e *ErasureSubject) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ErasureSubject(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ErasureSubject", str)
+	}
+	return nil
+}
+
+func (e ErasureSubject) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ErasureSubject) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ErasureSubject) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -36,6 +36,9 @@ func New(s store.Store, log *slog.Logger) *Resolver {
 // Attribute returns the Attribute type's resolvers.
 func (r *Resolver) Attribute() graph.AttributeResolver { return attributeResolver{r} }
 
+// Erasure returns the Erasure type's resolvers.
+func (r *Resolver) Erasure() graph.ErasureResolver { return erasureResolver{r} }
+
 // HubValue returns the HubValue type's resolvers.
 func (r *Resolver) HubValue() graph.HubValueResolver { return hubValueResolver{r} }
 

@@ -35,6 +35,9 @@ var mutationRoles = map[string][]string{
 	"resolveConflict":    {related.RoleAdmin},
 	"setValueQuarantine": {related.RoleAdmin},
 	"setTenantSettings":  {related.RoleAdmin},
+	// Erasure deletes a person for good: admins only, and logged.
+	"eraseProfile": {related.RoleAdmin},
+	"eraseContact": {related.RoleAdmin},
 }
 
 // queryRoles restricts the queries that are not for every reader: what a
@@ -42,6 +45,7 @@ var mutationRoles = map[string][]string{
 var queryRoles = map[string][]string{
 	"previewProfileRule":       {related.RoleAdmin},
 	"previewDeleteProfileRule": {related.RoleAdmin},
+	"erasures":                 {related.RoleAdmin},
 }
 
 // Roles lists every role a key can have.

@@ -163,6 +163,7 @@ func New(opts Options) *Server {
 		s.mux.Handle("GET /{$}", web.Console())
 		s.mux.Handle(web.ConsolePrefix+"/", web.Console())
 	}
+	s.mux.Handle("GET /export/profiles/{id}", s.requireKey(http.HandlerFunc(s.exportProfile)))
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", s.metrics)

@@ -12,6 +12,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -27,6 +28,7 @@ import (
 	"time"
 
 	"github.com/relatedhq/related"
+	"github.com/relatedhq/related/export"
 	"github.com/relatedhq/related/live"
 	"github.com/relatedhq/related/seed"
 	"github.com/relatedhq/related/server"
@@ -78,11 +80,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = seedCmd(ctx, args, getenv, stdout, stderr)
 	case "keys":
 		err = keysCmd(ctx, args, getenv, stdout, stderr)
+	case "export":
+		err = exportCmd(ctx, args, getenv, stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: relatedd [serve|seed|keys] [flags]; relatedd CMD -h lists a command's flags")
+		fmt.Fprintln(stdout, "usage: relatedd [serve|seed|keys|export] [flags]; relatedd CMD -h lists a command's flags")
 		return 0
 	default:
-		fmt.Fprintf(stderr, "relatedd: unknown command %q (want serve, seed or keys)\n", cmd)
+		fmt.Fprintf(stderr, "relatedd: unknown command %q (want serve, seed, keys or export)\n", cmd)
 		return 2
 	}
 	if errors.Is(err, flag.ErrHelp) {
@@ -324,5 +328,48 @@ func seedCmd(ctx context.Context, args []string, getenv func(string) string, std
 	fmt.Fprintf(stdout, "seeded tenant %q: %d customers, %d contacts, %d interactions, %d messages in %s\ntry: { interaction(id: %q) { related { totalCount } } }\n",
 		o.Tenant, stats.Customers, stats.Contacts, stats.Interactions, stats.Messages, time.Since(start).Round(time.Millisecond),
 		related.GlobalID(related.NodeInteraction, stats.Sample))
+	return nil
+}
+
+// exportCmd writes everything kept about one profile as NDJSON to stdout
+// (or -o FILE): the command-line twin of GET /export/profiles/{id}.
+func exportCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var c config
+	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c.register(fs, getenv)
+	var tenant, profile, out string
+	fs.StringVar(&tenant, "tenant", server.DemoViewer.Tenant, "tenant of the profile")
+	fs.StringVar(&profile, "profile", "", "the profile's id, as the API gives it (required)")
+	fs.StringVar(&out, "o", "", "write to this file instead of stdout")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if profile == "" {
+		return errors.New("export: --profile is required")
+	}
+	log := newLogger(c, stderr)
+	st, err := openStore(ctx, c, log, nil, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	w := stdout
+	if out != "" {
+		f, err := os.Create(out)
+		if err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		defer f.Close()
+		w = f
+	}
+	bw := bufio.NewWriter(w)
+	if err := export.Profile(ctx, st, tenant, profile, time.Now(), bw); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	log.Info("profile exported", "tenant", tenant, "profile", profile)
 	return nil
 }

@@ -277,6 +277,13 @@ func (s *Store) countValues(ctx context.Context, tx *sql.Tx, tenant string, rule
 			RETURNING contacts, state`, tenant, id.Key, id.Value, valueID(id), delta, ms(now), delta).Scan(&n, &state); err != nil {
 			return fmt.Errorf("sqlite: count value: %w", err)
 		}
+		if n == 0 && state == identity.QuarantineAutomatic {
+			// Nobody holds it any more: forget it (it may be an erased
+			// person's), unless an admin set a state for it.
+			if _, err := s.exec(ctx, tx, `DELETE FROM value_stats WHERE tenant = ? AND key = ? AND value = ?`, tenant, id.Key, id.Value); err != nil {
+				return fmt.Errorf("sqlite: forget value: %w", err)
+			}
+		}
 		r := byKey[id.Key]
 		before := r.Quarantined(identity.ValueFacts{Contacts: n - delta, State: state})
 		after := r.Quarantined(identity.ValueFacts{Contacts: n, State: state})

@@ -92,7 +92,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(0)"
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + pragmas
 	var err error
-	if s.w, err = sql.Open("sqlite", dsn+"&_txlock=immediate"); err != nil {
+	// The writer overwrites what it deletes (secure_delete), so an erased
+	// person's data does not linger in free pages of the file.
+	if s.w, err = sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=secure_delete(1)"); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	s.w.SetMaxOpenConns(1)

@@ -34,6 +34,10 @@ type Env struct {
 	// Slow reports a database that scans for every query (FerretDB): the
 	// randomized tests run smaller there.
 	Slow bool
+	// Search, when set, looks for needle in everything the database
+	// stores (its files, or every collection) and says where it is found,
+	// "" if nowhere: the erasure tests' proof that nothing remains.
+	Search func(t *testing.T, needle string) string
 }
 
 // TenantChecked lists every Store method with the test that proves it
@@ -54,7 +58,9 @@ var TenantChecked = map[string]string{
 	"ProfileContacts": "ProfileTenantIsolation", "ProfileLinks": "ProfileTenantIsolation",
 	"ProfilePairs": "ProfileTenantIsolation", "ProfilePair": "ProfileTenantIsolation",
 	"ProfileHistory": "ProfileTenantIsolation", "HubValues": "ProfileTenantIsolation",
-	"TenantFacts": "ProfileTenantIsolation", "PreviewRules": "ProfileTenantIsolation", "ConfirmPair": "ProfileTenantIsolation",
+	"TenantFacts": "ProfileTenantIsolation", "PreviewRules": "ProfileTenantIsolation",
+	"EraseProfile": "EraseProfileLeavesNoTrace", "EraseContact": "EraseProfileLeavesNoTrace (t2 lists none of t1's)",
+	"Erasures": "EraseProfileLeavesNoTrace", "ConfirmPair": "ProfileTenantIsolation",
 	"DismissPair": "ProfileTenantIsolation", "SetValueQuarantine": "ProfileTenantIsolation",
 	"LinkContact":   "ProfileTenantIsolation",
 	"UnlinkContact": "ProfileTenantIsolation", "MergeProfiles": "ProfileTenantIsolation",
