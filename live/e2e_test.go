@@ -99,7 +99,8 @@ type replica struct {
 }
 
 type replicaOpts struct {
-	buffer int
+	buffer   int
+	maxLists int
 	mongo  string // the MongoDB URI; "" for SQLite
 	db     string
 }
@@ -122,7 +123,7 @@ func newReplica(t *testing.T, o replicaOpts) *replica {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := live.New(live.Options{Store: st, Buffer: o.buffer, Logger: quietLog()})
+	hub := live.New(live.Options{Store: st, Buffer: o.buffer, MaxListsPerKey: o.maxLists, Logger: quietLog()})
 	fwd.hub.Store(hub)
 	var feed *mongo.Feed
 	if o.mongo != "" {
