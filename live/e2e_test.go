@@ -101,8 +101,8 @@ type replica struct {
 type replicaOpts struct {
 	buffer   int
 	maxLists int
-	mongo  string // the MongoDB URI; "" for SQLite
-	db     string
+	mongo    string // the MongoDB URI; "" for SQLite
+	db       string
 }
 
 func newSQLite(t *testing.T) *replica {
