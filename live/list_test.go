@@ -203,3 +203,54 @@ func TestInteractionListAcrossReplicas(t *testing.T) {
 	// No repeats once the feed has re-read its overlap window.
 	c.none("open", 2500*time.Millisecond)
 }
+
+// Every list subscriber of a tenant shares the one store read of an
+// event's interaction: delivering a write to 20 subscribers costs one
+// command more than the write itself. Fields beyond the interaction's own
+// resolve per subscriber (each event has its own loaders), so a payload
+// that selects the contact costs one read per subscriber on top.
+func TestListDeliveryCost(t *testing.T) {
+	const n = 20
+	r := newReplica(t, replicaOpts{maxLists: n})
+	seq := 0
+	// cost records a new interaction through the store and returns the
+	// commands it took until every subscriber had its payload.
+	cost := func(c *client, query string) int64 {
+		t.Helper()
+		seq++
+		before := r.cmds.Total()
+		r.recordStore(server.DemoTenant, fmt.Sprint("cost-", seq), fmt.Sprintf("cost%d@example.com", seq), "a new interaction")
+		if c != nil {
+			for i := range n {
+				if got := c.nextListChange(fmt.Sprint(query, i)); got.Kind != "ADDED" {
+					t.Fatalf("subscriber %d: %+v", i, got)
+				}
+			}
+		}
+		return r.cmds.Total() - before
+	}
+	cost(nil, "") // the tenant's first write also sets the tenant up
+	write := cost(nil, "")
+
+	own := r.dial(r.key, transportWS)
+	for i := range n {
+		own.subscribe(fmt.Sprint("own", i), `subscription { interactionsChanged(status: OPEN) { kind interactionId interaction { id status lastMessage { body } } } }`, nil)
+	}
+	r.waitSubs(n)
+	if got := cost(own, "own") - write; got != 1 {
+		t.Errorf("delivering a write to %d list subscribers took %d commands, want 1 (the shared interaction read)", n, got)
+	}
+	own.close()
+	r.waitSubs(0)
+
+	withContact := r.dial(r.key, transportWS)
+	for i := range n {
+		withContact.subscribe(fmt.Sprint("contact", i), listSub, nil)
+	}
+	r.waitSubs(n)
+	got := cost(withContact, "contact") - write
+	t.Logf("a write: %d commands; delivered to %d list subscribers: +1 shared read, +%d with the contact selected", write, n, got-1)
+	if got != 1+n {
+		t.Errorf("with the contact selected: %d commands, want %d (one contact read per subscriber)", got, 1+n)
+	}
+}
