@@ -94,9 +94,9 @@ type replica struct {
 	t    *testing.T
 	st   store.Store
 	cmds *store.Commands // the store's command counters
-	hub *live.Hub
-	url string
-	key string // an admin key of the demo tenant
+	hub  *live.Hub
+	url  string
+	key  string // an admin key of the demo tenant
 }
 
 type replicaOpts struct {
