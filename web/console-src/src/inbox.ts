@@ -13,10 +13,10 @@ export interface InboxState {
 
 const sentAt = (r: Row) => (r.lastMessage ? Date.parse(r.lastMessage.sentAt) : 0);
 
-/** Where a row goes: newest last message first, ties by id descending (the API's keyset order). */
+/** Where a row goes: newest last message first, after rows of the same time. */
 function place(rows: Row[], row: Row): number {
   const t = sentAt(row);
-  const i = rows.findIndex((r) => sentAt(r) < t || (sentAt(r) === t && r.id < row.id));
+  const i = rows.findIndex((r) => sentAt(r) < t);
   return i < 0 ? rows.length : i;
 }
 

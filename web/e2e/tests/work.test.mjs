@@ -351,9 +351,20 @@ describe('work on an interaction', () => {
     const stored = await api(`query($id: ID!) { interaction(id: $id) { messages(first: 50) { edges { node { body } } } } }`, { id });
     assert.equal(stored.interaction.messages.edges.filter((e) => e.node.body.startsWith('A reply through a flaky network')).length, 1, 'stored once');
 
+    // A real userError from the server: a reply on a closed thread opened
+    // a new interaction, so the old one cannot be reopened.
+    const thread = `conflict-${stamp}`;
+    const old = await inbound('An old thread.', { thread });
+    await api(`mutation($id: ID!) { closeInteraction(input: { id: $id, state: CLOSED }) { userErrors { message } } }`, { id: old });
+    await inbound('The customer writes on the closed thread.', { thread });
+    await openInteraction(page, old);
+    await page.click('[data-testid=reopen]');
+    await until('the conflict explained', async () => /another interaction of this thread is open/.test(await actionError()));
+    await page.locator('[data-testid=interaction][data-status=CLOSED]').waitFor();
+    await shot(page, 'work-conflict-1280');
+
     // The key refused: the console signs out and says why.
     await refuse('Reopen', 401, { errors: [{ message: 'a valid API key is required', extensions: { code: 'UNAUTHENTICATED' } }] });
-    await api(`mutation($id: ID!) { closeInteraction(input: { id: $id, state: CLOSED }) { userErrors { message } } }`, { id });
     await page.locator('[data-testid=reopen]').click();
     await page.locator('form[data-testid=signin] .notice').waitFor();
     assert.match(await page.textContent('form[data-testid=signin] .notice'), /no longer accepts your key/);
