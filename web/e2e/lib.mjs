@@ -152,7 +152,7 @@ export const channelNames = {
  * Layout problems of what the page shows now, as strings (none: []):
  *  - the page scrolls sideways;
  *  - an element sticks out of its container sideways, or clips its content
- *    without an ellipsis (cut off);
+ *    sideways (cut off, with or without an ellipsis);
  *  - a text's block is narrower than one word (the word, up to 120 px, must
  *    fit), or a word of up to 20 characters is broken across lines (wrapped
  *    letter by letter);
@@ -204,8 +204,8 @@ export function layoutProblems(page) {
         }
       }
       const clips = ['hidden', 'clip'].includes(cs.overflowX);
-      if (clips && cs.textOverflow !== 'ellipsis' && el.scrollWidth > el.clientWidth + 1 && !el.classList.contains('ch')) {
-        out.push(`${name(el)} cuts its content off (${el.scrollWidth} px in ${el.clientWidth})`);
+      if (clips && el.scrollWidth > el.clientWidth + 1 && !el.classList.contains('ch')) {
+        out.push(`${name(el)} cuts its content off${cs.textOverflow === 'ellipsis' ? ' with an ellipsis' : ''} (${el.scrollWidth} px in ${el.clientWidth})`);
       }
       if (cs.overflowX === 'auto' || cs.overflowX === 'scroll') {
         if (el.scrollWidth > el.clientWidth + 1) out.push(`${name(el)} scrolls sideways (${el.scrollWidth} px in ${el.clientWidth})`);

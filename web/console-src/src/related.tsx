@@ -1,7 +1,7 @@
 // The Related panel: the customer's other interactions, live.
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { explain, gql, Q_RELATED, S_RELATED, type Connection, type RelatedChange, type Row, type Scope } from './api';
-import { hrefFor, linkHandler, StateBadge, useCtx } from './ctx';
+import { Breakable, hrefFor, linkHandler, StateBadge, useCtx } from './ctx';
 import { fullWhen, shortWhen } from './format';
 import { ChannelIcon } from './icons';
 import type { LiveState } from './live';
@@ -229,8 +229,8 @@ export function RelatedPanel({
                 <ChannelIcon channel={r.channel} />
                 <span class="row-main">
                   <span class="row-top">
-                    <span class="row-name" title={r.contact.name || r.contact.address}>
-                      {r.contact.name || r.contact.address}
+                    <span class="row-name">
+                      <Breakable text={r.contact.name || r.contact.address} />
                     </span>
                     {r.lastMessage && (
                       <time class="row-time" dateTime={r.lastMessage.sentAt} title={fullWhen(r.lastMessage.sentAt)}>

@@ -14,7 +14,7 @@ import {
   type Row,
 } from './api';
 import { fullWhen, shortWhen } from './format';
-import { hrefFor, inTextField, linkHandler, StateBadge, useCtx } from './ctx';
+import { Breakable, hrefFor, inTextField, linkHandler, StateBadge, useCtx } from './ctx';
 import { ChannelIcon } from './icons';
 import { applyListChange, type InboxState } from './inbox';
 
@@ -326,8 +326,8 @@ function InteractionList({ rows, selected, fresh }: { rows: Row[]; selected: str
             <ChannelIcon channel={r.channel} />
             <span class="item-main">
               <span class="item-top">
-                <span class="item-name" title={r.contact.name || r.contact.address}>
-                  {r.contact.name || r.contact.address}
+                <span class="item-name">
+                  <Breakable text={r.contact.name || r.contact.address} />
                 </span>
                 {r.lastMessage && (
                   <time dateTime={r.lastMessage.sentAt} title={fullWhen(r.lastMessage.sentAt)}>

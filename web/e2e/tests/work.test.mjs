@@ -130,9 +130,21 @@ describe('at every desk width', () => {
           await shot(page, `work-interaction-${t}-${desk.width}`);
         }
       }
-      // The close menu, open.
-      const open = await inbound('Checking the close menu at every width.');
+      // A customer with long everything, on top of the inbox and open.
+      const open = await inbound(
+        'Checking long words at every width: https://example.com/orders/1234567890/items?ref=abcdefghijklmnopqrstuvwxyz and a supercalifragilisticexpialidocious order.',
+        {
+          address: `maximilian.alexander.featherstonehaugh-worthington.${stamp}@a-rather-long-subdomain.example.com`,
+          name: 'Maximilian Alexander Featherstonehaugh-Worthington III',
+          queue: 'Complaints and Escalations (Priority Customers)',
+        },
+      );
       await openInteraction(page, open);
+      await page.locator(`[data-testid=recent] a.item[data-id="${open}"]`).waitFor();
+      await page.locator('[data-testid=contact-details]').waitFor({ state: 'attached' });
+      await checkView(page, 'a long-named customer');
+      await shot(page, `work-long-names-${desk.width}`);
+      // The close menu, open.
       await page.click('[data-testid=close]');
       await page.locator('[data-testid=close-menu]').waitFor();
       await checkView(page, 'close menu');
