@@ -64,6 +64,24 @@ const inboxIds = (page) => page.$$eval('[data-testid=recent] a.item', (as) => as
 const shownMessages = (page) =>
   page.$$eval('[data-testid=messages] li.msg:not(.pending)', (ls) => ls.map((l) => ({ id: l.dataset.id, body: l.querySelector('.bubble').textContent })));
 
+/**
+ * Holds back the next request of the mutation named op until the returned
+ * promise's function is called (it resolves once the request is held).
+ */
+function hold(page, op) {
+  return new Promise((held) => {
+    page.route(
+      '**/graphql',
+      async (route) => {
+        if (!(route.request().postDataJSON?.()?.query ?? '').startsWith(`mutation ${op}`)) return route.fallback();
+        await new Promise((go) => held(go));
+        await route.fallback();
+      },
+      { times: 1 },
+    );
+  });
+}
+
 function assertNoProblems(page, ignore = () => false) {
   assert.deepEqual(
     page.problems.filter((p) => !ignore(p)),
@@ -229,11 +247,16 @@ describe('work on an interaction', () => {
     await openInteraction(page, id);
     await waitLive(page);
 
-    // Reply: shown at once, then stored as the agent's OUTBOUND message.
+    // Reply: shown at once (the server's answer is held back here), then
+    // stored as the agent's OUTBOUND message.
     const body = `Sorry about that: a new parcel leaves today (${stamp}).`;
+    let release = hold(page, 'Reply');
     await page.fill('#reply-body', body);
     await page.press('#reply-body', 'Control+Enter');
-    await page.locator('[data-testid=pending-reply]').first().waitFor({ state: 'attached' }).catch(() => {});
+    await page.locator('[data-testid=pending-reply][data-pending=sending]').waitFor();
+    assert.equal(await page.textContent('[data-testid=pending-reply] .bubble'), body);
+    await shot(page, 'work-reply-sending-1280');
+    (await release)();
     await until('the stored reply', async () => (await shownMessages(page)).some((m) => m.body === body));
     assert.equal(await page.locator('[data-testid=pending-reply]').count(), 0, 'the pending copy gives way to the stored one');
     assert.equal(await page.inputValue('#reply-body'), '', 'the box is emptied');
@@ -253,12 +276,18 @@ describe('work on an interaction', () => {
     assert.equal((await inboxIds(page))[0], id);
     await shot(page, 'work-replied-1280');
 
-    // Close as Spam: the state and the inbox change at once.
+    // Close as Spam: the state and the inbox change at once, before the
+    // server answers.
     const countBefore = Number(await page.textContent('[data-testid=inbox-count]'));
+    release = hold(page, 'Close');
     await page.click('[data-testid=close]');
     await page.click('[data-testid=close-menu] [data-state=SPAM]');
     await page.locator('[data-testid=interaction][data-status=CLOSED] [data-testid=state][data-state=SPAM]').waitFor();
+    assert.match(await page.textContent('[data-testid=interaction] .conv-meta [data-testid=state]'), /saving/);
     await until('the interaction out of the inbox', async () => !(await inboxIds(page)).includes(id));
+    assert.equal((await fetchInteraction(id)).status, 'OPEN', 'the server has not answered yet');
+    (await release)();
+    await until('the close confirmed', async () => !/saving/.test(await page.textContent('[data-testid=interaction] .conv-meta [data-testid=state]')));
     await page.locator('[data-testid=closed-note]').waitFor();
     assert.equal(await page.locator('[data-testid=composer]').count(), 0, 'no reply box on a closed interaction');
     await until('the count down by one', async () => Number(await page.textContent('[data-testid=inbox-count]')) === countBefore - 1);
