@@ -1,6 +1,8 @@
 // Package live is the subscription hub: it fans the store's committed-write
 // events out to GraphQL subscribers, by tenant and by the keys a Related
-// panel is scoped by (DESIGN.md section 2, "Live updates").
+// panel is scoped by (DESIGN.md section 2, "Live updates"), and to the
+// tenant's interaction lists (an agent's inbox), which every interaction
+// write reaches.
 //
 // Events reach the hub through Publish (the hub is a store.Publisher): on
 // the embedded database the store calls it directly after each commit; on
