@@ -215,6 +215,26 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("listen: %w", err)
 	}
 	opts.Store, opts.Commands, opts.Logger, opts.Hub = st, cmds, log, hub
+	opts.DBSystem = "sqlite"
+	if c.mongoURI != "" {
+		opts.DBSystem = "mongodb"
+	}
+	// Tracing: on when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+	tp, err := server.NewTracerProvider(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	if tp != nil {
+		opts.TracerProvider = tp
+		log.Info("exporting traces over OTLP")
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(sctx); err != nil {
+				log.Warn("flushing traces", "err", err)
+			}
+		}()
+	}
 	srv := &http.Server{
 		Handler:           server.New(opts),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -422,31 +422,54 @@ describe('agent console', () => {
 });
 
 describe('GraphiQL', () => {
-  it('runs a query with the key in the Headers tab', async () => {
+  it('asks for the key first, then opens on a real Related panel', async () => {
     const page = await newPage(browser);
+    const introspections = [];
+    page.on('request', (r) => {
+      if (r.method() === 'POST' && r.url().endsWith('/graphql') && /IntrospectionQuery/.test(r.postData() ?? '')) {
+        introspections.push(r.headers().authorization ?? '');
+      }
+    });
     await page.goto(`${BASE}/graphiql`);
+    // The key first: nothing is fetched with no key.
+    await page.locator('[data-testid=key-prompt]').waitFor();
+    await shot(page, 'graphiql-key-prompt');
+    await page.fill('#api-key', 'rk_this-is-not-a-key');
+    await page.click('[data-testid=key-prompt] button[type=submit]');
+    await page.locator('.key-error').waitFor();
+    assert.match(await page.textContent('.key-error'), /did not work/);
+    page.problems.length = 0; // the refused key's 401 is the point of that step
+    await page.fill('#api-key', ADMIN_KEY);
+    await page.click('[data-testid=key-prompt] button[type=submit]');
     await page.locator('.graphiql-query-editor .CodeMirror').waitFor();
-    // Type the query and the headers into the editors (CodeMirror 5).
-    await page.evaluate((key) => {
-      const cm = (sel) => document.querySelector(sel).CodeMirror;
-      cm('.graphiql-query-editor .CodeMirror').setValue('query Who { viewer { tenant role } interactions(first: 1) { totalCount } }');
-      const editors = [...document.querySelectorAll('.graphiql-editor-tool .CodeMirror')];
-      // The Headers tab is open (the page's default); the Variables editor is hidden.
-      const headers = editors.find((e) => !e.parentElement.classList.contains('hidden'));
-      headers.CodeMirror.setValue(JSON.stringify({ Authorization: `Bearer ${key}` }));
-    }, ADMIN_KEY);
-    await page.waitForTimeout(800); // GraphiQL picks up the edit (operation name) after a debounce
+    // The example's variables name an interaction with related ones.
+    const variables = await until('the example variables', () =>
+      page.evaluate(() => {
+        const editors = [...document.querySelectorAll('.graphiql-editor-tool .CodeMirror')];
+        return editors.map((e) => e.CodeMirror.getValue()).find((v) => v.includes('"id"'));
+      }),
+    );
+    const id = JSON.parse(variables).id;
+    assert.ok(id, `the example has an interaction id: ${variables}`);
+    const want = await api(`query($id: ID!) { interaction(id: $id) { related(first: 20) { totalCount } } }`, { id });
+    assert.ok(want.interaction.related.totalCount > 0, 'the example interaction has related ones');
+    await until('the schema, fetched with the key', () => introspections.length > 0);
+    assert.equal(introspections[0], `Bearer ${ADMIN_KEY}`);
     await page.click('button.graphiql-execute-button');
-    const want = await api(`{ viewer { tenant role } interactions(first: 1) { totalCount } }`);
-    await until('the result pane', async () => {
+    await until('the Related panel in the result pane', async () => {
       const text = await page.textContent('.graphiql-response');
-      return text && text.includes(`"tenant": "${want.viewer.tenant}"`) && text.includes(`"totalCount": ${want.interactions.totalCount}`);
+      return text && text.includes(`"totalCount": ${want.interaction.related.totalCount}`) && text.includes('"scope"');
     });
     await shot(page, 'graphiql-1280');
-    // Without a key, GraphiQL's schema fetch on load is refused (401), and
-    // the refusal can land at any point of the test: expected. The keyed
-    // query's own success is what the result pane above proves.
-    assertNoProblems(page, (p) => /status of 401/.test(p));
+    // Another key in the Headers tab: the schema is fetched again with it.
+    await page.click('button:has-text("Headers")');
+    await page.evaluate((key) => {
+      const editors = [...document.querySelectorAll('.graphiql-editor-tool .CodeMirror')];
+      const headers = editors.find((e) => e.CodeMirror.getValue().includes('Authorization'));
+      headers.CodeMirror.setValue(JSON.stringify({ Authorization: `Bearer ${key}` }));
+    }, AGENT_KEY);
+    await until('the schema fetched again with the new key', () => introspections.includes(`Bearer ${AGENT_KEY}`));
+    assertNoProblems(page);
     await page.context().close();
   });
 });
