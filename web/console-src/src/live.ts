@@ -106,7 +106,9 @@ export function connectLive(key: string): Live {
           if (failed || stopped) return;
           failed = true;
           const retry = code === undefined || RETRYABLE.has(code);
-          h.error(message, retry);
+          // A server shutting down also drops the connection, which the
+          // page shows as a whole; only other endings concern one view.
+          if (code !== 'SHUTTING_DOWN') h.error(message, retry);
           if (!retry) return;
           timer = setTimeout(() => {
             timer = null;
