@@ -135,6 +135,6 @@ type RuleEvaluation struct {
 	// Merged, Split, Created, Removed, Moved, Quarantined and Suggestions
 	// count what the run changed so far (identity.Summary's counts).
 	Merged, Split, Created, Removed, Moved, Quarantined, Suggestions int
-	StartedAt time.Time
-	UpdatedAt time.Time
+	StartedAt                                                        time.Time
+	UpdatedAt                                                        time.Time
 }

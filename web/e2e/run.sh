@@ -87,7 +87,7 @@ done
 agent_key="$("$tmp/relatedd" keys create --data-dir "$tmp/data" --tenant demo --role agent --name 'E2E agent' |
   grep -o 'rk_[A-Za-z0-9_-]*' | head -1)"
 
-export RELATED_URL="http://127.0.0.1:$port" RELATED_KEY="$admin_key" RELATED_AGENT_KEY="$agent_key"
+export RELATED_URL="http://127.0.0.1:$port" RELATED_KEY="$admin_key" RELATED_AGENT_KEY="$agent_key" RELATED_BIN="$tmp/relatedd"
 cd "$e2e_dir"
 node --test --test-concurrency=1 --test-reporter=spec tests/
 echo "screenshots: $ARTIFACTS_DIR"

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
   ADMIN_KEY,
+  channelNames,
   AGENT_KEY,
   api,
   BASE,
@@ -166,7 +167,7 @@ describe('agent console', () => {
     const q = await api(
       `query($id: ID!) { interaction(id: $id) {
         channel contact { name address } queue { name } status closedState
-        profile { name channels }
+        profile { name channels contacts { name } }
         messages(last: 20) { totalCount edges { node { id body } } pageInfo { hasPreviousPage } }
         all: messages(first: 100) { edges { node { id } } }
         ${PANEL('first: 10')}
@@ -177,11 +178,19 @@ describe('agent console', () => {
     const it = q.interaction;
     const now = new Date();
 
-    // Profile bar.
-    assert.equal(await page.textContent('[data-testid=profile-bar] .profile-name'), it.profile.name);
+    // Profile bar: the person's name (a contact's own name; the profile's
+    // automatic name is an identifier), and each channel labelled.
+    const person = it.contact.name || it.profile.contacts.find((c) => c.name)?.name || it.profile.name;
+    assert.equal(await page.textContent('[data-testid=profile-bar] [data-testid=person-name]'), person);
+    if (person !== it.profile.name) assert.equal(await page.textContent('[data-testid=profile-bar] .profile-key'), it.profile.name);
     assert.deepEqual(
       await page.$$eval('[data-testid=profile-bar] .ch', (cs) => cs.map((c) => c.getAttribute('data-channel'))),
       it.profile.channels,
+    );
+    assert.deepEqual(
+      await page.$$eval('[data-testid=profile-bar] .chip-label', (ls) => ls.map((l) => l.textContent)),
+      it.profile.channels.map((c) => channelNames[c]),
+      'every channel icon has a text label',
     );
     // Header.
     assert.equal(await page.textContent('#conv-title'), it.contact.name || it.contact.address);
@@ -390,12 +399,21 @@ describe('agent console', () => {
     const overflow = () => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok((await overflow()) <= 0, 'no horizontal scrolling on the list');
     await openInteraction(page, target.id);
-    await page.locator('[data-testid=related-rows]').waitFor();
+    await page.locator('[data-testid=messages] li.msg').first().waitFor();
     assert.ok((await overflow()) <= 0, 'no horizontal scrolling on an interaction');
     // One column: the list gives way to the interaction, with a way back.
     assert.ok(!(await page.isVisible('[data-testid=recent]')));
     assert.ok(await page.isVisible('button.back'));
     await shot(page, 'interaction-360', { fullPage: true });
+    // The panels are tabs.
+    await page.click('[role=tab][data-tab=related]');
+    await page.locator('[data-testid=related-rows]').waitFor();
+    assert.ok((await overflow()) <= 0, 'no horizontal scrolling on the Related tab');
+    await shot(page, 'interaction-related-360', { fullPage: true });
+    await page.click('[role=tab][data-tab=customer]');
+    await page.locator('[data-testid=contact-details]').waitFor();
+    assert.ok((await overflow()) <= 0, 'no horizontal scrolling on the Customer tab');
+    await shot(page, 'interaction-customer-360', { fullPage: true });
     await page.click('button.back');
     await page.locator('[data-testid=recent] a.item').first().waitFor();
     assertNoProblems(page);
