@@ -3633,7 +3633,7 @@ type Subscription {
 "One change of a Related panel."
 type RelatedChange {
   kind: RelatedChangeKind!
-  "The interaction that changed, as it is now."
+  "The interaction that changed, as it is now; null when it was erased (REMOVED)."
   interaction: Interaction
   "The panel's scope after the change."
   scope: RelatedScope!
@@ -3644,8 +3644,8 @@ type RelatedChange {
 "One change of the tenant's interaction list."
 type InteractionListChange {
   kind: InteractionListChangeKind!
-  "The interaction that changed, as it is now."
-  interaction: Interaction!
+  "The interaction that changed, as it is now; null when it was erased (REMOVED)."
+  interaction: Interaction
   "The global id of the interaction that changed: the row to add, move or remove."
   interactionId: ID!
 }
@@ -7790,10 +7790,10 @@ func (ec *executionContext) _InteractionListChange_interaction(ctx context.Conte
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *related.Interaction) graphql.Marshaler {
-			return ec.marshalNInteraction2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐInteraction(ctx, selections, v)
+			return ec.marshalOInteraction2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐInteraction(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_InteractionListChange_interaction(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -16692,7 +16692,7 @@ func (ec *executionContext) _InteractionListChange(ctx context.Context, sel ast.
 			}
 		case "interaction":
 			out.Values[i] = ec._InteractionListChange_interaction(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "interactionId":

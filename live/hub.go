@@ -199,7 +199,7 @@ func eventKeys(e store.Event) []string {
 	keys := make([]string, 0, 5)
 	if e.InteractionID != "" {
 		keys = append(keys, "i:"+e.InteractionID)
-		if e.Kind == store.InteractionCreated || e.Kind == store.InteractionUpdated {
+		if e.Kind == store.InteractionCreated || e.Kind == store.InteractionUpdated || e.Kind == store.InteractionErased {
 			keys = append(keys, listKey)
 		}
 	}

@@ -26,13 +26,19 @@ const listKey = "*"
 // InteractionListChange payload.
 type ListChange struct {
 	Kind ChangeKind
-	// Interaction is the interaction that changed, as it is now.
+	// Interaction is the interaction that changed, as it is now; nil for
+	// one that was erased.
 	Interaction *related.Interaction
+	// Erased is the id of an erased interaction (Interaction is nil).
+	Erased string
 }
 
 // InteractionID is the global id of the interaction that changed, so a
 // client can find the row to move or remove.
 func (c *ListChange) InteractionID() string {
+	if c.Interaction == nil {
+		return related.GlobalID(related.NodeInteraction, c.Erased)
+	}
 	return related.GlobalID(related.NodeInteraction, c.Interaction.ID)
 }
 
@@ -75,6 +81,9 @@ func (h *Hub) List(ctx context.Context, tenant, principal string, status related
 	}
 	out := make(chan *ListChange)
 	handle := func(ctx context.Context, e *routed) ([]*ListChange, error) {
+		if e.Kind == store.InteractionErased {
+			return []*ListChange{{Kind: Removed, Erased: e.InteractionID}}, nil
+		}
 		if e.Kind != store.InteractionCreated && e.Kind != store.InteractionUpdated {
 			return nil, nil
 		}

@@ -311,7 +311,8 @@ export interface Customer {
 export interface ListChange {
   kind: 'ADDED' | 'UPDATED' | 'REMOVED';
   interactionId: string;
-  interaction: Row;
+  /** null when the interaction was erased (kind REMOVED). */
+  interaction: Row | null;
 }
 
 export interface Interaction extends Row {

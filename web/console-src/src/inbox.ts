@@ -44,7 +44,7 @@ export function applyListChange(s: InboxState, ch: ListChange, status: 'OPEN' | 
   const row = ch.interaction;
   const at = s.rows.findIndex((r) => r.id === ch.interactionId);
   const rest = at < 0 ? s.rows : [...s.rows.slice(0, at), ...s.rows.slice(at + 1)];
-  if (ch.kind === 'REMOVED' || !matches(row, status)) {
+  if (ch.kind === 'REMOVED' || row === null || !matches(row, status)) {
     if (at < 0) return { state: s, recount: ch.kind === 'REMOVED' && s.next !== null };
     return { state: { ...s, rows: rest, total: Math.max(0, s.total - 1) }, recount: false };
   }
