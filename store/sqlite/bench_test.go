@@ -4,11 +4,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/relatedhq/related"
 	"github.com/relatedhq/related/identity"
+	"github.com/relatedhq/related/seed"
 	"github.com/relatedhq/related/store"
 	"github.com/relatedhq/related/store/sqlite"
 )
@@ -136,4 +140,68 @@ func benchRecord(b *testing.B, cmds *store.Commands, op func(i int), undo func()
 		i++
 	}
 	b.ReportMetric(float64(statements)/float64(i), "statements/op")
+}
+
+// BenchmarkPreview is the time to preview rule changes on the seeded
+// sample (RELATED_BENCH_CUSTOMERS customers, default 1,000: about 10,000
+// interactions; 10,000 gives about 100,000), the data set of BENCHMARKS.md.
+func BenchmarkPreview(b *testing.B) {
+	ctx := context.Background()
+	customers := 1000
+	if v, err := strconv.Atoi(os.Getenv("RELATED_BENCH_CUSTOMERS")); err == nil && v > 0 {
+		customers = v
+	}
+	s, _ := benchStore(b)
+	defer s.Close()
+	stats, err := seed.Run(ctx, s, seed.Options{Tenant: "demo", Customers: customers, Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, run := range []func(context.Context, store.Store, string, int) (bool, error){
+		func(ctx context.Context, s store.Store, t string, n int) (bool, error) { return s.CanonicalizeContacts(ctx, t, n) },
+		func(ctx context.Context, s store.Store, t string, n int) (bool, error) { return s.EvaluateRules(ctx, t, n) },
+	} {
+		for done := false; !done; {
+			if done, err = run(ctx, s, "demo", 500); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	rules, err := s.ProfileRules(ctx, "demo")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("seeded %d customers, %d contacts, %d interactions", stats.Customers, stats.Contacts, stats.Interactions)
+	for _, c := range []struct {
+		name string
+		edit func(*identity.Rule)
+		attr string
+	}{
+		{"email merges claimed values", func(r *identity.Rule) { r.AutoMerge = identity.AutoMergeAny }, "email"},
+		{"customerId disabled", func(r *identity.Rule) { r.Enabled = false }, "customerId"},
+		{"phone hub bound 2", func(r *identity.Rule) { r.MaxContactsPerValue = 2 }, "phone"},
+	} {
+		next := slices.Clone(rules)
+		for i := range next {
+			if next[i].Attribute == c.attr {
+				c.edit(&next[i])
+			}
+		}
+		b.Run(c.name, func(b *testing.B) {
+			var pv *store.Preview
+			for b.Loop() {
+				ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+				pv, err = s.PreviewRules(ctx, "demo", next)
+				cancel()
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(pv.Contacts), "contacts-touched")
+			b.ReportMetric(float64(pv.Merged+pv.Split+pv.Created+pv.Removed), "profiles-changed")
+			if pv.Partial {
+				b.Log("partial")
+			}
+		})
+	}
 }
