@@ -1,7 +1,9 @@
 package live_test
 
 import (
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestProfileChanges follows a panel's scope as profiles change: a contact
@@ -111,5 +113,53 @@ func TestProfileChanges(t *testing.T) {
 	}
 	if got.Kind != "REMOVED" || got.InteractionID != third {
 		t.Fatalf("after blocking: %+v, want the third chat REMOVED", got)
+	}
+}
+
+// TestErasure: erasing a contact drops its interactions from the panels
+// they were in (REMOVED, with the id and no interaction), and ends a
+// subscription on one of them with NOT_FOUND.
+func TestErasure(t *testing.T) {
+	r := newSQLite(t)
+	a := r.record(r.key, "a", "ann@example.com", "Ann by email", "")
+	var chat struct {
+		RecordMessage struct {
+			Interaction struct {
+				ID      string
+				Contact struct{ ID string }
+			}
+		}
+	}
+	r.gql(r.key, `mutation($in: RecordMessageInput!) { recordMessage(input: $in) { interaction { id contact { id } } userErrors { message } } }`,
+		map[string]any{"in": map[string]any{"channel": "WEBCHAT", "threadRef": "chat-1", "direction": "INBOUND", "body": "Ann by chat",
+			"contact": map[string]any{"address": "visitor-1", "attributes": []any{map[string]any{"key": "email", "value": "ann@example.com", "attested": true}}}}}, &chat)
+	gone := chat.RecordMessage.Interaction.ID
+	c := r.dial(r.key, transportWS)
+	c.subscribe("panel", relatedSub, map[string]any{"id": a})
+	c.subscribe("gone", interactionSub, map[string]any{"id": gone})
+	r.waitSubs(2)
+	var erased struct {
+		EraseContact struct {
+			Erasure    *struct{ Interactions int }
+			UserErrors []struct{ Message string }
+		}
+	}
+	r.gql(r.key, `mutation($id: ID!) { eraseContact(input: {id: $id, reason: "request 9"}) { erasure { interactions } userErrors { message } } }`,
+		map[string]any{"id": chat.RecordMessage.Interaction.Contact.ID}, &erased)
+	if erased.EraseContact.Erasure == nil || erased.EraseContact.Erasure.Interactions != 1 {
+		t.Fatalf("erasure = %+v", erased)
+	}
+	var got change
+	for range 10 {
+		if got = c.nextChange("panel"); got.Kind == "REMOVED" {
+			break
+		}
+	}
+	if got.Kind != "REMOVED" || got.InteractionID != gone || got.Interaction.ID != "" {
+		t.Fatalf("panel change = %+v, want the erased chat REMOVED without its interaction", got)
+	}
+	m := c.next("gone", 5*time.Second)
+	if m.Type != "error" || !strings.Contains(string(m.Payload), "NOT_FOUND") {
+		t.Fatalf("the erased interaction's subscription got %s %s, want an error with NOT_FOUND", m.Type, m.Payload)
 	}
 }
