@@ -71,6 +71,8 @@ const (
 	NodeQueue       NodeType = "Queue"
 	NodeProfile     NodeType = "Profile"
 	NodeProfileRule NodeType = "ProfileRule"
+	NodeSuggestion  NodeType = "ProfileSuggestion"
+	NodeConflict    NodeType = "ProfileConflict"
 )
 
 // maxGlobalID bounds a global id's length before any decoding happens.
@@ -100,7 +102,7 @@ func ParseGlobalID(gid string) (NodeType, string, error) {
 		return "", "", bad
 	}
 	switch NodeType(t) {
-	case NodeInteraction, NodeMessage, NodeContact, NodeQueue, NodeProfile, NodeProfileRule:
+	case NodeInteraction, NodeMessage, NodeContact, NodeQueue, NodeProfile, NodeProfileRule, NodeSuggestion, NodeConflict:
 		return NodeType(t), id, nil
 	}
 	return "", "", bad

@@ -137,12 +137,13 @@ func NormalizeAttributes(in []Attribute) ([]Attribute, *Error) {
 		if err := checkText(v, MaxAttributeValue, false); err != nil {
 			return nil, err.At("attributes", idx, "value")
 		}
+		a.Key, a.Value = k, v
 		if j, ok := seen[k]; ok {
-			out[j].Value = v
+			out[j] = a
 			continue
 		}
 		seen[k] = len(out)
-		out = append(out, Attribute{Key: k, Value: v})
+		out = append(out, a)
 	}
 	return out, nil
 }

@@ -129,9 +129,12 @@ type ProfileLink struct {
 // after its rules changed.
 type RuleEvaluation struct {
 	Tenant    string
-	State     string // RUNNING, DONE
+	State     JobState
 	Processed int
 	Total     int
-	StartedAt time.Time
-	UpdatedAt time.Time
+	// Merged, Split, Created, Removed, Moved, Quarantined and Suggestions
+	// count what the run changed so far (identity.Summary's counts).
+	Merged, Split, Created, Removed, Moved, Quarantined, Suggestions int
+	StartedAt                                                        time.Time
+	UpdatedAt                                                        time.Time
 }

@@ -1,6 +1,30 @@
 package related
 
-import "time"
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// JobState is how far a background job over a tenant's contacts is.
+type JobState string
+
+// The job states.
+const (
+	JobRunning JobState = "RUNNING"
+	JobDone    JobState = "DONE"
+)
+
+// Valid reports whether s is a known state.
+func (s JobState) Valid() bool { return s == JobRunning || s == JobDone }
+
+// MarshalGQL writes s as a GraphQL enum value.
+func (s JobState) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(s))) }
+
+// UnmarshalGQL reads s from a GraphQL enum value.
+func (s *JobState) UnmarshalGQL(v any) error { return unmarshalEnum(v, s, JobState.Valid, "JobState") }
 
 // TenantSettings are a tenant's own settings.
 type TenantSettings struct {
@@ -17,7 +41,7 @@ type TenantSettings struct {
 // tenant's default region), merging contacts that turn out to be one.
 type Canonicalization struct {
 	Tenant    string
-	State     string // RUNNING, DONE
+	State     JobState
 	Processed int
 	Total     int
 	// Merged counts the contacts merged into another that had the same
@@ -42,3 +66,37 @@ const (
 	// understood; it is kept as given and links nothing.
 	WarnUnparseableAddress = "UNPARSEABLE_ADDRESS"
 )
+
+// NormalizeRegion checks a default region an admin gives: an ISO 3166
+// code the phone numbering plans know ("gb" is GB), or "" for none.
+func NormalizeRegion(r string) (string, error) {
+	r = strings.ToUpper(strings.TrimSpace(r))
+	if r == "" || ValidRegion(r) {
+		return r, nil
+	}
+	return "", Invalid(fmt.Sprintf("%q is not an ISO 3166 region code (such as GB or US)", r), "defaultRegion")
+}
+
+// Erasure is what remains of a right-to-erasure request: a tombstone
+// without personal data (ids of erased objects are not kept either).
+type Erasure struct {
+	ID     string
+	Tenant string
+	// Subject is what was erased: PROFILE (every contact of a profile) or
+	// CONTACT.
+	Subject string
+	Reason  string
+	By      Actor
+	At      time.Time
+	// Counts of what was deleted.
+	Contacts, Interactions, Messages int
+}
+
+// The subjects of an erasure.
+const (
+	ErasureProfile = "PROFILE"
+	ErasureContact = "CONTACT"
+)
+
+// MaxReasonLength bounds an erasure's reason, in bytes.
+const MaxReasonLength = 500

@@ -34,6 +34,14 @@ func (a Actor) String() string {
 	return a.Name + " (" + a.Role + ")"
 }
 
+// RoleOrNil is the role, or nil for the gateway itself (GraphQL's null).
+func (a Actor) RoleOrNil() *string {
+	if a.Role == "" {
+		return nil
+	}
+	return &a.Role
+}
+
 // ActorFrom returns the actor of the viewer ctx carries, or System.
 func ActorFrom(ctx context.Context) Actor {
 	v, ok := ViewerFrom(ctx)

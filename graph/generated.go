@@ -17,6 +17,7 @@ import (
 	"github.com/relatedhq/related"
 	"github.com/relatedhq/related/identity"
 	"github.com/relatedhq/related/live"
+	"github.com/relatedhq/related/store"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -31,7 +32,11 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	Attribute() AttributeResolver
 	Contact() ContactResolver
+	ContactSnapshot() ContactSnapshotResolver
+	Erasure() ErasureResolver
+	HubValue() HubValueResolver
 	Interaction() InteractionResolver
 	InteractionConnection() InteractionConnectionResolver
 	Message() MessageResolver
@@ -39,10 +44,15 @@ type ResolverRoot interface {
 	Mutation() MutationResolver
 	Profile() ProfileResolver
 	ProfileConflict() ProfileConflictResolver
+	ProfileEvent() ProfileEventResolver
 	ProfileLink() ProfileLinkResolver
 	ProfileRule() ProfileRuleResolver
+	ProfileSnapshot() ProfileSnapshotResolver
+	ProfileSuggestion() ProfileSuggestionResolver
 	Query() QueryResolver
+	RuleEvaluation() RuleEvaluationResolver
 	Subscription() SubscriptionResolver
+	TenantSettings() TenantSettingsResolver
 	Viewer() ViewerResolver
 }
 
@@ -50,18 +60,42 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	Actor struct {
+		Name      func(childComplexity int) int
+		RoleOrNil func(childComplexity int) int
+	}
+
 	Attribute struct {
-		Key   func(childComplexity int) int
-		Value func(childComplexity int) int
+		By     func(childComplexity int) int
+		Key    func(childComplexity int) int
+		SetAt  func(childComplexity int) int
+		Source func(childComplexity int) int
+		Value  func(childComplexity int) int
+	}
+
+	Canonicalization struct {
+		Merged    func(childComplexity int) int
+		Processed func(childComplexity int) int
+		StartedAt func(childComplexity int) int
+		State     func(childComplexity int) int
+		Total     func(childComplexity int) int
+		UpdatedAt func(childComplexity int) int
+	}
+
+	ConfirmSuggestionPayload struct {
+		ClientMutationID func(childComplexity int) int
+		Profile          func(childComplexity int) int
+		UserErrors       func(childComplexity int) int
 	}
 
 	Contact struct {
-		Address    func(childComplexity int) int
-		Attributes func(childComplexity int) int
-		Channel    func(childComplexity int) int
-		GID        func(childComplexity int) int
-		NameOrNil  func(childComplexity int) int
-		Profile    func(childComplexity int) int
+		Address       func(childComplexity int) int
+		AddressStatus func(childComplexity int) int
+		Attributes    func(childComplexity int) int
+		Channel       func(childComplexity int) int
+		GID           func(childComplexity int) int
+		NameOrNil     func(childComplexity int) int
+		Profile       func(childComplexity int) int
 	}
 
 	ContactPayload struct {
@@ -69,14 +103,81 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	ContactSnapshot struct {
+		Address func(childComplexity int) int
+		Channel func(childComplexity int) int
+		ID      func(childComplexity int) int
+		Name    func(childComplexity int) int
+	}
+
 	DeleteProfileRulePayload struct {
 		DeletedID  func(childComplexity int) int
 		UserErrors func(childComplexity int) int
 	}
 
+	DismissSuggestionPayload struct {
+		ClientMutationID func(childComplexity int) int
+		DismissedID      func(childComplexity int) int
+		UserErrors       func(childComplexity int) int
+	}
+
+	ErasePayload struct {
+		ClientMutationID func(childComplexity int) int
+		Erasure          func(childComplexity int) int
+		UserErrors       func(childComplexity int) int
+	}
+
+	Erasure struct {
+		At           func(childComplexity int) int
+		By           func(childComplexity int) int
+		Contacts     func(childComplexity int) int
+		ID           func(childComplexity int) int
+		Interactions func(childComplexity int) int
+		Messages     func(childComplexity int) int
+		Reason       func(childComplexity int) int
+		Subject      func(childComplexity int) int
+	}
+
+	ErasureConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	ErasureEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	HubValue struct {
+		Contacts    func(childComplexity int) int
+		Key         func(childComplexity int) int
+		Quarantined func(childComplexity int) int
+		Rule        func(childComplexity int) int
+		State       func(childComplexity int) int
+		UpdatedAt   func(childComplexity int) int
+		Value       func(childComplexity int) int
+	}
+
+	HubValueConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	HubValueEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	HubValuePayload struct {
+		ClientMutationID func(childComplexity int) int
+		HubValue         func(childComplexity int) int
+		UserErrors       func(childComplexity int) int
+	}
+
 	Identifier struct {
-		Key   func(childComplexity int) int
-		Value func(childComplexity int) int
+		Key    func(childComplexity int) int
+		Source func(childComplexity int) int
+		Value  func(childComplexity int) int
 	}
 
 	Interaction struct {
@@ -108,6 +209,12 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	InteractionListChange struct {
+		Interaction   func(childComplexity int) int
+		InteractionID func(childComplexity int) int
+		Kind          func(childComplexity int) int
+	}
+
 	InteractionPayload struct {
 		Interaction func(childComplexity int) int
 		UserErrors  func(childComplexity int) int
@@ -136,14 +243,21 @@ type ComplexityRoot struct {
 
 	Mutation struct {
 		CloseInteraction     func(childComplexity int, input CloseInteractionInput) int
+		ConfirmSuggestion    func(childComplexity int, input ConfirmSuggestionInput) int
 		DeleteProfileRule    func(childComplexity int, input DeleteProfileRuleInput) int
+		DismissSuggestion    func(childComplexity int, input DismissSuggestionInput) int
+		EraseContact         func(childComplexity int, input EraseContactInput) int
+		EraseProfile         func(childComplexity int, input EraseProfileInput) int
 		LinkContact          func(childComplexity int, input LinkContactInput) int
 		MergeProfiles        func(childComplexity int, input MergeProfilesInput) int
 		RecordMessage        func(childComplexity int, input RecordMessageInput) int
 		RenameProfile        func(childComplexity int, input RenameProfileInput) int
 		ReopenInteraction    func(childComplexity int, input ReopenInteractionInput) int
+		ResolveConflict      func(childComplexity int, input ResolveConflictInput) int
 		SetContactAttributes func(childComplexity int, input SetContactAttributesInput) int
 		SetPreferences       func(childComplexity int, input SetPreferencesInput) int
+		SetTenantSettings    func(childComplexity int, input SetTenantSettingsInput) int
+		SetValueQuarantine   func(childComplexity int, input SetValueQuarantineInput) int
 		UnlinkContact        func(childComplexity int, input UnlinkContactInput) int
 		UpsertProfileRule    func(childComplexity int, input ProfileRuleInput) int
 	}
@@ -166,18 +280,28 @@ type ComplexityRoot struct {
 
 	Profile struct {
 		Channels     func(childComplexity int) int
+		Conflicts    func(childComplexity int) int
 		Contacts     func(childComplexity int) int
 		GID          func(childComplexity int) int
+		History      func(childComplexity int, first *int, after *string, last *int, before *string) int
 		Identifiers  func(childComplexity int) int
 		Interactions func(childComplexity int, first *int, after *string, last *int, before *string) int
 		Links        func(childComplexity int) int
 		Name         func(childComplexity int) int
+		Suggestions  func(childComplexity int) int
+	}
+
+	ProfileChange struct {
+		After  func(childComplexity int) int
+		Before func(childComplexity int) int
 	}
 
 	ProfileConflict struct {
 		Contact    func(childComplexity int) int
+		Contacts   func(childComplexity int) int
 		CreatedAt  func(childComplexity int) int
 		ID         func(childComplexity int) int
+		Identifier func(childComplexity int) int
 		Key        func(childComplexity int) int
 		Profiles   func(childComplexity int) int
 		Reason     func(childComplexity int) int
@@ -185,14 +309,47 @@ type ComplexityRoot struct {
 		Value      func(childComplexity int) int
 	}
 
+	ProfileConflictConnection struct {
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	ProfileConflictEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	ProfileEvent struct {
+		At         func(childComplexity int) int
+		By         func(childComplexity int) int
+		Contact    func(childComplexity int) int
+		ID         func(childComplexity int) int
+		Identifier func(childComplexity int) int
+		Kind       func(childComplexity int) int
+		Profiles   func(childComplexity int) int
+	}
+
+	ProfileEventConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	ProfileEventEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	ProfileLink struct {
-		By       func(childComplexity int) int
-		Contact  func(childComplexity int) int
-		Key      func(childComplexity int) int
-		LinkedAt func(childComplexity int) int
-		Reason   func(childComplexity int) int
-		Source   func(childComplexity int) int
-		Value    func(childComplexity int) int
+		By          func(childComplexity int) int
+		Contact     func(childComplexity int) int
+		Interaction func(childComplexity int) int
+		Key         func(childComplexity int) int
+		LinkedAt    func(childComplexity int) int
+		Reason      func(childComplexity int) int
+		Rule        func(childComplexity int) int
+		Source      func(childComplexity int) int
+		Value       func(childComplexity int) int
 	}
 
 	ProfilePayload struct {
@@ -201,14 +358,16 @@ type ComplexityRoot struct {
 	}
 
 	ProfileRule struct {
-		Attribute     func(childComplexity int) int
-		BlockedValues func(childComplexity int) int
-		DefaultRegion func(childComplexity int) int
-		Enabled       func(childComplexity int) int
-		ID            func(childComplexity int) int
-		MaxPerProfile func(childComplexity int) int
-		Normalizer    func(childComplexity int) int
-		Priority      func(childComplexity int) int
+		Attribute           func(childComplexity int) int
+		AutoMerge           func(childComplexity int) int
+		BlockedValues       func(childComplexity int) int
+		DefaultRegion       func(childComplexity int) int
+		Enabled             func(childComplexity int) int
+		ID                  func(childComplexity int) int
+		MaxContactsPerValue func(childComplexity int) int
+		MaxPerProfile       func(childComplexity int) int
+		Normalizer          func(childComplexity int) int
+		Priority            func(childComplexity int) int
 	}
 
 	ProfileRulePayload struct {
@@ -216,16 +375,51 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	ProfileSnapshot struct {
+		Contacts    func(childComplexity int) int
+		ID          func(childComplexity int) int
+		Identifiers func(childComplexity int) int
+		Name        func(childComplexity int) int
+	}
+
+	ProfileSuggestion struct {
+		Contacts    func(childComplexity int) int
+		CreatedAt   func(childComplexity int) int
+		Explanation func(childComplexity int) int
+		ID          func(childComplexity int) int
+		Identifier  func(childComplexity int) int
+		Profiles    func(childComplexity int) int
+		Reason      func(childComplexity int) int
+		Sources     func(childComplexity int) int
+	}
+
+	ProfileSuggestionConnection struct {
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	ProfileSuggestionEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	Query struct {
-		Interaction         func(childComplexity int, id string) int
-		Interactions        func(childComplexity int, first *int, after *string, last *int, before *string, status *related.Status) int
-		Node                func(childComplexity int, id string) int
-		Profile             func(childComplexity int, id string) int
-		ProfileByIdentifier func(childComplexity int, key string, value string) int
-		ProfileConflicts    func(childComplexity int, includeResolved *bool, first *int) int
-		ProfileRules        func(childComplexity int) int
-		RuleEvaluation      func(childComplexity int) int
-		Viewer              func(childComplexity int) int
+		Erasures                 func(childComplexity int, first *int, after *string, last *int, before *string) int
+		HubValues                func(childComplexity int, first *int, after *string, last *int, before *string) int
+		Interaction              func(childComplexity int, id string) int
+		Interactions             func(childComplexity int, first *int, after *string, last *int, before *string, status *related.Status) int
+		Node                     func(childComplexity int, id string) int
+		PreviewDeleteProfileRule func(childComplexity int, id string) int
+		PreviewProfileRule       func(childComplexity int, input ProfileRuleInput) int
+		Profile                  func(childComplexity int, id string) int
+		ProfileByIdentifier      func(childComplexity int, key string, value string) int
+		ProfileConflicts         func(childComplexity int, first *int, after *string, last *int, before *string) int
+		ProfileRules             func(childComplexity int) int
+		ProfileSuggestions       func(childComplexity int, first *int, after *string, last *int, before *string) int
+		RuleEvaluation           func(childComplexity int) int
+		TenantSettings           func(childComplexity int) int
+		Viewer                   func(childComplexity int) int
 	}
 
 	Queue struct {
@@ -238,6 +432,7 @@ type ComplexityRoot struct {
 		Interaction      func(childComplexity int) int
 		Message          func(childComplexity int) int
 		UserErrors       func(childComplexity int) int
+		Warnings         func(childComplexity int) int
 	}
 
 	RelatedChange struct {
@@ -247,20 +442,63 @@ type ComplexityRoot struct {
 		Scope         func(childComplexity int) int
 	}
 
+	ResolveConflictPayload struct {
+		ClientMutationID func(childComplexity int) int
+		Profiles         func(childComplexity int) int
+		UserErrors       func(childComplexity int) int
+	}
+
+	RuleChangeSummary struct {
+		ContactsMoved func(childComplexity int) int
+		Created       func(childComplexity int) int
+		Merged        func(childComplexity int) int
+		Quarantined   func(childComplexity int) int
+		Removed       func(childComplexity int) int
+		Samples       func(childComplexity int) int
+		Split         func(childComplexity int) int
+		Suggestions   func(childComplexity int) int
+		Unchanged     func(childComplexity int) int
+	}
+
 	RuleEvaluation struct {
 		Processed func(childComplexity int) int
 		StartedAt func(childComplexity int) int
 		State     func(childComplexity int) int
+		Summary   func(childComplexity int) int
 		Total     func(childComplexity int) int
 		UpdatedAt func(childComplexity int) int
 	}
 
+	RulePreview struct {
+		Contacts func(childComplexity int) int
+		Partial  func(childComplexity int) int
+		Summary  func(childComplexity int) int
+	}
+
 	Subscription struct {
-		InteractionUpdated func(childComplexity int, id string) int
-		RelatedChanged     func(childComplexity int, interactionID string) int
+		InteractionUpdated  func(childComplexity int, id string) int
+		InteractionsChanged func(childComplexity int, status *related.Status) int
+		RelatedChanged      func(childComplexity int, interactionID string) int
+	}
+
+	TenantSettings struct {
+		Canonicalization func(childComplexity int) int
+		DefaultRegion    func(childComplexity int) int
+	}
+
+	TenantSettingsPayload struct {
+		ClientMutationID func(childComplexity int) int
+		Settings         func(childComplexity int) int
+		UserErrors       func(childComplexity int) int
 	}
 
 	UserError struct {
+		Code    func(childComplexity int) int
+		Field   func(childComplexity int) int
+		Message func(childComplexity int) int
+	}
+
+	UserWarning struct {
 		Code    func(childComplexity int) int
 		Field   func(childComplexity int) int
 		Message func(childComplexity int) int
@@ -278,8 +516,24 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type AttributeResolver interface {
+	Source(ctx context.Context, obj *related.Attribute) (identity.Source, error)
+	By(ctx context.Context, obj *related.Attribute) (*string, error)
+	SetAt(ctx context.Context, obj *related.Attribute) (*time.Time, error)
+}
 type ContactResolver interface {
 	Profile(ctx context.Context, obj *related.Contact) (*related.Profile, error)
+}
+type ContactSnapshotResolver interface {
+	ID(ctx context.Context, obj *identity.ContactView) (string, error)
+
+	Name(ctx context.Context, obj *identity.ContactView) (*string, error)
+}
+type ErasureResolver interface {
+	Subject(ctx context.Context, obj *related.Erasure) (ErasureSubject, error)
+}
+type HubValueResolver interface {
+	Rule(ctx context.Context, obj *store.HubValue) (*identity.Rule, error)
 }
 type InteractionResolver interface {
 	Contact(ctx context.Context, objs []*related.Interaction) ([]*related.Contact, error)
@@ -311,19 +565,38 @@ type MutationResolver interface {
 	UnlinkContact(ctx context.Context, input UnlinkContactInput) (*ContactPayload, error)
 	MergeProfiles(ctx context.Context, input MergeProfilesInput) (*ProfilePayload, error)
 	RenameProfile(ctx context.Context, input RenameProfileInput) (*ProfilePayload, error)
+	ConfirmSuggestion(ctx context.Context, input ConfirmSuggestionInput) (*ConfirmSuggestionPayload, error)
+	DismissSuggestion(ctx context.Context, input DismissSuggestionInput) (*DismissSuggestionPayload, error)
+	ResolveConflict(ctx context.Context, input ResolveConflictInput) (*ResolveConflictPayload, error)
+	SetValueQuarantine(ctx context.Context, input SetValueQuarantineInput) (*HubValuePayload, error)
+	SetTenantSettings(ctx context.Context, input SetTenantSettingsInput) (*TenantSettingsPayload, error)
+	EraseProfile(ctx context.Context, input EraseProfileInput) (*ErasePayload, error)
+	EraseContact(ctx context.Context, input EraseContactInput) (*ErasePayload, error)
 }
 type ProfileResolver interface {
+	Identifiers(ctx context.Context, obj *related.Profile) ([]*Identifier, error)
 	Contacts(ctx context.Context, obj *related.Profile) ([]*related.Contact, error)
 	Interactions(ctx context.Context, obj *related.Profile, first *int, after *string, last *int, before *string) (*InteractionConnection, error)
 	Links(ctx context.Context, obj *related.Profile) ([]*related.ProfileLink, error)
+	Suggestions(ctx context.Context, obj *related.Profile) ([]*store.Suggestion, error)
+	Conflicts(ctx context.Context, obj *related.Profile) ([]*store.Conflict, error)
+	History(ctx context.Context, obj *related.Profile, first *int, after *string, last *int, before *string) (*ProfileEventConnection, error)
 }
 type ProfileConflictResolver interface {
-	ID(ctx context.Context, obj *related.ProfileConflict) (string, error)
+	ID(ctx context.Context, obj *store.Conflict) (string, error)
+	Identifier(ctx context.Context, obj *store.Conflict) (*Identifier, error)
 
-	Profiles(ctx context.Context, obj *related.ProfileConflict) ([]*related.Profile, error)
-	Contact(ctx context.Context, obj *related.ProfileConflict) (*related.Contact, error)
+	Reason(ctx context.Context, obj *store.Conflict) (string, error)
+	Profiles(ctx context.Context, obj *store.Conflict) ([]*related.Profile, error)
+	Contacts(ctx context.Context, obj *store.Conflict) ([]*related.Contact, error)
+	Contact(ctx context.Context, obj *store.Conflict) (*related.Contact, error)
 
-	ResolvedAt(ctx context.Context, obj *related.ProfileConflict) (*time.Time, error)
+	ResolvedAt(ctx context.Context, obj *store.Conflict) (*time.Time, error)
+}
+type ProfileEventResolver interface {
+	Identifier(ctx context.Context, obj *store.HistoryEvent) (*Identifier, error)
+	Profiles(ctx context.Context, obj *store.HistoryEvent) ([]*related.Profile, error)
+	Contact(ctx context.Context, obj *store.HistoryEvent) (*related.Contact, error)
 }
 type ProfileLinkResolver interface {
 	Contact(ctx context.Context, obj *related.ProfileLink) (*related.Contact, error)
@@ -332,6 +605,9 @@ type ProfileLinkResolver interface {
 	Value(ctx context.Context, obj *related.ProfileLink) (*string, error)
 	Source(ctx context.Context, obj *related.ProfileLink) (*string, error)
 	By(ctx context.Context, obj *related.ProfileLink) (*string, error)
+
+	Interaction(ctx context.Context, obj *related.ProfileLink) (*related.Interaction, error)
+	Rule(ctx context.Context, obj *related.ProfileLink) (*identity.Rule, error)
 }
 type ProfileRuleResolver interface {
 	ID(ctx context.Context, obj *identity.Rule) (string, error)
@@ -339,6 +615,22 @@ type ProfileRuleResolver interface {
 	MaxPerProfile(ctx context.Context, obj *identity.Rule) (*int, error)
 
 	DefaultRegion(ctx context.Context, obj *identity.Rule) (*string, error)
+
+	MaxContactsPerValue(ctx context.Context, obj *identity.Rule) (*int, error)
+}
+type ProfileSnapshotResolver interface {
+	ID(ctx context.Context, obj *identity.ProfileView) (string, error)
+
+	Identifiers(ctx context.Context, obj *identity.ProfileView) ([]*Identifier, error)
+}
+type ProfileSuggestionResolver interface {
+	ID(ctx context.Context, obj *store.Suggestion) (string, error)
+	Profiles(ctx context.Context, obj *store.Suggestion) ([]*related.Profile, error)
+	Contacts(ctx context.Context, obj *store.Suggestion) ([]*related.Contact, error)
+	Identifier(ctx context.Context, obj *store.Suggestion) (*Identifier, error)
+	Sources(ctx context.Context, obj *store.Suggestion) ([]identity.Source, error)
+
+	Explanation(ctx context.Context, obj *store.Suggestion) (string, error)
 }
 type QueryResolver interface {
 	Viewer(ctx context.Context) (*Viewer, error)
@@ -347,13 +639,27 @@ type QueryResolver interface {
 	Profile(ctx context.Context, id string) (*related.Profile, error)
 	ProfileByIdentifier(ctx context.Context, key string, value string) (*related.Profile, error)
 	ProfileRules(ctx context.Context) ([]*identity.Rule, error)
-	ProfileConflicts(ctx context.Context, includeResolved *bool, first *int) ([]*related.ProfileConflict, error)
+	ProfileConflicts(ctx context.Context, first *int, after *string, last *int, before *string) (*ProfileConflictConnection, error)
+	ProfileSuggestions(ctx context.Context, first *int, after *string, last *int, before *string) (*ProfileSuggestionConnection, error)
+	HubValues(ctx context.Context, first *int, after *string, last *int, before *string) (*HubValueConnection, error)
+	TenantSettings(ctx context.Context) (*related.TenantSettings, error)
 	RuleEvaluation(ctx context.Context) (*related.RuleEvaluation, error)
+	PreviewProfileRule(ctx context.Context, input ProfileRuleInput) (*store.Preview, error)
+	PreviewDeleteProfileRule(ctx context.Context, id string) (*store.Preview, error)
+	Erasures(ctx context.Context, first *int, after *string, last *int, before *string) (*ErasureConnection, error)
 	Interactions(ctx context.Context, first *int, after *string, last *int, before *string, status *related.Status) (*InteractionConnection, error)
+}
+type RuleEvaluationResolver interface {
+	Summary(ctx context.Context, obj *related.RuleEvaluation) (*identity.Summary, error)
 }
 type SubscriptionResolver interface {
 	RelatedChanged(ctx context.Context, interactionID string) (<-chan *live.Change, error)
 	InteractionUpdated(ctx context.Context, id string) (<-chan *related.Interaction, error)
+	InteractionsChanged(ctx context.Context, status *related.Status) (<-chan *live.ListChange, error)
+}
+type TenantSettingsResolver interface {
+	DefaultRegion(ctx context.Context, obj *related.TenantSettings) (*string, error)
+	Canonicalization(ctx context.Context, obj *related.TenantSettings) (*related.Canonicalization, error)
 }
 type ViewerResolver interface {
 	Preferences(ctx context.Context, obj *Viewer) (*related.Preferences, error)
@@ -377,12 +683,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	_ = ec
 	switch typeName + "." + field {
 
+	case "Actor.name":
+		if e.ComplexityRoot.Actor.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Actor.Name(childComplexity), true
+	case "Actor.role":
+		if e.ComplexityRoot.Actor.RoleOrNil == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Actor.RoleOrNil(childComplexity), true
+
+	case "Attribute.by":
+		if e.ComplexityRoot.Attribute.By == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Attribute.By(childComplexity), true
 	case "Attribute.key":
 		if e.ComplexityRoot.Attribute.Key == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Attribute.Key(childComplexity), true
+	case "Attribute.setAt":
+		if e.ComplexityRoot.Attribute.SetAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Attribute.SetAt(childComplexity), true
+	case "Attribute.source":
+		if e.ComplexityRoot.Attribute.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Attribute.Source(childComplexity), true
 	case "Attribute.value":
 		if e.ComplexityRoot.Attribute.Value == nil {
 			break
@@ -390,12 +727,74 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Attribute.Value(childComplexity), true
 
+	case "Canonicalization.merged":
+		if e.ComplexityRoot.Canonicalization.Merged == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Canonicalization.Merged(childComplexity), true
+	case "Canonicalization.processed":
+		if e.ComplexityRoot.Canonicalization.Processed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Canonicalization.Processed(childComplexity), true
+	case "Canonicalization.startedAt":
+		if e.ComplexityRoot.Canonicalization.StartedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Canonicalization.StartedAt(childComplexity), true
+	case "Canonicalization.state":
+		if e.ComplexityRoot.Canonicalization.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Canonicalization.State(childComplexity), true
+	case "Canonicalization.total":
+		if e.ComplexityRoot.Canonicalization.Total == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Canonicalization.Total(childComplexity), true
+	case "Canonicalization.updatedAt":
+		if e.ComplexityRoot.Canonicalization.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Canonicalization.UpdatedAt(childComplexity), true
+
+	case "ConfirmSuggestionPayload.clientMutationId":
+		if e.ComplexityRoot.ConfirmSuggestionPayload.ClientMutationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfirmSuggestionPayload.ClientMutationID(childComplexity), true
+	case "ConfirmSuggestionPayload.profile":
+		if e.ComplexityRoot.ConfirmSuggestionPayload.Profile == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfirmSuggestionPayload.Profile(childComplexity), true
+	case "ConfirmSuggestionPayload.userErrors":
+		if e.ComplexityRoot.ConfirmSuggestionPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfirmSuggestionPayload.UserErrors(childComplexity), true
+
 	case "Contact.address":
 		if e.ComplexityRoot.Contact.Address == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Contact.Address(childComplexity), true
+	case "Contact.addressStatus":
+		if e.ComplexityRoot.Contact.AddressStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Contact.AddressStatus(childComplexity), true
 	case "Contact.attributes":
 		if e.ComplexityRoot.Contact.Attributes == nil {
 			break
@@ -440,6 +839,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ContactPayload.UserErrors(childComplexity), true
 
+	case "ContactSnapshot.address":
+		if e.ComplexityRoot.ContactSnapshot.Address == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContactSnapshot.Address(childComplexity), true
+	case "ContactSnapshot.channel":
+		if e.ComplexityRoot.ContactSnapshot.Channel == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContactSnapshot.Channel(childComplexity), true
+	case "ContactSnapshot.id":
+		if e.ComplexityRoot.ContactSnapshot.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContactSnapshot.ID(childComplexity), true
+	case "ContactSnapshot.name":
+		if e.ComplexityRoot.ContactSnapshot.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContactSnapshot.Name(childComplexity), true
+
 	case "DeleteProfileRulePayload.deletedId":
 		if e.ComplexityRoot.DeleteProfileRulePayload.DeletedID == nil {
 			break
@@ -453,12 +877,219 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DeleteProfileRulePayload.UserErrors(childComplexity), true
 
+	case "DismissSuggestionPayload.clientMutationId":
+		if e.ComplexityRoot.DismissSuggestionPayload.ClientMutationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DismissSuggestionPayload.ClientMutationID(childComplexity), true
+	case "DismissSuggestionPayload.dismissedId":
+		if e.ComplexityRoot.DismissSuggestionPayload.DismissedID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DismissSuggestionPayload.DismissedID(childComplexity), true
+	case "DismissSuggestionPayload.userErrors":
+		if e.ComplexityRoot.DismissSuggestionPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DismissSuggestionPayload.UserErrors(childComplexity), true
+
+	case "ErasePayload.clientMutationId":
+		if e.ComplexityRoot.ErasePayload.ClientMutationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ErasePayload.ClientMutationID(childComplexity), true
+	case "ErasePayload.erasure":
+		if e.ComplexityRoot.ErasePayload.Erasure == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ErasePayload.Erasure(childComplexity), true
+	case "ErasePayload.userErrors":
+		if e.ComplexityRoot.ErasePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ErasePayload.UserErrors(childComplexity), true
+
+	case "Erasure.at":
+		if e.ComplexityRoot.Erasure.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Erasure.At(childComplexity), true
+	case "Erasure.actor":
+		if e.ComplexityRoot.Erasure.By == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Erasure.By(childComplexity), true
+	case "Erasure.contacts":
+		if e.ComplexityRoot.Erasure.Contacts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Erasure.Contacts(childComplexity), true
+	case "Erasure.id":
+		if e.ComplexityRoot.Erasure.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Erasure.ID(childComplexity), true
+	case "Erasure.interactions":
+		if e.ComplexityRoot.Erasure.Interactions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Erasure.Interactions(childComplexity), true
+	case "Erasure.messages":
+		if e.ComplexityRoot.Erasure.Messages == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Erasure.Messages(childComplexity), true
+	case "Erasure.reason":
+		if e.ComplexityRoot.Erasure.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Erasure.Reason(childComplexity), true
+	case "Erasure.subject":
+		if e.ComplexityRoot.Erasure.Subject == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Erasure.Subject(childComplexity), true
+
+	case "ErasureConnection.edges":
+		if e.ComplexityRoot.ErasureConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ErasureConnection.Edges(childComplexity), true
+	case "ErasureConnection.pageInfo":
+		if e.ComplexityRoot.ErasureConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ErasureConnection.PageInfo(childComplexity), true
+
+	case "ErasureEdge.cursor":
+		if e.ComplexityRoot.ErasureEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ErasureEdge.Cursor(childComplexity), true
+	case "ErasureEdge.node":
+		if e.ComplexityRoot.ErasureEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ErasureEdge.Node(childComplexity), true
+
+	case "HubValue.contactCount":
+		if e.ComplexityRoot.HubValue.Contacts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HubValue.Contacts(childComplexity), true
+	case "HubValue.key":
+		if e.ComplexityRoot.HubValue.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HubValue.Key(childComplexity), true
+	case "HubValue.quarantined":
+		if e.ComplexityRoot.HubValue.Quarantined == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HubValue.Quarantined(childComplexity), true
+	case "HubValue.rule":
+		if e.ComplexityRoot.HubValue.Rule == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HubValue.Rule(childComplexity), true
+	case "HubValue.state":
+		if e.ComplexityRoot.HubValue.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HubValue.State(childComplexity), true
+	case "HubValue.updatedAt":
+		if e.ComplexityRoot.HubValue.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HubValue.UpdatedAt(childComplexity), true
+	case "HubValue.value":
+		if e.ComplexityRoot.HubValue.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HubValue.Value(childComplexity), true
+
+	case "HubValueConnection.edges":
+		if e.ComplexityRoot.HubValueConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HubValueConnection.Edges(childComplexity), true
+	case "HubValueConnection.pageInfo":
+		if e.ComplexityRoot.HubValueConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HubValueConnection.PageInfo(childComplexity), true
+
+	case "HubValueEdge.cursor":
+		if e.ComplexityRoot.HubValueEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HubValueEdge.Cursor(childComplexity), true
+	case "HubValueEdge.node":
+		if e.ComplexityRoot.HubValueEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HubValueEdge.Node(childComplexity), true
+
+	case "HubValuePayload.clientMutationId":
+		if e.ComplexityRoot.HubValuePayload.ClientMutationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HubValuePayload.ClientMutationID(childComplexity), true
+	case "HubValuePayload.hubValue":
+		if e.ComplexityRoot.HubValuePayload.HubValue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HubValuePayload.HubValue(childComplexity), true
+	case "HubValuePayload.userErrors":
+		if e.ComplexityRoot.HubValuePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HubValuePayload.UserErrors(childComplexity), true
+
 	case "Identifier.key":
 		if e.ComplexityRoot.Identifier.Key == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Identifier.Key(childComplexity), true
+	case "Identifier.source":
+		if e.ComplexityRoot.Identifier.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Identifier.Source(childComplexity), true
 	case "Identifier.value":
 		if e.ComplexityRoot.Identifier.Value == nil {
 			break
@@ -599,6 +1230,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.InteractionEdge.Node(childComplexity), true
 
+	case "InteractionListChange.interaction":
+		if e.ComplexityRoot.InteractionListChange.Interaction == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InteractionListChange.Interaction(childComplexity), true
+	case "InteractionListChange.interactionId":
+		if e.ComplexityRoot.InteractionListChange.InteractionID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InteractionListChange.InteractionID(childComplexity), true
+	case "InteractionListChange.kind":
+		if e.ComplexityRoot.InteractionListChange.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InteractionListChange.Kind(childComplexity), true
+
 	case "InteractionPayload.interaction":
 		if e.ComplexityRoot.InteractionPayload.Interaction == nil {
 			break
@@ -698,6 +1348,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CloseInteraction(childComplexity, args["input"].(CloseInteractionInput)), true
+	case "Mutation.confirmSuggestion":
+		if e.ComplexityRoot.Mutation.ConfirmSuggestion == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_confirmSuggestion_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ConfirmSuggestion(childComplexity, args["input"].(ConfirmSuggestionInput)), true
 	case "Mutation.deleteProfileRule":
 		if e.ComplexityRoot.Mutation.DeleteProfileRule == nil {
 			break
@@ -709,6 +1370,39 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteProfileRule(childComplexity, args["input"].(DeleteProfileRuleInput)), true
+	case "Mutation.dismissSuggestion":
+		if e.ComplexityRoot.Mutation.DismissSuggestion == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_dismissSuggestion_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DismissSuggestion(childComplexity, args["input"].(DismissSuggestionInput)), true
+	case "Mutation.eraseContact":
+		if e.ComplexityRoot.Mutation.EraseContact == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_eraseContact_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.EraseContact(childComplexity, args["input"].(EraseContactInput)), true
+	case "Mutation.eraseProfile":
+		if e.ComplexityRoot.Mutation.EraseProfile == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_eraseProfile_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.EraseProfile(childComplexity, args["input"].(EraseProfileInput)), true
 	case "Mutation.linkContact":
 		if e.ComplexityRoot.Mutation.LinkContact == nil {
 			break
@@ -764,6 +1458,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ReopenInteraction(childComplexity, args["input"].(ReopenInteractionInput)), true
+	case "Mutation.resolveConflict":
+		if e.ComplexityRoot.Mutation.ResolveConflict == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_resolveConflict_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ResolveConflict(childComplexity, args["input"].(ResolveConflictInput)), true
 	case "Mutation.setContactAttributes":
 		if e.ComplexityRoot.Mutation.SetContactAttributes == nil {
 			break
@@ -786,6 +1491,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetPreferences(childComplexity, args["input"].(SetPreferencesInput)), true
+	case "Mutation.setTenantSettings":
+		if e.ComplexityRoot.Mutation.SetTenantSettings == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setTenantSettings_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetTenantSettings(childComplexity, args["input"].(SetTenantSettingsInput)), true
+	case "Mutation.setValueQuarantine":
+		if e.ComplexityRoot.Mutation.SetValueQuarantine == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setValueQuarantine_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetValueQuarantine(childComplexity, args["input"].(SetValueQuarantineInput)), true
 	case "Mutation.unlinkContact":
 		if e.ComplexityRoot.Mutation.UnlinkContact == nil {
 			break
@@ -860,6 +1587,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Profile.Channels(childComplexity), true
+	case "Profile.conflicts":
+		if e.ComplexityRoot.Profile.Conflicts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Profile.Conflicts(childComplexity), true
 	case "Profile.contacts":
 		if e.ComplexityRoot.Profile.Contacts == nil {
 			break
@@ -872,6 +1605,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Profile.GID(childComplexity), true
+	case "Profile.history":
+		if e.ComplexityRoot.Profile.History == nil {
+			break
+		}
+
+		args, err := ec.field_Profile_history_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Profile.History(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 	case "Profile.identifiers":
 		if e.ComplexityRoot.Profile.Identifiers == nil {
 			break
@@ -901,6 +1645,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Profile.Name(childComplexity), true
+	case "Profile.suggestions":
+		if e.ComplexityRoot.Profile.Suggestions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Profile.Suggestions(childComplexity), true
+
+	case "ProfileChange.after":
+		if e.ComplexityRoot.ProfileChange.After == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileChange.After(childComplexity), true
+	case "ProfileChange.before":
+		if e.ComplexityRoot.ProfileChange.Before == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileChange.Before(childComplexity), true
 
 	case "ProfileConflict.contact":
 		if e.ComplexityRoot.ProfileConflict.Contact == nil {
@@ -908,6 +1671,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ProfileConflict.Contact(childComplexity), true
+	case "ProfileConflict.contacts":
+		if e.ComplexityRoot.ProfileConflict.Contacts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileConflict.Contacts(childComplexity), true
 	case "ProfileConflict.createdAt":
 		if e.ComplexityRoot.ProfileConflict.CreatedAt == nil {
 			break
@@ -920,6 +1689,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ProfileConflict.ID(childComplexity), true
+	case "ProfileConflict.identifier":
+		if e.ComplexityRoot.ProfileConflict.Identifier == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileConflict.Identifier(childComplexity), true
 	case "ProfileConflict.key":
 		if e.ComplexityRoot.ProfileConflict.Key == nil {
 			break
@@ -951,7 +1726,108 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ProfileConflict.Value(childComplexity), true
 
-	case "ProfileLink.by":
+	case "ProfileConflictConnection.edges":
+		if e.ComplexityRoot.ProfileConflictConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileConflictConnection.Edges(childComplexity), true
+	case "ProfileConflictConnection.pageInfo":
+		if e.ComplexityRoot.ProfileConflictConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileConflictConnection.PageInfo(childComplexity), true
+	case "ProfileConflictConnection.totalCount":
+		if e.ComplexityRoot.ProfileConflictConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileConflictConnection.TotalCount(childComplexity), true
+
+	case "ProfileConflictEdge.cursor":
+		if e.ComplexityRoot.ProfileConflictEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileConflictEdge.Cursor(childComplexity), true
+	case "ProfileConflictEdge.node":
+		if e.ComplexityRoot.ProfileConflictEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileConflictEdge.Node(childComplexity), true
+
+	case "ProfileEvent.at":
+		if e.ComplexityRoot.ProfileEvent.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileEvent.At(childComplexity), true
+	case "ProfileEvent.actor":
+		if e.ComplexityRoot.ProfileEvent.By == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileEvent.By(childComplexity), true
+	case "ProfileEvent.contact":
+		if e.ComplexityRoot.ProfileEvent.Contact == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileEvent.Contact(childComplexity), true
+	case "ProfileEvent.id":
+		if e.ComplexityRoot.ProfileEvent.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileEvent.ID(childComplexity), true
+	case "ProfileEvent.identifier":
+		if e.ComplexityRoot.ProfileEvent.Identifier == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileEvent.Identifier(childComplexity), true
+	case "ProfileEvent.kind":
+		if e.ComplexityRoot.ProfileEvent.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileEvent.Kind(childComplexity), true
+	case "ProfileEvent.profiles":
+		if e.ComplexityRoot.ProfileEvent.Profiles == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileEvent.Profiles(childComplexity), true
+
+	case "ProfileEventConnection.edges":
+		if e.ComplexityRoot.ProfileEventConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileEventConnection.Edges(childComplexity), true
+	case "ProfileEventConnection.pageInfo":
+		if e.ComplexityRoot.ProfileEventConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileEventConnection.PageInfo(childComplexity), true
+
+	case "ProfileEventEdge.cursor":
+		if e.ComplexityRoot.ProfileEventEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileEventEdge.Cursor(childComplexity), true
+	case "ProfileEventEdge.node":
+		if e.ComplexityRoot.ProfileEventEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileEventEdge.Node(childComplexity), true
+
+	case "ProfileLink.by", "ProfileLink.actor":
 		if e.ComplexityRoot.ProfileLink.By == nil {
 			break
 		}
@@ -963,6 +1839,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ProfileLink.Contact(childComplexity), true
+	case "ProfileLink.interaction":
+		if e.ComplexityRoot.ProfileLink.Interaction == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileLink.Interaction(childComplexity), true
 	case "ProfileLink.key":
 		if e.ComplexityRoot.ProfileLink.Key == nil {
 			break
@@ -981,6 +1863,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ProfileLink.Reason(childComplexity), true
+	case "ProfileLink.rule":
+		if e.ComplexityRoot.ProfileLink.Rule == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileLink.Rule(childComplexity), true
 	case "ProfileLink.source":
 		if e.ComplexityRoot.ProfileLink.Source == nil {
 			break
@@ -1013,6 +1901,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ProfileRule.Attribute(childComplexity), true
+	case "ProfileRule.autoMerge":
+		if e.ComplexityRoot.ProfileRule.AutoMerge == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileRule.AutoMerge(childComplexity), true
 	case "ProfileRule.blockedValues":
 		if e.ComplexityRoot.ProfileRule.BlockedValues == nil {
 			break
@@ -1037,6 +1931,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ProfileRule.ID(childComplexity), true
+	case "ProfileRule.maxContactsPerValue":
+		if e.ComplexityRoot.ProfileRule.MaxContactsPerValue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileRule.MaxContactsPerValue(childComplexity), true
 	case "ProfileRule.maxPerProfile":
 		if e.ComplexityRoot.ProfileRule.MaxPerProfile == nil {
 			break
@@ -1069,6 +1969,134 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ProfileRulePayload.UserErrors(childComplexity), true
 
+	case "ProfileSnapshot.contacts":
+		if e.ComplexityRoot.ProfileSnapshot.Contacts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileSnapshot.Contacts(childComplexity), true
+	case "ProfileSnapshot.id":
+		if e.ComplexityRoot.ProfileSnapshot.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileSnapshot.ID(childComplexity), true
+	case "ProfileSnapshot.identifiers":
+		if e.ComplexityRoot.ProfileSnapshot.Identifiers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileSnapshot.Identifiers(childComplexity), true
+	case "ProfileSnapshot.name":
+		if e.ComplexityRoot.ProfileSnapshot.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileSnapshot.Name(childComplexity), true
+
+	case "ProfileSuggestion.contacts":
+		if e.ComplexityRoot.ProfileSuggestion.Contacts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileSuggestion.Contacts(childComplexity), true
+	case "ProfileSuggestion.createdAt":
+		if e.ComplexityRoot.ProfileSuggestion.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileSuggestion.CreatedAt(childComplexity), true
+	case "ProfileSuggestion.explanation":
+		if e.ComplexityRoot.ProfileSuggestion.Explanation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileSuggestion.Explanation(childComplexity), true
+	case "ProfileSuggestion.id":
+		if e.ComplexityRoot.ProfileSuggestion.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileSuggestion.ID(childComplexity), true
+	case "ProfileSuggestion.identifier":
+		if e.ComplexityRoot.ProfileSuggestion.Identifier == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileSuggestion.Identifier(childComplexity), true
+	case "ProfileSuggestion.profiles":
+		if e.ComplexityRoot.ProfileSuggestion.Profiles == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileSuggestion.Profiles(childComplexity), true
+	case "ProfileSuggestion.reason":
+		if e.ComplexityRoot.ProfileSuggestion.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileSuggestion.Reason(childComplexity), true
+	case "ProfileSuggestion.sources":
+		if e.ComplexityRoot.ProfileSuggestion.Sources == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileSuggestion.Sources(childComplexity), true
+
+	case "ProfileSuggestionConnection.edges":
+		if e.ComplexityRoot.ProfileSuggestionConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileSuggestionConnection.Edges(childComplexity), true
+	case "ProfileSuggestionConnection.pageInfo":
+		if e.ComplexityRoot.ProfileSuggestionConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileSuggestionConnection.PageInfo(childComplexity), true
+	case "ProfileSuggestionConnection.totalCount":
+		if e.ComplexityRoot.ProfileSuggestionConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileSuggestionConnection.TotalCount(childComplexity), true
+
+	case "ProfileSuggestionEdge.cursor":
+		if e.ComplexityRoot.ProfileSuggestionEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileSuggestionEdge.Cursor(childComplexity), true
+	case "ProfileSuggestionEdge.node":
+		if e.ComplexityRoot.ProfileSuggestionEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileSuggestionEdge.Node(childComplexity), true
+
+	case "Query.erasures":
+		if e.ComplexityRoot.Query.Erasures == nil {
+			break
+		}
+
+		args, err := ec.field_Query_erasures_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Erasures(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
+	case "Query.hubValues":
+		if e.ComplexityRoot.Query.HubValues == nil {
+			break
+		}
+
+		args, err := ec.field_Query_hubValues_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.HubValues(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 	case "Query.interaction":
 		if e.ComplexityRoot.Query.Interaction == nil {
 			break
@@ -1103,6 +2131,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Node(childComplexity, args["id"].(string)), true
+	case "Query.previewDeleteProfileRule":
+		if e.ComplexityRoot.Query.PreviewDeleteProfileRule == nil {
+			break
+		}
+
+		args, err := ec.field_Query_previewDeleteProfileRule_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.PreviewDeleteProfileRule(childComplexity, args["id"].(string)), true
+	case "Query.previewProfileRule":
+		if e.ComplexityRoot.Query.PreviewProfileRule == nil {
+			break
+		}
+
+		args, err := ec.field_Query_previewProfileRule_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.PreviewProfileRule(childComplexity, args["input"].(ProfileRuleInput)), true
 	case "Query.profile":
 		if e.ComplexityRoot.Query.Profile == nil {
 			break
@@ -1135,19 +2185,36 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.ProfileConflicts(childComplexity, args["includeResolved"].(*bool), args["first"].(*int)), true
+		return e.ComplexityRoot.Query.ProfileConflicts(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 	case "Query.profileRules":
 		if e.ComplexityRoot.Query.ProfileRules == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Query.ProfileRules(childComplexity), true
+	case "Query.profileSuggestions":
+		if e.ComplexityRoot.Query.ProfileSuggestions == nil {
+			break
+		}
+
+		args, err := ec.field_Query_profileSuggestions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ProfileSuggestions(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 	case "Query.ruleEvaluation":
 		if e.ComplexityRoot.Query.RuleEvaluation == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Query.RuleEvaluation(childComplexity), true
+	case "Query.tenantSettings":
+		if e.ComplexityRoot.Query.TenantSettings == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.TenantSettings(childComplexity), true
 	case "Query.viewer":
 		if e.ComplexityRoot.Query.Viewer == nil {
 			break
@@ -1192,6 +2259,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RecordMessagePayload.UserErrors(childComplexity), true
+	case "RecordMessagePayload.warnings":
+		if e.ComplexityRoot.RecordMessagePayload.Warnings == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecordMessagePayload.Warnings(childComplexity), true
 
 	case "RelatedChange.interaction":
 		if e.ComplexityRoot.RelatedChange.Interaction == nil {
@@ -1218,6 +2291,80 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RelatedChange.Scope(childComplexity), true
 
+	case "ResolveConflictPayload.clientMutationId":
+		if e.ComplexityRoot.ResolveConflictPayload.ClientMutationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ResolveConflictPayload.ClientMutationID(childComplexity), true
+	case "ResolveConflictPayload.profiles":
+		if e.ComplexityRoot.ResolveConflictPayload.Profiles == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ResolveConflictPayload.Profiles(childComplexity), true
+	case "ResolveConflictPayload.userErrors":
+		if e.ComplexityRoot.ResolveConflictPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ResolveConflictPayload.UserErrors(childComplexity), true
+
+	case "RuleChangeSummary.contactsMoved":
+		if e.ComplexityRoot.RuleChangeSummary.ContactsMoved == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleChangeSummary.ContactsMoved(childComplexity), true
+	case "RuleChangeSummary.profilesCreated":
+		if e.ComplexityRoot.RuleChangeSummary.Created == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleChangeSummary.Created(childComplexity), true
+	case "RuleChangeSummary.profilesMerged":
+		if e.ComplexityRoot.RuleChangeSummary.Merged == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleChangeSummary.Merged(childComplexity), true
+	case "RuleChangeSummary.valuesQuarantined":
+		if e.ComplexityRoot.RuleChangeSummary.Quarantined == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleChangeSummary.Quarantined(childComplexity), true
+	case "RuleChangeSummary.profilesRemoved":
+		if e.ComplexityRoot.RuleChangeSummary.Removed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleChangeSummary.Removed(childComplexity), true
+	case "RuleChangeSummary.samples":
+		if e.ComplexityRoot.RuleChangeSummary.Samples == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleChangeSummary.Samples(childComplexity), true
+	case "RuleChangeSummary.profilesSplit":
+		if e.ComplexityRoot.RuleChangeSummary.Split == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleChangeSummary.Split(childComplexity), true
+	case "RuleChangeSummary.suggestionsCreated":
+		if e.ComplexityRoot.RuleChangeSummary.Suggestions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleChangeSummary.Suggestions(childComplexity), true
+	case "RuleChangeSummary.profilesUnchanged":
+		if e.ComplexityRoot.RuleChangeSummary.Unchanged == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleChangeSummary.Unchanged(childComplexity), true
+
 	case "RuleEvaluation.processed":
 		if e.ComplexityRoot.RuleEvaluation.Processed == nil {
 			break
@@ -1236,6 +2383,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RuleEvaluation.State(childComplexity), true
+	case "RuleEvaluation.summary":
+		if e.ComplexityRoot.RuleEvaluation.Summary == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleEvaluation.Summary(childComplexity), true
 	case "RuleEvaluation.total":
 		if e.ComplexityRoot.RuleEvaluation.Total == nil {
 			break
@@ -1249,6 +2402,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RuleEvaluation.UpdatedAt(childComplexity), true
 
+	case "RulePreview.contactsTouched":
+		if e.ComplexityRoot.RulePreview.Contacts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RulePreview.Contacts(childComplexity), true
+	case "RulePreview.partial":
+		if e.ComplexityRoot.RulePreview.Partial == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RulePreview.Partial(childComplexity), true
+	case "RulePreview.summary":
+		if e.ComplexityRoot.RulePreview.Summary == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RulePreview.Summary(childComplexity), true
+
 	case "Subscription.interactionUpdated":
 		if e.ComplexityRoot.Subscription.InteractionUpdated == nil {
 			break
@@ -1260,6 +2432,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.InteractionUpdated(childComplexity, args["id"].(string)), true
+	case "Subscription.interactionsChanged":
+		if e.ComplexityRoot.Subscription.InteractionsChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_interactionsChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.InteractionsChanged(childComplexity, args["status"].(*related.Status)), true
 	case "Subscription.relatedChanged":
 		if e.ComplexityRoot.Subscription.RelatedChanged == nil {
 			break
@@ -1271,6 +2454,38 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.RelatedChanged(childComplexity, args["interactionId"].(string)), true
+
+	case "TenantSettings.canonicalization":
+		if e.ComplexityRoot.TenantSettings.Canonicalization == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TenantSettings.Canonicalization(childComplexity), true
+	case "TenantSettings.defaultRegion":
+		if e.ComplexityRoot.TenantSettings.DefaultRegion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TenantSettings.DefaultRegion(childComplexity), true
+
+	case "TenantSettingsPayload.clientMutationId":
+		if e.ComplexityRoot.TenantSettingsPayload.ClientMutationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TenantSettingsPayload.ClientMutationID(childComplexity), true
+	case "TenantSettingsPayload.settings":
+		if e.ComplexityRoot.TenantSettingsPayload.Settings == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TenantSettingsPayload.Settings(childComplexity), true
+	case "TenantSettingsPayload.userErrors":
+		if e.ComplexityRoot.TenantSettingsPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TenantSettingsPayload.UserErrors(childComplexity), true
 
 	case "UserError.code":
 		if e.ComplexityRoot.UserError.Code == nil {
@@ -1290,6 +2505,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UserError.Message(childComplexity), true
+
+	case "UserWarning.code":
+		if e.ComplexityRoot.UserWarning.Code == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserWarning.Code(childComplexity), true
+	case "UserWarning.field":
+		if e.ComplexityRoot.UserWarning.Field == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserWarning.Field(childComplexity), true
+	case "UserWarning.message":
+		if e.ComplexityRoot.UserWarning.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserWarning.Message(childComplexity), true
 
 	case "Viewer.name":
 		if e.ComplexityRoot.Viewer.Name == nil {
@@ -1327,16 +2561,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("AttributeInput", ec.unmarshalInputAttributeInput),
 			graphql.NewInputUnmarshaler("CloseInteractionInput", ec.unmarshalInputCloseInteractionInput),
+			graphql.NewInputUnmarshaler("ConfirmSuggestionInput", ec.unmarshalInputConfirmSuggestionInput),
 			graphql.NewInputUnmarshaler("ContactInput", ec.unmarshalInputContactInput),
 			graphql.NewInputUnmarshaler("DeleteProfileRuleInput", ec.unmarshalInputDeleteProfileRuleInput),
+			graphql.NewInputUnmarshaler("DismissSuggestionInput", ec.unmarshalInputDismissSuggestionInput),
+			graphql.NewInputUnmarshaler("EraseContactInput", ec.unmarshalInputEraseContactInput),
+			graphql.NewInputUnmarshaler("EraseProfileInput", ec.unmarshalInputEraseProfileInput),
 			graphql.NewInputUnmarshaler("LinkContactInput", ec.unmarshalInputLinkContactInput),
 			graphql.NewInputUnmarshaler("MergeProfilesInput", ec.unmarshalInputMergeProfilesInput),
 			graphql.NewInputUnmarshaler("ProfileRuleInput", ec.unmarshalInputProfileRuleInput),
 			graphql.NewInputUnmarshaler("RecordMessageInput", ec.unmarshalInputRecordMessageInput),
 			graphql.NewInputUnmarshaler("RenameProfileInput", ec.unmarshalInputRenameProfileInput),
 			graphql.NewInputUnmarshaler("ReopenInteractionInput", ec.unmarshalInputReopenInteractionInput),
+			graphql.NewInputUnmarshaler("ResolveConflictInput", ec.unmarshalInputResolveConflictInput),
 			graphql.NewInputUnmarshaler("SetContactAttributesInput", ec.unmarshalInputSetContactAttributesInput),
 			graphql.NewInputUnmarshaler("SetPreferencesInput", ec.unmarshalInputSetPreferencesInput),
+			graphql.NewInputUnmarshaler("SetTenantSettingsInput", ec.unmarshalInputSetTenantSettingsInput),
+			graphql.NewInputUnmarshaler("SetValueQuarantineInput", ec.unmarshalInputSetValueQuarantineInput),
 			graphql.NewInputUnmarshaler("UnlinkContactInput", ec.unmarshalInputUnlinkContactInput),
 		)
 	}
@@ -1562,21 +2803,43 @@ type Queue implements Node {
   name: String!
 }
 
-"A customer's identity on one channel."
+"A customer's identity on one channel: one contact per (channel, canonical address)."
 type Contact implements Node {
   id: ID!
   channel: Channel!
-  "The channel's own identity: email address, phone number, visitor id, handle. Normalized."
+  """
+  The channel's own identity in canonical form: an email addr-spec (lower case, IDNA domain),
+  an E.164 phone number, or a web chat, Messenger, Instagram or Twitter id exactly as the
+  channel gave it (trimmed). An address that could not be understood is kept as given,
+  cleaned, with addressStatus UNPARSEABLE.
+  """
   address: String!
+  "Whether the address was understood; an UNPARSEABLE one links the contact to nobody."
+  addressStatus: AddressStatus!
   name: String
   attributes: [Attribute!]!
   "The profile the contact belongs to, or null."
   profile: Profile
 }
 
+"Whether a contact's address could be understood."
+enum AddressStatus {
+  "In the canonical form of its channel."
+  VALID
+  "Not understood (a malformed email address, a phone number without a country code and no default region): kept as given, linking nothing."
+  UNPARSEABLE
+}
+
+"A fact about a contact, such as a customer id a workflow looked up, with where it came from."
 type Attribute {
   key: String!
   value: String!
+  "ATTESTED when an admin or an integration vouched for it, CLAIMED when a customer typed it or an agent set it."
+  source: IdentifierSource!
+  "Who set it: an API key's name and role; null when unknown."
+  by: String
+  "When it was set; null when unknown."
+  setAt: Time
 }
 
 "A mistake in the caller's input. field is the path of the input field at fault."
@@ -1610,10 +2873,22 @@ type Query {
   profileByIdentifier(key: String!, value: String!): Profile
   "The tenant's linking rules, highest priority first."
   profileRules: [ProfileRule!]!
-  "Links the rules asked for and a guard refused, newest first: open ones, or all."
-  profileConflicts(includeResolved: Boolean = false, first: Int = 50): [ProfileConflict!]!
+  "Merges a rule's maxPerProfile refused, newest first, for an admin to resolve."
+  profileConflicts(first: Int, after: String, last: Int, before: String): ProfileConflictConnection!
+  "Profiles sharing values that may not merge them on their own, newest first, for an admin to confirm or dismiss."
+  profileSuggestions(first: Int, after: String, last: Int, before: String): ProfileSuggestionConnection!
+  "Values that link nothing because too many contacts hold them, and values an admin set a state for, latest change first."
+  hubValues(first: Int, after: String, last: Int, before: String): HubValueConnection!
+  "The tenant's settings."
+  tenantSettings: TenantSettings!
   "The progress of re-evaluating the tenant's contacts after its rules changed; null if never."
   ruleEvaluation: RuleEvaluation
+  "What upserting a rule would do to the tenant's profiles, without doing it (admin). Bounded by the operation timeout: past it the result is partial."
+  previewProfileRule(input: ProfileRuleInput!): RulePreview!
+  "What deleting a rule would do to the tenant's profiles, without doing it (admin)."
+  previewDeleteProfileRule(id: ID!): RulePreview!
+  "The tombstones of the tenant's erasures, newest first (admin)."
+  erasures(first: Int, after: String, last: Int, before: String): ErasureConnection!
   "The tenant's interactions, newest last message first: an agent's recent work."
   interactions(first: Int, after: String, last: Int, before: String, status: InteractionStatus): InteractionConnection!
 }
@@ -1636,6 +2911,24 @@ type Mutation {
   mergeProfiles(input: MergeProfilesInput!): ProfilePayload!
   "Name a profile; an empty name returns to the automatic one."
   renameProfile(input: RenameProfileInput!): ProfilePayload!
+  "Merge the two profiles of a suggestion."
+  confirmSuggestion(input: ConfirmSuggestionInput!): ConfirmSuggestionPayload!
+  "Keep the two profiles of a suggestion apart for good."
+  dismissSuggestion(input: DismissSuggestionInput!): DismissSuggestionPayload!
+  "Keep a conflict's profiles apart for good, or merge them past the limit."
+  resolveConflict(input: ResolveConflictInput!): ResolveConflictPayload!
+  "Block a value for good, allow it whatever its count, or return it to automatic quarantine."
+  setValueQuarantine(input: SetValueQuarantineInput!): HubValuePayload!
+  "Change the tenant's settings; a new default region canonicalizes its contacts' phone numbers in the background."
+  setTenantSettings(input: SetTenantSettingsInput!): TenantSettingsPayload!
+  """
+  Erase every contact of a profile and everything about them on every channel: interactions,
+  messages, attributes, identifiers, links, suggestions, conflicts and history (admin). What
+  remains is a tombstone without personal data; every erased id then reads as not found.
+  """
+  eraseProfile(input: EraseProfileInput!): ErasePayload!
+  "Erase one contact and everything about it, as eraseProfile does (admin)."
+  eraseContact(input: EraseContactInput!): ErasePayload!
 }
 
 input RecordMessageInput {
@@ -1664,6 +2957,12 @@ input ContactInput {
 input AttributeInput {
   key: String!
   value: String!
+  """
+  The caller vouches for the value (a login the website verified, a CRM's customer id): only
+  ATTESTED values merge profiles under an ATTESTED rule. Only admin and integration keys may
+  attest; for others it is a userError.
+  """
+  attested: Boolean
 }
 
 input CloseInteractionInput {
@@ -1688,7 +2987,18 @@ type RecordMessagePayload {
   interaction: Interaction
   message: Message
   userErrors: [UserError!]!
+  "What the caller should fix that did not stop the write, such as an address that was not understood."
+  warnings: [UserWarning!]!
   clientMutationId: String
+}
+
+"Something in the caller's input worth fixing that did not stop the write: the write is done."
+type UserWarning {
+  "The path of the input field concerned."
+  field: [String!]
+  message: String!
+  "What kind of warning: UNPARSEABLE_ADDRESS."
+  code: String!
 }
 
 type InteractionPayload {
@@ -1706,27 +3016,64 @@ type PreferencesPayload {
   userErrors: [UserError!]!
 }
 
-# --- Profiles (issue 3) --------------------------------------------------
+# --- Profiles (issues 3 and 11) -------------------------------------------
+#
+# A tenant's profiles are a function of its facts: its contacts with the
+# values they hold (each ATTESTED or CLAIMED), its rules, its admins'
+# decisions (merges, links, unlinks, dismissed suggestions) and its
+# quarantined values. The same facts in any order give the same profiles
+# with the same ids.
 
-"One customer across channels: the contacts that shared identifiers link."
+"""
+One customer across channels: the contacts that shared trusted identifiers, or that an admin
+joined, link. Its id follows it: an id of a profile that merged into another leads there.
+"""
 type Profile implements Node {
   id: ID!
-  "What the profile bar shows: the name an admin gave, else the value of the highest-priority identifier."
+  """
+  What the profile bar shows: the name an admin gave it, else the person's name its contacts
+  carry, else the value of its highest-priority attested identifier.
+  """
   name: String!
   "The channels of its contacts, distinct, in a stable order."
   channels: [Channel!]!
+  "The identifiers its contacts hold, each ATTESTED when any contact holds it attested."
   identifiers: [Identifier!]!
   contacts: [Contact!]!
   "Its interactions across channels, newest last message first."
   interactions(first: Int, after: String, last: Int, before: String): InteractionConnection!
-  "Why each contact is here."
+  "Why each contact is here: the values it holds (with where they came from) and manual links."
   links: [ProfileLink!]!
+  "Other profiles sharing a value with this one that may not merge on their own: a person decides."
+  suggestions: [ProfileSuggestion!]!
+  "Merges with other profiles that a rule's maxPerProfile refused."
+  conflicts: [ProfileConflict!]!
+  "What happened to the profile, newest first: links, merges, splits, suggestions and decisions."
+  history(first: Int, after: String, last: Int, before: String): ProfileEventConnection!
 }
 
 "A normalized value of a rule's attribute."
 type Identifier {
   key: String!
   value: String!
+  "On a profile: ATTESTED when any of its contacts holds the value attested, else CLAIMED. Null elsewhere."
+  source: IdentifierSource
+}
+
+"How much a value can be trusted."
+enum IdentifierSource {
+  "Vouched for: the address an email came from, the number a call came from, a value an admin or an integration attested."
+  ATTESTED
+  "Said: typed by a customer, or set by an agent."
+  CLAIMED
+}
+
+"Who made a change."
+type Actor {
+  "An API key's name, or what acted on its own (rules, a channel)."
+  name: String!
+  "The key's role; null for the gateway itself."
+  role: String
 }
 
 "Why a contact belongs to a profile."
@@ -1736,38 +3083,63 @@ type ProfileLink {
   "For RULE links: the identifier that linked it."
   key: String
   value: String
-  "ATTESTED when the channel vouches for the value (a sender's address), CLAIMED when someone said so."
+  "For RULE links: ATTESTED when the channel or a trusted caller vouches for the value, CLAIMED when someone said so."
   source: String
-  "Who made the link: rule, or the API key of an admin."
+  "Who made the link, in words: a key's name and role, or a channel."
   by: String
+  "Who made the link."
+  actor: Actor!
+  "The interaction whose write brought the value, if any."
+  interaction: Interaction
+  "For RULE links: the rule that made the value an identifier."
+  rule: ProfileRule
   linkedAt: Time!
 }
 
+"Why a contact is in a profile."
 enum LinkReason {
+  "It holds an identifier a rule links by."
   RULE
+  "An admin put it there (a manual link, a merge, a confirmed suggestion)."
   MANUAL
 }
 
 "A rule that links contacts sharing a value of one attribute."
 type ProfileRule implements Node {
   id: ID!
+  "The attribute whose values link: email, phone, customerId, or any name a tenant uses."
   attribute: String!
   normalizer: Normalizer!
   enabled: Boolean!
-  "The highest-priority identifier names a profile."
+  "The highest-priority identifier names a profile, and its links are taken first."
   priority: Int!
   "At most this many values of the attribute in one profile; a merge past it becomes a conflict."
   maxPerProfile: Int
   "Normalized values and * patterns (such as noreply@*) that never link."
   blockedValues: [String!]!
-  "For PHONE: the ISO region of numbers written without a country code."
+  "For PHONE: the ISO region of numbers written without a country code (else the tenant's)."
   defaultRegion: String
+  "Which shared values merge profiles on their own; the others suggest."
+  autoMerge: AutoMerge!
+  "A value more contacts than this hold (a shared mailbox) is quarantined: it links nothing. Null: no bound."
+  maxContactsPerValue: Int
 }
 
+"How a rule's shared values may merge profiles."
+enum AutoMerge {
+  "Only through values attested on both sides; a claimed one suggests. The default of email and phone rules."
+  ATTESTED
+  "Through any value except one an agent set. The default of other rules."
+  ANY
+  "Never: shared values only suggest. The default of order numbers, which buyers and recipients share."
+  NEVER
+}
+
+"How a rule compares values."
 enum Normalizer {
-  "Trim and lower-case; nothing else, so distinct mailboxes stay distinct."
+  "The addr-spec of an address or sender: local part lower-cased, domain in IDNA form; dots and plus tags kept."
   EMAIL
-  "E.164, parsed with the rule's default region."
+  "E.164, parsed with the rule's default region, else the tenant's."
   PHONE
   "Trimmed, compared exactly."
   EXACT
@@ -1775,28 +3147,279 @@ enum Normalizer {
   CASE_INSENSITIVE
 }
 
-"A link the rules asked for and a guard refused."
-type ProfileConflict {
+"Two profiles sharing a value that may not merge them on its own: a person confirms or dismisses."
+type ProfileSuggestion implements Node {
   id: ID!
-  key: String!
-  value: String!
-  "MAX_PER_PROFILE or DO_NOT_LINK."
-  reason: String!
-  "The profiles that would have been joined."
+  "The two profiles, as they are now."
   profiles: [Profile!]!
+  "The contact on each side holding the value, in the order of profiles."
+  contacts: [Contact!]!
+  "The shared value."
+  identifier: Identifier!
+  "Its trust on each side, in the order of profiles."
+  sources: [IdentifierSource!]!
+  "Why it did not merge."
+  reason: PairReason!
+  "Why, in words."
+  explanation: String!
+  createdAt: Time!
+}
+
+"A merge the rules asked for and a rule's maxPerProfile refused."
+type ProfileConflict implements Node {
+  id: ID!
+  "The shared value."
+  identifier: Identifier!
+  "The shared value's key."
+  key: String!
+  "The shared value."
+  value: String!
+  "MAX_PER_PROFILE."
+  reason: String!
+  "The profiles that would have been joined, as they are now."
+  profiles: [Profile!]!
+  "The contacts whose shared value asked for the merge."
+  contacts: [Contact!]!
+  "The first of contacts."
   contact: Contact
   createdAt: Time!
-  resolvedAt: Time
+  "Always null: a resolved conflict is gone (see the profiles' history)."
+  resolvedAt: Time @deprecated(reason: "A resolved conflict no longer exists; its resolution is in Profile.history.")
+}
+
+"Why a shared value did not merge two profiles."
+enum PairReason {
+  "The rule merges only attested values, and the value is claimed on at least one side."
+  CLAIMED
+  "An agent set the value on at least one side; agents never merge profiles."
+  AGENT_SET
+  "The rule never merges (autoMerge NEVER)."
+  NEVER_MERGES
+  "The merge would give a profile more values of the key than the rule's maxPerProfile."
+  MAX_PER_PROFILE
+}
+
+"How an admin resolves a conflict."
+enum ConflictAction {
+  "Keep the two profiles apart for good."
+  KEEP_APART
+  "Merge them past the rule's limit."
+  MERGE
+}
+
+"A value that links nothing because too many contacts hold it, or whose state an admin set."
+type HubValue {
+  "The rule whose value it is."
+  rule: ProfileRule!
+  key: String!
+  "The normalized value."
+  value: String!
+  "How many contacts hold it."
+  contactCount: Int!
+  "What an admin decided: AUTOMATIC (quarantined past the rule's maxContactsPerValue), BLOCKED or ALLOWED."
+  state: ValueQuarantine!
+  "Whether it links nothing now."
+  quarantined: Boolean!
+  updatedAt: Time!
+}
+
+"An admin's decision about one value of a rule."
+enum ValueQuarantine {
+  "Quarantined while more contacts than the rule's maxContactsPerValue hold it."
+  AUTOMATIC
+  "Never links."
+  BLOCKED
+  "Links however many contacts hold it."
+  ALLOWED
+}
+
+"One entry of a profile's history."
+type ProfileEvent {
+  "An opaque id, unique per entry."
+  id: ID!
+  kind: ProfileEventKind!
+  at: Time!
+  "Who did it: a key's name and role, or rules."
+  actor: Actor!
+  "The value concerned, if one is."
+  identifier: Identifier
+  "The profiles involved, as they are now (MERGED: the result first; SPLIT: the parts)."
+  profiles: [Profile!]!
+  "The contact concerned, if one is."
+  contact: Contact
+}
+
+"What happened to a profile."
+enum ProfileEventKind {
+  "A contact joined the profile, or made it."
+  LINKED
+  "A contact left the profile."
+  UNLINKED
+  "Profiles became one."
+  MERGED
+  "The profile became several."
+  SPLIT
+  "A shared value suggests a merge (or a limit refused one)."
+  SUGGESTED
+  "An admin confirmed a suggestion or merged a conflict."
+  CONFIRMED
+  "An admin kept two profiles apart."
+  DISMISSED
+  "A value stopped linking: too many contacts hold it, or an admin blocked it."
+  QUARANTINED
+  "A quarantined value links again."
+  RELEASED
+  "An admin named the profile."
+  RENAMED
+}
+
+"Progress of a background job over a tenant's contacts."
+enum JobState {
+  "Working through the contacts."
+  RUNNING
+  "Finished."
+  DONE
 }
 
 "Progress of re-evaluating a tenant's contacts after a rule change."
 type RuleEvaluation {
-  "RUNNING or DONE."
-  state: String!
+  state: JobState!
+  "Contacts re-evaluated so far."
   processed: Int!
+  "Contacts to re-evaluate in all (those added since are counted as they come)."
   total: Int!
+  "What the run changed so far."
+  summary: RuleChangeSummary!
   startedAt: Time!
   updatedAt: Time!
+}
+
+"What a change of rules does, or would do, to a tenant's profiles."
+type RuleChangeSummary {
+  "Profiles made of the contacts of several earlier ones."
+  profilesMerged: Int!
+  "Earlier profiles whose contacts are now in several."
+  profilesSplit: Int!
+  "Profiles of contacts that had none."
+  profilesCreated: Int!
+  "Earlier profiles none of whose contacts is in a profile any more."
+  profilesRemoved: Int!
+  "Profiles with the same id and contacts as before (among those the change touches)."
+  profilesUnchanged: Int!
+  "Contacts whose profile changes."
+  contactsMoved: Int!
+  "Values that newly link nothing because too many contacts hold them."
+  valuesQuarantined: Int!
+  "New suggestions and conflicts."
+  suggestionsCreated: Int!
+  "Up to 20 of the changes, before and after."
+  samples: [ProfileChange!]!
+}
+
+"One change of profiles: the profiles its contacts were in, and the ones they are in after."
+type ProfileChange {
+  before: [ProfileSnapshot!]!
+  after: [ProfileSnapshot!]!
+}
+
+"A profile as a preview shows it: as it is, or as it would be."
+type ProfileSnapshot {
+  "Its global id: a profile that exists, or the id it would have."
+  id: ID!
+  name: String!
+  contacts: [ContactSnapshot!]!
+  identifiers: [Identifier!]!
+}
+
+"A contact as a preview shows it."
+type ContactSnapshot {
+  id: ID!
+  channel: Channel!
+  address: String!
+  name: String
+}
+
+"What a rule change would do, decided without changing anything: exactly what the change then does."
+type RulePreview {
+  summary: RuleChangeSummary!
+  "Contacts holding a value of the rule's attribute, under the rules now or after."
+  contactsTouched: Int!
+  "The preview ran out of time: the counts are of the profiles it got to."
+  partial: Boolean!
+}
+
+"A tenant's own settings."
+type TenantSettings {
+  """
+  The ISO 3166 region of phone numbers written without a country code ("GB": 07400 123456 is
+  +447400123456). Null: only numbers with a country code are understood.
+  """
+  defaultRegion: String
+  "Progress of bringing the contacts' addresses to canonical form after the region changed (or an upgrade); null if never."
+  canonicalization: Canonicalization
+}
+
+"Progress of bringing a tenant's contact addresses to canonical form, merging contacts that are one."
+type Canonicalization {
+  state: JobState!
+  processed: Int!
+  total: Int!
+  "Contacts merged into another with the same canonical address."
+  merged: Int!
+  startedAt: Time!
+  updatedAt: Time!
+}
+
+"A page of suggestions."
+type ProfileSuggestionConnection {
+  edges: [ProfileSuggestionEdge!]!
+  pageInfo: PageInfo!
+  "How many open suggestions there are in all."
+  totalCount: Int!
+}
+
+"A suggestion in a page."
+type ProfileSuggestionEdge {
+  cursor: String!
+  node: ProfileSuggestion!
+}
+
+"A page of conflicts."
+type ProfileConflictConnection {
+  edges: [ProfileConflictEdge!]!
+  pageInfo: PageInfo!
+  "How many open conflicts there are in all."
+  totalCount: Int!
+}
+
+"A conflict in a page."
+type ProfileConflictEdge {
+  cursor: String!
+  node: ProfileConflict!
+}
+
+"A page of a profile's history."
+type ProfileEventConnection {
+  edges: [ProfileEventEdge!]!
+  pageInfo: PageInfo!
+}
+
+"An entry in a page of history."
+type ProfileEventEdge {
+  cursor: String!
+  node: ProfileEvent!
+}
+
+"A page of hub values."
+type HubValueConnection {
+  edges: [HubValueEdge!]!
+  pageInfo: PageInfo!
+}
+
+"A hub value in a page."
+type HubValueEdge {
+  cursor: String!
+  node: HubValue!
 }
 
 input ProfileRuleInput {
@@ -1809,6 +3432,10 @@ input ProfileRuleInput {
   maxPerProfile: Int
   blockedValues: [String!]
   defaultRegion: String
+  "Omitted on create: ATTESTED for EMAIL and PHONE rules, NEVER for order numbers, else ANY."
+  autoMerge: AutoMerge
+  "Omitted on create: 10. 0: no bound."
+  maxContactsPerValue: Int
 }
 
 input DeleteProfileRuleInput {
@@ -1824,6 +3451,7 @@ input UnlinkContactInput {
   contactId: ID!
 }
 
+"Merge two profiles: the result keeps intoId and into's name; fromId leads to it."
 input MergeProfilesInput {
   intoId: ID!
   fromId: ID!
@@ -1832,6 +3460,41 @@ input MergeProfilesInput {
 input RenameProfileInput {
   id: ID!
   name: String!
+}
+
+"Confirm a suggestion: its two profiles merge."
+input ConfirmSuggestionInput {
+  id: ID!
+  clientMutationId: String
+}
+
+"Dismiss a suggestion: its two profiles are kept apart for good."
+input DismissSuggestionInput {
+  id: ID!
+  clientMutationId: String
+}
+
+"Resolve a conflict."
+input ResolveConflictInput {
+  id: ID!
+  action: ConflictAction!
+  clientMutationId: String
+}
+
+"Set an admin's state for one value of a rule."
+input SetValueQuarantineInput {
+  ruleId: ID!
+  "The value, normalized by the rule first."
+  value: String!
+  state: ValueQuarantine!
+  clientMutationId: String
+}
+
+"Change the tenant's settings; omitted fields keep their values."
+input SetTenantSettingsInput {
+  "An ISO 3166 region code such as GB or US; an empty string removes it."
+  defaultRegion: String
+  clientMutationId: String
 }
 
 type ProfilePayload {
@@ -1849,6 +3512,104 @@ type DeleteProfileRulePayload {
   userErrors: [UserError!]!
 }
 
+"The result of confirmSuggestion."
+type ConfirmSuggestionPayload {
+  "The merged profile."
+  profile: Profile
+  userErrors: [UserError!]!
+  clientMutationId: String
+}
+
+"The result of dismissSuggestion."
+type DismissSuggestionPayload {
+  "The dismissed suggestion's id."
+  dismissedId: ID
+  userErrors: [UserError!]!
+  clientMutationId: String
+}
+
+"The result of resolveConflict."
+type ResolveConflictPayload {
+  "The profiles as the action left them: one after MERGE, two after KEEP_APART."
+  profiles: [Profile!]!
+  userErrors: [UserError!]!
+  clientMutationId: String
+}
+
+"The result of setValueQuarantine."
+type HubValuePayload {
+  hubValue: HubValue
+  userErrors: [UserError!]!
+  clientMutationId: String
+}
+
+"What remains of an erasure: when, who, why and how much, without personal data."
+type Erasure {
+  "An opaque id of the erasure."
+  id: ID!
+  subject: ErasureSubject!
+  "Why, as the admin gave it."
+  reason: String!
+  actor: Actor!
+  at: Time!
+  "Contacts erased."
+  contacts: Int!
+  "Interactions erased."
+  interactions: Int!
+  "Messages erased."
+  messages: Int!
+}
+
+"What an erasure erased."
+enum ErasureSubject {
+  "Every contact of a profile."
+  PROFILE
+  "One contact."
+  CONTACT
+}
+
+"A page of erasures."
+type ErasureConnection {
+  edges: [ErasureEdge!]!
+  pageInfo: PageInfo!
+}
+
+"An erasure in a page."
+type ErasureEdge {
+  cursor: String!
+  node: Erasure!
+}
+
+"Erase a person: every contact of a profile."
+input EraseProfileInput {
+  id: ID!
+  "Why (a request's reference, say); kept in the tombstone, so it should hold no personal data."
+  reason: String!
+  clientMutationId: String
+}
+
+"Erase one contact."
+input EraseContactInput {
+  id: ID!
+  "Why; kept in the tombstone, so it should hold no personal data."
+  reason: String!
+  clientMutationId: String
+}
+
+"The result of an erasure."
+type ErasePayload {
+  erasure: Erasure
+  userErrors: [UserError!]!
+  clientMutationId: String
+}
+
+"The result of setTenantSettings."
+type TenantSettingsPayload {
+  settings: TenantSettings
+  userErrors: [UserError!]!
+  clientMutationId: String
+}
+
 # --- Live updates (issue 4) ---------------------------------------------
 
 "Live updates over WebSocket (graphql-transport-ws, or the legacy graphql-ws) or SSE."
@@ -1857,17 +3618,53 @@ type Subscription {
   relatedChanged(interactionId: ID!): RelatedChange!
   "The interaction after each committed change to it."
   interactionUpdated(id: ID!): Interaction!
+  """
+  The tenant's interaction list, live: a change for every committed write of an interaction
+  (a new one, a message, a close, a reopen, a queue change), in commit order, as
+  Query.interactions lists them with the same status filter (omitted: every status). An agent's
+  inbox is interactionsChanged(status: OPEN) beside interactions(status: OPEN). Each API key may
+  hold a few of these open (relatedd serve --max-list-subscriptions, 10 by default), within its
+  overall subscription cap; one more is refused with TOO_MANY_SUBSCRIPTIONS. A client that loses
+  the stream (a reconnect, TOO_SLOW) refetches the list.
+  """
+  interactionsChanged(status: InteractionStatus): InteractionListChange!
 }
 
 "One change of a Related panel."
 type RelatedChange {
   kind: RelatedChangeKind!
-  "The interaction that changed, as it is now."
+  "The interaction that changed, as it is now; null when it was erased (REMOVED)."
   interaction: Interaction
   "The panel's scope after the change."
   scope: RelatedScope!
   "The global id of the interaction that changed: the row to add, update or remove."
   interactionId: ID!
+}
+
+"One change of the tenant's interaction list."
+type InteractionListChange {
+  kind: InteractionListChangeKind!
+  "The interaction that changed, as it is now; null when it was erased (REMOVED)."
+  interaction: Interaction
+  "The global id of the interaction that changed: the row to add, move or remove."
+  interactionId: ID!
+}
+
+"""
+How an interaction list changed. A write does not say what the interaction was before it, so
+UPDATED may bring an interaction the client does not show yet, and REMOVED one it never showed.
+"""
+enum InteractionListChangeKind {
+  "A new interaction that matches the list's filter: add it, at the top."
+  ADDED
+  """
+  An interaction that matches the filter changed: move it to its place by last message (the top
+  for a new message), or add it when not shown (it has just entered the list: a reopen into OPEN,
+  a close into CLOSED).
+  """
+  UPDATED
+  "An interaction changed and no longer matches the filter (a close, for OPEN): remove it if shown."
+  REMOVED
 }
 
 enum RelatedChangeKind {
@@ -1886,14 +3683,60 @@ var parsedSchema = gqlparser.MustLoadSchema(sources...)
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
 
+func (ec *executionContext) childFields_Actor(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_Actor_name(ctx, field)
+	case "role":
+		return ec.fieldContext_Actor_role(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Actor", field.Name)
+}
+
 func (ec *executionContext) childFields_Attribute(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "key":
 		return ec.fieldContext_Attribute_key(ctx, field)
 	case "value":
 		return ec.fieldContext_Attribute_value(ctx, field)
+	case "source":
+		return ec.fieldContext_Attribute_source(ctx, field)
+	case "by":
+		return ec.fieldContext_Attribute_by(ctx, field)
+	case "setAt":
+		return ec.fieldContext_Attribute_setAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Attribute", field.Name)
+}
+
+func (ec *executionContext) childFields_Canonicalization(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "state":
+		return ec.fieldContext_Canonicalization_state(ctx, field)
+	case "processed":
+		return ec.fieldContext_Canonicalization_processed(ctx, field)
+	case "total":
+		return ec.fieldContext_Canonicalization_total(ctx, field)
+	case "merged":
+		return ec.fieldContext_Canonicalization_merged(ctx, field)
+	case "startedAt":
+		return ec.fieldContext_Canonicalization_startedAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Canonicalization_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Canonicalization", field.Name)
+}
+
+func (ec *executionContext) childFields_ConfirmSuggestionPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "profile":
+		return ec.fieldContext_ConfirmSuggestionPayload_profile(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_ConfirmSuggestionPayload_userErrors(ctx, field)
+	case "clientMutationId":
+		return ec.fieldContext_ConfirmSuggestionPayload_clientMutationId(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ConfirmSuggestionPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_Contact(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1904,6 +3747,8 @@ func (ec *executionContext) childFields_Contact(ctx context.Context, field graph
 		return ec.fieldContext_Contact_channel(ctx, field)
 	case "address":
 		return ec.fieldContext_Contact_address(ctx, field)
+	case "addressStatus":
+		return ec.fieldContext_Contact_addressStatus(ctx, field)
 	case "name":
 		return ec.fieldContext_Contact_name(ctx, field)
 	case "attributes":
@@ -1924,6 +3769,20 @@ func (ec *executionContext) childFields_ContactPayload(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type ContactPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_ContactSnapshot(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_ContactSnapshot_id(ctx, field)
+	case "channel":
+		return ec.fieldContext_ContactSnapshot_channel(ctx, field)
+	case "address":
+		return ec.fieldContext_ContactSnapshot_address(ctx, field)
+	case "name":
+		return ec.fieldContext_ContactSnapshot_name(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ContactSnapshot", field.Name)
+}
+
 func (ec *executionContext) childFields_DeleteProfileRulePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "deletedId":
@@ -1934,12 +3793,132 @@ func (ec *executionContext) childFields_DeleteProfileRulePayload(ctx context.Con
 	return nil, fmt.Errorf("no field named %q was found under type DeleteProfileRulePayload", field.Name)
 }
 
+func (ec *executionContext) childFields_DismissSuggestionPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "dismissedId":
+		return ec.fieldContext_DismissSuggestionPayload_dismissedId(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_DismissSuggestionPayload_userErrors(ctx, field)
+	case "clientMutationId":
+		return ec.fieldContext_DismissSuggestionPayload_clientMutationId(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DismissSuggestionPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_ErasePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "erasure":
+		return ec.fieldContext_ErasePayload_erasure(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_ErasePayload_userErrors(ctx, field)
+	case "clientMutationId":
+		return ec.fieldContext_ErasePayload_clientMutationId(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ErasePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_Erasure(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Erasure_id(ctx, field)
+	case "subject":
+		return ec.fieldContext_Erasure_subject(ctx, field)
+	case "reason":
+		return ec.fieldContext_Erasure_reason(ctx, field)
+	case "actor":
+		return ec.fieldContext_Erasure_actor(ctx, field)
+	case "at":
+		return ec.fieldContext_Erasure_at(ctx, field)
+	case "contacts":
+		return ec.fieldContext_Erasure_contacts(ctx, field)
+	case "interactions":
+		return ec.fieldContext_Erasure_interactions(ctx, field)
+	case "messages":
+		return ec.fieldContext_Erasure_messages(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Erasure", field.Name)
+}
+
+func (ec *executionContext) childFields_ErasureConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_ErasureConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_ErasureConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ErasureConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_ErasureEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_ErasureEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_ErasureEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ErasureEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_HubValue(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "rule":
+		return ec.fieldContext_HubValue_rule(ctx, field)
+	case "key":
+		return ec.fieldContext_HubValue_key(ctx, field)
+	case "value":
+		return ec.fieldContext_HubValue_value(ctx, field)
+	case "contactCount":
+		return ec.fieldContext_HubValue_contactCount(ctx, field)
+	case "state":
+		return ec.fieldContext_HubValue_state(ctx, field)
+	case "quarantined":
+		return ec.fieldContext_HubValue_quarantined(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_HubValue_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HubValue", field.Name)
+}
+
+func (ec *executionContext) childFields_HubValueConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_HubValueConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_HubValueConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HubValueConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_HubValueEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_HubValueEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_HubValueEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HubValueEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_HubValuePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "hubValue":
+		return ec.fieldContext_HubValuePayload_hubValue(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_HubValuePayload_userErrors(ctx, field)
+	case "clientMutationId":
+		return ec.fieldContext_HubValuePayload_clientMutationId(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HubValuePayload", field.Name)
+}
+
 func (ec *executionContext) childFields_Identifier(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "key":
 		return ec.fieldContext_Identifier_key(ctx, field)
 	case "value":
 		return ec.fieldContext_Identifier_value(ctx, field)
+	case "source":
+		return ec.fieldContext_Identifier_source(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Identifier", field.Name)
 }
@@ -2000,6 +3979,18 @@ func (ec *executionContext) childFields_InteractionEdge(ctx context.Context, fie
 		return ec.fieldContext_InteractionEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type InteractionEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_InteractionListChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_InteractionListChange_kind(ctx, field)
+	case "interaction":
+		return ec.fieldContext_InteractionListChange_interaction(ctx, field)
+	case "interactionId":
+		return ec.fieldContext_InteractionListChange_interactionId(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type InteractionListChange", field.Name)
 }
 
 func (ec *executionContext) childFields_InteractionPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2102,14 +4093,32 @@ func (ec *executionContext) childFields_Profile(ctx context.Context, field graph
 		return ec.fieldContext_Profile_interactions(ctx, field)
 	case "links":
 		return ec.fieldContext_Profile_links(ctx, field)
+	case "suggestions":
+		return ec.fieldContext_Profile_suggestions(ctx, field)
+	case "conflicts":
+		return ec.fieldContext_Profile_conflicts(ctx, field)
+	case "history":
+		return ec.fieldContext_Profile_history(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Profile", field.Name)
+}
+
+func (ec *executionContext) childFields_ProfileChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "before":
+		return ec.fieldContext_ProfileChange_before(ctx, field)
+	case "after":
+		return ec.fieldContext_ProfileChange_after(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileChange", field.Name)
 }
 
 func (ec *executionContext) childFields_ProfileConflict(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
 		return ec.fieldContext_ProfileConflict_id(ctx, field)
+	case "identifier":
+		return ec.fieldContext_ProfileConflict_identifier(ctx, field)
 	case "key":
 		return ec.fieldContext_ProfileConflict_key(ctx, field)
 	case "value":
@@ -2118,6 +4127,8 @@ func (ec *executionContext) childFields_ProfileConflict(ctx context.Context, fie
 		return ec.fieldContext_ProfileConflict_reason(ctx, field)
 	case "profiles":
 		return ec.fieldContext_ProfileConflict_profiles(ctx, field)
+	case "contacts":
+		return ec.fieldContext_ProfileConflict_contacts(ctx, field)
 	case "contact":
 		return ec.fieldContext_ProfileConflict_contact(ctx, field)
 	case "createdAt":
@@ -2126,6 +4137,68 @@ func (ec *executionContext) childFields_ProfileConflict(ctx context.Context, fie
 		return ec.fieldContext_ProfileConflict_resolvedAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ProfileConflict", field.Name)
+}
+
+func (ec *executionContext) childFields_ProfileConflictConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_ProfileConflictConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_ProfileConflictConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_ProfileConflictConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileConflictConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_ProfileConflictEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_ProfileConflictEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_ProfileConflictEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileConflictEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_ProfileEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_ProfileEvent_id(ctx, field)
+	case "kind":
+		return ec.fieldContext_ProfileEvent_kind(ctx, field)
+	case "at":
+		return ec.fieldContext_ProfileEvent_at(ctx, field)
+	case "actor":
+		return ec.fieldContext_ProfileEvent_actor(ctx, field)
+	case "identifier":
+		return ec.fieldContext_ProfileEvent_identifier(ctx, field)
+	case "profiles":
+		return ec.fieldContext_ProfileEvent_profiles(ctx, field)
+	case "contact":
+		return ec.fieldContext_ProfileEvent_contact(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_ProfileEventConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_ProfileEventConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_ProfileEventConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileEventConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_ProfileEventEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_ProfileEventEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_ProfileEventEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileEventEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_ProfileLink(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2142,6 +4215,12 @@ func (ec *executionContext) childFields_ProfileLink(ctx context.Context, field g
 		return ec.fieldContext_ProfileLink_source(ctx, field)
 	case "by":
 		return ec.fieldContext_ProfileLink_by(ctx, field)
+	case "actor":
+		return ec.fieldContext_ProfileLink_actor(ctx, field)
+	case "interaction":
+		return ec.fieldContext_ProfileLink_interaction(ctx, field)
+	case "rule":
+		return ec.fieldContext_ProfileLink_rule(ctx, field)
 	case "linkedAt":
 		return ec.fieldContext_ProfileLink_linkedAt(ctx, field)
 	}
@@ -2176,6 +4255,10 @@ func (ec *executionContext) childFields_ProfileRule(ctx context.Context, field g
 		return ec.fieldContext_ProfileRule_blockedValues(ctx, field)
 	case "defaultRegion":
 		return ec.fieldContext_ProfileRule_defaultRegion(ctx, field)
+	case "autoMerge":
+		return ec.fieldContext_ProfileRule_autoMerge(ctx, field)
+	case "maxContactsPerValue":
+		return ec.fieldContext_ProfileRule_maxContactsPerValue(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ProfileRule", field.Name)
 }
@@ -2188,6 +4271,64 @@ func (ec *executionContext) childFields_ProfileRulePayload(ctx context.Context, 
 		return ec.fieldContext_ProfileRulePayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ProfileRulePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_ProfileSnapshot(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_ProfileSnapshot_id(ctx, field)
+	case "name":
+		return ec.fieldContext_ProfileSnapshot_name(ctx, field)
+	case "contacts":
+		return ec.fieldContext_ProfileSnapshot_contacts(ctx, field)
+	case "identifiers":
+		return ec.fieldContext_ProfileSnapshot_identifiers(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileSnapshot", field.Name)
+}
+
+func (ec *executionContext) childFields_ProfileSuggestion(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_ProfileSuggestion_id(ctx, field)
+	case "profiles":
+		return ec.fieldContext_ProfileSuggestion_profiles(ctx, field)
+	case "contacts":
+		return ec.fieldContext_ProfileSuggestion_contacts(ctx, field)
+	case "identifier":
+		return ec.fieldContext_ProfileSuggestion_identifier(ctx, field)
+	case "sources":
+		return ec.fieldContext_ProfileSuggestion_sources(ctx, field)
+	case "reason":
+		return ec.fieldContext_ProfileSuggestion_reason(ctx, field)
+	case "explanation":
+		return ec.fieldContext_ProfileSuggestion_explanation(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_ProfileSuggestion_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileSuggestion", field.Name)
+}
+
+func (ec *executionContext) childFields_ProfileSuggestionConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_ProfileSuggestionConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_ProfileSuggestionConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_ProfileSuggestionConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileSuggestionConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_ProfileSuggestionEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_ProfileSuggestionEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_ProfileSuggestionEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProfileSuggestionEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_Queue(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2208,6 +4349,8 @@ func (ec *executionContext) childFields_RecordMessagePayload(ctx context.Context
 		return ec.fieldContext_RecordMessagePayload_message(ctx, field)
 	case "userErrors":
 		return ec.fieldContext_RecordMessagePayload_userErrors(ctx, field)
+	case "warnings":
+		return ec.fieldContext_RecordMessagePayload_warnings(ctx, field)
 	case "clientMutationId":
 		return ec.fieldContext_RecordMessagePayload_clientMutationId(ctx, field)
 	}
@@ -2228,6 +4371,42 @@ func (ec *executionContext) childFields_RelatedChange(ctx context.Context, field
 	return nil, fmt.Errorf("no field named %q was found under type RelatedChange", field.Name)
 }
 
+func (ec *executionContext) childFields_ResolveConflictPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "profiles":
+		return ec.fieldContext_ResolveConflictPayload_profiles(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_ResolveConflictPayload_userErrors(ctx, field)
+	case "clientMutationId":
+		return ec.fieldContext_ResolveConflictPayload_clientMutationId(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ResolveConflictPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_RuleChangeSummary(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "profilesMerged":
+		return ec.fieldContext_RuleChangeSummary_profilesMerged(ctx, field)
+	case "profilesSplit":
+		return ec.fieldContext_RuleChangeSummary_profilesSplit(ctx, field)
+	case "profilesCreated":
+		return ec.fieldContext_RuleChangeSummary_profilesCreated(ctx, field)
+	case "profilesRemoved":
+		return ec.fieldContext_RuleChangeSummary_profilesRemoved(ctx, field)
+	case "profilesUnchanged":
+		return ec.fieldContext_RuleChangeSummary_profilesUnchanged(ctx, field)
+	case "contactsMoved":
+		return ec.fieldContext_RuleChangeSummary_contactsMoved(ctx, field)
+	case "valuesQuarantined":
+		return ec.fieldContext_RuleChangeSummary_valuesQuarantined(ctx, field)
+	case "suggestionsCreated":
+		return ec.fieldContext_RuleChangeSummary_suggestionsCreated(ctx, field)
+	case "samples":
+		return ec.fieldContext_RuleChangeSummary_samples(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RuleChangeSummary", field.Name)
+}
+
 func (ec *executionContext) childFields_RuleEvaluation(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "state":
@@ -2236,12 +4415,48 @@ func (ec *executionContext) childFields_RuleEvaluation(ctx context.Context, fiel
 		return ec.fieldContext_RuleEvaluation_processed(ctx, field)
 	case "total":
 		return ec.fieldContext_RuleEvaluation_total(ctx, field)
+	case "summary":
+		return ec.fieldContext_RuleEvaluation_summary(ctx, field)
 	case "startedAt":
 		return ec.fieldContext_RuleEvaluation_startedAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_RuleEvaluation_updatedAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RuleEvaluation", field.Name)
+}
+
+func (ec *executionContext) childFields_RulePreview(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "summary":
+		return ec.fieldContext_RulePreview_summary(ctx, field)
+	case "contactsTouched":
+		return ec.fieldContext_RulePreview_contactsTouched(ctx, field)
+	case "partial":
+		return ec.fieldContext_RulePreview_partial(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RulePreview", field.Name)
+}
+
+func (ec *executionContext) childFields_TenantSettings(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "defaultRegion":
+		return ec.fieldContext_TenantSettings_defaultRegion(ctx, field)
+	case "canonicalization":
+		return ec.fieldContext_TenantSettings_canonicalization(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TenantSettings", field.Name)
+}
+
+func (ec *executionContext) childFields_TenantSettingsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "settings":
+		return ec.fieldContext_TenantSettingsPayload_settings(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_TenantSettingsPayload_userErrors(ctx, field)
+	case "clientMutationId":
+		return ec.fieldContext_TenantSettingsPayload_clientMutationId(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TenantSettingsPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_UserError(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2254,6 +4469,18 @@ func (ec *executionContext) childFields_UserError(ctx context.Context, field gra
 		return ec.fieldContext_UserError_code(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type UserError", field.Name)
+}
+
+func (ec *executionContext) childFields_UserWarning(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "field":
+		return ec.fieldContext_UserWarning_field(ctx, field)
+	case "message":
+		return ec.fieldContext_UserWarning_message(ctx, field)
+	case "code":
+		return ec.fieldContext_UserWarning_code(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UserWarning", field.Name)
 }
 
 func (ec *executionContext) childFields_Viewer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2484,12 +4711,68 @@ func (ec *executionContext) field_Mutation_closeInteraction_args(ctx context.Con
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_confirmSuggestion_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ConfirmSuggestionInput, error) {
+			return ec.unmarshalNConfirmSuggestionInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐConfirmSuggestionInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_deleteProfileRule_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (DeleteProfileRuleInput, error) {
 			return ec.unmarshalNDeleteProfileRuleInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐDeleteProfileRuleInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_dismissSuggestion_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (DismissSuggestionInput, error) {
+			return ec.unmarshalNDismissSuggestionInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐDismissSuggestionInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_eraseContact_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (EraseContactInput, error) {
+			return ec.unmarshalNEraseContactInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐEraseContactInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_eraseProfile_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (EraseProfileInput, error) {
+			return ec.unmarshalNEraseProfileInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐEraseProfileInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -2568,6 +4851,20 @@ func (ec *executionContext) field_Mutation_reopenInteraction_args(ctx context.Co
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_resolveConflict_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ResolveConflictInput, error) {
+			return ec.unmarshalNResolveConflictInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐResolveConflictInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_setContactAttributes_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2588,6 +4885,34 @@ func (ec *executionContext) field_Mutation_setPreferences_args(ctx context.Conte
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (SetPreferencesInput, error) {
 			return ec.unmarshalNSetPreferencesInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐSetPreferencesInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_setTenantSettings_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (SetTenantSettingsInput, error) {
+			return ec.unmarshalNSetTenantSettingsInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐSetTenantSettingsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_setValueQuarantine_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (SetValueQuarantineInput, error) {
+			return ec.unmarshalNSetValueQuarantineInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐSetValueQuarantineInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -2621,6 +4946,44 @@ func (ec *executionContext) field_Mutation_upsertProfileRule_args(ctx context.Co
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Profile_history_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg3
 	return args, nil
 }
 
@@ -2673,6 +5036,82 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["name"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_erasures_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_hubValues_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg3
 	return args, nil
 }
 
@@ -2750,6 +5189,34 @@ func (ec *executionContext) field_Query_node_args(ctx context.Context, rawArgs m
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_previewDeleteProfileRule_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_previewProfileRule_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ProfileRuleInput, error) {
+			return ec.unmarshalNProfileRuleInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfileRuleInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_profileByIdentifier_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2775,22 +5242,76 @@ func (ec *executionContext) field_Query_profileByIdentifier_args(ctx context.Con
 func (ec *executionContext) field_Query_profileConflicts_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
-	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "includeResolved",
-		func(ctx context.Context, v any) (*bool, error) {
-			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
-		})
-	if err != nil {
-		return nil, err
-	}
-	args["includeResolved"] = arg0
-	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
 		func(ctx context.Context, v any) (*int, error) {
 			return ec.unmarshalOInt2ᚖint(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["first"] = arg1
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_profileSuggestions_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg3
 	return args, nil
 }
 
@@ -2819,6 +5340,20 @@ func (ec *executionContext) field_Subscription_interactionUpdated_args(ctx conte
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_interactionsChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "status",
+		func(ctx context.Context, v any) (*related.Status, error) {
+			return ec.unmarshalOInteractionStatus2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐStatus(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["status"] = arg0
 	return args, nil
 }
 
@@ -2910,6 +5445,52 @@ func (ec *executionContext) field___Type_inputFields_args(ctx context.Context, r
 
 // region    **************************** field.gotpl *****************************
 
+func (ec *executionContext) _Actor_name(ctx context.Context, field graphql.CollectedField, obj *related.Actor) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Actor_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Actor_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Actor", field, false, false, "String")
+}
+
+func (ec *executionContext) _Actor_role(ctx context.Context, field graphql.CollectedField, obj *related.Actor) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Actor_role(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RoleOrNil(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Actor_role(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Actor", field, true, false, "String")
+}
+
 func (ec *executionContext) _Attribute_key(ctx context.Context, field graphql.CollectedField, obj *related.Attribute) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2954,6 +5535,300 @@ func (ec *executionContext) _Attribute_value(ctx context.Context, field graphql.
 }
 func (ec *executionContext) fieldContext_Attribute_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Attribute", field, false, false, "String")
+}
+
+func (ec *executionContext) _Attribute_source(ctx context.Context, field graphql.CollectedField, obj *related.Attribute) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Attribute_source(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Attribute().Source(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v identity.Source) graphql.Marshaler {
+			return ec.marshalNIdentifierSource2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSource(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Attribute_source(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Attribute", field, true, true, "IdentifierSource")
+}
+
+func (ec *executionContext) _Attribute_by(ctx context.Context, field graphql.CollectedField, obj *related.Attribute) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Attribute_by(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Attribute().By(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Attribute_by(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Attribute", field, true, true, "String")
+}
+
+func (ec *executionContext) _Attribute_setAt(ctx context.Context, field graphql.CollectedField, obj *related.Attribute) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Attribute_setAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Attribute().SetAt(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Attribute_setAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Attribute", field, true, true, "Time")
+}
+
+func (ec *executionContext) _Canonicalization_state(ctx context.Context, field graphql.CollectedField, obj *related.Canonicalization) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Canonicalization_state(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.State, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v related.JobState) graphql.Marshaler {
+			return ec.marshalNJobState2githubᚗcomᚋrelatedhqᚋrelatedᚐJobState(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Canonicalization_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Canonicalization", field, false, false, "JobState")
+}
+
+func (ec *executionContext) _Canonicalization_processed(ctx context.Context, field graphql.CollectedField, obj *related.Canonicalization) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Canonicalization_processed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Processed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Canonicalization_processed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Canonicalization", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Canonicalization_total(ctx context.Context, field graphql.CollectedField, obj *related.Canonicalization) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Canonicalization_total(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Total, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Canonicalization_total(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Canonicalization", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Canonicalization_merged(ctx context.Context, field graphql.CollectedField, obj *related.Canonicalization) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Canonicalization_merged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Merged, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Canonicalization_merged(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Canonicalization", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Canonicalization_startedAt(ctx context.Context, field graphql.CollectedField, obj *related.Canonicalization) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Canonicalization_startedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Canonicalization_startedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Canonicalization", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Canonicalization_updatedAt(ctx context.Context, field graphql.CollectedField, obj *related.Canonicalization) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Canonicalization_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Canonicalization_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Canonicalization", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ConfirmSuggestionPayload_profile(ctx context.Context, field graphql.CollectedField, obj *ConfirmSuggestionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConfirmSuggestionPayload_profile(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Profile, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *related.Profile) graphql.Marshaler {
+			return ec.marshalOProfile2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfile(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ConfirmSuggestionPayload_profile(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConfirmSuggestionPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Profile(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConfirmSuggestionPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *ConfirmSuggestionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConfirmSuggestionPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConfirmSuggestionPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConfirmSuggestionPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConfirmSuggestionPayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *ConfirmSuggestionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConfirmSuggestionPayload_clientMutationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientMutationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ConfirmSuggestionPayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConfirmSuggestionPayload", field, false, false, "String")
 }
 
 func (ec *executionContext) _Contact_id(ctx context.Context, field graphql.CollectedField, obj *related.Contact) (ret graphql.Marshaler) {
@@ -3023,6 +5898,29 @@ func (ec *executionContext) _Contact_address(ctx context.Context, field graphql.
 }
 func (ec *executionContext) fieldContext_Contact_address(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Contact", field, false, false, "String")
+}
+
+func (ec *executionContext) _Contact_addressStatus(ctx context.Context, field graphql.CollectedField, obj *related.Contact) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Contact_addressStatus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AddressStatus, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v related.AddressStatus) graphql.Marshaler {
+			return ec.marshalNAddressStatus2githubᚗcomᚋrelatedhqᚋrelatedᚐAddressStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Contact_addressStatus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Contact", field, false, false, "AddressStatus")
 }
 
 func (ec *executionContext) _Contact_name(ctx context.Context, field graphql.CollectedField, obj *related.Contact) (ret graphql.Marshaler) {
@@ -3176,6 +6074,98 @@ func (ec *executionContext) fieldContext_ContactPayload_userErrors(_ context.Con
 	return fc, nil
 }
 
+func (ec *executionContext) _ContactSnapshot_id(ctx context.Context, field graphql.CollectedField, obj *identity.ContactView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContactSnapshot_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ContactSnapshot().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContactSnapshot_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContactSnapshot", field, true, true, "ID")
+}
+
+func (ec *executionContext) _ContactSnapshot_channel(ctx context.Context, field graphql.CollectedField, obj *identity.ContactView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContactSnapshot_channel(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Channel, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v related.Channel) graphql.Marshaler {
+			return ec.marshalNChannel2githubᚗcomᚋrelatedhqᚋrelatedᚐChannel(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContactSnapshot_channel(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContactSnapshot", field, false, false, "Channel")
+}
+
+func (ec *executionContext) _ContactSnapshot_address(ctx context.Context, field graphql.CollectedField, obj *identity.ContactView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContactSnapshot_address(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Address, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContactSnapshot_address(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContactSnapshot", field, false, false, "String")
+}
+
+func (ec *executionContext) _ContactSnapshot_name(ctx context.Context, field graphql.CollectedField, obj *identity.ContactView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContactSnapshot_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ContactSnapshot().Name(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ContactSnapshot_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContactSnapshot", field, true, true, "String")
+}
+
 func (ec *executionContext) _DeleteProfileRulePayload_deletedId(ctx context.Context, field graphql.CollectedField, obj *DeleteProfileRulePayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3231,7 +6221,860 @@ func (ec *executionContext) fieldContext_DeleteProfileRulePayload_userErrors(_ c
 	return fc, nil
 }
 
-func (ec *executionContext) _Identifier_key(ctx context.Context, field graphql.CollectedField, obj *related.Identifier) (ret graphql.Marshaler) {
+func (ec *executionContext) _DismissSuggestionPayload_dismissedId(ctx context.Context, field graphql.CollectedField, obj *DismissSuggestionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DismissSuggestionPayload_dismissedId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DismissedID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DismissSuggestionPayload_dismissedId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DismissSuggestionPayload", field, false, false, "ID")
+}
+
+func (ec *executionContext) _DismissSuggestionPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *DismissSuggestionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DismissSuggestionPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DismissSuggestionPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DismissSuggestionPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DismissSuggestionPayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *DismissSuggestionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DismissSuggestionPayload_clientMutationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientMutationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DismissSuggestionPayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DismissSuggestionPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _ErasePayload_erasure(ctx context.Context, field graphql.CollectedField, obj *ErasePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ErasePayload_erasure(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Erasure, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *related.Erasure) graphql.Marshaler {
+			return ec.marshalOErasure2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐErasure(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ErasePayload_erasure(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ErasePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Erasure(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ErasePayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *ErasePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ErasePayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ErasePayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ErasePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ErasePayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *ErasePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ErasePayload_clientMutationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientMutationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ErasePayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ErasePayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _Erasure_id(ctx context.Context, field graphql.CollectedField, obj *related.Erasure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Erasure_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Erasure_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Erasure", field, false, false, "ID")
+}
+
+func (ec *executionContext) _Erasure_subject(ctx context.Context, field graphql.CollectedField, obj *related.Erasure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Erasure_subject(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Erasure().Subject(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v ErasureSubject) graphql.Marshaler {
+			return ec.marshalNErasureSubject2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐErasureSubject(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Erasure_subject(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Erasure", field, true, true, "ErasureSubject")
+}
+
+func (ec *executionContext) _Erasure_reason(ctx context.Context, field graphql.CollectedField, obj *related.Erasure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Erasure_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Erasure_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Erasure", field, false, false, "String")
+}
+
+func (ec *executionContext) _Erasure_actor(ctx context.Context, field graphql.CollectedField, obj *related.Erasure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Erasure_actor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.By, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v related.Actor) graphql.Marshaler {
+			return ec.marshalNActor2githubᚗcomᚋrelatedhqᚋrelatedᚐActor(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Erasure_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Erasure",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Actor(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Erasure_at(ctx context.Context, field graphql.CollectedField, obj *related.Erasure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Erasure_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Erasure_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Erasure", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Erasure_contacts(ctx context.Context, field graphql.CollectedField, obj *related.Erasure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Erasure_contacts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Contacts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Erasure_contacts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Erasure", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Erasure_interactions(ctx context.Context, field graphql.CollectedField, obj *related.Erasure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Erasure_interactions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Interactions, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Erasure_interactions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Erasure", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Erasure_messages(ctx context.Context, field graphql.CollectedField, obj *related.Erasure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Erasure_messages(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Messages, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Erasure_messages(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Erasure", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ErasureConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ErasureConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ErasureConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ErasureEdge) graphql.Marshaler {
+			return ec.marshalNErasureEdge2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐErasureEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ErasureConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ErasureConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ErasureEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ErasureConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ErasureConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ErasureConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ErasureConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ErasureConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ErasureEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ErasureEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ErasureEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ErasureEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ErasureEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _ErasureEdge_node(ctx context.Context, field graphql.CollectedField, obj *ErasureEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ErasureEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *related.Erasure) graphql.Marshaler {
+			return ec.marshalNErasure2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐErasure(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ErasureEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ErasureEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Erasure(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HubValue_rule(ctx context.Context, field graphql.CollectedField, obj *store.HubValue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HubValue_rule(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.HubValue().Rule(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *identity.Rule) graphql.Marshaler {
+			return ec.marshalNProfileRule2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐRule(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HubValue_rule(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "HubValue",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileRule(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HubValue_key(ctx context.Context, field graphql.CollectedField, obj *store.HubValue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HubValue_key(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Key, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HubValue_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HubValue", field, false, false, "String")
+}
+
+func (ec *executionContext) _HubValue_value(ctx context.Context, field graphql.CollectedField, obj *store.HubValue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HubValue_value(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Value, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HubValue_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HubValue", field, false, false, "String")
+}
+
+func (ec *executionContext) _HubValue_contactCount(ctx context.Context, field graphql.CollectedField, obj *store.HubValue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HubValue_contactCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Contacts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HubValue_contactCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HubValue", field, false, false, "Int")
+}
+
+func (ec *executionContext) _HubValue_state(ctx context.Context, field graphql.CollectedField, obj *store.HubValue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HubValue_state(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.State, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v identity.Quarantine) graphql.Marshaler {
+			return ec.marshalNValueQuarantine2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐQuarantine(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HubValue_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HubValue", field, false, false, "ValueQuarantine")
+}
+
+func (ec *executionContext) _HubValue_quarantined(ctx context.Context, field graphql.CollectedField, obj *store.HubValue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HubValue_quarantined(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Quarantined, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HubValue_quarantined(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HubValue", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _HubValue_updatedAt(ctx context.Context, field graphql.CollectedField, obj *store.HubValue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HubValue_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HubValue_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HubValue", field, false, false, "Time")
+}
+
+func (ec *executionContext) _HubValueConnection_edges(ctx context.Context, field graphql.CollectedField, obj *HubValueConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HubValueConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*HubValueEdge) graphql.Marshaler {
+			return ec.marshalNHubValueEdge2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐHubValueEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HubValueConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "HubValueConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HubValueEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HubValueConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *HubValueConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HubValueConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HubValueConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "HubValueConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HubValueEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *HubValueEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HubValueEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HubValueEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HubValueEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _HubValueEdge_node(ctx context.Context, field graphql.CollectedField, obj *HubValueEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HubValueEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.HubValue) graphql.Marshaler {
+			return ec.marshalNHubValue2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐHubValue(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HubValueEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "HubValueEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HubValue(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HubValuePayload_hubValue(ctx context.Context, field graphql.CollectedField, obj *HubValuePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HubValuePayload_hubValue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HubValue, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.HubValue) graphql.Marshaler {
+			return ec.marshalOHubValue2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐHubValue(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HubValuePayload_hubValue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "HubValuePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HubValue(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HubValuePayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *HubValuePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HubValuePayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HubValuePayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "HubValuePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HubValuePayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *HubValuePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HubValuePayload_clientMutationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientMutationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HubValuePayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HubValuePayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _Identifier_key(ctx context.Context, field graphql.CollectedField, obj *Identifier) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3254,7 +7097,7 @@ func (ec *executionContext) fieldContext_Identifier_key(_ context.Context, field
 	return graphql.NewScalarFieldContext("Identifier", field, false, false, "String")
 }
 
-func (ec *executionContext) _Identifier_value(ctx context.Context, field graphql.CollectedField, obj *related.Identifier) (ret graphql.Marshaler) {
+func (ec *executionContext) _Identifier_value(ctx context.Context, field graphql.CollectedField, obj *Identifier) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3275,6 +7118,29 @@ func (ec *executionContext) _Identifier_value(ctx context.Context, field graphql
 }
 func (ec *executionContext) fieldContext_Identifier_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Identifier", field, false, false, "String")
+}
+
+func (ec *executionContext) _Identifier_source(ctx context.Context, field graphql.CollectedField, obj *Identifier) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Identifier_source(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Source, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *identity.Source) graphql.Marshaler {
+			return ec.marshalOIdentifierSource2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSource(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Identifier_source(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Identifier", field, false, false, "IdentifierSource")
 }
 
 func (ec *executionContext) _Interaction_id(ctx context.Context, field graphql.CollectedField, obj *related.Interaction) (ret graphql.Marshaler) {
@@ -3886,6 +7752,84 @@ func (ec *executionContext) fieldContext_InteractionEdge_node(_ context.Context,
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _InteractionListChange_kind(ctx context.Context, field graphql.CollectedField, obj *live.ListChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InteractionListChange_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v live.ChangeKind) graphql.Marshaler {
+			return ec.marshalNInteractionListChangeKind2githubᚗcomᚋrelatedhqᚋrelatedᚋliveᚐChangeKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InteractionListChange_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InteractionListChange", field, false, false, "InteractionListChangeKind")
+}
+
+func (ec *executionContext) _InteractionListChange_interaction(ctx context.Context, field graphql.CollectedField, obj *live.ListChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InteractionListChange_interaction(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Interaction, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *related.Interaction) graphql.Marshaler {
+			return ec.marshalOInteraction2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐInteraction(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_InteractionListChange_interaction(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "InteractionListChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Interaction(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _InteractionListChange_interactionId(ctx context.Context, field graphql.CollectedField, obj *live.ListChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InteractionListChange_interactionId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InteractionID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InteractionListChange_interactionId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InteractionListChange", field, true, false, "ID")
 }
 
 func (ec *executionContext) _InteractionPayload_interaction(ctx context.Context, field graphql.CollectedField, obj *InteractionPayload) (ret graphql.Marshaler) {
@@ -4748,6 +8692,314 @@ func (ec *executionContext) fieldContext_Mutation_renameProfile(ctx context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_confirmSuggestion(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_confirmSuggestion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ConfirmSuggestion(ctx, fc.Args["input"].(ConfirmSuggestionInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ConfirmSuggestionPayload) graphql.Marshaler {
+			return ec.marshalNConfirmSuggestionPayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐConfirmSuggestionPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_confirmSuggestion(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ConfirmSuggestionPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_confirmSuggestion_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_dismissSuggestion(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_dismissSuggestion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DismissSuggestion(ctx, fc.Args["input"].(DismissSuggestionInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *DismissSuggestionPayload) graphql.Marshaler {
+			return ec.marshalNDismissSuggestionPayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐDismissSuggestionPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_dismissSuggestion(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DismissSuggestionPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_dismissSuggestion_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_resolveConflict(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_resolveConflict(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ResolveConflict(ctx, fc.Args["input"].(ResolveConflictInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ResolveConflictPayload) graphql.Marshaler {
+			return ec.marshalNResolveConflictPayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐResolveConflictPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_resolveConflict(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ResolveConflictPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_resolveConflict_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setValueQuarantine(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setValueQuarantine(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetValueQuarantine(ctx, fc.Args["input"].(SetValueQuarantineInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *HubValuePayload) graphql.Marshaler {
+			return ec.marshalNHubValuePayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐHubValuePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setValueQuarantine(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HubValuePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setValueQuarantine_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setTenantSettings(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setTenantSettings(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetTenantSettings(ctx, fc.Args["input"].(SetTenantSettingsInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *TenantSettingsPayload) graphql.Marshaler {
+			return ec.marshalNTenantSettingsPayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐTenantSettingsPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setTenantSettings(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TenantSettingsPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setTenantSettings_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_eraseProfile(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_eraseProfile(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().EraseProfile(ctx, fc.Args["input"].(EraseProfileInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ErasePayload) graphql.Marshaler {
+			return ec.marshalNErasePayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐErasePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_eraseProfile(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ErasePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_eraseProfile_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_eraseContact(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_eraseContact(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().EraseContact(ctx, fc.Args["input"].(EraseContactInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ErasePayload) graphql.Marshaler {
+			return ec.marshalNErasePayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐErasePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_eraseContact(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ErasePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_eraseContact_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *PageInfo) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5005,11 +9257,11 @@ func (ec *executionContext) _Profile_identifiers(ctx context.Context, field grap
 			return ec.fieldContext_Profile_identifiers(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Identifiers, nil
+			return ec.Resolvers.Profile().Identifiers(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []related.Identifier) graphql.Marshaler {
-			return ec.marshalNIdentifier2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚐIdentifierᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*Identifier) graphql.Marshaler {
+			return ec.marshalNIdentifier2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐIdentifierᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5019,8 +9271,8 @@ func (ec *executionContext) fieldContext_Profile_identifiers(_ context.Context, 
 	fc = &graphql.FieldContext{
 		Object:     "Profile",
 		Field:      field,
-		IsMethod:   false,
-		IsResolver: false,
+		IsMethod:   true,
+		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Identifier(ctx, field)
 		},
@@ -5136,7 +9388,179 @@ func (ec *executionContext) fieldContext_Profile_links(_ context.Context, field 
 	return fc, nil
 }
 
-func (ec *executionContext) _ProfileConflict_id(ctx context.Context, field graphql.CollectedField, obj *related.ProfileConflict) (ret graphql.Marshaler) {
+func (ec *executionContext) _Profile_suggestions(ctx context.Context, field graphql.CollectedField, obj *related.Profile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Profile_suggestions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Profile().Suggestions(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*store.Suggestion) graphql.Marshaler {
+			return ec.marshalNProfileSuggestion2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐSuggestionᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Profile_suggestions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Profile",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileSuggestion(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Profile_conflicts(ctx context.Context, field graphql.CollectedField, obj *related.Profile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Profile_conflicts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Profile().Conflicts(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*store.Conflict) graphql.Marshaler {
+			return ec.marshalNProfileConflict2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐConflictᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Profile_conflicts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Profile",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileConflict(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Profile_history(ctx context.Context, field graphql.CollectedField, obj *related.Profile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Profile_history(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Profile().History(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ProfileEventConnection) graphql.Marshaler {
+			return ec.marshalNProfileEventConnection2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfileEventConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Profile_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Profile",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileEventConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Profile_history_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileChange_before(ctx context.Context, field graphql.CollectedField, obj *identity.SampleChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileChange_before(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Before, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []identity.ProfileView) graphql.Marshaler {
+			return ec.marshalNProfileSnapshot2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐProfileViewᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileChange_before(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileSnapshot(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileChange_after(ctx context.Context, field graphql.CollectedField, obj *identity.SampleChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileChange_after(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.After, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []identity.ProfileView) graphql.Marshaler {
+			return ec.marshalNProfileSnapshot2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐProfileViewᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileChange_after(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileSnapshot(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileConflict_id(ctx context.Context, field graphql.CollectedField, obj *store.Conflict) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5159,7 +9583,39 @@ func (ec *executionContext) fieldContext_ProfileConflict_id(_ context.Context, f
 	return graphql.NewScalarFieldContext("ProfileConflict", field, true, true, "ID")
 }
 
-func (ec *executionContext) _ProfileConflict_key(ctx context.Context, field graphql.CollectedField, obj *related.ProfileConflict) (ret graphql.Marshaler) {
+func (ec *executionContext) _ProfileConflict_identifier(ctx context.Context, field graphql.CollectedField, obj *store.Conflict) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileConflict_identifier(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileConflict().Identifier(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Identifier) graphql.Marshaler {
+			return ec.marshalNIdentifier2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐIdentifier(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileConflict_identifier(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileConflict",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Identifier(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileConflict_key(ctx context.Context, field graphql.CollectedField, obj *store.Conflict) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5182,7 +9638,7 @@ func (ec *executionContext) fieldContext_ProfileConflict_key(_ context.Context, 
 	return graphql.NewScalarFieldContext("ProfileConflict", field, false, false, "String")
 }
 
-func (ec *executionContext) _ProfileConflict_value(ctx context.Context, field graphql.CollectedField, obj *related.ProfileConflict) (ret graphql.Marshaler) {
+func (ec *executionContext) _ProfileConflict_value(ctx context.Context, field graphql.CollectedField, obj *store.Conflict) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5205,7 +9661,7 @@ func (ec *executionContext) fieldContext_ProfileConflict_value(_ context.Context
 	return graphql.NewScalarFieldContext("ProfileConflict", field, false, false, "String")
 }
 
-func (ec *executionContext) _ProfileConflict_reason(ctx context.Context, field graphql.CollectedField, obj *related.ProfileConflict) (ret graphql.Marshaler) {
+func (ec *executionContext) _ProfileConflict_reason(ctx context.Context, field graphql.CollectedField, obj *store.Conflict) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5214,7 +9670,7 @@ func (ec *executionContext) _ProfileConflict_reason(ctx context.Context, field g
 			return ec.fieldContext_ProfileConflict_reason(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Reason, nil
+			return ec.Resolvers.ProfileConflict().Reason(ctx, obj)
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -5225,10 +9681,10 @@ func (ec *executionContext) _ProfileConflict_reason(ctx context.Context, field g
 	)
 }
 func (ec *executionContext) fieldContext_ProfileConflict_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ProfileConflict", field, false, false, "String")
+	return graphql.NewScalarFieldContext("ProfileConflict", field, true, true, "String")
 }
 
-func (ec *executionContext) _ProfileConflict_profiles(ctx context.Context, field graphql.CollectedField, obj *related.ProfileConflict) (ret graphql.Marshaler) {
+func (ec *executionContext) _ProfileConflict_profiles(ctx context.Context, field graphql.CollectedField, obj *store.Conflict) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5260,7 +9716,39 @@ func (ec *executionContext) fieldContext_ProfileConflict_profiles(_ context.Cont
 	return fc, nil
 }
 
-func (ec *executionContext) _ProfileConflict_contact(ctx context.Context, field graphql.CollectedField, obj *related.ProfileConflict) (ret graphql.Marshaler) {
+func (ec *executionContext) _ProfileConflict_contacts(ctx context.Context, field graphql.CollectedField, obj *store.Conflict) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileConflict_contacts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileConflict().Contacts(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*related.Contact) graphql.Marshaler {
+			return ec.marshalNContact2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐContactᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileConflict_contacts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileConflict",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Contact(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileConflict_contact(ctx context.Context, field graphql.CollectedField, obj *store.Conflict) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5292,7 +9780,7 @@ func (ec *executionContext) fieldContext_ProfileConflict_contact(_ context.Conte
 	return fc, nil
 }
 
-func (ec *executionContext) _ProfileConflict_createdAt(ctx context.Context, field graphql.CollectedField, obj *related.ProfileConflict) (ret graphql.Marshaler) {
+func (ec *executionContext) _ProfileConflict_createdAt(ctx context.Context, field graphql.CollectedField, obj *store.Conflict) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5315,7 +9803,7 @@ func (ec *executionContext) fieldContext_ProfileConflict_createdAt(_ context.Con
 	return graphql.NewScalarFieldContext("ProfileConflict", field, false, false, "Time")
 }
 
-func (ec *executionContext) _ProfileConflict_resolvedAt(ctx context.Context, field graphql.CollectedField, obj *related.ProfileConflict) (ret graphql.Marshaler) {
+func (ec *executionContext) _ProfileConflict_resolvedAt(ctx context.Context, field graphql.CollectedField, obj *store.Conflict) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5336,6 +9824,464 @@ func (ec *executionContext) _ProfileConflict_resolvedAt(ctx context.Context, fie
 }
 func (ec *executionContext) fieldContext_ProfileConflict_resolvedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ProfileConflict", field, true, true, "Time")
+}
+
+func (ec *executionContext) _ProfileConflictConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ProfileConflictConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileConflictConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ProfileConflictEdge) graphql.Marshaler {
+			return ec.marshalNProfileConflictEdge2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfileConflictEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileConflictConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileConflictConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileConflictEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileConflictConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ProfileConflictConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileConflictConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileConflictConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileConflictConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileConflictConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ProfileConflictConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileConflictConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileConflictConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileConflictConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ProfileConflictEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ProfileConflictEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileConflictEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileConflictEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileConflictEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _ProfileConflictEdge_node(ctx context.Context, field graphql.CollectedField, obj *ProfileConflictEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileConflictEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.Conflict) graphql.Marshaler {
+			return ec.marshalNProfileConflict2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐConflict(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileConflictEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileConflictEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileConflict(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileEvent_id(ctx context.Context, field graphql.CollectedField, obj *store.HistoryEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileEvent_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileEvent_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _ProfileEvent_kind(ctx context.Context, field graphql.CollectedField, obj *store.HistoryEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileEvent_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v identity.EventKind) graphql.Marshaler {
+			return ec.marshalNProfileEventKind2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐEventKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileEvent_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileEvent", field, false, false, "ProfileEventKind")
+}
+
+func (ec *executionContext) _ProfileEvent_at(ctx context.Context, field graphql.CollectedField, obj *store.HistoryEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileEvent_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileEvent_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileEvent", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ProfileEvent_actor(ctx context.Context, field graphql.CollectedField, obj *store.HistoryEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileEvent_actor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.By, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v related.Actor) graphql.Marshaler {
+			return ec.marshalNActor2githubᚗcomᚋrelatedhqᚋrelatedᚐActor(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileEvent_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Actor(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileEvent_identifier(ctx context.Context, field graphql.CollectedField, obj *store.HistoryEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileEvent_identifier(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileEvent().Identifier(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Identifier) graphql.Marshaler {
+			return ec.marshalOIdentifier2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐIdentifier(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileEvent_identifier(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileEvent",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Identifier(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileEvent_profiles(ctx context.Context, field graphql.CollectedField, obj *store.HistoryEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileEvent_profiles(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileEvent().Profiles(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*related.Profile) graphql.Marshaler {
+			return ec.marshalNProfile2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfileᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileEvent_profiles(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileEvent",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Profile(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileEvent_contact(ctx context.Context, field graphql.CollectedField, obj *store.HistoryEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileEvent_contact(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileEvent().Contact(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *related.Contact) graphql.Marshaler {
+			return ec.marshalOContact2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐContact(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileEvent_contact(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileEvent",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Contact(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileEventConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ProfileEventConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileEventConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ProfileEventEdge) graphql.Marshaler {
+			return ec.marshalNProfileEventEdge2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfileEventEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileEventConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileEventConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileEventEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileEventConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ProfileEventConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileEventConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileEventConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileEventConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileEventEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ProfileEventEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileEventEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileEventEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileEventEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _ProfileEventEdge_node(ctx context.Context, field graphql.CollectedField, obj *ProfileEventEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileEventEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.HistoryEvent) graphql.Marshaler {
+			return ec.marshalNProfileEvent2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐHistoryEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileEventEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileEventEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileEvent(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _ProfileLink_contact(ctx context.Context, field graphql.CollectedField, obj *related.ProfileLink) (ret graphql.Marshaler) {
@@ -5483,6 +10429,102 @@ func (ec *executionContext) _ProfileLink_by(ctx context.Context, field graphql.C
 }
 func (ec *executionContext) fieldContext_ProfileLink_by(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ProfileLink", field, true, true, "String")
+}
+
+func (ec *executionContext) _ProfileLink_actor(ctx context.Context, field graphql.CollectedField, obj *related.ProfileLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileLink_actor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.By, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v related.Actor) graphql.Marshaler {
+			return ec.marshalNActor2githubᚗcomᚋrelatedhqᚋrelatedᚐActor(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileLink_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileLink",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Actor(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileLink_interaction(ctx context.Context, field graphql.CollectedField, obj *related.ProfileLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileLink_interaction(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileLink().Interaction(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *related.Interaction) graphql.Marshaler {
+			return ec.marshalOInteraction2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐInteraction(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileLink_interaction(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileLink",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Interaction(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileLink_rule(ctx context.Context, field graphql.CollectedField, obj *related.ProfileLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileLink_rule(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileLink().Rule(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *identity.Rule) graphql.Marshaler {
+			return ec.marshalOProfileRule2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐRule(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileLink_rule(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileLink",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileRule(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _ProfileLink_linkedAt(ctx context.Context, field graphql.CollectedField, obj *related.ProfileLink) (ret graphql.Marshaler) {
@@ -5756,6 +10798,52 @@ func (ec *executionContext) fieldContext_ProfileRule_defaultRegion(_ context.Con
 	return graphql.NewScalarFieldContext("ProfileRule", field, true, true, "String")
 }
 
+func (ec *executionContext) _ProfileRule_autoMerge(ctx context.Context, field graphql.CollectedField, obj *identity.Rule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileRule_autoMerge(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AutoMerge, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v identity.AutoMerge) graphql.Marshaler {
+			return ec.marshalNAutoMerge2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐAutoMerge(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileRule_autoMerge(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileRule", field, false, false, "AutoMerge")
+}
+
+func (ec *executionContext) _ProfileRule_maxContactsPerValue(ctx context.Context, field graphql.CollectedField, obj *identity.Rule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileRule_maxContactsPerValue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileRule().MaxContactsPerValue(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileRule_maxContactsPerValue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileRule", field, true, true, "Int")
+}
+
 func (ec *executionContext) _ProfileRulePayload_rule(ctx context.Context, field graphql.CollectedField, obj *ProfileRulePayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5815,6 +10903,469 @@ func (ec *executionContext) fieldContext_ProfileRulePayload_userErrors(_ context
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileSnapshot_id(ctx context.Context, field graphql.CollectedField, obj *identity.ProfileView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileSnapshot_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileSnapshot().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileSnapshot_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileSnapshot", field, true, true, "ID")
+}
+
+func (ec *executionContext) _ProfileSnapshot_name(ctx context.Context, field graphql.CollectedField, obj *identity.ProfileView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileSnapshot_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileSnapshot_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileSnapshot", field, false, false, "String")
+}
+
+func (ec *executionContext) _ProfileSnapshot_contacts(ctx context.Context, field graphql.CollectedField, obj *identity.ProfileView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileSnapshot_contacts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Contacts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []identity.ContactView) graphql.Marshaler {
+			return ec.marshalNContactSnapshot2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐContactViewᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileSnapshot_contacts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileSnapshot",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ContactSnapshot(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileSnapshot_identifiers(ctx context.Context, field graphql.CollectedField, obj *identity.ProfileView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileSnapshot_identifiers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileSnapshot().Identifiers(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*Identifier) graphql.Marshaler {
+			return ec.marshalNIdentifier2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐIdentifierᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileSnapshot_identifiers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileSnapshot",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Identifier(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileSuggestion_id(ctx context.Context, field graphql.CollectedField, obj *store.Suggestion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileSuggestion_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileSuggestion().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileSuggestion_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileSuggestion", field, true, true, "ID")
+}
+
+func (ec *executionContext) _ProfileSuggestion_profiles(ctx context.Context, field graphql.CollectedField, obj *store.Suggestion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileSuggestion_profiles(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileSuggestion().Profiles(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*related.Profile) graphql.Marshaler {
+			return ec.marshalNProfile2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfileᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileSuggestion_profiles(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileSuggestion",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Profile(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileSuggestion_contacts(ctx context.Context, field graphql.CollectedField, obj *store.Suggestion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileSuggestion_contacts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileSuggestion().Contacts(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*related.Contact) graphql.Marshaler {
+			return ec.marshalNContact2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐContactᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileSuggestion_contacts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileSuggestion",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Contact(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileSuggestion_identifier(ctx context.Context, field graphql.CollectedField, obj *store.Suggestion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileSuggestion_identifier(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileSuggestion().Identifier(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Identifier) graphql.Marshaler {
+			return ec.marshalNIdentifier2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐIdentifier(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileSuggestion_identifier(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileSuggestion",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Identifier(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileSuggestion_sources(ctx context.Context, field graphql.CollectedField, obj *store.Suggestion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileSuggestion_sources(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileSuggestion().Sources(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []identity.Source) graphql.Marshaler {
+			return ec.marshalNIdentifierSource2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSourceᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileSuggestion_sources(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileSuggestion", field, true, true, "IdentifierSource")
+}
+
+func (ec *executionContext) _ProfileSuggestion_reason(ctx context.Context, field graphql.CollectedField, obj *store.Suggestion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileSuggestion_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v identity.PairReason) graphql.Marshaler {
+			return ec.marshalNPairReason2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐPairReason(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileSuggestion_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileSuggestion", field, false, false, "PairReason")
+}
+
+func (ec *executionContext) _ProfileSuggestion_explanation(ctx context.Context, field graphql.CollectedField, obj *store.Suggestion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileSuggestion_explanation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProfileSuggestion().Explanation(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileSuggestion_explanation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileSuggestion", field, true, true, "String")
+}
+
+func (ec *executionContext) _ProfileSuggestion_createdAt(ctx context.Context, field graphql.CollectedField, obj *store.Suggestion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileSuggestion_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileSuggestion_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileSuggestion", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ProfileSuggestionConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ProfileSuggestionConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileSuggestionConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ProfileSuggestionEdge) graphql.Marshaler {
+			return ec.marshalNProfileSuggestionEdge2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfileSuggestionEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileSuggestionConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileSuggestionConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileSuggestionEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileSuggestionConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ProfileSuggestionConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileSuggestionConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileSuggestionConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileSuggestionConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProfileSuggestionConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ProfileSuggestionConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileSuggestionConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileSuggestionConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileSuggestionConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ProfileSuggestionEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ProfileSuggestionEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileSuggestionEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileSuggestionEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileSuggestionEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _ProfileSuggestionEdge_node(ctx context.Context, field graphql.CollectedField, obj *ProfileSuggestionEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileSuggestionEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.Suggestion) graphql.Marshaler {
+			return ec.marshalNProfileSuggestion2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐSuggestion(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileSuggestionEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProfileSuggestionEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileSuggestion(ctx, field)
 		},
 	}
 	return fc, nil
@@ -6070,11 +11621,11 @@ func (ec *executionContext) _Query_profileConflicts(ctx context.Context, field g
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().ProfileConflicts(ctx, fc.Args["includeResolved"].(*bool), fc.Args["first"].(*int))
+			return ec.Resolvers.Query().ProfileConflicts(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*related.ProfileConflict) graphql.Marshaler {
-			return ec.marshalNProfileConflict2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfileConflictᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *ProfileConflictConnection) graphql.Marshaler {
+			return ec.marshalNProfileConflictConnection2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfileConflictConnection(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6087,7 +11638,7 @@ func (ec *executionContext) fieldContext_Query_profileConflicts(ctx context.Cont
 		IsMethod:   true,
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_ProfileConflict(ctx, field)
+			return ec.childFields_ProfileConflictConnection(ctx, field)
 		},
 	}
 	defer func() {
@@ -6100,6 +11651,126 @@ func (ec *executionContext) fieldContext_Query_profileConflicts(ctx context.Cont
 	if fc.Args, err = ec.field_Query_profileConflicts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_profileSuggestions(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_profileSuggestions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ProfileSuggestions(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ProfileSuggestionConnection) graphql.Marshaler {
+			return ec.marshalNProfileSuggestionConnection2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfileSuggestionConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_profileSuggestions(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileSuggestionConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_profileSuggestions_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_hubValues(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_hubValues(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().HubValues(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *HubValueConnection) graphql.Marshaler {
+			return ec.marshalNHubValueConnection2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐHubValueConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_hubValues(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HubValueConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_hubValues_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_tenantSettings(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_tenantSettings(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().TenantSettings(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *related.TenantSettings) graphql.Marshaler {
+			return ec.marshalNTenantSettings2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐTenantSettings(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_tenantSettings(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TenantSettings(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -6132,6 +11803,138 @@ func (ec *executionContext) fieldContext_Query_ruleEvaluation(_ context.Context,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_RuleEvaluation(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_previewProfileRule(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_previewProfileRule(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().PreviewProfileRule(ctx, fc.Args["input"].(ProfileRuleInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.Preview) graphql.Marshaler {
+			return ec.marshalNRulePreview2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐPreview(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_previewProfileRule(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RulePreview(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_previewProfileRule_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_previewDeleteProfileRule(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_previewDeleteProfileRule(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().PreviewDeleteProfileRule(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.Preview) graphql.Marshaler {
+			return ec.marshalNRulePreview2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐPreview(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_previewDeleteProfileRule(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RulePreview(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_previewDeleteProfileRule_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_erasures(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_erasures(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Erasures(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ErasureConnection) graphql.Marshaler {
+			return ec.marshalNErasureConnection2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐErasureConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_erasures(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ErasureConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_erasures_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -6398,6 +12201,38 @@ func (ec *executionContext) fieldContext_RecordMessagePayload_userErrors(_ conte
 	return fc, nil
 }
 
+func (ec *executionContext) _RecordMessagePayload_warnings(ctx context.Context, field graphql.CollectedField, obj *RecordMessagePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecordMessagePayload_warnings(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Warnings, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*related.Warning) graphql.Marshaler {
+			return ec.marshalNUserWarning2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐWarningᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RecordMessagePayload_warnings(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RecordMessagePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserWarning(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _RecordMessagePayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *RecordMessagePayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6522,6 +12357,309 @@ func (ec *executionContext) fieldContext_RelatedChange_interactionId(_ context.C
 	return graphql.NewScalarFieldContext("RelatedChange", field, true, false, "ID")
 }
 
+func (ec *executionContext) _ResolveConflictPayload_profiles(ctx context.Context, field graphql.CollectedField, obj *ResolveConflictPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ResolveConflictPayload_profiles(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Profiles, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*related.Profile) graphql.Marshaler {
+			return ec.marshalNProfile2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfileᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ResolveConflictPayload_profiles(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ResolveConflictPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Profile(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ResolveConflictPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *ResolveConflictPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ResolveConflictPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ResolveConflictPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ResolveConflictPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ResolveConflictPayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *ResolveConflictPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ResolveConflictPayload_clientMutationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientMutationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ResolveConflictPayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ResolveConflictPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _RuleChangeSummary_profilesMerged(ctx context.Context, field graphql.CollectedField, obj *identity.Summary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleChangeSummary_profilesMerged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Merged, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleChangeSummary_profilesMerged(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleChangeSummary", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RuleChangeSummary_profilesSplit(ctx context.Context, field graphql.CollectedField, obj *identity.Summary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleChangeSummary_profilesSplit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Split, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleChangeSummary_profilesSplit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleChangeSummary", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RuleChangeSummary_profilesCreated(ctx context.Context, field graphql.CollectedField, obj *identity.Summary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleChangeSummary_profilesCreated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Created, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleChangeSummary_profilesCreated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleChangeSummary", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RuleChangeSummary_profilesRemoved(ctx context.Context, field graphql.CollectedField, obj *identity.Summary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleChangeSummary_profilesRemoved(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Removed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleChangeSummary_profilesRemoved(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleChangeSummary", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RuleChangeSummary_profilesUnchanged(ctx context.Context, field graphql.CollectedField, obj *identity.Summary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleChangeSummary_profilesUnchanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Unchanged, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleChangeSummary_profilesUnchanged(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleChangeSummary", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RuleChangeSummary_contactsMoved(ctx context.Context, field graphql.CollectedField, obj *identity.Summary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleChangeSummary_contactsMoved(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ContactsMoved, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleChangeSummary_contactsMoved(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleChangeSummary", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RuleChangeSummary_valuesQuarantined(ctx context.Context, field graphql.CollectedField, obj *identity.Summary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleChangeSummary_valuesQuarantined(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Quarantined, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleChangeSummary_valuesQuarantined(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleChangeSummary", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RuleChangeSummary_suggestionsCreated(ctx context.Context, field graphql.CollectedField, obj *identity.Summary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleChangeSummary_suggestionsCreated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Suggestions, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleChangeSummary_suggestionsCreated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleChangeSummary", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RuleChangeSummary_samples(ctx context.Context, field graphql.CollectedField, obj *identity.Summary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleChangeSummary_samples(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Samples, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []identity.SampleChange) graphql.Marshaler {
+			return ec.marshalNProfileChange2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSampleChangeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleChangeSummary_samples(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RuleChangeSummary",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProfileChange(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _RuleEvaluation_state(ctx context.Context, field graphql.CollectedField, obj *related.RuleEvaluation) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6534,15 +12672,15 @@ func (ec *executionContext) _RuleEvaluation_state(ctx context.Context, field gra
 			return obj.State, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
-			return ec.marshalNString2string(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v related.JobState) graphql.Marshaler {
+			return ec.marshalNJobState2githubᚗcomᚋrelatedhqᚋrelatedᚐJobState(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_RuleEvaluation_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("RuleEvaluation", field, false, false, "String")
+	return graphql.NewScalarFieldContext("RuleEvaluation", field, false, false, "JobState")
 }
 
 func (ec *executionContext) _RuleEvaluation_processed(ctx context.Context, field graphql.CollectedField, obj *related.RuleEvaluation) (ret graphql.Marshaler) {
@@ -6591,6 +12729,38 @@ func (ec *executionContext) fieldContext_RuleEvaluation_total(_ context.Context,
 	return graphql.NewScalarFieldContext("RuleEvaluation", field, false, false, "Int")
 }
 
+func (ec *executionContext) _RuleEvaluation_summary(ctx context.Context, field graphql.CollectedField, obj *related.RuleEvaluation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleEvaluation_summary(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.RuleEvaluation().Summary(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *identity.Summary) graphql.Marshaler {
+			return ec.marshalNRuleChangeSummary2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSummary(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RuleEvaluation_summary(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RuleEvaluation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RuleChangeSummary(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _RuleEvaluation_startedAt(ctx context.Context, field graphql.CollectedField, obj *related.RuleEvaluation) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6635,6 +12805,84 @@ func (ec *executionContext) _RuleEvaluation_updatedAt(ctx context.Context, field
 }
 func (ec *executionContext) fieldContext_RuleEvaluation_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("RuleEvaluation", field, false, false, "Time")
+}
+
+func (ec *executionContext) _RulePreview_summary(ctx context.Context, field graphql.CollectedField, obj *store.Preview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RulePreview_summary(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Summary, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v identity.Summary) graphql.Marshaler {
+			return ec.marshalNRuleChangeSummary2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSummary(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RulePreview_summary(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RulePreview",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RuleChangeSummary(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RulePreview_contactsTouched(ctx context.Context, field graphql.CollectedField, obj *store.Preview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RulePreview_contactsTouched(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Contacts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RulePreview_contactsTouched(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RulePreview", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RulePreview_partial(ctx context.Context, field graphql.CollectedField, obj *store.Preview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RulePreview_partial(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Partial, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RulePreview_partial(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RulePreview", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _Subscription_relatedChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
@@ -6725,6 +12973,192 @@ func (ec *executionContext) fieldContext_Subscription_interactionUpdated(ctx con
 	return fc, nil
 }
 
+func (ec *executionContext) _Subscription_interactionsChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_interactionsChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().InteractionsChanged(ctx, fc.Args["status"].(*related.Status))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *live.ListChange) graphql.Marshaler {
+			return ec.marshalNInteractionListChange2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋliveᚐListChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_interactionsChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InteractionListChange(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_interactionsChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TenantSettings_defaultRegion(ctx context.Context, field graphql.CollectedField, obj *related.TenantSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TenantSettings_defaultRegion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.TenantSettings().DefaultRegion(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TenantSettings_defaultRegion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TenantSettings", field, true, true, "String")
+}
+
+func (ec *executionContext) _TenantSettings_canonicalization(ctx context.Context, field graphql.CollectedField, obj *related.TenantSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TenantSettings_canonicalization(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.TenantSettings().Canonicalization(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *related.Canonicalization) graphql.Marshaler {
+			return ec.marshalOCanonicalization2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐCanonicalization(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TenantSettings_canonicalization(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TenantSettings",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Canonicalization(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TenantSettingsPayload_settings(ctx context.Context, field graphql.CollectedField, obj *TenantSettingsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TenantSettingsPayload_settings(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Settings, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *related.TenantSettings) graphql.Marshaler {
+			return ec.marshalOTenantSettings2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐTenantSettings(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TenantSettingsPayload_settings(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TenantSettingsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TenantSettings(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TenantSettingsPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *TenantSettingsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TenantSettingsPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TenantSettingsPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TenantSettingsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TenantSettingsPayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *TenantSettingsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TenantSettingsPayload_clientMutationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientMutationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TenantSettingsPayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TenantSettingsPayload", field, false, false, "String")
+}
+
 func (ec *executionContext) _UserError_field(ctx context.Context, field graphql.CollectedField, obj *UserError) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6792,6 +13226,75 @@ func (ec *executionContext) _UserError_code(ctx context.Context, field graphql.C
 }
 func (ec *executionContext) fieldContext_UserError_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("UserError", field, false, false, "String")
+}
+
+func (ec *executionContext) _UserWarning_field(ctx context.Context, field graphql.CollectedField, obj *related.Warning) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserWarning_field(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Field, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalOString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_UserWarning_field(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UserWarning", field, false, false, "String")
+}
+
+func (ec *executionContext) _UserWarning_message(ctx context.Context, field graphql.CollectedField, obj *related.Warning) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserWarning_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UserWarning_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UserWarning", field, false, false, "String")
+}
+
+func (ec *executionContext) _UserWarning_code(ctx context.Context, field graphql.CollectedField, obj *related.Warning) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserWarning_code(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Code, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UserWarning_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UserWarning", field, false, false, "String")
 }
 
 func (ec *executionContext) _Viewer_tenant(ctx context.Context, field graphql.CollectedField, obj *Viewer) (ret graphql.Marshaler) {
@@ -7979,7 +14482,7 @@ func (ec *executionContext) unmarshalInputAttributeInput(ctx context.Context, ob
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"key", "value"}
+	fieldsInOrder := [...]string{"key", "value", "attested"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -8000,6 +14503,13 @@ func (ec *executionContext) unmarshalInputAttributeInput(ctx context.Context, ob
 				return it, err
 			}
 			it.Value = data
+		case "attested":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("attested"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Attested = data
 		}
 	}
 	return it, nil
@@ -8063,6 +14573,55 @@ func (ec *executionContext) unmarshalInputCloseInteractionInput(ctx context.Cont
 func UnmarshalCloseInteractionInput(ctx context.Context, raw any) (CloseInteractionInput, error) {
 	var out CloseInteractionInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "CloseInteractionInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputConfirmSuggestionInput(ctx context.Context, obj any) (ConfirmSuggestionInput, error) {
+	var it ConfirmSuggestionInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "clientMutationId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalConfirmSuggestionInput unmarshals raw into the ConfirmSuggestionInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalConfirmSuggestionInput(ctx context.Context, raw any) (ConfirmSuggestionInput, error) {
+	var out ConfirmSuggestionInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ConfirmSuggestionInput", raw, &out)
 	return out, err
 }
 
@@ -8161,6 +14720,167 @@ func (ec *executionContext) unmarshalInputDeleteProfileRuleInput(ctx context.Con
 func UnmarshalDeleteProfileRuleInput(ctx context.Context, raw any) (DeleteProfileRuleInput, error) {
 	var out DeleteProfileRuleInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "DeleteProfileRuleInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputDismissSuggestionInput(ctx context.Context, obj any) (DismissSuggestionInput, error) {
+	var it DismissSuggestionInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "clientMutationId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalDismissSuggestionInput unmarshals raw into the DismissSuggestionInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalDismissSuggestionInput(ctx context.Context, raw any) (DismissSuggestionInput, error) {
+	var out DismissSuggestionInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "DismissSuggestionInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputEraseContactInput(ctx context.Context, obj any) (EraseContactInput, error) {
+	var it EraseContactInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "reason", "clientMutationId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "reason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reason"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reason = data
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalEraseContactInput unmarshals raw into the EraseContactInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalEraseContactInput(ctx context.Context, raw any) (EraseContactInput, error) {
+	var out EraseContactInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "EraseContactInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputEraseProfileInput(ctx context.Context, obj any) (EraseProfileInput, error) {
+	var it EraseProfileInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "reason", "clientMutationId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "reason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reason"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reason = data
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalEraseProfileInput unmarshals raw into the EraseProfileInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalEraseProfileInput(ctx context.Context, raw any) (EraseProfileInput, error) {
+	var out EraseProfileInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "EraseProfileInput", raw, &out)
 	return out, err
 }
 
@@ -8273,7 +14993,7 @@ func (ec *executionContext) unmarshalInputProfileRuleInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"id", "attribute", "normalizer", "enabled", "priority", "maxPerProfile", "blockedValues", "defaultRegion"}
+	fieldsInOrder := [...]string{"id", "attribute", "normalizer", "enabled", "priority", "maxPerProfile", "blockedValues", "defaultRegion", "autoMerge", "maxContactsPerValue"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -8336,6 +15056,20 @@ func (ec *executionContext) unmarshalInputProfileRuleInput(ctx context.Context, 
 				return it, err
 			}
 			it.DefaultRegion = data
+		case "autoMerge":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("autoMerge"))
+			data, err := ec.unmarshalOAutoMerge2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐAutoMerge(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AutoMerge = data
+		case "maxContactsPerValue":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxContactsPerValue"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxContactsPerValue = data
 		}
 	}
 	return it, nil
@@ -8542,6 +15276,62 @@ func UnmarshalReopenInteractionInput(ctx context.Context, raw any) (ReopenIntera
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputResolveConflictInput(ctx context.Context, obj any) (ResolveConflictInput, error) {
+	var it ResolveConflictInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "action", "clientMutationId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "action":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("action"))
+			data, err := ec.unmarshalNConflictAction2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐConflictAction(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Action = data
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalResolveConflictInput unmarshals raw into the ResolveConflictInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalResolveConflictInput(ctx context.Context, raw any) (ResolveConflictInput, error) {
+	var out ResolveConflictInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ResolveConflictInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputSetContactAttributesInput(ctx context.Context, obj any) (SetContactAttributesInput, error) {
 	var it SetContactAttributesInput
 	if obj == nil {
@@ -8633,6 +15423,118 @@ func UnmarshalSetPreferencesInput(ctx context.Context, raw any) (SetPreferencesI
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputSetTenantSettingsInput(ctx context.Context, obj any) (SetTenantSettingsInput, error) {
+	var it SetTenantSettingsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"defaultRegion", "clientMutationId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "defaultRegion":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("defaultRegion"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DefaultRegion = data
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSetTenantSettingsInput unmarshals raw into the SetTenantSettingsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSetTenantSettingsInput(ctx context.Context, raw any) (SetTenantSettingsInput, error) {
+	var out SetTenantSettingsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SetTenantSettingsInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputSetValueQuarantineInput(ctx context.Context, obj any) (SetValueQuarantineInput, error) {
+	var it SetValueQuarantineInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"ruleId", "value", "state", "clientMutationId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "ruleId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ruleId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RuleID = data
+		case "value":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("value"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Value = data
+		case "state":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("state"))
+			data, err := ec.unmarshalNValueQuarantine2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐQuarantine(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.State = data
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSetValueQuarantineInput unmarshals raw into the SetValueQuarantineInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSetValueQuarantineInput(ctx context.Context, raw any) (SetValueQuarantineInput, error) {
+	var out SetValueQuarantineInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SetValueQuarantineInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputUnlinkContactInput(ctx context.Context, obj any) (UnlinkContactInput, error) {
 	var it UnlinkContactInput
 	if obj == nil {
@@ -8688,11 +15590,25 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Queue(ctx, sel, obj)
+	case store.Suggestion:
+		return ec._ProfileSuggestion(ctx, sel, &obj)
+	case *store.Suggestion:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._ProfileSuggestion(ctx, sel, obj)
 	case *identity.Rule:
 		if obj == nil {
 			return graphql.Null
 		}
 		return ec._ProfileRule(ctx, sel, obj)
+	case store.Conflict:
+		return ec._ProfileConflict(ctx, sel, &obj)
+	case *store.Conflict:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._ProfileConflict(ctx, sel, obj)
 	case *related.Profile:
 		if obj == nil {
 			return graphql.Null
@@ -8726,6 +15642,44 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 
 // region    **************************** object.gotpl ****************************
 
+var actorImplementors = []string{"Actor"}
+
+func (ec *executionContext) _Actor(ctx context.Context, sel ast.SelectionSet, obj *related.Actor) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, actorImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Actor")
+		case "name":
+			out.Values[i] = ec._Actor_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "role":
+			out.Values[i] = ec._Actor_role(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var attributeImplementors = []string{"Attribute"}
 
 func (ec *executionContext) _Attribute(ctx context.Context, sel ast.SelectionSet, obj *related.Attribute) graphql.Marshaler {
@@ -8740,11 +15694,130 @@ func (ec *executionContext) _Attribute(ctx context.Context, sel ast.SelectionSet
 		case "key":
 			out.Values[i] = ec._Attribute_key(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "value":
 			out.Values[i] = ec._Attribute_value(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "source":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Attribute_source(ctx, field, obj)
+				})
+		case "by":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Attribute_by(ctx, field, obj)
+				})
+		case "setAt":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Attribute_setAt(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var canonicalizationImplementors = []string{"Canonicalization"}
+
+func (ec *executionContext) _Canonicalization(ctx context.Context, sel ast.SelectionSet, obj *related.Canonicalization) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, canonicalizationImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Canonicalization")
+		case "state":
+			out.Values[i] = ec._Canonicalization_state(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "processed":
+			out.Values[i] = ec._Canonicalization_processed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "total":
+			out.Values[i] = ec._Canonicalization_total(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "merged":
+			out.Values[i] = ec._Canonicalization_merged(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "startedAt":
+			out.Values[i] = ec._Canonicalization_startedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updatedAt":
+			out.Values[i] = ec._Canonicalization_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var confirmSuggestionPayloadImplementors = []string{"ConfirmSuggestionPayload"}
+
+func (ec *executionContext) _ConfirmSuggestionPayload(ctx context.Context, sel ast.SelectionSet, obj *ConfirmSuggestionPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, confirmSuggestionPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ConfirmSuggestionPayload")
+		case "profile":
+			out.Values[i] = ec._ConfirmSuggestionPayload_profile(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._ConfirmSuggestionPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "clientMutationId":
+			out.Values[i] = ec._ConfirmSuggestionPayload_clientMutationId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -8787,6 +15860,11 @@ func (ec *executionContext) _Contact(ctx context.Context, sel ast.SelectionSet, 
 			}
 		case "address":
 			out.Values[i] = ec._Contact_address(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "addressStatus":
+			out.Values[i] = ec._Contact_addressStatus(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -8861,6 +15939,56 @@ func (ec *executionContext) _ContactPayload(ctx context.Context, sel ast.Selecti
 	return out
 }
 
+var contactSnapshotImplementors = []string{"ContactSnapshot"}
+
+func (ec *executionContext) _ContactSnapshot(ctx context.Context, sel ast.SelectionSet, obj *identity.ContactView) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, contactSnapshotImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ContactSnapshot")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ContactSnapshot_id(ctx, field, obj)
+				})
+		case "channel":
+			out.Values[i] = ec._ContactSnapshot_channel(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "address":
+			out.Values[i] = ec._ContactSnapshot_address(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "name":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ContactSnapshot_name(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var deleteProfileRulePayloadImplementors = []string{"DeleteProfileRulePayload"}
 
 func (ec *executionContext) _DeleteProfileRulePayload(ctx context.Context, sel ast.SelectionSet, obj *DeleteProfileRulePayload) graphql.Marshaler {
@@ -8899,9 +16027,423 @@ func (ec *executionContext) _DeleteProfileRulePayload(ctx context.Context, sel a
 	return out
 }
 
+var dismissSuggestionPayloadImplementors = []string{"DismissSuggestionPayload"}
+
+func (ec *executionContext) _DismissSuggestionPayload(ctx context.Context, sel ast.SelectionSet, obj *DismissSuggestionPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, dismissSuggestionPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DismissSuggestionPayload")
+		case "dismissedId":
+			out.Values[i] = ec._DismissSuggestionPayload_dismissedId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._DismissSuggestionPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "clientMutationId":
+			out.Values[i] = ec._DismissSuggestionPayload_clientMutationId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var erasePayloadImplementors = []string{"ErasePayload"}
+
+func (ec *executionContext) _ErasePayload(ctx context.Context, sel ast.SelectionSet, obj *ErasePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, erasePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ErasePayload")
+		case "erasure":
+			out.Values[i] = ec._ErasePayload_erasure(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._ErasePayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "clientMutationId":
+			out.Values[i] = ec._ErasePayload_clientMutationId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var erasureImplementors = []string{"Erasure"}
+
+func (ec *executionContext) _Erasure(ctx context.Context, sel ast.SelectionSet, obj *related.Erasure) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, erasureImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Erasure")
+		case "id":
+			out.Values[i] = ec._Erasure_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "subject":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Erasure_subject(ctx, field, obj)
+				})
+		case "reason":
+			out.Values[i] = ec._Erasure_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "actor":
+			out.Values[i] = ec._Erasure_actor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "at":
+			out.Values[i] = ec._Erasure_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "contacts":
+			out.Values[i] = ec._Erasure_contacts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "interactions":
+			out.Values[i] = ec._Erasure_interactions(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "messages":
+			out.Values[i] = ec._Erasure_messages(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var erasureConnectionImplementors = []string{"ErasureConnection"}
+
+func (ec *executionContext) _ErasureConnection(ctx context.Context, sel ast.SelectionSet, obj *ErasureConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, erasureConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ErasureConnection")
+		case "edges":
+			out.Values[i] = ec._ErasureConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._ErasureConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var erasureEdgeImplementors = []string{"ErasureEdge"}
+
+func (ec *executionContext) _ErasureEdge(ctx context.Context, sel ast.SelectionSet, obj *ErasureEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, erasureEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ErasureEdge")
+		case "cursor":
+			out.Values[i] = ec._ErasureEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._ErasureEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var hubValueImplementors = []string{"HubValue"}
+
+func (ec *executionContext) _HubValue(ctx context.Context, sel ast.SelectionSet, obj *store.HubValue) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, hubValueImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("HubValue")
+		case "rule":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._HubValue_rule(ctx, field, obj)
+				})
+		case "key":
+			out.Values[i] = ec._HubValue_key(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "value":
+			out.Values[i] = ec._HubValue_value(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "contactCount":
+			out.Values[i] = ec._HubValue_contactCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "state":
+			out.Values[i] = ec._HubValue_state(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "quarantined":
+			out.Values[i] = ec._HubValue_quarantined(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "updatedAt":
+			out.Values[i] = ec._HubValue_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var hubValueConnectionImplementors = []string{"HubValueConnection"}
+
+func (ec *executionContext) _HubValueConnection(ctx context.Context, sel ast.SelectionSet, obj *HubValueConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, hubValueConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("HubValueConnection")
+		case "edges":
+			out.Values[i] = ec._HubValueConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._HubValueConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var hubValueEdgeImplementors = []string{"HubValueEdge"}
+
+func (ec *executionContext) _HubValueEdge(ctx context.Context, sel ast.SelectionSet, obj *HubValueEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, hubValueEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("HubValueEdge")
+		case "cursor":
+			out.Values[i] = ec._HubValueEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._HubValueEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var hubValuePayloadImplementors = []string{"HubValuePayload"}
+
+func (ec *executionContext) _HubValuePayload(ctx context.Context, sel ast.SelectionSet, obj *HubValuePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, hubValuePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("HubValuePayload")
+		case "hubValue":
+			out.Values[i] = ec._HubValuePayload_hubValue(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._HubValuePayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "clientMutationId":
+			out.Values[i] = ec._HubValuePayload_clientMutationId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var identifierImplementors = []string{"Identifier"}
 
-func (ec *executionContext) _Identifier(ctx context.Context, sel ast.SelectionSet, obj *related.Identifier) graphql.Marshaler {
+func (ec *executionContext) _Identifier(ctx context.Context, sel ast.SelectionSet, obj *Identifier) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, identifierImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -8918,6 +16460,11 @@ func (ec *executionContext) _Identifier(ctx context.Context, sel ast.SelectionSe
 		case "value":
 			out.Values[i] = ec._Identifier_value(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "source":
+			out.Values[i] = ec._Identifier_source(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -9107,6 +16654,49 @@ func (ec *executionContext) _InteractionEdge(ctx context.Context, sel ast.Select
 			}
 		case "node":
 			out.Values[i] = ec._InteractionEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var interactionListChangeImplementors = []string{"InteractionListChange"}
+
+func (ec *executionContext) _InteractionListChange(ctx context.Context, sel ast.SelectionSet, obj *live.ListChange) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, interactionListChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("InteractionListChange")
+		case "kind":
+			out.Values[i] = ec._InteractionListChange_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "interaction":
+			out.Values[i] = ec._InteractionListChange_interaction(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "interactionId":
+			out.Values[i] = ec._InteractionListChange_interactionId(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -9407,6 +16997,55 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "confirmSuggestion":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_confirmSuggestion(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "dismissSuggestion":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_dismissSuggestion(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resolveConflict":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_resolveConflict(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setValueQuarantine":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setValueQuarantine(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setTenantSettings":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setTenantSettings(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "eraseProfile":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_eraseProfile(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "eraseContact":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_eraseContact(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -9570,10 +17209,11 @@ func (ec *executionContext) _Profile(ctx context.Context, sel ast.SelectionSet, 
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "identifiers":
-			out.Values[i] = ec._Profile_identifiers(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Profile_identifiers(ctx, field, obj)
+				})
 		case "contacts":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -9592,6 +17232,24 @@ func (ec *executionContext) _Profile(ctx context.Context, sel ast.SelectionSet, 
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Profile_links(ctx, field, obj)
 				})
+		case "suggestions":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Profile_suggestions(ctx, field, obj)
+				})
+		case "conflicts":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Profile_conflicts(ctx, field, obj)
+				})
+		case "history":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Profile_history(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -9609,9 +17267,47 @@ func (ec *executionContext) _Profile(ctx context.Context, sel ast.SelectionSet, 
 	return out
 }
 
-var profileConflictImplementors = []string{"ProfileConflict"}
+var profileChangeImplementors = []string{"ProfileChange"}
 
-func (ec *executionContext) _ProfileConflict(ctx context.Context, sel ast.SelectionSet, obj *related.ProfileConflict) graphql.Marshaler {
+func (ec *executionContext) _ProfileChange(ctx context.Context, sel ast.SelectionSet, obj *identity.SampleChange) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, profileChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProfileChange")
+		case "before":
+			out.Values[i] = ec._ProfileChange_before(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "after":
+			out.Values[i] = ec._ProfileChange_after(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var profileConflictImplementors = []string{"ProfileConflict", "Node"}
+
+func (ec *executionContext) _ProfileConflict(ctx context.Context, sel ast.SelectionSet, obj *store.Conflict) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, profileConflictImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -9626,6 +17322,12 @@ func (ec *executionContext) _ProfileConflict(ctx context.Context, sel ast.Select
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._ProfileConflict_id(ctx, field, obj)
 				})
+		case "identifier":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileConflict_identifier(ctx, field, obj)
+				})
 		case "key":
 			out.Values[i] = ec._ProfileConflict_key(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -9637,15 +17339,22 @@ func (ec *executionContext) _ProfileConflict(ctx context.Context, sel ast.Select
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "reason":
-			out.Values[i] = ec._ProfileConflict_reason(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileConflict_reason(ctx, field, obj)
+				})
 		case "profiles":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._ProfileConflict_profiles(ctx, field, obj)
+				})
+		case "contacts":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileConflict_contacts(ctx, field, obj)
 				})
 		case "contact":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
@@ -9664,6 +17373,229 @@ func (ec *executionContext) _ProfileConflict(ctx context.Context, sel ast.Select
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._ProfileConflict_resolvedAt(ctx, field, obj)
 				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var profileConflictConnectionImplementors = []string{"ProfileConflictConnection"}
+
+func (ec *executionContext) _ProfileConflictConnection(ctx context.Context, sel ast.SelectionSet, obj *ProfileConflictConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, profileConflictConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProfileConflictConnection")
+		case "edges":
+			out.Values[i] = ec._ProfileConflictConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._ProfileConflictConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._ProfileConflictConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var profileConflictEdgeImplementors = []string{"ProfileConflictEdge"}
+
+func (ec *executionContext) _ProfileConflictEdge(ctx context.Context, sel ast.SelectionSet, obj *ProfileConflictEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, profileConflictEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProfileConflictEdge")
+		case "cursor":
+			out.Values[i] = ec._ProfileConflictEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._ProfileConflictEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var profileEventImplementors = []string{"ProfileEvent"}
+
+func (ec *executionContext) _ProfileEvent(ctx context.Context, sel ast.SelectionSet, obj *store.HistoryEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, profileEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProfileEvent")
+		case "id":
+			out.Values[i] = ec._ProfileEvent_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "kind":
+			out.Values[i] = ec._ProfileEvent_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "at":
+			out.Values[i] = ec._ProfileEvent_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "actor":
+			out.Values[i] = ec._ProfileEvent_actor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "identifier":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileEvent_identifier(ctx, field, obj)
+				})
+		case "profiles":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileEvent_profiles(ctx, field, obj)
+				})
+		case "contact":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileEvent_contact(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var profileEventConnectionImplementors = []string{"ProfileEventConnection"}
+
+func (ec *executionContext) _ProfileEventConnection(ctx context.Context, sel ast.SelectionSet, obj *ProfileEventConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, profileEventConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProfileEventConnection")
+		case "edges":
+			out.Values[i] = ec._ProfileEventConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._ProfileEventConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var profileEventEdgeImplementors = []string{"ProfileEventEdge"}
+
+func (ec *executionContext) _ProfileEventEdge(ctx context.Context, sel ast.SelectionSet, obj *ProfileEventEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, profileEventEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProfileEventEdge")
+		case "cursor":
+			out.Values[i] = ec._ProfileEventEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._ProfileEventEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -9726,6 +17658,23 @@ func (ec *executionContext) _ProfileLink(ctx context.Context, sel ast.SelectionS
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._ProfileLink_by(ctx, field, obj)
+				})
+		case "actor":
+			out.Values[i] = ec._ProfileLink_actor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "interaction":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileLink_interaction(ctx, field, obj)
+				})
+		case "rule":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileLink_rule(ctx, field, obj)
 				})
 		case "linkedAt":
 			out.Values[i] = ec._ProfileLink_linkedAt(ctx, field, obj)
@@ -9841,6 +17790,17 @@ func (ec *executionContext) _ProfileRule(ctx context.Context, sel ast.SelectionS
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._ProfileRule_defaultRegion(ctx, field, obj)
 				})
+		case "autoMerge":
+			out.Values[i] = ec._ProfileRule_autoMerge(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "maxContactsPerValue":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileRule_maxContactsPerValue(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -9876,6 +17836,211 @@ func (ec *executionContext) _ProfileRulePayload(ctx context.Context, sel ast.Sel
 			}
 		case "userErrors":
 			out.Values[i] = ec._ProfileRulePayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var profileSnapshotImplementors = []string{"ProfileSnapshot"}
+
+func (ec *executionContext) _ProfileSnapshot(ctx context.Context, sel ast.SelectionSet, obj *identity.ProfileView) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, profileSnapshotImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProfileSnapshot")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileSnapshot_id(ctx, field, obj)
+				})
+		case "name":
+			out.Values[i] = ec._ProfileSnapshot_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "contacts":
+			out.Values[i] = ec._ProfileSnapshot_contacts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "identifiers":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileSnapshot_identifiers(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var profileSuggestionImplementors = []string{"ProfileSuggestion", "Node"}
+
+func (ec *executionContext) _ProfileSuggestion(ctx context.Context, sel ast.SelectionSet, obj *store.Suggestion) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, profileSuggestionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProfileSuggestion")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileSuggestion_id(ctx, field, obj)
+				})
+		case "profiles":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileSuggestion_profiles(ctx, field, obj)
+				})
+		case "contacts":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileSuggestion_contacts(ctx, field, obj)
+				})
+		case "identifier":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileSuggestion_identifier(ctx, field, obj)
+				})
+		case "sources":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileSuggestion_sources(ctx, field, obj)
+				})
+		case "reason":
+			out.Values[i] = ec._ProfileSuggestion_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "explanation":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProfileSuggestion_explanation(ctx, field, obj)
+				})
+		case "createdAt":
+			out.Values[i] = ec._ProfileSuggestion_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var profileSuggestionConnectionImplementors = []string{"ProfileSuggestionConnection"}
+
+func (ec *executionContext) _ProfileSuggestionConnection(ctx context.Context, sel ast.SelectionSet, obj *ProfileSuggestionConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, profileSuggestionConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProfileSuggestionConnection")
+		case "edges":
+			out.Values[i] = ec._ProfileSuggestionConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._ProfileSuggestionConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._ProfileSuggestionConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var profileSuggestionEdgeImplementors = []string{"ProfileSuggestionEdge"}
+
+func (ec *executionContext) _ProfileSuggestionEdge(ctx context.Context, sel ast.SelectionSet, obj *ProfileSuggestionEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, profileSuggestionEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProfileSuggestionEdge")
+		case "cursor":
+			out.Values[i] = ec._ProfileSuggestionEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._ProfileSuggestionEdge_node(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -9957,11 +18122,47 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_profileConflicts(ctx, field)
 				})
+		case "profileSuggestions":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_profileSuggestions(ctx, field)
+				})
+		case "hubValues":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_hubValues(ctx, field)
+				})
+		case "tenantSettings":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_tenantSettings(ctx, field)
+				})
 		case "ruleEvaluation":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_ruleEvaluation(ctx, field)
+				})
+		case "previewProfileRule":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_previewProfileRule(ctx, field)
+				})
+		case "previewDeleteProfileRule":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_previewDeleteProfileRule(ctx, field)
+				})
+		case "erasures":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_erasures(ctx, field)
 				})
 		case "interactions":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -10064,6 +18265,11 @@ func (ec *executionContext) _RecordMessagePayload(ctx context.Context, sel ast.S
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "warnings":
+			out.Values[i] = ec._RecordMessagePayload_warnings(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "clientMutationId":
 			out.Values[i] = ec._RecordMessagePayload_clientMutationId(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -10134,6 +18340,122 @@ func (ec *executionContext) _RelatedChange(ctx context.Context, sel ast.Selectio
 	return out
 }
 
+var resolveConflictPayloadImplementors = []string{"ResolveConflictPayload"}
+
+func (ec *executionContext) _ResolveConflictPayload(ctx context.Context, sel ast.SelectionSet, obj *ResolveConflictPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, resolveConflictPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ResolveConflictPayload")
+		case "profiles":
+			out.Values[i] = ec._ResolveConflictPayload_profiles(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._ResolveConflictPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "clientMutationId":
+			out.Values[i] = ec._ResolveConflictPayload_clientMutationId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var ruleChangeSummaryImplementors = []string{"RuleChangeSummary"}
+
+func (ec *executionContext) _RuleChangeSummary(ctx context.Context, sel ast.SelectionSet, obj *identity.Summary) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, ruleChangeSummaryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RuleChangeSummary")
+		case "profilesMerged":
+			out.Values[i] = ec._RuleChangeSummary_profilesMerged(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "profilesSplit":
+			out.Values[i] = ec._RuleChangeSummary_profilesSplit(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "profilesCreated":
+			out.Values[i] = ec._RuleChangeSummary_profilesCreated(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "profilesRemoved":
+			out.Values[i] = ec._RuleChangeSummary_profilesRemoved(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "profilesUnchanged":
+			out.Values[i] = ec._RuleChangeSummary_profilesUnchanged(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "contactsMoved":
+			out.Values[i] = ec._RuleChangeSummary_contactsMoved(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "valuesQuarantined":
+			out.Values[i] = ec._RuleChangeSummary_valuesQuarantined(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "suggestionsCreated":
+			out.Values[i] = ec._RuleChangeSummary_suggestionsCreated(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "samples":
+			out.Values[i] = ec._RuleChangeSummary_samples(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var ruleEvaluationImplementors = []string{"RuleEvaluation"}
 
 func (ec *executionContext) _RuleEvaluation(ctx context.Context, sel ast.SelectionSet, obj *related.RuleEvaluation) graphql.Marshaler {
@@ -10148,25 +18470,74 @@ func (ec *executionContext) _RuleEvaluation(ctx context.Context, sel ast.Selecti
 		case "state":
 			out.Values[i] = ec._RuleEvaluation_state(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "processed":
 			out.Values[i] = ec._RuleEvaluation_processed(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "total":
 			out.Values[i] = ec._RuleEvaluation_total(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "summary":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._RuleEvaluation_summary(ctx, field, obj)
+				})
 		case "startedAt":
 			out.Values[i] = ec._RuleEvaluation_startedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "updatedAt":
 			out.Values[i] = ec._RuleEvaluation_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var rulePreviewImplementors = []string{"RulePreview"}
+
+func (ec *executionContext) _RulePreview(ctx context.Context, sel ast.SelectionSet, obj *store.Preview) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, rulePreviewImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RulePreview")
+		case "summary":
+			out.Values[i] = ec._RulePreview_summary(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "contactsTouched":
+			out.Values[i] = ec._RulePreview_contactsTouched(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "partial":
+			out.Values[i] = ec._RulePreview_partial(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -10204,9 +18575,94 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 		return ec._Subscription_relatedChanged(ctx, fields[0])
 	case "interactionUpdated":
 		return ec._Subscription_interactionUpdated(ctx, fields[0])
+	case "interactionsChanged":
+		return ec._Subscription_interactionsChanged(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
+}
+
+var tenantSettingsImplementors = []string{"TenantSettings"}
+
+func (ec *executionContext) _TenantSettings(ctx context.Context, sel ast.SelectionSet, obj *related.TenantSettings) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, tenantSettingsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TenantSettings")
+		case "defaultRegion":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._TenantSettings_defaultRegion(ctx, field, obj)
+				})
+		case "canonicalization":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._TenantSettings_canonicalization(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var tenantSettingsPayloadImplementors = []string{"TenantSettingsPayload"}
+
+func (ec *executionContext) _TenantSettingsPayload(ctx context.Context, sel ast.SelectionSet, obj *TenantSettingsPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, tenantSettingsPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TenantSettingsPayload")
+		case "settings":
+			out.Values[i] = ec._TenantSettingsPayload_settings(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._TenantSettingsPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "clientMutationId":
+			out.Values[i] = ec._TenantSettingsPayload_clientMutationId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
 }
 
 var userErrorImplementors = []string{"UserError"}
@@ -10232,6 +18688,49 @@ func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet
 			}
 		case "code":
 			out.Values[i] = ec._UserError_code(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var userWarningImplementors = []string{"UserWarning"}
+
+func (ec *executionContext) _UserWarning(ctx context.Context, sel ast.SelectionSet, obj *related.Warning) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, userWarningImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UserWarning")
+		case "field":
+			out.Values[i] = ec._UserWarning_field(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._UserWarning_message(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "code":
+			out.Values[i] = ec._UserWarning_code(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -10663,6 +19162,20 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) marshalNActor2githubᚗcomᚋrelatedhqᚋrelatedᚐActor(ctx context.Context, sel ast.SelectionSet, v related.Actor) graphql.Marshaler {
+	return ec._Actor(ctx, sel, &v)
+}
+
+func (ec *executionContext) unmarshalNAddressStatus2githubᚗcomᚋrelatedhqᚋrelatedᚐAddressStatus(ctx context.Context, v any) (related.AddressStatus, error) {
+	var res related.AddressStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAddressStatus2githubᚗcomᚋrelatedhqᚋrelatedᚐAddressStatus(ctx context.Context, sel ast.SelectionSet, v related.AddressStatus) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNAttribute2githubᚗcomᚋrelatedhqᚋrelatedᚐAttribute(ctx context.Context, sel ast.SelectionSet, v related.Attribute) graphql.Marshaler {
 	return ec._Attribute(ctx, sel, &v)
 }
@@ -10700,6 +19213,16 @@ func (ec *executionContext) unmarshalNAttributeInput2ᚕᚖgithubᚗcomᚋrelate
 func (ec *executionContext) unmarshalNAttributeInput2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐAttributeInput(ctx context.Context, v any) (*AttributeInput, error) {
 	res, err := ec.unmarshalInputAttributeInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNAutoMerge2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐAutoMerge(ctx context.Context, v any) (identity.AutoMerge, error) {
+	var res identity.AutoMerge
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAutoMerge2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐAutoMerge(ctx context.Context, sel ast.SelectionSet, v identity.AutoMerge) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
@@ -10771,6 +19294,29 @@ func (ec *executionContext) marshalNClosedState2githubᚗcomᚋrelatedhqᚋrelat
 	return v
 }
 
+func (ec *executionContext) unmarshalNConfirmSuggestionInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐConfirmSuggestionInput(ctx context.Context, v any) (ConfirmSuggestionInput, error) {
+	res, err := ec.unmarshalInputConfirmSuggestionInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNConfirmSuggestionPayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐConfirmSuggestionPayload(ctx context.Context, sel ast.SelectionSet, v *ConfirmSuggestionPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ConfirmSuggestionPayload!")
+		return graphql.Null
+	}
+	return ec._ConfirmSuggestionPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNConflictAction2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐConflictAction(ctx context.Context, v any) (ConflictAction, error) {
+	var res ConflictAction
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNConflictAction2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐConflictAction(ctx context.Context, sel ast.SelectionSet, v ConflictAction) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNContact2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐContactᚄ(ctx context.Context, sel ast.SelectionSet, v []*related.Contact) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -10808,6 +19354,26 @@ func (ec *executionContext) marshalNContactPayload2ᚖgithubᚗcomᚋrelatedhq�
 	return ec._ContactPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNContactSnapshot2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐContactView(ctx context.Context, sel ast.SelectionSet, v identity.ContactView) graphql.Marshaler {
+	return ec._ContactSnapshot(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNContactSnapshot2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐContactViewᚄ(ctx context.Context, sel ast.SelectionSet, v []identity.ContactView) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNContactSnapshot2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐContactView(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalNDeleteProfileRuleInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐDeleteProfileRuleInput(ctx context.Context, v any) (DeleteProfileRuleInput, error) {
 	res, err := ec.unmarshalInputDeleteProfileRuleInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -10831,6 +19397,135 @@ func (ec *executionContext) marshalNDirection2githubᚗcomᚋrelatedhqᚋrelated
 	return v
 }
 
+func (ec *executionContext) unmarshalNDismissSuggestionInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐDismissSuggestionInput(ctx context.Context, v any) (DismissSuggestionInput, error) {
+	res, err := ec.unmarshalInputDismissSuggestionInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDismissSuggestionPayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐDismissSuggestionPayload(ctx context.Context, sel ast.SelectionSet, v *DismissSuggestionPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DismissSuggestionPayload!")
+		return graphql.Null
+	}
+	return ec._DismissSuggestionPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNEraseContactInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐEraseContactInput(ctx context.Context, v any) (EraseContactInput, error) {
+	res, err := ec.unmarshalInputEraseContactInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNErasePayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐErasePayload(ctx context.Context, sel ast.SelectionSet, v *ErasePayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ErasePayload!")
+		return graphql.Null
+	}
+	return ec._ErasePayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNEraseProfileInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐEraseProfileInput(ctx context.Context, v any) (EraseProfileInput, error) {
+	res, err := ec.unmarshalInputEraseProfileInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNErasure2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐErasure(ctx context.Context, sel ast.SelectionSet, v *related.Erasure) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Erasure!")
+		return graphql.Null
+	}
+	return ec._Erasure(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNErasureConnection2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐErasureConnection(ctx context.Context, sel ast.SelectionSet, v *ErasureConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ErasureConnection!")
+		return graphql.Null
+	}
+	return ec._ErasureConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNErasureEdge2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐErasureEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*ErasureEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNErasureEdge2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐErasureEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNErasureEdge2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐErasureEdge(ctx context.Context, sel ast.SelectionSet, v *ErasureEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ErasureEdge!")
+		return graphql.Null
+	}
+	return ec._ErasureEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNErasureSubject2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐErasureSubject(ctx context.Context, v any) (ErasureSubject, error) {
+	var res ErasureSubject
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNErasureSubject2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐErasureSubject(ctx context.Context, sel ast.SelectionSet, v ErasureSubject) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNHubValue2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐHubValue(ctx context.Context, sel ast.SelectionSet, v *store.HubValue) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "HubValue!")
+		return graphql.Null
+	}
+	return ec._HubValue(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNHubValueConnection2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐHubValueConnection(ctx context.Context, sel ast.SelectionSet, v *HubValueConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "HubValueConnection!")
+		return graphql.Null
+	}
+	return ec._HubValueConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNHubValueEdge2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐHubValueEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*HubValueEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNHubValueEdge2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐHubValueEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNHubValueEdge2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐHubValueEdge(ctx context.Context, sel ast.SelectionSet, v *HubValueEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "HubValueEdge!")
+		return graphql.Null
+	}
+	return ec._HubValueEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNHubValuePayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐHubValuePayload(ctx context.Context, sel ast.SelectionSet, v *HubValuePayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "HubValuePayload!")
+		return graphql.Null
+	}
+	return ec._HubValuePayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalID(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -10845,15 +19540,59 @@ func (ec *executionContext) marshalNID2string(ctx context.Context, sel ast.Selec
 	return res
 }
 
-func (ec *executionContext) marshalNIdentifier2githubᚗcomᚋrelatedhqᚋrelatedᚐIdentifier(ctx context.Context, sel ast.SelectionSet, v related.Identifier) graphql.Marshaler {
-	return ec._Identifier(ctx, sel, &v)
-}
-
-func (ec *executionContext) marshalNIdentifier2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚐIdentifierᚄ(ctx context.Context, sel ast.SelectionSet, v []related.Identifier) graphql.Marshaler {
+func (ec *executionContext) marshalNIdentifier2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐIdentifierᚄ(ctx context.Context, sel ast.SelectionSet, v []*Identifier) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNIdentifier2githubᚗcomᚋrelatedhqᚋrelatedᚐIdentifier(ctx, sel, v[i])
+		return ec.marshalNIdentifier2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐIdentifier(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNIdentifier2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐIdentifier(ctx context.Context, sel ast.SelectionSet, v *Identifier) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Identifier!")
+		return graphql.Null
+	}
+	return ec._Identifier(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNIdentifierSource2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSource(ctx context.Context, v any) (identity.Source, error) {
+	var res identity.Source
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNIdentifierSource2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSource(ctx context.Context, sel ast.SelectionSet, v identity.Source) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNIdentifierSource2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSourceᚄ(ctx context.Context, v any) ([]identity.Source, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]identity.Source, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNIdentifierSource2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSource(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNIdentifierSource2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSourceᚄ(ctx context.Context, sel ast.SelectionSet, v []identity.Source) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNIdentifierSource2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSource(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -10919,6 +19658,24 @@ func (ec *executionContext) marshalNInteractionEdge2ᚖgithubᚗcomᚋrelatedhq�
 	return ec._InteractionEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNInteractionListChange2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋliveᚐListChange(ctx context.Context, sel ast.SelectionSet, v *live.ListChange) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "InteractionListChange!")
+		return graphql.Null
+	}
+	return ec._InteractionListChange(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNInteractionListChangeKind2githubᚗcomᚋrelatedhqᚋrelatedᚋliveᚐChangeKind(ctx context.Context, v any) (live.ChangeKind, error) {
+	var res live.ChangeKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNInteractionListChangeKind2githubᚗcomᚋrelatedhqᚋrelatedᚋliveᚐChangeKind(ctx context.Context, sel ast.SelectionSet, v live.ChangeKind) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNInteractionPayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐInteractionPayload(ctx context.Context, sel ast.SelectionSet, v *InteractionPayload) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "InteractionPayload!")
@@ -10934,6 +19691,16 @@ func (ec *executionContext) unmarshalNInteractionStatus2githubᚗcomᚋrelatedhq
 }
 
 func (ec *executionContext) marshalNInteractionStatus2githubᚗcomᚋrelatedhqᚋrelatedᚐStatus(ctx context.Context, sel ast.SelectionSet, v related.Status) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNJobState2githubᚗcomᚋrelatedhqᚋrelatedᚐJobState(ctx context.Context, v any) (related.JobState, error) {
+	var res related.JobState
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNJobState2githubᚗcomᚋrelatedhqᚋrelatedᚐJobState(ctx context.Context, sel ast.SelectionSet, v related.JobState) graphql.Marshaler {
 	return v
 }
 
@@ -11015,6 +19782,16 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋrelatedhqᚋrelat
 	return ec._PageInfo(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNPairReason2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐPairReason(ctx context.Context, v any) (identity.PairReason, error) {
+	var res identity.PairReason
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPairReason2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐPairReason(ctx context.Context, sel ast.SelectionSet, v identity.PairReason) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNPreferences2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐPreferences(ctx context.Context, sel ast.SelectionSet, v *related.Preferences) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Preferences!")
@@ -11055,11 +19832,15 @@ func (ec *executionContext) marshalNProfile2ᚖgithubᚗcomᚋrelatedhqᚋrelate
 	return ec._Profile(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNProfileConflict2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfileConflictᚄ(ctx context.Context, sel ast.SelectionSet, v []*related.ProfileConflict) graphql.Marshaler {
+func (ec *executionContext) marshalNProfileChange2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSampleChange(ctx context.Context, sel ast.SelectionSet, v identity.SampleChange) graphql.Marshaler {
+	return ec._ProfileChange(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNProfileChange2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSampleChangeᚄ(ctx context.Context, sel ast.SelectionSet, v []identity.SampleChange) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNProfileConflict2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfileConflict(ctx, sel, v[i])
+		return ec.marshalNProfileChange2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSampleChange(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -11071,12 +19852,110 @@ func (ec *executionContext) marshalNProfileConflict2ᚕᚖgithubᚗcomᚋrelated
 	return ret
 }
 
-func (ec *executionContext) marshalNProfileConflict2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfileConflict(ctx context.Context, sel ast.SelectionSet, v *related.ProfileConflict) graphql.Marshaler {
+func (ec *executionContext) marshalNProfileConflict2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐConflictᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.Conflict) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProfileConflict2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐConflict(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNProfileConflict2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐConflict(ctx context.Context, sel ast.SelectionSet, v *store.Conflict) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "ProfileConflict!")
 		return graphql.Null
 	}
 	return ec._ProfileConflict(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNProfileConflictConnection2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfileConflictConnection(ctx context.Context, sel ast.SelectionSet, v *ProfileConflictConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProfileConflictConnection!")
+		return graphql.Null
+	}
+	return ec._ProfileConflictConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNProfileConflictEdge2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfileConflictEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*ProfileConflictEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProfileConflictEdge2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfileConflictEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNProfileConflictEdge2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfileConflictEdge(ctx context.Context, sel ast.SelectionSet, v *ProfileConflictEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProfileConflictEdge!")
+		return graphql.Null
+	}
+	return ec._ProfileConflictEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNProfileEvent2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐHistoryEvent(ctx context.Context, sel ast.SelectionSet, v *store.HistoryEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProfileEvent!")
+		return graphql.Null
+	}
+	return ec._ProfileEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNProfileEventConnection2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfileEventConnection(ctx context.Context, sel ast.SelectionSet, v *ProfileEventConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProfileEventConnection!")
+		return graphql.Null
+	}
+	return ec._ProfileEventConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNProfileEventEdge2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfileEventEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*ProfileEventEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProfileEventEdge2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfileEventEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNProfileEventEdge2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfileEventEdge(ctx context.Context, sel ast.SelectionSet, v *ProfileEventEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProfileEventEdge!")
+		return graphql.Null
+	}
+	return ec._ProfileEventEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNProfileEventKind2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐEventKind(ctx context.Context, v any) (identity.EventKind, error) {
+	var res identity.EventKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNProfileEventKind2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐEventKind(ctx context.Context, sel ast.SelectionSet, v identity.EventKind) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) marshalNProfileLink2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐProfileLinkᚄ(ctx context.Context, sel ast.SelectionSet, v []*related.ProfileLink) graphql.Marshaler {
@@ -11148,6 +20027,82 @@ func (ec *executionContext) marshalNProfileRulePayload2ᚖgithubᚗcomᚋrelated
 	return ec._ProfileRulePayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNProfileSnapshot2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐProfileView(ctx context.Context, sel ast.SelectionSet, v identity.ProfileView) graphql.Marshaler {
+	return ec._ProfileSnapshot(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNProfileSnapshot2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐProfileViewᚄ(ctx context.Context, sel ast.SelectionSet, v []identity.ProfileView) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProfileSnapshot2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐProfileView(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNProfileSuggestion2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐSuggestionᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.Suggestion) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProfileSuggestion2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐSuggestion(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNProfileSuggestion2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐSuggestion(ctx context.Context, sel ast.SelectionSet, v *store.Suggestion) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProfileSuggestion!")
+		return graphql.Null
+	}
+	return ec._ProfileSuggestion(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNProfileSuggestionConnection2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfileSuggestionConnection(ctx context.Context, sel ast.SelectionSet, v *ProfileSuggestionConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProfileSuggestionConnection!")
+		return graphql.Null
+	}
+	return ec._ProfileSuggestionConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNProfileSuggestionEdge2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfileSuggestionEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*ProfileSuggestionEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProfileSuggestionEdge2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfileSuggestionEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNProfileSuggestionEdge2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐProfileSuggestionEdge(ctx context.Context, sel ast.SelectionSet, v *ProfileSuggestionEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProfileSuggestionEdge!")
+		return graphql.Null
+	}
+	return ec._ProfileSuggestionEdge(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNRecordMessageInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐRecordMessageInput(ctx context.Context, v any) (RecordMessageInput, error) {
 	res, err := ec.unmarshalInputRecordMessageInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -11199,6 +20154,39 @@ func (ec *executionContext) unmarshalNReopenInteractionInput2githubᚗcomᚋrela
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNResolveConflictInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐResolveConflictInput(ctx context.Context, v any) (ResolveConflictInput, error) {
+	res, err := ec.unmarshalInputResolveConflictInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNResolveConflictPayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐResolveConflictPayload(ctx context.Context, sel ast.SelectionSet, v *ResolveConflictPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ResolveConflictPayload!")
+		return graphql.Null
+	}
+	return ec._ResolveConflictPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRuleChangeSummary2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSummary(ctx context.Context, sel ast.SelectionSet, v identity.Summary) graphql.Marshaler {
+	return ec._RuleChangeSummary(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNRuleChangeSummary2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSummary(ctx context.Context, sel ast.SelectionSet, v *identity.Summary) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RuleChangeSummary!")
+		return graphql.Null
+	}
+	return ec._RuleChangeSummary(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRulePreview2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐPreview(ctx context.Context, sel ast.SelectionSet, v *store.Preview) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RulePreview!")
+		return graphql.Null
+	}
+	return ec._RulePreview(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNSetContactAttributesInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐSetContactAttributesInput(ctx context.Context, v any) (SetContactAttributesInput, error) {
 	res, err := ec.unmarshalInputSetContactAttributesInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -11206,6 +20194,16 @@ func (ec *executionContext) unmarshalNSetContactAttributesInput2githubᚗcomᚋr
 
 func (ec *executionContext) unmarshalNSetPreferencesInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐSetPreferencesInput(ctx context.Context, v any) (SetPreferencesInput, error) {
 	res, err := ec.unmarshalInputSetPreferencesInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNSetTenantSettingsInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐSetTenantSettingsInput(ctx context.Context, v any) (SetTenantSettingsInput, error) {
+	res, err := ec.unmarshalInputSetTenantSettingsInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNSetValueQuarantineInput2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐSetValueQuarantineInput(ctx context.Context, v any) (SetValueQuarantineInput, error) {
+	res, err := ec.unmarshalInputSetValueQuarantineInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -11252,6 +20250,22 @@ func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel
 	return ret
 }
 
+func (ec *executionContext) marshalNTenantSettings2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐTenantSettings(ctx context.Context, sel ast.SelectionSet, v *related.TenantSettings) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "TenantSettings!")
+		return graphql.Null
+	}
+	return ec._TenantSettings(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNTenantSettingsPayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐTenantSettingsPayload(ctx context.Context, sel ast.SelectionSet, v *TenantSettingsPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "TenantSettingsPayload!")
+		return graphql.Null
+	}
+	return ec._TenantSettingsPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
 	res, err := graphql.UnmarshalTime(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -11293,6 +20307,40 @@ func (ec *executionContext) marshalNUserError2ᚖgithubᚗcomᚋrelatedhqᚋrela
 		return graphql.Null
 	}
 	return ec._UserError(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNUserWarning2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐWarningᚄ(ctx context.Context, sel ast.SelectionSet, v []*related.Warning) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNUserWarning2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐWarning(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNUserWarning2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐWarning(ctx context.Context, sel ast.SelectionSet, v *related.Warning) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "UserWarning!")
+		return graphql.Null
+	}
+	return ec._UserWarning(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNValueQuarantine2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐQuarantine(ctx context.Context, v any) (identity.Quarantine, error) {
+	var res identity.Quarantine
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNValueQuarantine2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐQuarantine(ctx context.Context, sel ast.SelectionSet, v identity.Quarantine) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) marshalNViewer2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐViewer(ctx context.Context, sel ast.SelectionSet, v *Viewer) graphql.Marshaler {
@@ -11462,6 +20510,22 @@ func (ec *executionContext) unmarshalOAttributeInput2ᚕᚖgithubᚗcomᚋrelate
 	return res, nil
 }
 
+func (ec *executionContext) unmarshalOAutoMerge2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐAutoMerge(ctx context.Context, v any) (*identity.AutoMerge, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(identity.AutoMerge)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOAutoMerge2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐAutoMerge(ctx context.Context, sel ast.SelectionSet, v *identity.AutoMerge) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) unmarshalOBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -11492,6 +20556,13 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	return res
 }
 
+func (ec *executionContext) marshalOCanonicalization2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐCanonicalization(ctx context.Context, sel ast.SelectionSet, v *related.Canonicalization) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Canonicalization(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOClosedState2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐClosedState(ctx context.Context, v any) (*related.ClosedState, error) {
 	if v == nil {
 		return nil, nil
@@ -11515,6 +20586,20 @@ func (ec *executionContext) marshalOContact2ᚖgithubᚗcomᚋrelatedhqᚋrelate
 	return ec._Contact(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOErasure2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐErasure(ctx context.Context, sel ast.SelectionSet, v *related.Erasure) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Erasure(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOHubValue2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐHubValue(ctx context.Context, sel ast.SelectionSet, v *store.HubValue) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._HubValue(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOID2ᚖstring(ctx context.Context, v any) (*string, error) {
 	if v == nil {
 		return nil, nil
@@ -11531,6 +20616,29 @@ func (ec *executionContext) marshalOID2ᚖstring(ctx context.Context, sel ast.Se
 	_ = ctx
 	res := graphql.MarshalID(*v)
 	return res
+}
+
+func (ec *executionContext) marshalOIdentifier2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐIdentifier(ctx context.Context, sel ast.SelectionSet, v *Identifier) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Identifier(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOIdentifierSource2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSource(ctx context.Context, v any) (*identity.Source, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(identity.Source)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOIdentifierSource2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐSource(ctx context.Context, sel ast.SelectionSet, v *identity.Source) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) unmarshalOInt2ᚖint(ctx context.Context, v any) (*int, error) {
@@ -11690,6 +20798,13 @@ func (ec *executionContext) marshalOString2ᚖstring(ctx context.Context, sel as
 	_ = ctx
 	res := graphql.MarshalString(*v)
 	return res
+}
+
+func (ec *executionContext) marshalOTenantSettings2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐTenantSettings(ctx context.Context, sel ast.SelectionSet, v *related.TenantSettings) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._TenantSettings(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {

@@ -3,6 +3,10 @@
 package graph
 
 import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
 	"time"
 
 	"github.com/relatedhq/related"
@@ -14,11 +18,29 @@ import (
 type AttributeInput struct {
 	Key   string `json:"key"`
 	Value string `json:"value"`
+	// The caller vouches for the value (a login the website verified, a CRM's customer id): only
+	// ATTESTED values merge profiles under an ATTESTED rule. Only admin and integration keys may
+	// attest; for others it is a userError.
+	Attested *bool `json:"attested,omitempty"`
 }
 
 type CloseInteractionInput struct {
 	ID    string              `json:"id"`
 	State related.ClosedState `json:"state"`
+}
+
+// Confirm a suggestion: its two profiles merge.
+type ConfirmSuggestionInput struct {
+	ID               string  `json:"id"`
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
+}
+
+// The result of confirmSuggestion.
+type ConfirmSuggestionPayload struct {
+	// The merged profile.
+	Profile          *related.Profile `json:"profile,omitempty"`
+	UserErrors       []*UserError     `json:"userErrors"`
+	ClientMutationID *string          `json:"clientMutationId,omitempty"`
 }
 
 type ContactInput struct {
@@ -39,6 +61,82 @@ type DeleteProfileRuleInput struct {
 type DeleteProfileRulePayload struct {
 	DeletedID  *string      `json:"deletedId,omitempty"`
 	UserErrors []*UserError `json:"userErrors"`
+}
+
+// Dismiss a suggestion: its two profiles are kept apart for good.
+type DismissSuggestionInput struct {
+	ID               string  `json:"id"`
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
+}
+
+// The result of dismissSuggestion.
+type DismissSuggestionPayload struct {
+	// The dismissed suggestion's id.
+	DismissedID      *string      `json:"dismissedId,omitempty"`
+	UserErrors       []*UserError `json:"userErrors"`
+	ClientMutationID *string      `json:"clientMutationId,omitempty"`
+}
+
+// Erase one contact.
+type EraseContactInput struct {
+	ID string `json:"id"`
+	// Why; kept in the tombstone, so it should hold no personal data.
+	Reason           string  `json:"reason"`
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
+}
+
+// The result of an erasure.
+type ErasePayload struct {
+	Erasure          *related.Erasure `json:"erasure,omitempty"`
+	UserErrors       []*UserError     `json:"userErrors"`
+	ClientMutationID *string          `json:"clientMutationId,omitempty"`
+}
+
+// Erase a person: every contact of a profile.
+type EraseProfileInput struct {
+	ID string `json:"id"`
+	// Why (a request's reference, say); kept in the tombstone, so it should hold no personal data.
+	Reason           string  `json:"reason"`
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
+}
+
+// A page of erasures.
+type ErasureConnection struct {
+	Edges    []*ErasureEdge `json:"edges"`
+	PageInfo *PageInfo      `json:"pageInfo"`
+}
+
+// An erasure in a page.
+type ErasureEdge struct {
+	Cursor string           `json:"cursor"`
+	Node   *related.Erasure `json:"node"`
+}
+
+// A page of hub values.
+type HubValueConnection struct {
+	Edges    []*HubValueEdge `json:"edges"`
+	PageInfo *PageInfo       `json:"pageInfo"`
+}
+
+// A hub value in a page.
+type HubValueEdge struct {
+	Cursor string          `json:"cursor"`
+	Node   *store.HubValue `json:"node"`
+}
+
+// The result of setValueQuarantine.
+type HubValuePayload struct {
+	HubValue         *store.HubValue `json:"hubValue,omitempty"`
+	UserErrors       []*UserError    `json:"userErrors"`
+	ClientMutationID *string         `json:"clientMutationId,omitempty"`
+}
+
+// A normalized value of a rule's attribute.
+type Identifier struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+	// On a profile: ATTESTED when any of its contacts holds the value attested, else CLAIMED. Null elsewhere.
+	Source *identity.Source `json:"source,omitempty"`
 }
 
 type InteractionConnection struct {
@@ -71,6 +169,7 @@ type LinkContactInput struct {
 	ContactID string `json:"contactId"`
 }
 
+// Merge two profiles: the result keeps intoId and into's name; fromId leads to it.
 type MergeProfilesInput struct {
 	IntoID string `json:"intoId"`
 	FromID string `json:"fromId"`
@@ -105,6 +204,32 @@ type PreferencesPayload struct {
 	UserErrors  []*UserError         `json:"userErrors"`
 }
 
+// A page of conflicts.
+type ProfileConflictConnection struct {
+	Edges    []*ProfileConflictEdge `json:"edges"`
+	PageInfo *PageInfo              `json:"pageInfo"`
+	// How many open conflicts there are in all.
+	TotalCount int `json:"totalCount"`
+}
+
+// A conflict in a page.
+type ProfileConflictEdge struct {
+	Cursor string          `json:"cursor"`
+	Node   *store.Conflict `json:"node"`
+}
+
+// A page of a profile's history.
+type ProfileEventConnection struct {
+	Edges    []*ProfileEventEdge `json:"edges"`
+	PageInfo *PageInfo           `json:"pageInfo"`
+}
+
+// An entry in a page of history.
+type ProfileEventEdge struct {
+	Cursor string              `json:"cursor"`
+	Node   *store.HistoryEvent `json:"node"`
+}
+
 type ProfilePayload struct {
 	Profile    *related.Profile `json:"profile,omitempty"`
 	UserErrors []*UserError     `json:"userErrors"`
@@ -120,11 +245,29 @@ type ProfileRuleInput struct {
 	MaxPerProfile *int                `json:"maxPerProfile,omitempty"`
 	BlockedValues []string            `json:"blockedValues,omitempty"`
 	DefaultRegion *string             `json:"defaultRegion,omitempty"`
+	// Omitted on create: ATTESTED for EMAIL and PHONE rules, NEVER for order numbers, else ANY.
+	AutoMerge *identity.AutoMerge `json:"autoMerge,omitempty"`
+	// Omitted on create: 10. 0: no bound.
+	MaxContactsPerValue *int `json:"maxContactsPerValue,omitempty"`
 }
 
 type ProfileRulePayload struct {
 	Rule       *identity.Rule `json:"rule,omitempty"`
 	UserErrors []*UserError   `json:"userErrors"`
+}
+
+// A page of suggestions.
+type ProfileSuggestionConnection struct {
+	Edges    []*ProfileSuggestionEdge `json:"edges"`
+	PageInfo *PageInfo                `json:"pageInfo"`
+	// How many open suggestions there are in all.
+	TotalCount int `json:"totalCount"`
+}
+
+// A suggestion in a page.
+type ProfileSuggestionEdge struct {
+	Cursor string            `json:"cursor"`
+	Node   *store.Suggestion `json:"node"`
 }
 
 type Query struct {
@@ -147,10 +290,12 @@ type RecordMessageInput struct {
 }
 
 type RecordMessagePayload struct {
-	Interaction      *related.Interaction `json:"interaction,omitempty"`
-	Message          *related.Message     `json:"message,omitempty"`
-	UserErrors       []*UserError         `json:"userErrors"`
-	ClientMutationID *string              `json:"clientMutationId,omitempty"`
+	Interaction *related.Interaction `json:"interaction,omitempty"`
+	Message     *related.Message     `json:"message,omitempty"`
+	UserErrors  []*UserError         `json:"userErrors"`
+	// What the caller should fix that did not stop the write, such as an address that was not understood.
+	Warnings         []*related.Warning `json:"warnings"`
+	ClientMutationID *string            `json:"clientMutationId,omitempty"`
 }
 
 type RenameProfileInput struct {
@@ -162,6 +307,21 @@ type ReopenInteractionInput struct {
 	ID string `json:"id"`
 }
 
+// Resolve a conflict.
+type ResolveConflictInput struct {
+	ID               string         `json:"id"`
+	Action           ConflictAction `json:"action"`
+	ClientMutationID *string        `json:"clientMutationId,omitempty"`
+}
+
+// The result of resolveConflict.
+type ResolveConflictPayload struct {
+	// The profiles as the action left them: one after MERGE, two after KEEP_APART.
+	Profiles         []*related.Profile `json:"profiles"`
+	UserErrors       []*UserError       `json:"userErrors"`
+	ClientMutationID *string            `json:"clientMutationId,omitempty"`
+}
+
 type SetContactAttributesInput struct {
 	ContactID  string            `json:"contactId"`
 	Attributes []*AttributeInput `json:"attributes"`
@@ -171,8 +331,31 @@ type SetPreferencesInput struct {
 	ShowRelated *bool `json:"showRelated,omitempty"`
 }
 
+// Change the tenant's settings; omitted fields keep their values.
+type SetTenantSettingsInput struct {
+	// An ISO 3166 region code such as GB or US; an empty string removes it.
+	DefaultRegion    *string `json:"defaultRegion,omitempty"`
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
+}
+
+// Set an admin's state for one value of a rule.
+type SetValueQuarantineInput struct {
+	RuleID string `json:"ruleId"`
+	// The value, normalized by the rule first.
+	Value            string              `json:"value"`
+	State            identity.Quarantine `json:"state"`
+	ClientMutationID *string             `json:"clientMutationId,omitempty"`
+}
+
 // Live updates over WebSocket (graphql-transport-ws, or the legacy graphql-ws) or SSE.
 type Subscription struct {
+}
+
+// The result of setTenantSettings.
+type TenantSettingsPayload struct {
+	Settings         *related.TenantSettings `json:"settings,omitempty"`
+	UserErrors       []*UserError            `json:"userErrors"`
+	ClientMutationID *string                 `json:"clientMutationId,omitempty"`
 }
 
 type UnlinkContactInput struct {
@@ -193,4 +376,120 @@ type Viewer struct {
 	Role        string               `json:"role"`
 	Name        *string              `json:"name,omitempty"`
 	Preferences *related.Preferences `json:"preferences"`
+}
+
+// How an admin resolves a conflict.
+type ConflictAction string
+
+const (
+	// Keep the two profiles apart for good.
+	ConflictActionKeepApart ConflictAction = "KEEP_APART"
+	// Merge them past the rule's limit.
+	ConflictActionMerge ConflictAction = "MERGE"
+)
+
+var AllConflictAction = []ConflictAction{
+	ConflictActionKeepApart,
+	ConflictActionMerge,
+}
+
+func (e ConflictAction) IsValid() bool {
+	switch e {
+	case ConflictActionKeepApart, ConflictActionMerge:
+		return true
+	}
+	return false
+}
+
+func (e ConflictAction) String() string {
+	return string(e)
+}
+
+func (e *ConflictAction) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ConflictAction(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ConflictAction", str)
+	}
+	return nil
+}
+
+func (e ConflictAction) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ConflictAction) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ConflictAction) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What an erasure erased.
+type ErasureSubject string
+
+const (
+	// Every contact of a profile.
+	ErasureSubjectProfile ErasureSubject = "PROFILE"
+	// One contact.
+	ErasureSubjectContact ErasureSubject = "CONTACT"
+)
+
+var AllErasureSubject = []ErasureSubject{
+	ErasureSubjectProfile,
+	ErasureSubjectContact,
+}
+
+func (e ErasureSubject) IsValid() bool {
+	switch e {
+	case ErasureSubjectProfile, ErasureSubjectContact:
+		return true
+	}
+	return false
+}
+
+func (e ErasureSubject) String() string {
+	return string(e)
+}
+
+func (e *ErasureSubject) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ErasureSubject(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ErasureSubject", str)
+	}
+	return nil
+}
+
+func (e ErasureSubject) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ErasureSubject) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ErasureSubject) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }

@@ -2,7 +2,9 @@ package identity
 
 import (
 	"cmp"
+	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -197,6 +199,29 @@ func (r PairReason) Valid() bool {
 		return true
 	}
 	return false
+}
+
+// MarshalGQL writes r as a GraphQL enum value.
+func (r PairReason) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(r))) }
+
+// UnmarshalGQL reads r from a GraphQL enum value.
+func (r *PairReason) UnmarshalGQL(v any) error {
+	return unmarshalEnum(v, r, PairReason.Valid, "PairReason")
+}
+
+// Explain says in words why a pair of profiles sharing id did not merge.
+func (r PairReason) Explain(id Identifier, rule string) string {
+	switch r {
+	case ReasonClaimed:
+		return "both profiles hold " + id.Key + " " + id.Value + ", but on at least one side it was typed, not vouched for; the " + rule + " rule merges only attested values"
+	case ReasonAgentSet:
+		return "both profiles hold " + id.Key + " " + id.Value + ", but an agent set it on at least one side; agents never merge profiles"
+	case ReasonNeverMerges:
+		return "both profiles hold " + id.Key + " " + id.Value + "; the " + rule + " rule never merges on its own (people share such values)"
+	case ReasonMaxPerProfile:
+		return "both profiles hold " + id.Key + " " + id.Value + ", but merging them would give one profile more " + rule + " values than the rule allows"
+	}
+	return string(r)
 }
 
 // Pair is two contacts in different profiles sharing a value that did not

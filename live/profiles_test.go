@@ -1,13 +1,16 @@
 package live_test
 
 import (
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestProfileChanges follows a panel's scope as profiles change: a contact
 // on another channel joining the profile brings its interactions in
 // (ADDED, and the scope becomes PROFILE), and unlinking it takes them out
-// again (REMOVED).
+// again (REMOVED); a confirmed suggestion brings a claimed chat in, and
+// blocking the shared value takes out what only it linked.
 func TestProfileChanges(t *testing.T) {
 	r := newSQLite(t)
 	a := r.record(r.key, "a", "ann@example.com", "by email", "")
@@ -15,8 +18,9 @@ func TestProfileChanges(t *testing.T) {
 	c.subscribe("rel", relatedSub, map[string]any{"id": a})
 	r.waitSubs(1)
 
-	// A web chat visitor gives Ann's email: the rules link the visitor
-	// into Ann's profile, and the chat appears in her email's panel.
+	// A web chat visitor signed in as Ann (the website attests her
+	// email): the rules link the visitor into Ann's profile, and the chat
+	// appears in her email's panel.
 	var chat struct {
 		RecordMessage struct {
 			Interaction struct {
@@ -27,7 +31,7 @@ func TestProfileChanges(t *testing.T) {
 	}
 	r.gql(r.key, `mutation($in: RecordMessageInput!) { recordMessage(input: $in) { interaction { id contact { id } } userErrors { message } } }`,
 		map[string]any{"in": map[string]any{"channel": "WEBCHAT", "threadRef": "chat-1", "direction": "INBOUND", "body": "hi from chat",
-			"contact": map[string]any{"address": "visitor-1", "attributes": []any{map[string]any{"key": "email", "value": "Ann@Example.com"}}}}}, &chat)
+			"contact": map[string]any{"address": "visitor-1", "attributes": []any{map[string]any{"key": "email", "value": "Ann@Example.com", "attested": true}}}}}, &chat)
 	chatID := chat.RecordMessage.Interaction.ID
 	got := c.nextChange("rel")
 	expect(t, got, "ADDED", chatID)
@@ -45,5 +49,117 @@ func TestProfileChanges(t *testing.T) {
 	}
 	if got.InteractionID != chatID {
 		t.Fatalf("REMOVED %s, want the chat %s", got.InteractionID, chatID)
+	}
+
+	// A visitor who only typed Ann's email is a suggestion, not a link;
+	// confirmed by an admin, the chat joins the panel.
+	r.gql(r.key, `mutation($in: RecordMessageInput!) { recordMessage(input: $in) { interaction { id contact { id } } userErrors { message } } }`,
+		map[string]any{"in": map[string]any{"channel": "WEBCHAT", "threadRef": "chat-2", "direction": "INBOUND", "body": "typed",
+			"contact": map[string]any{"address": "visitor-2", "attributes": []any{map[string]any{"key": "email", "value": "ann@example.com"}}}}}, &chat)
+	typed := chat.RecordMessage.Interaction.ID
+	var sug struct {
+		ProfileSuggestions struct {
+			Edges []struct {
+				Node struct {
+					ID       string
+					Contacts []struct{ ID string }
+				}
+			}
+		}
+	}
+	r.gql(r.key, `{ profileSuggestions { edges { node { id contacts { id } } } } }`, nil, &sug)
+	var sugID string
+	for _, e := range sug.ProfileSuggestions.Edges {
+		for _, c := range e.Node.Contacts {
+			if c.ID == chat.RecordMessage.Interaction.Contact.ID {
+				sugID = e.Node.ID
+			}
+		}
+	}
+	if sugID == "" {
+		t.Fatalf("no suggestion for the typed email: %+v", sug)
+	}
+	r.gql(r.key, `mutation($id: ID!) { confirmSuggestion(input: {id: $id}) { userErrors { message } } }`, map[string]any{"id": sugID}, nil)
+	for range 10 {
+		if got = c.nextChange("rel"); got.Kind == "ADDED" && got.InteractionID == typed {
+			break
+		}
+	}
+	expect(t, got, "ADDED", typed)
+
+	// A third visitor signs in as Ann; blocking her address takes out the
+	// chat only the address linked (the confirmed one stays: an admin
+	// decided it).
+	r.gql(r.key, `mutation($in: RecordMessageInput!) { recordMessage(input: $in) { interaction { id contact { id } } userErrors { message } } }`,
+		map[string]any{"in": map[string]any{"channel": "WEBCHAT", "threadRef": "chat-3", "direction": "INBOUND", "body": "signed in",
+			"contact": map[string]any{"address": "visitor-3", "attributes": []any{map[string]any{"key": "email", "value": "ann@example.com", "attested": true}}}}}, &chat)
+	third := chat.RecordMessage.Interaction.ID
+	for range 10 {
+		if got = c.nextChange("rel"); got.Kind == "ADDED" && got.InteractionID == third {
+			break
+		}
+	}
+	expect(t, got, "ADDED", third)
+	var rules struct {
+		ProfileRules []struct{ ID, Attribute string }
+	}
+	r.gql(r.key, `{ profileRules { id attribute } }`, nil, &rules)
+	r.gql(r.key, `mutation($rule: ID!) { setValueQuarantine(input: {ruleId: $rule, value: "ann@example.com", state: BLOCKED}) { userErrors { message } } }`,
+		map[string]any{"rule": rules.ProfileRules[0].ID}, nil)
+	for range 10 {
+		if got = c.nextChange("rel"); got.Kind == "REMOVED" {
+			break
+		}
+	}
+	if got.Kind != "REMOVED" || got.InteractionID != third {
+		t.Fatalf("after blocking: %+v, want the third chat REMOVED", got)
+	}
+}
+
+// TestErasure: erasing a contact drops its interactions from the panels
+// they were in (REMOVED, with the id and no interaction), and ends a
+// subscription on one of them with NOT_FOUND.
+func TestErasure(t *testing.T) {
+	r := newSQLite(t)
+	a := r.record(r.key, "a", "ann@example.com", "Ann by email", "")
+	var chat struct {
+		RecordMessage struct {
+			Interaction struct {
+				ID      string
+				Contact struct{ ID string }
+			}
+		}
+	}
+	r.gql(r.key, `mutation($in: RecordMessageInput!) { recordMessage(input: $in) { interaction { id contact { id } } userErrors { message } } }`,
+		map[string]any{"in": map[string]any{"channel": "WEBCHAT", "threadRef": "chat-1", "direction": "INBOUND", "body": "Ann by chat",
+			"contact": map[string]any{"address": "visitor-1", "attributes": []any{map[string]any{"key": "email", "value": "ann@example.com", "attested": true}}}}}, &chat)
+	gone := chat.RecordMessage.Interaction.ID
+	c := r.dial(r.key, transportWS)
+	c.subscribe("panel", relatedSub, map[string]any{"id": a})
+	c.subscribe("gone", interactionSub, map[string]any{"id": gone})
+	r.waitSubs(2)
+	var erased struct {
+		EraseContact struct {
+			Erasure    *struct{ Interactions int }
+			UserErrors []struct{ Message string }
+		}
+	}
+	r.gql(r.key, `mutation($id: ID!) { eraseContact(input: {id: $id, reason: "request 9"}) { erasure { interactions } userErrors { message } } }`,
+		map[string]any{"id": chat.RecordMessage.Interaction.Contact.ID}, &erased)
+	if erased.EraseContact.Erasure == nil || erased.EraseContact.Erasure.Interactions != 1 {
+		t.Fatalf("erasure = %+v", erased)
+	}
+	var got change
+	for range 10 {
+		if got = c.nextChange("panel"); got.Kind == "REMOVED" {
+			break
+		}
+	}
+	if got.Kind != "REMOVED" || got.InteractionID != gone || got.Interaction.ID != "" {
+		t.Fatalf("panel change = %+v, want the erased chat REMOVED without its interaction", got)
+	}
+	m := c.next("gone", 5*time.Second)
+	if m.Type != "error" || !strings.Contains(string(m.Payload), "NOT_FOUND") {
+		t.Fatalf("the erased interaction's subscription got %s %s, want an error with NOT_FOUND", m.Type, m.Payload)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/relatedhq/related/store"
 )
 
-// ChangeKind says how a Related panel changed.
+// ChangeKind says how a Related panel, or an interaction list, changed.
 type ChangeKind string
 
 // The kinds of Related panel changes.
@@ -30,7 +30,7 @@ func (k ChangeKind) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(st
 func (k *ChangeKind) UnmarshalGQL(v any) error {
 	s, ok := v.(string)
 	if !ok || !ChangeKind(s).Valid() {
-		return fmt.Errorf("%v is not a valid RelatedChangeKind", v)
+		return fmt.Errorf("%v is not a valid change kind", v)
 	}
 	*k = ChangeKind(s)
 	return nil
@@ -39,15 +39,21 @@ func (k *ChangeKind) UnmarshalGQL(v any) error {
 // Change is one change of a Related panel: the RelatedChange payload.
 type Change struct {
 	Kind ChangeKind
-	// Interaction is the interaction that changed, as it is now.
+	// Interaction is the interaction that changed, as it is now; nil for
+	// one that was erased.
 	Interaction *related.Interaction
 	// Scope is the panel's scope after the change.
 	Scope related.Scope
+	// Erased is the id of an erased interaction (Interaction is nil).
+	Erased string
 }
 
 // InteractionID is the global id of the interaction that changed, so a
 // client can find the row to update or remove.
 func (c *Change) InteractionID() string {
+	if c.Interaction == nil {
+		return related.GlobalID(related.NodeInteraction, c.Erased)
+	}
 	return related.GlobalID(related.NodeInteraction, c.Interaction.ID)
 }
 
@@ -133,6 +139,9 @@ func (h *Hub) Interaction(ctx context.Context, tenant, id string, onEnd func(err
 		if e.InteractionID != id {
 			return nil, nil
 		}
+		if e.Kind == store.InteractionErased {
+			return nil, related.NotFound("the interaction was erased", "id")
+		}
 		it, err := e.interaction(ctx, h.st)
 		if err != nil || it == nil {
 			return nil, err
@@ -213,6 +222,17 @@ func membership(k store.EventKind) bool {
 
 // handle turns one event into the panel's changes.
 func (p *panel) handle(ctx context.Context, e *routed) ([]*Change, error) {
+	if e.Kind == store.InteractionErased {
+		// An erased interaction is gone: its own panel ends, and the
+		// panels it was in lose its row.
+		if e.InteractionID == p.self {
+			return nil, related.NotFound("the interaction was erased", "interactionId")
+		}
+		if _, inScope := p.contacts[e.ContactID]; inScope {
+			return []*Change{{Kind: Removed, Erased: e.InteractionID, Scope: p.scope}}, nil
+		}
+		return nil, nil
+	}
 	if e.InteractionID == p.self {
 		// The panel's own interaction is not in its panel; only a change
 		// of its profile concerns the panel.
@@ -252,7 +272,7 @@ func (p *panel) resolve(ctx context.Context, e *routed) ([]*Change, error) {
 		return nil, err
 	}
 	if it == nil {
-		return nil, fmt.Errorf("interaction %s no longer exists", p.self)
+		return nil, related.NotFound("the interaction no longer exists", "interactionId")
 	}
 	before := p.contacts
 	if err := p.scopeOf(ctx, it); err != nil {

@@ -2,6 +2,7 @@ package resolvers
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/relatedhq/related"
@@ -26,24 +27,35 @@ func (r mutationResolver) RecordMessage(ctx context.Context, input graph.RecordM
 		Body:      input.Body,
 		Author:    deref(input.Author),
 	}
+	actor := related.ActorFrom(ctx)
+	in.By = actor
+	var attrs []related.Attribute
 	if input.Contact != nil {
+		attrs, err = attributes(input.Contact.Attributes, v, actor, "contact")
 		in.Contact = related.ContactInput{
 			Address:    input.Contact.Address,
 			Name:       deref(input.Contact.Name),
-			Attributes: attributes(input.Contact.Attributes),
+			Attributes: attrs,
 		}
 	}
 	if input.SentAt != nil {
 		in.SentAt = *input.SentAt
 	}
 	in.ClientMutationID = deref(input.ClientMutationID)
-	payload := &graph.RecordMessagePayload{ClientMutationID: input.ClientMutationID}
-	in, err = in.Normalize(r.Now())
+	payload := &graph.RecordMessagePayload{ClientMutationID: input.ClientMutationID, Warnings: []*related.Warning{}}
+	if err == nil {
+		in, err = in.Normalize(r.Now())
+	}
 	if err == nil {
 		var res *store.RecordResult
 		res, err = r.Store.RecordMessage(ctx, v.Tenant, in)
 		if err == nil {
 			payload.Interaction, payload.Message = res.Interaction, res.Message
+			for i := range res.Warnings {
+				w := res.Warnings[i]
+				w.Field = append([]string{"input"}, w.Field...)
+				payload.Warnings = append(payload.Warnings, &w)
+			}
 		}
 	}
 	payload.UserErrors, err = userErrors(at(err, "input"))
@@ -91,13 +103,18 @@ func (r mutationResolver) SetContactAttributes(ctx context.Context, input graph.
 		return nil, err
 	}
 	payload := &graph.ContactPayload{}
+	actor := related.ActorFrom(ctx)
 	id, err := inputID(input.ContactID, related.NodeContact, "contactId")
+	var attrs []related.Attribute
 	if err == nil {
-		attrs, aerr := related.NormalizeAttributes(attributes(input.Attributes))
-		if aerr != nil {
+		attrs, err = attributes(input.Attributes, v, actor)
+	}
+	if err == nil {
+		var aerr *related.Error
+		if attrs, aerr = related.NormalizeAttributes(attrs); aerr != nil {
 			err = aerr
 		} else {
-			payload.Contact, err = r.Store.SetContactAttributes(ctx, v.Tenant, id, attrs)
+			payload.Contact, err = r.Store.SetContactAttributes(ctx, v.Tenant, id, attrs, actor)
 		}
 	}
 	payload.UserErrors, err = userErrors(at(err, "input"))
@@ -142,12 +159,21 @@ func deref(s *string) string {
 	return *s
 }
 
-func attributes(in []*graph.AttributeInput) []related.Attribute {
+// attributes turns attribute inputs into attributes set by actor. Only
+// admin and integration keys may attest a value: an agent can never merge
+// two profiles, directly or through what it types. Errors name the
+// attribute's "attested" field under path.
+func attributes(in []*graph.AttributeInput, v related.Viewer, actor related.Actor, path ...string) ([]related.Attribute, error) {
 	out := make([]related.Attribute, 0, len(in))
-	for _, a := range in {
-		if a != nil {
-			out = append(out, related.Attribute{Key: a.Key, Value: a.Value})
+	for i, a := range in {
+		if a == nil {
+			continue
 		}
+		attested := a.Attested != nil && *a.Attested
+		if attested && v.Role != related.RoleAdmin && v.Role != related.RoleIntegration {
+			return nil, related.Invalid("only admin and integration keys may attest a value", append(path, "attributes", strconv.Itoa(i), "attested")...)
+		}
+		out = append(out, related.Attribute{Key: a.Key, Value: a.Value, Attested: attested, By: actor.Name, Role: actor.Role})
 	}
-	return out
+	return out, nil
 }

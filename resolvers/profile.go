@@ -2,8 +2,8 @@ package resolvers
 
 import (
 	"context"
+	"slices"
 	"strings"
-	"time"
 
 	"github.com/relatedhq/related"
 	"github.com/relatedhq/related/graph"
@@ -88,6 +88,63 @@ func (r profileResolver) Links(ctx context.Context, obj *related.Profile) ([]*re
 	return r.Store.ProfileLinks(ctx, obj.Tenant, obj.ID)
 }
 
+// Identifiers are the profile's identifiers with their best trust.
+func (profileResolver) Identifiers(_ context.Context, obj *related.Profile) ([]*graph.Identifier, error) {
+	out := make([]*graph.Identifier, len(obj.Identifiers))
+	for i, id := range obj.Identifiers {
+		src := identity.Claimed
+		if id.Attested {
+			src = identity.Attested
+		}
+		out[i] = &graph.Identifier{Key: id.Key, Value: id.Value, Source: &src}
+	}
+	return out, nil
+}
+
+// Suggestions are the open suggestions naming the profile.
+func (r profileResolver) Suggestions(ctx context.Context, obj *related.Profile) ([]*store.Suggestion, error) {
+	page, err := r.Store.ProfilePairs(ctx, obj.Tenant, identity.Suggestion, obj.ID, store.Page{First: store.MaxPageSize})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*store.Suggestion, len(page.Items))
+	for i, p := range page.Items {
+		out[i] = &store.Suggestion{PairRecord: p}
+	}
+	return out, nil
+}
+
+// Conflicts are the open conflicts naming the profile.
+func (r profileResolver) Conflicts(ctx context.Context, obj *related.Profile) ([]*store.Conflict, error) {
+	page, err := r.Store.ProfilePairs(ctx, obj.Tenant, identity.Conflict, obj.ID, store.Page{First: store.MaxPageSize})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*store.Conflict, len(page.Items))
+	for i, p := range page.Items {
+		out[i] = &store.Conflict{PairRecord: p}
+	}
+	return out, nil
+}
+
+// History pages through what happened to the profile, newest first.
+func (r profileResolver) History(ctx context.Context, obj *related.Profile, first *int, after *string, last *int, before *string) (*graph.ProfileEventConnection, error) {
+	p, err := store.NewPage(first, after, last, before)
+	if err != nil {
+		return nil, err
+	}
+	page, err := r.Store.ProfileHistory(ctx, obj.Tenant, obj.ID, p)
+	if err != nil {
+		return nil, err
+	}
+	conn := &graph.ProfileEventConnection{Edges: make([]*graph.ProfileEventEdge, len(page.Items))}
+	for i, e := range page.Items {
+		conn.Edges[i] = &graph.ProfileEventEdge{Cursor: store.Cursor{At: e.At, ID: e.ID}.Encode(), Node: e}
+	}
+	conn.PageInfo = pageInfo(page.HasNextPage, page.HasPreviousPage, conn.Edges, func(e *graph.ProfileEventEdge) string { return e.Cursor })
+	return conn, nil
+}
+
 type profileLinkResolver struct{ *Resolver }
 
 // Contact is the linked contact.
@@ -118,9 +175,47 @@ func (profileLinkResolver) Source(_ context.Context, obj *related.ProfileLink) (
 	return ptr(obj.Source), nil
 }
 
-// By is who made the link.
+// By is who made the link, in words.
 func (profileLinkResolver) By(_ context.Context, obj *related.ProfileLink) (*string, error) {
-	return ptr(obj.By), nil
+	return ptr(obj.By.String()), nil
+}
+
+// Interaction is the interaction whose write brought the value.
+func (profileLinkResolver) Interaction(ctx context.Context, obj *related.ProfileLink) (*related.Interaction, error) {
+	if obj.InteractionID == "" {
+		return nil, nil
+	}
+	_, l, err := request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return l.Interactions.Load(ctx, obj.InteractionID)()
+}
+
+// Rule is the rule of a RULE link (null once the rule was deleted).
+func (r profileLinkResolver) Rule(ctx context.Context, obj *related.ProfileLink) (*identity.Rule, error) {
+	if obj.RuleID == "" {
+		return nil, nil
+	}
+	return r.rule(ctx, obj.RuleID)
+}
+
+// rule finds one of the viewer's tenant's rules by id.
+func (r *Resolver) rule(ctx context.Context, id string) (*identity.Rule, error) {
+	v, _, err := request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := r.Store.ProfileRules(ctx, v.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	for i := range rules {
+		if rules[i].ID == id {
+			return &rules[i], nil
+		}
+	}
+	return nil, nil
 }
 
 type profileRuleResolver struct{ *Resolver }
@@ -132,69 +227,24 @@ func (profileRuleResolver) ID(_ context.Context, obj *identity.Rule) (string, er
 
 // MaxPerProfile is null when unbounded.
 func (profileRuleResolver) MaxPerProfile(_ context.Context, obj *identity.Rule) (*int, error) {
-	if obj.MaxPerProfile <= 0 {
-		return nil, nil
+	return positive(obj.MaxPerProfile), nil
+}
+
+// MaxContactsPerValue is null when unbounded.
+func (profileRuleResolver) MaxContactsPerValue(_ context.Context, obj *identity.Rule) (*int, error) {
+	return positive(obj.MaxContactsPerValue), nil
+}
+
+func positive(n int) *int {
+	if n <= 0 {
+		return nil
 	}
-	n := obj.MaxPerProfile
-	return &n, nil
+	return &n
 }
 
 // DefaultRegion is null when unset.
 func (profileRuleResolver) DefaultRegion(_ context.Context, obj *identity.Rule) (*string, error) {
 	return ptr(obj.DefaultRegion), nil
-}
-
-type profileConflictResolver struct{ *Resolver }
-
-// ID is the conflict's id.
-func (profileConflictResolver) ID(_ context.Context, obj *related.ProfileConflict) (string, error) {
-	return obj.ID, nil
-}
-
-// Profiles are the profiles the conflict kept apart, as they are now.
-func (profileConflictResolver) Profiles(ctx context.Context, obj *related.ProfileConflict) ([]*related.Profile, error) {
-	_, l, err := request(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := []*related.Profile{}
-	for _, id := range obj.ProfileIDs {
-		p, err := loadProfile(ctx, l, id)
-		if err != nil {
-			return nil, err
-		}
-		if p != nil && !containsProfile(out, p.ID) {
-			out = append(out, p)
-		}
-	}
-	return out, nil
-}
-
-func containsProfile(ps []*related.Profile, id string) bool {
-	for _, p := range ps {
-		if p.ID == id {
-			return true
-		}
-	}
-	return false
-}
-
-// Contact is the contact whose write raised the conflict.
-func (profileConflictResolver) Contact(ctx context.Context, obj *related.ProfileConflict) (*related.Contact, error) {
-	_, l, err := request(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return l.Contacts.Load(ctx, obj.ContactID)()
-}
-
-// ResolvedAt is null while the conflict is open.
-func (profileConflictResolver) ResolvedAt(_ context.Context, obj *related.ProfileConflict) (*time.Time, error) {
-	if obj.ResolvedAt.IsZero() {
-		return nil, nil
-	}
-	t := obj.ResolvedAt
-	return &t, nil
 }
 
 // Profile resolves a profile by global id, following merges.
@@ -225,7 +275,7 @@ func (r queryResolver) ProfileByIdentifier(ctx context.Context, key string, valu
 	norm := strings.TrimSpace(value)
 	for _, rule := range rules {
 		if rule.Attribute == key {
-			n, ok := rule.Normalize(value)
+			n, ok := rule.NormalizeValue(value)
 			if !ok {
 				return nil, nil // not a value of the rule's kind: nothing holds it
 			}
@@ -256,22 +306,6 @@ func (r queryResolver) ProfileRules(ctx context.Context) ([]*identity.Rule, erro
 	return out, nil
 }
 
-// ProfileConflicts lists the conflicts for an admin to review.
-func (r queryResolver) ProfileConflicts(ctx context.Context, includeResolved *bool, first *int) ([]*related.ProfileConflict, error) {
-	v, _, err := request(ctx)
-	if err != nil {
-		return nil, err
-	}
-	n := 50
-	if first != nil {
-		n = *first
-	}
-	if n < 0 || n > store.MaxPageSize {
-		return nil, related.Invalid("must be between 0 and 100", "first")
-	}
-	return r.Store.ProfileConflicts(ctx, v.Tenant, includeResolved != nil && *includeResolved, n)
-}
-
 // RuleEvaluation reports the progress of the latest rule re-evaluation.
 func (r queryResolver) RuleEvaluation(ctx context.Context) (*related.RuleEvaluation, error) {
 	v, _, err := request(ctx)
@@ -281,34 +315,26 @@ func (r queryResolver) RuleEvaluation(ctx context.Context) (*related.RuleEvaluat
 	return r.Store.RuleEvaluation(ctx, v.Tenant)
 }
 
-// UpsertProfileRule creates or changes a rule; omitted fields of an
-// existing rule keep their values.
-func (r mutationResolver) UpsertProfileRule(ctx context.Context, input graph.ProfileRuleInput) (*graph.ProfileRulePayload, error) {
-	v, _, err := request(ctx)
-	if err != nil {
-		return nil, err
-	}
-	payload := &graph.ProfileRulePayload{}
-	rule := identity.Rule{Enabled: true}
+// ruleFromInput is the rule an upsert's input asks for: a new rule, or the
+// rule it names with the fields it gives changed. Errors name the input's
+// fields.
+func (r *Resolver) ruleFromInput(ctx context.Context, input graph.ProfileRuleInput) (identity.Rule, error) {
+	rule := identity.Rule{Enabled: true, MaxContactsPerValue: identity.DefaultMaxContactsPerValue}
 	if input.ID != nil {
-		id, perr := inputID(*input.ID, related.NodeProfileRule, "id")
-		if perr != nil {
-			payload.UserErrors, err = userErrors(at(perr, "input"))
-			return payload, err
-		}
-		rules, err := r.Store.ProfileRules(ctx, v.Tenant)
+		id, err := inputID(*input.ID, related.NodeProfileRule, "id")
 		if err != nil {
-			return nil, err
+			return rule, err
 		}
-		found := false
-		for _, x := range rules {
-			if x.ID == id {
-				rule, found = x, true
-			}
+		found, err := r.rule(ctx, id)
+		if err != nil {
+			return rule, err
 		}
-		if !found {
-			payload.UserErrors, err = userErrors(related.NotFound("no such rule", "input", "id"))
-			return payload, err
+		if found == nil {
+			return rule, related.NotFound("no such rule", "id")
+		}
+		rule = *found
+		if rule.Normalizer != input.Normalizer && input.AutoMerge == nil {
+			rule.AutoMerge = "" // the new normalizer's default
 		}
 	}
 	rule.Attribute, rule.Normalizer = input.Attribute, input.Normalizer
@@ -327,7 +353,24 @@ func (r mutationResolver) UpsertProfileRule(ctx context.Context, input graph.Pro
 	if input.DefaultRegion != nil {
 		rule.DefaultRegion = *input.DefaultRegion
 	}
-	rule, err = rule.Validate()
+	if input.AutoMerge != nil {
+		rule.AutoMerge = *input.AutoMerge
+	}
+	if input.MaxContactsPerValue != nil {
+		rule.MaxContactsPerValue = *input.MaxContactsPerValue
+	}
+	return rule.Validate()
+}
+
+// UpsertProfileRule creates or changes a rule; omitted fields of an
+// existing rule keep their values.
+func (r mutationResolver) UpsertProfileRule(ctx context.Context, input graph.ProfileRuleInput) (*graph.ProfileRulePayload, error) {
+	v, _, err := request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	payload := &graph.ProfileRulePayload{}
+	rule, err := r.ruleFromInput(ctx, input)
 	if err == nil {
 		var saved identity.Rule
 		saved, err = r.Store.SaveProfileRule(ctx, v.Tenant, rule)
@@ -337,6 +380,93 @@ func (r mutationResolver) UpsertProfileRule(ctx context.Context, input graph.Pro
 	}
 	payload.UserErrors, err = userErrors(at(err, "input"))
 	return payload, err
+}
+
+// PreviewProfileRule decides, without writing, what upserting the rule
+// would do.
+func (r queryResolver) PreviewProfileRule(ctx context.Context, input graph.ProfileRuleInput) (*store.Preview, error) {
+	v, _, err := request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rule, err := r.ruleFromInput(ctx, input)
+	if err != nil {
+		return nil, at(err, "input")
+	}
+	rules, err := r.Store.ProfileRules(ctx, v.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	next := slices.Clone(rules)
+	if i := slices.IndexFunc(next, func(x identity.Rule) bool { return x.ID == rule.ID && rule.ID != "" }); i >= 0 {
+		next[i] = rule
+	} else {
+		if slices.ContainsFunc(next, func(x identity.Rule) bool { return x.Attribute == rule.Attribute }) {
+			return nil, &related.Error{Code: related.CodeConflict, Field: []string{"input", "attribute"},
+				Message: "a rule for " + rule.Attribute + " exists already; preview changing it instead"}
+		}
+		next = append(next, rule)
+	}
+	for i := range next {
+		if len(rules) > 0 {
+			next[i].TenantRegion = rules[0].TenantRegion
+		}
+	}
+	return r.Store.PreviewRules(ctx, v.Tenant, next)
+}
+
+// PreviewDeleteProfileRule decides, without writing, what deleting the
+// rule would do.
+func (r queryResolver) PreviewDeleteProfileRule(ctx context.Context, id string) (*store.Preview, error) {
+	v, _, err := request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sid, err := inputID(id, related.NodeProfileRule, "id")
+	if err != nil {
+		return nil, err
+	}
+	rules, err := r.Store.ProfileRules(ctx, v.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	i := slices.IndexFunc(rules, func(x identity.Rule) bool { return x.ID == sid })
+	if i < 0 {
+		return nil, related.NotFound("no such rule", "id")
+	}
+	return r.Store.PreviewRules(ctx, v.Tenant, slices.Delete(slices.Clone(rules), i, i+1))
+}
+
+type ruleEvaluationResolver struct{ *Resolver }
+
+// Summary is what the run changed so far.
+func (ruleEvaluationResolver) Summary(_ context.Context, obj *related.RuleEvaluation) (*identity.Summary, error) {
+	return &identity.Summary{Merged: obj.Merged, Split: obj.Split, Created: obj.Created, Removed: obj.Removed,
+		ContactsMoved: obj.Moved, Quarantined: obj.Quarantined, Suggestions: obj.Suggestions, Samples: []identity.SampleChange{}}, nil
+}
+
+type profileSnapshotResolver struct{ *Resolver }
+
+// ID is the profile's global id.
+func (profileSnapshotResolver) ID(_ context.Context, obj *identity.ProfileView) (string, error) {
+	return related.GlobalID(related.NodeProfile, obj.ID), nil
+}
+
+// Identifiers are the profile's identifiers with their trust.
+func (profileSnapshotResolver) Identifiers(ctx context.Context, obj *identity.ProfileView) ([]*graph.Identifier, error) {
+	return profileResolver{}.Identifiers(ctx, &related.Profile{Identifiers: obj.Identifiers})
+}
+
+type contactSnapshotResolver struct{ *Resolver }
+
+// ID is the contact's global id.
+func (contactSnapshotResolver) ID(_ context.Context, obj *identity.ContactView) (string, error) {
+	return related.GlobalID(related.NodeContact, obj.ID), nil
+}
+
+// Name is null when unknown.
+func (contactSnapshotResolver) Name(_ context.Context, obj *identity.ContactView) (*string, error) {
+	return ptr(obj.Name), nil
 }
 
 // DeleteProfileRule deletes a rule.
@@ -372,7 +502,7 @@ func (r mutationResolver) LinkContact(ctx context.Context, input graph.LinkConta
 	case cerr != nil:
 		err = cerr
 	default:
-		payload.Profile, err = r.Store.LinkContact(ctx, v.Tenant, pid, cid, v.Principal)
+		payload.Profile, err = r.Store.LinkContact(ctx, v.Tenant, pid, cid, related.ActorFrom(ctx))
 	}
 	payload.UserErrors, err = userErrors(at(err, "input"))
 	return payload, err
@@ -387,13 +517,14 @@ func (r mutationResolver) UnlinkContact(ctx context.Context, input graph.UnlinkC
 	payload := &graph.ContactPayload{}
 	cid, err := inputID(input.ContactID, related.NodeContact, "contactId")
 	if err == nil {
-		payload.Contact, err = r.Store.UnlinkContact(ctx, v.Tenant, cid, v.Principal)
+		payload.Contact, err = r.Store.UnlinkContact(ctx, v.Tenant, cid, related.ActorFrom(ctx))
 	}
 	payload.UserErrors, err = userErrors(at(err, "input"))
 	return payload, err
 }
 
-// MergeProfiles merges one profile into another.
+// MergeProfiles merges one profile into another: the result keeps into's
+// id and name.
 func (r mutationResolver) MergeProfiles(ctx context.Context, input graph.MergeProfilesInput) (*graph.ProfilePayload, error) {
 	v, _, err := request(ctx)
 	if err != nil {
@@ -408,7 +539,7 @@ func (r mutationResolver) MergeProfiles(ctx context.Context, input graph.MergePr
 	case ferr != nil:
 		err = ferr
 	default:
-		payload.Profile, err = r.Store.MergeProfiles(ctx, v.Tenant, into, from, v.Principal)
+		payload.Profile, err = r.Store.MergeProfiles(ctx, v.Tenant, into, from, related.ActorFrom(ctx))
 	}
 	payload.UserErrors, err = userErrors(at(err, "input"))
 	return payload, err
@@ -428,7 +559,7 @@ func (r mutationResolver) RenameProfile(ctx context.Context, input graph.RenameP
 	case len(name) > related.MaxNameLength:
 		err = related.Invalid("is longer than 200 bytes", "name")
 	default:
-		payload.Profile, err = r.Store.RenameProfile(ctx, v.Tenant, id, name)
+		payload.Profile, err = r.Store.RenameProfile(ctx, v.Tenant, id, name, related.ActorFrom(ctx))
 	}
 	payload.UserErrors, err = userErrors(at(err, "input"))
 	return payload, err

@@ -5,6 +5,7 @@ import (
 
 	"github.com/relatedhq/related"
 	"github.com/relatedhq/related/graph"
+	"github.com/relatedhq/related/identity"
 	"github.com/relatedhq/related/store"
 )
 
@@ -39,6 +40,26 @@ func (r queryResolver) Node(ctx context.Context, id string) (related.Node, error
 		return nilNode(l.Contacts.Load(ctx, sid)())
 	case related.NodeQueue:
 		return nilNode(l.Queues.Load(ctx, sid)())
+	case related.NodeProfile:
+		return nilNode(loadProfile(ctx, l, sid))
+	case related.NodeProfileRule:
+		return nilNode(r.rule(ctx, sid))
+	case related.NodeSuggestion, related.NodeConflict:
+		v, _, err := request(ctx)
+		if err != nil {
+			return nil, err
+		}
+		p, err := r.Store.ProfilePair(ctx, v.Tenant, sid)
+		switch {
+		case related.IsNotFound(err):
+			return nil, nil
+		case err != nil:
+			return nil, err
+		case t == related.NodeSuggestion && p.Kind == identity.Suggestion:
+			return &store.Suggestion{PairRecord: p}, nil
+		case t == related.NodeConflict && p.Kind == identity.Conflict:
+			return &store.Conflict{PairRecord: p}, nil
+		}
 	}
 	return nil, nil
 }

@@ -33,6 +33,35 @@ func New(s store.Store, log *slog.Logger) *Resolver {
 	return &Resolver{Store: s, Log: log, Now: time.Now}
 }
 
+// Attribute returns the Attribute type's resolvers.
+func (r *Resolver) Attribute() graph.AttributeResolver { return attributeResolver{r} }
+
+// Erasure returns the Erasure type's resolvers.
+func (r *Resolver) Erasure() graph.ErasureResolver { return erasureResolver{r} }
+
+// HubValue returns the HubValue type's resolvers.
+func (r *Resolver) HubValue() graph.HubValueResolver { return hubValueResolver{r} }
+
+// ProfileEvent returns the ProfileEvent type's resolvers.
+func (r *Resolver) ProfileEvent() graph.ProfileEventResolver { return profileEventResolver{r} }
+
+// ProfileSuggestion returns the ProfileSuggestion type's resolvers.
+func (r *Resolver) ProfileSuggestion() graph.ProfileSuggestionResolver {
+	return profileSuggestionResolver{r}
+}
+
+// TenantSettings returns the TenantSettings type's resolvers.
+func (r *Resolver) TenantSettings() graph.TenantSettingsResolver { return tenantSettingsResolver{r} }
+
+// ContactSnapshot returns the ContactSnapshot type's resolvers.
+func (r *Resolver) ContactSnapshot() graph.ContactSnapshotResolver { return contactSnapshotResolver{r} }
+
+// ProfileSnapshot returns the ProfileSnapshot type's resolvers.
+func (r *Resolver) ProfileSnapshot() graph.ProfileSnapshotResolver { return profileSnapshotResolver{r} }
+
+// RuleEvaluation returns the RuleEvaluation type's resolvers.
+func (r *Resolver) RuleEvaluation() graph.RuleEvaluationResolver { return ruleEvaluationResolver{r} }
+
 // Contact returns the Contact type's resolvers.
 func (r *Resolver) Contact() graph.ContactResolver { return contactResolver{r} }
 

@@ -37,6 +37,8 @@ type Stats struct {
 	Customers, Contacts, Interactions, Messages int
 	// Sample is an interaction with a populated Related panel, to try first.
 	Sample string
+	// contacts are the distinct contacts written (households share some).
+	contacts map[string]bool
 }
 
 var (
@@ -71,12 +73,22 @@ var (
 
 // Rules is the linking configuration the sample uses: the default email
 // rule, phone numbers (UK numbering by default) and a customer id that a
-// profile may hold only one of, so sharing one between customers is a
-// conflict rather than a merge.
+// profile may hold only one of, merging only when the CRM vouches for it
+// (a customer typing someone else's id makes a suggestion, not a merge).
 var Rules = []identity.Rule{
-	{Attribute: "phone", Normalizer: identity.NormalizePhone, Enabled: true, Priority: 50, DefaultRegion: "GB"},
-	{Attribute: "customerId", Normalizer: identity.NormalizeCaseInsensitive, Enabled: true, Priority: 200, MaxPerProfile: 1},
+	{Attribute: "phone", Normalizer: identity.NormalizePhone, Enabled: true, Priority: 50, DefaultRegion: "GB",
+		MaxContactsPerValue: identity.DefaultMaxContactsPerValue},
+	{Attribute: "customerId", Normalizer: identity.NormalizeCaseInsensitive, Enabled: true, Priority: 200, MaxPerProfile: 1,
+		AutoMerge: identity.AutoMergeAttested, MaxContactsPerValue: identity.DefaultMaxContactsPerValue},
 }
+
+// Region is the sample tenant's default region: its customers write UK
+// numbers without the country code.
+const Region = "GB"
+
+// workflow is who the sample's integration is: it records the messages
+// and vouches for what the website and the CRM know.
+var workflow = related.Actor{Name: "demo workflow", Role: related.RoleIntegration}
 
 // customer is one person of the sample, on one or more channels.
 type customer struct {
@@ -85,6 +97,12 @@ type customer struct {
 	email, phone, customerID     string
 	channels                     []related.Channel
 	giveEmail, giveID, greetName bool
+	// signedIn customers chat from the website's account pages: the
+	// website vouches for their email. The others type it.
+	signedIn bool
+	// typedID is a customer id the customer typed (someone else's, by
+	// mistake): claimed, where the CRM's are attested.
+	typedID bool
 }
 
 // Run writes o.Customers customers' traffic into s: most customers on one
@@ -107,8 +125,15 @@ func Run(ctx context.Context, s store.Store, o Options) (Stats, error) {
 	if err := ensureRules(ctx, s, o.Tenant); err != nil {
 		return Stats{}, err
 	}
+	if cur, err := s.TenantSettings(ctx, o.Tenant); err != nil {
+		return Stats{}, fmt.Errorf("seed: read settings: %w", err)
+	} else if cur.DefaultRegion == "" {
+		if _, err := s.SetTenantSettings(ctx, o.Tenant, related.TenantSettings{DefaultRegion: Region}); err != nil {
+			return Stats{}, fmt.Errorf("seed: set region: %w", err)
+		}
+	}
 	rng := rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))
-	var st Stats
+	st := Stats{contacts: map[string]bool{}}
 	best := 0
 	start := time.Now()
 	const perBatch = 100
@@ -173,7 +198,7 @@ func newCustomer(rng *rand.Rand, c int) *customer {
 	cu := &customer{
 		n:     c,
 		first: firstNames[rng.IntN(len(firstNames))], last: lastNames[rng.IntN(len(lastNames))],
-		giveEmail: rng.IntN(10) < 8, giveID: rng.IntN(10) < 3,
+		giveEmail: rng.IntN(10) < 8, giveID: rng.IntN(10) < 3, signedIn: rng.IntN(10) < 7,
 	}
 	cu.email = fmt.Sprintf("%s.%s%d@example.com", strings.ToLower(cu.first), strings.ToLower(cu.last), c)
 	cu.phone = fmt.Sprintf("+447%09d", c)
@@ -182,7 +207,7 @@ func newCustomer(rng *rand.Rand, c int) *customer {
 	case roll < 2 && c > 0:
 		cu.phone = fmt.Sprintf("+447%09d", c-1) // a household sharing a line
 	case roll < 3 && c > 0:
-		cu.customerID, cu.giveID = fmt.Sprintf("CU-%07d", rng.IntN(c)), true // a mistyped id: a conflict
+		cu.customerID, cu.giveID, cu.typedID = fmt.Sprintf("CU-%07d", rng.IntN(c)), true, true // a mistyped id: a suggestion
 	}
 	cu.channels = pickChannels(rng, channelCounts[rng.IntN(len(channelCounts))])
 	return cu
@@ -205,10 +230,12 @@ func (cu *customer) contactFor(ch related.Channel) related.ContactInput {
 		in.Address = fmt.Sprintf("visitor-%08d", cu.n)
 	}
 	if identity.AddressAttribute(ch) != "email" && cu.giveEmail {
-		in.Attributes = append(in.Attributes, related.Attribute{Key: "email", Value: cu.email})
+		in.Attributes = append(in.Attributes, related.Attribute{Key: "email", Value: cu.email, Attested: cu.signedIn,
+			By: workflow.Name, Role: workflow.Role})
 	}
 	if cu.giveID {
-		in.Attributes = append(in.Attributes, related.Attribute{Key: "customerId", Value: cu.customerID})
+		in.Attributes = append(in.Attributes, related.Attribute{Key: "customerId", Value: cu.customerID, Attested: !cu.typedID,
+			By: workflow.Name, Role: workflow.Role})
 	}
 	return in
 }
@@ -220,20 +247,21 @@ func (cu *customer) write(ctx context.Context, s store.Store, rng *rand.Rand, o 
 	// interactions, some have dozens.
 	n := min(40, int(math.Exp(rng.Float64()*math.Log(41))))
 	n = max(n, 1)
-	contacts := map[related.Channel]bool{}
 	var sample string
 	for k := range n {
 		ch := cu.channels[rng.IntN(len(cu.channels))]
-		contacts[ch] = true
-		id, msgs, err := thread(ctx, s, rng, o, ch, cu.contactFor(ch), cu.n, k)
+		id, contact, msgs, err := thread(ctx, s, rng, o, ch, cu.contactFor(ch), cu.n, k)
 		if err != nil {
 			return 0, "", err
 		}
 		st.Interactions++
 		st.Messages += msgs
+		if !st.contacts[contact] {
+			st.contacts[contact] = true
+			st.Contacts++ // counted once: a household's shared line is one contact
+		}
 		sample = id
 	}
-	st.Contacts += len(contacts)
 	return n, sample, nil
 }
 
@@ -248,7 +276,7 @@ func pickChannels(rng *rand.Rand, n int) []related.Channel {
 
 // thread writes one interaction of 1-6 messages and closes most of them:
 // 5% as IGNORED or SPAM, 80% as CLOSED; 15% stay open.
-func thread(ctx context.Context, s store.Store, rng *rand.Rand, o Options, ch related.Channel, contact related.ContactInput, c, k int) (string, int, error) {
+func thread(ctx context.Context, s store.Store, rng *rand.Rand, o Options, ch related.Channel, contact related.ContactInput, c, k int) (string, string, int, error) {
 	start := o.Now.Add(-time.Duration(rng.IntN(180*24*60)) * time.Minute)
 	queue := queues[rng.IntN(len(queues))]
 	ref := fmt.Sprintf("%s-%d-%d", strings.ToLower(string(ch)), c, k)
@@ -266,17 +294,17 @@ func thread(ctx context.Context, s store.Store, rng *rand.Rand, o Options, ch re
 			body = followUps[rng.IntN(len(followUps))]
 		}
 		in := related.RecordMessage{
-			Channel: ch, ThreadRef: ref, Direction: dir, Body: body, SentAt: at, Queue: queue, Contact: contact,
+			Channel: ch, ThreadRef: ref, Direction: dir, Body: body, SentAt: at, Queue: queue, Contact: contact, By: workflow,
 		}
 		if dir == related.Outbound {
 			in.Author = "Agent " + firstNames[rng.IntN(len(firstNames))]
 		}
 		in, err := in.Normalize(o.Now.Add(time.Hour))
 		if err != nil {
-			return "", 0, fmt.Errorf("seed: %w", err)
+			return "", "", 0, fmt.Errorf("seed: %w", err)
 		}
 		if res, err = s.RecordMessage(ctx, o.Tenant, in); err != nil {
-			return "", 0, fmt.Errorf("seed: record message: %w", err)
+			return "", "", 0, fmt.Errorf("seed: record message: %w", err)
 		}
 		contact.Attributes = nil // said once is enough
 		at = at.Add(time.Duration(1+rng.IntN(180)) * time.Minute)
@@ -290,8 +318,8 @@ func thread(ctx context.Context, s store.Store, rng *rand.Rand, o Options, ch re
 			state = related.ClosedStateSpam
 		}
 		if _, err := s.CloseInteraction(ctx, o.Tenant, res.Interaction.ID, state, at); err != nil {
-			return "", 0, fmt.Errorf("seed: close interaction: %w", err)
+			return "", "", 0, fmt.Errorf("seed: close interaction: %w", err)
 		}
 	}
-	return res.Interaction.ID, n, nil
+	return res.Interaction.ID, res.Contact.ID, n, nil
 }

@@ -18,6 +18,7 @@ func TestRoundTrips(t *testing.T) {
 	for _, b := range profileBackends() {
 		t.Run(b.name, func(t *testing.T) {
 			g := newGateway(t, b)
+			sharedCustomerRule(t, g)
 			chans := []string{"EMAIL", "WEBCHAT", "SMS", "WHATSAPP", "MESSENGER", "INSTAGRAM", "TWITTER", "VOICE"}
 			var self string
 			for i := range 60 {
@@ -30,7 +31,7 @@ func TestRoundTrips(t *testing.T) {
 					addr = fmt.Sprintf("+1202555%04d", i%5)
 				}
 				in := message(ch, fmt.Sprint("rt-", i), addr, fmt.Sprint("body ", i), t0.Add(time.Duration(i)*time.Minute))
-				in["contact"].(map[string]any)["attributes"] = []any{map[string]any{"key": "email", "value": "rt@example.com"}}
+				in["contact"].(map[string]any)["attributes"] = []any{map[string]any{"key": "customerId", "value": "rt"}}
 				self = g.record(in).RecordMessage.Interaction.ID
 			}
 			costs := map[int]int64{}

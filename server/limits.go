@@ -53,6 +53,9 @@ type Limits struct {
 	MaxSubscriptions int
 	// OperationTimeout bounds a query or mutation's run time.
 	OperationTimeout time.Duration
+	// MaxBatch bounds the operations of one batched request (a JSON array
+	// body); a negative value refuses batches.
+	MaxBatch int
 }
 
 // DefaultLimits are the limits a zero Limits field stands for: generous
@@ -71,6 +74,7 @@ var DefaultLimits = Limits{
 	AnonBurst:        100,
 	MaxSubscriptions: 50,
 	OperationTimeout: 15 * time.Second,
+	MaxBatch:         10,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -89,6 +93,7 @@ func (l Limits) withDefaults() Limits {
 	set(&l.RateBurst, d.RateBurst)
 	set(&l.AnonBurst, d.AnonBurst)
 	set(&l.MaxSubscriptions, d.MaxSubscriptions)
+	set(&l.MaxBatch, d.MaxBatch)
 	if l.MaxBodyBytes == 0 {
 		l.MaxBodyBytes = d.MaxBodyBytes
 	}

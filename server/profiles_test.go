@@ -88,18 +88,34 @@ func TestProfileAcrossChannels(t *testing.T) {
 					t.Fatalf("%s: userErrors = %+v, want %s on %s", c.input, ue, c.code, c.field)
 				}
 			}
+			// The tenant's numbers are British unless written otherwise.
+			var settings struct {
+				SetTenantSettings struct {
+					Settings   struct{ DefaultRegion string }
+					UserErrors []struct{ Field []string }
+				}
+			}
+			g.must(`mutation { setTenantSettings(input: {defaultRegion: "gb"}) { settings { defaultRegion } userErrors { field } } }`, nil, &settings)
+			if settings.SetTenantSettings.Settings.DefaultRegion != "GB" {
+				t.Fatalf("settings = %+v", settings)
+			}
+			g.must(`mutation { setTenantSettings(input: {defaultRegion: "Narnia"}) { settings { defaultRegion } userErrors { field } } }`, nil, &settings)
+			if ue := settings.SetTenantSettings.UserErrors; len(ue) != 1 || strings.Join(ue[0].Field, ".") != "input.defaultRegion" {
+				t.Fatalf("a bad region: %+v", settings)
+			}
 			// One customer on email, SMS (the same number as a WhatsApp
-			// attribute) and WhatsApp.
+			// attribute) and WhatsApp; the CRM attests the email on
+			// WhatsApp.
 			email := g.record(message("EMAIL", "e1", "ann@example.com", "email 1", t0))
 			in := message("WHATSAPP", "w1", "+44 7700 900123", "whatsapp", t0.Add(time.Hour))
-			in["contact"].(map[string]any)["attributes"] = []any{map[string]any{"key": "email", "value": "ANN@example.com"}}
+			in["contact"].(map[string]any)["attributes"] = []any{map[string]any{"key": "email", "value": "ANN@example.com", "attested": true}}
 			wa := g.record(in)
 			sms := g.record(message("SMS", "s1", "07700 900123", "sms", t0.Add(2*time.Hour)))
 			_ = sms
 			var v profileView
 			g.must(profilePanel, map[string]any{"id": email.RecordMessage.Interaction.ID}, &v)
 			p := v.Interaction.Profile
-			if p == nil || p.Name != "ann@example.com" || fmt.Sprint(p.Channels) != "[EMAIL SMS WHATSAPP]" || len(p.Contacts) != 3 {
+			if p == nil || p.Name != "Ann Example" || fmt.Sprint(p.Channels) != "[EMAIL SMS WHATSAPP]" || len(p.Contacts) != 3 {
 				t.Fatalf("profile bar = %+v", p)
 			}
 			rel := v.Interaction.Related
@@ -130,8 +146,8 @@ func TestProfileAcrossChannels(t *testing.T) {
 			var renamed struct {
 				RenameProfile struct{ Profile struct{ Name string } }
 			}
-			g.must(`mutation($id: ID!) { renameProfile(input: {id: $id, name: "Ann Example"}) { profile { name } userErrors { message } } }`, map[string]any{"id": p.ID}, &renamed)
-			if renamed.RenameProfile.Profile.Name != "Ann Example" {
+			g.must(`mutation($id: ID!) { renameProfile(input: {id: $id, name: "Ann (VIP)"}) { profile { name } userErrors { message } } }`, map[string]any{"id": p.ID}, &renamed)
+			if renamed.RenameProfile.Profile.Name != "Ann (VIP)" {
 				t.Fatalf("rename = %+v", renamed)
 			}
 			var links struct {
@@ -152,9 +168,8 @@ func TestProfileAcrossChannels(t *testing.T) {
 					t.Fatalf("link = %+v", l)
 				}
 			}
-			// Unlink the SMS contact. Its number is shared with the WhatsApp
-			// contact, so the number stays with the profile and the SMS
-			// contact leaves with nothing of its own: no profile.
+			// Unlink the SMS contact: it shares its number with the WhatsApp
+			// contact, yet stays apart in a profile of its own.
 			var unlinked struct {
 				UnlinkContact struct {
 					Contact    struct{ Profile *struct{ ID string } }
@@ -163,13 +178,15 @@ func TestProfileAcrossChannels(t *testing.T) {
 			}
 			smsContact := sms.RecordMessage.Interaction.Contact.ID
 			g.must(`mutation($id: ID!) { unlinkContact(input: {contactId: $id}) { contact { profile { id } } userErrors { message } } }`, map[string]any{"id": smsContact}, &unlinked)
-			if len(unlinked.UnlinkContact.UserErrors) > 0 || unlinked.UnlinkContact.Contact.Profile != nil {
+			if len(unlinked.UnlinkContact.UserErrors) > 0 || unlinked.UnlinkContact.Contact.Profile == nil {
 				t.Fatalf("unlink = %+v", unlinked)
 			}
 			g.must(profilePanel, map[string]any{"id": email.RecordMessage.Interaction.ID}, &v)
-			if fmt.Sprint(v.Interaction.Profile.Channels) != "[EMAIL WHATSAPP]" || v.Interaction.Related.TotalCount != 1 {
+			if fmt.Sprint(v.Interaction.Profile.Channels) != "[EMAIL WHATSAPP]" || v.Interaction.Related.TotalCount != 1 ||
+				v.Interaction.Profile.ID == unlinked.UnlinkContact.Contact.Profile.ID {
 				t.Fatalf("after unlink = %+v", v.Interaction)
 			}
+			p.ID = v.Interaction.Profile.ID // (the id of the contact's profile if it was its anchor)
 			// Link it back by hand.
 			var linked struct {
 				LinkContact struct{ Profile struct{ Channels []string } }
@@ -190,6 +207,7 @@ func TestProfilePanelCostIsFlat(t *testing.T) {
 	for _, b := range profileBackends() {
 		t.Run(b.name, func(t *testing.T) {
 			g := newGateway(t, b)
+			sharedCustomerRule(t, g)
 			chans := []string{"EMAIL", "WEBCHAT", "SMS", "WHATSAPP", "MESSENGER", "INSTAGRAM", "TWITTER", "VOICE"}
 			var self string
 			for i := range 101 {
@@ -202,7 +220,7 @@ func TestProfilePanelCostIsFlat(t *testing.T) {
 					addr = fmt.Sprintf("+1202555%04d", i%13)
 				}
 				in := message(ch, fmt.Sprint("t-", i), addr, fmt.Sprint("body ", i), t0.Add(time.Duration(i)*time.Minute))
-				in["contact"].(map[string]any)["attributes"] = []any{map[string]any{"key": "email", "value": "flat@example.com"}}
+				in["contact"].(map[string]any)["attributes"] = []any{map[string]any{"key": "customerId", "value": "flat"}}
 				self = g.record(in).RecordMessage.Interaction.ID
 			}
 			costs := map[int]int64{}
@@ -219,5 +237,23 @@ func TestProfilePanelCostIsFlat(t *testing.T) {
 				t.Fatalf("database commands by page size = %v, want the same for every size", costs)
 			}
 		})
+	}
+}
+
+// sharedCustomerRule adds a customerId rule that any value merges through
+// and that no number of holders quarantines: the tests' way to put many
+// contacts in one profile.
+func sharedCustomerRule(t *testing.T, g *gateway) {
+	t.Helper()
+	var rule struct {
+		UpsertProfileRule struct {
+			Rule       *struct{ ID string }
+			UserErrors []struct{ Message string }
+		}
+	}
+	g.must(`mutation { upsertProfileRule(input: {attribute: "customerId", normalizer: EXACT, autoMerge: ANY, maxContactsPerValue: 0}) {
+		rule { id } userErrors { message } } }`, nil, &rule)
+	if rule.UpsertProfileRule.Rule == nil {
+		t.Fatalf("upsert = %+v", rule)
 	}
 }

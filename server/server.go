@@ -16,6 +16,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/relatedhq/related"
 	"github.com/relatedhq/related/graph"
@@ -45,6 +46,11 @@ type Options struct {
 	// pages may open WebSockets to /graphql: host patterns such as
 	// "app.example.com" or "*.example.com" (path.Match syntax).
 	AllowedOrigins []string
+	// CORSOrigins are the origins whose pages may call /graphql from a
+	// browser (cors.go): "*", exact origins such as
+	// "https://app.example.com", or patterns such as "https://*.example.com"
+	// and "http://localhost:*". Empty: none (same-origin only).
+	CORSOrigins []string
 	// PersistedOnly runs only the operations of Persisted (sha256 hex of
 	// the query text -> the query): the allow-list mode. Automatic
 	// persisted queries are off in it, since they would let any client
@@ -62,6 +68,12 @@ type Options struct {
 	KeyRecheck time.Duration
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// TracerProvider receives the gateway's spans (HTTP requests, GraphQL
+	// operations, resolvers, database commands); nil turns tracing off
+	// and installs none of its hooks. NewTracerProvider makes the OTLP one.
+	TracerProvider trace.TracerProvider
+	// DBSystem names the database in spans: "sqlite" or "mongodb".
+	DBSystem string
 	// Hub serves subscriptions (live updates); nil refuses them. The
 	// caller owns it: close it (Hub.Close) before shutting the server down,
 	// so subscriptions end cleanly.
@@ -78,17 +90,20 @@ var DemoViewer = related.Viewer{Tenant: DemoTenant, Role: related.RoleAdmin, Nam
 
 // Server is the gateway's http.Handler.
 type Server struct {
-	opts      Options
-	limits    Limits
-	log       *slog.Logger
-	mux       *http.ServeMux
-	metrics   *metrics
-	handler   http.Handler
-	auth      *authenticator
-	keyLimit  *limiter
-	anonLimit *limiter
-	subs      *subscriptions
-	keyWatch  keyWatch // open WebSockets whose keys are re-checked
+	opts       Options
+	limits     Limits
+	log        *slog.Logger
+	mux        *http.ServeMux
+	metrics    *metrics
+	handler    http.Handler
+	auth       *authenticator
+	keyLimit   *limiter
+	anonLimit  *limiter
+	subs       *subscriptions
+	keyWatch   keyWatch // open WebSockets whose keys are re-checked
+	corsPolicy *cors
+	tracer     trace.Tracer // nil: tracing off
+	dbSystem   string
 }
 
 // New returns the gateway's handler over opts.Store.
@@ -125,17 +140,38 @@ func New(opts Options) *Server {
 		subs:      &subscriptions{max: l.MaxSubscriptions, open: map[string]int{}},
 	}
 	s.metrics.hub = opts.Hub
-	s.mux.Handle("/graphql", s.statusOverride(s.checkOrigin(s.requireKey(s.limitBody(s.deadlines(s.graphQL()))))))
+	if opts.TracerProvider != nil {
+		s.tracer = opts.TracerProvider.Tracer(tracerName)
+	}
+	s.dbSystem = opts.DBSystem
+	if s.dbSystem == "" {
+		s.dbSystem = "db"
+	}
+	opts.Commands.Observe(s.observeCommand)
+	cp, err := newCORS(opts.CORSOrigins)
+	if err != nil {
+		// The command line checks the list first (CheckCORSOrigins); a
+		// bad entry from elsewhere allows nothing rather than too much.
+		opts.Logger.Error("CORS origins refused: cross-origin requests are not allowed", "err", err)
+		cp = &cors{}
+	}
+	s.corsPolicy = cp
+	s.mux.Handle("/graphql", s.cors(s.statusOverride(s.checkOrigin(s.requireKey(s.limitBody(s.deadlines(s.graphQL())))))))
 	if opts.GraphiQL {
 		s.mux.Handle(web.Prefix, web.GraphiQL())
 		s.mux.Handle(web.Prefix+"/", web.GraphiQL())
 		s.mux.Handle("GET /{$}", web.Console())
 		s.mux.Handle(web.ConsolePrefix+"/", web.Console())
 	}
+	s.mux.Handle("GET /export/profiles/{id}", s.requireKey(http.HandlerFunc(s.exportProfile)))
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", s.metrics)
-	s.handler = s.requestID(s.accessLog(s.mux))
+	var h http.Handler = s.mux
+	if s.tracer != nil {
+		h = s.traceHTTP(h)
+	}
+	s.handler = s.requestID(s.accessLog(h))
 	return s
 }
 
@@ -149,8 +185,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 func (s *Server) graphQL() http.Handler {
 	res := resolvers.New(s.opts.Store, s.log)
 	res.Hub = s.opts.Hub
-	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: res}))
-	srv.AddTransport(transport.SSE{})
+	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: res, Schema: servedSchema()}))
+	srv.AddTransport(sseTransport{maxTokens: s.limits.MaxTokens})
 	readLimit := s.limits.MaxBodyBytes
 	srv.AddTransport(transport.Websocket{
 		// Keepalive: legacy graphql-ws clients get "ka" messages;
@@ -165,8 +201,7 @@ func (s *Server) graphQL() http.Handler {
 		PayloadReadLimit:      &readLimit,
 	})
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(httpTransport{s: s}) // GET and POST (http.go)
 	srv.SetQueryCache(boundedCache[*ast.QueryDocument]{lru.New[*ast.QueryDocument](1000)})
 	srv.SetParserTokenLimit(s.limits.MaxTokens)
 	if s.opts.Introspection {
@@ -180,9 +215,15 @@ func (s *Server) graphQL() http.Handler {
 	// After the persisted-query extensions, which may fill in the query.
 	srv.Use(newPrecheck(s.limits))
 	srv.Use(operationGuard{maxComplexity: s.limits.MaxComplexity})
+	srv.AroundOperations(s.metrics.observeOperations)
+	if s.tracer != nil {
+		srv.AroundOperations(s.traceOperations)
+		srv.AroundFields(s.traceFields)
+	}
 	srv.AroundOperations(s.aroundOperations)
 	srv.AroundOperations(res.AroundOperations)
 	srv.AroundResponses(res.AroundResponses) // fresh loaders per subscription event
+	srv.AroundResponses(s.reportCost)
 	srv.AroundRootFields(s.aroundRootFields)
 	srv.SetErrorPresenter(s.presentError)
 	srv.SetRecoverFunc(s.recoverPanic)

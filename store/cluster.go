@@ -248,6 +248,8 @@ type Changes struct {
 	InsertPairs []identity.Pair
 	// Events are the history entries.
 	Events []identity.Event
+	// Summary counts what changed, for a re-evaluation's report.
+	Summary identity.Summary
 }
 
 // Empty reports whether nothing changes.
@@ -302,7 +304,10 @@ func Recompute(ctx context.Context, r ClusterReader, tenant string, rules []iden
 	if err != nil {
 		return in, Changes{}, err
 	}
-	return in, Plan(in, identity.Partition(in)), nil
+	res := identity.Partition(in)
+	ch := Plan(in, res)
+	ch.Summary = identity.Summarize(in, res)
+	return in, ch, nil
 }
 
 // PiecesWithout returns the anchors of the profiles the members of a

@@ -17,6 +17,9 @@ const (
 	// merged or split. The event's InteractionID names one interaction
 	// whose Related scope changed; ProfileID is its new profile.
 	ProfileChanged EventKind = "profile.changed"
+	// InteractionErased: the interaction was erased with its contact (a
+	// right-to-erasure request); ContactID and ProfileID are what it had.
+	InteractionErased EventKind = "interaction.erased"
 )
 
 // Event describes one committed change, for the live package to fan out

@@ -77,7 +77,7 @@ type KeyStore interface {
 // ValidRole reports whether role is one a key can have.
 func ValidRole(role string) bool {
 	switch role {
-	case related.RoleAdmin, related.RoleAgent, related.RolePartner:
+	case related.RoleAdmin, related.RoleAgent, related.RolePartner, related.RoleIntegration:
 		return true
 	}
 	return false
@@ -109,7 +109,7 @@ func NewKey(tenant, role, name string, now time.Time) (string, *Key, error) {
 		return "", nil, related.Invalid("a key needs a tenant", "tenant")
 	}
 	if !ValidRole(role) {
-		return "", nil, related.Invalid(fmt.Sprintf("unknown role %q (want admin, agent or partner)", role), "role")
+		return "", nil, related.Invalid(fmt.Sprintf("unknown role %q (want admin, agent, partner or integration)", role), "role")
 	}
 	var secret [keyBytes]byte
 	var id [8]byte

@@ -80,6 +80,9 @@ type ProfileStore interface {
 	// DismissPair keeps the two profiles of a suggestion or conflict apart
 	// for good.
 	DismissPair(ctx context.Context, tenant, id string, by related.Actor) error
+	// PreviewRules returns what replacing the tenant's rules with next
+	// would do to its profiles, writing nothing (store.PreviewRules).
+	PreviewRules(ctx context.Context, tenant string, next []identity.Rule) (*Preview, error)
 	// TenantFacts returns every fact of the tenant's identity (its
 	// contacts with their values, decisions, renames, value facts): what
 	// its profiles are a function of. For verification and previews of
@@ -98,6 +101,18 @@ type PairRecord struct {
 	ProfileA, ProfileB string
 	CreatedAt          time.Time
 }
+
+// Suggestion is a PairRecord of kind Suggestion, as the API shows it.
+type Suggestion struct{ *PairRecord }
+
+// NodeType implements related.Node.
+func (Suggestion) NodeType() related.NodeType { return related.NodeSuggestion }
+
+// Conflict is a PairRecord of kind Conflict, as the API shows it.
+type Conflict struct{ *PairRecord }
+
+// NodeType implements related.Node.
+func (Conflict) NodeType() related.NodeType { return related.NodeConflict }
 
 // PairPage is one page of suggestions or conflicts.
 type PairPage struct {

@@ -99,6 +99,18 @@ type Store interface {
 	// running.
 	PendingCanonicalizations(ctx context.Context) ([]string, error)
 
+	// EraseProfile deletes every contact of a profile (profileID may be a
+	// stale id: the profile it leads to) and everything about them on
+	// every channel: interactions, messages, attributes, values, decisions,
+	// names, suggestions, conflicts and history entries. What remains is
+	// the returned tombstone. Other contacts the erased ones held together
+	// are decided again. Every erased id then reads as not found.
+	EraseProfile(ctx context.Context, tenant, profileID, reason string, by related.Actor) (*related.Erasure, error)
+	// EraseContact erases one contact the same way.
+	EraseContact(ctx context.Context, tenant, contactID, reason string, by related.Actor) (*related.Erasure, error)
+	// Erasures pages through the tenant's tombstones, newest first.
+	Erasures(ctx context.Context, tenant string, p Page) (*ErasurePage, error)
+
 	// Ping reports whether the database answers and the schema is in place.
 	Ping(ctx context.Context) error
 	// Close releases the database.
@@ -162,6 +174,13 @@ type InteractionView struct {
 type PanelReader interface {
 	InteractionViews(ctx context.Context, tenant string, ids []string) ([]*InteractionView, error)
 	RelatedPanel(ctx context.Context, tenant string, q RelatedQuery, p Page) (*InteractionPage, error)
+}
+
+// ErasurePage is one page of tombstones.
+type ErasurePage struct {
+	Items           []*related.Erasure
+	HasNextPage     bool
+	HasPreviousPage bool
 }
 
 // MessagePage is one page of an interaction's messages.

@@ -18,7 +18,7 @@ import (
 )
 
 const keysUsage = `usage:
-  relatedd keys create --tenant T --role admin|agent|partner [--name N]   print a new key, once
+  relatedd keys create --tenant T --role admin|agent|partner|integration [--name N]   print a new key, once
   relatedd keys list [--tenant T]                                          list keys (never their secrets)
   relatedd keys revoke ID                                                  revoke a key: it stops working within seconds
 Every subcommand also takes the global flags (--data-dir, --mongodb-uri, --db).`
@@ -56,7 +56,7 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 	switch sub {
 	case "create":
 		fs.StringVar(&tenant, "tenant", "", "the tenant the key reads and writes (required)")
-		fs.StringVar(&role, "role", "", "admin, agent or partner (required)")
+		fs.StringVar(&role, "role", "", "admin, agent, partner or integration (required)")
 		fs.StringVar(&name, "name", "", "a label for listings, such as who holds the key")
 	case "list":
 		fs.StringVar(&tenant, "tenant", "", "list only this tenant's keys")

@@ -12,6 +12,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -27,6 +28,7 @@ import (
 	"time"
 
 	"github.com/relatedhq/related"
+	"github.com/relatedhq/related/export"
 	"github.com/relatedhq/related/live"
 	"github.com/relatedhq/related/seed"
 	"github.com/relatedhq/related/server"
@@ -78,11 +80,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = seedCmd(ctx, args, getenv, stdout, stderr)
 	case "keys":
 		err = keysCmd(ctx, args, getenv, stdout, stderr)
+	case "export":
+		err = exportCmd(ctx, args, getenv, stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: relatedd [serve|seed|keys] [flags]; relatedd CMD -h lists a command's flags")
+		fmt.Fprintln(stdout, "usage: relatedd [serve|seed|keys|export] [flags]; relatedd CMD -h lists a command's flags")
 		return 0
 	default:
-		fmt.Fprintf(stderr, "relatedd: unknown command %q (want serve, seed or keys)\n", cmd)
+		fmt.Fprintf(stderr, "relatedd: unknown command %q (want serve, seed, keys or export)\n", cmd)
 		return 2
 	}
 	if errors.Is(err, flag.ErrHelp) {
@@ -116,8 +120,9 @@ func openStore(ctx context.Context, c config, log *slog.Logger, cmds *store.Comm
 // startLive makes the live hub over st. On MongoDB it also starts this
 // replica's feed reader, which brings the other replicas' writes to the
 // hub; the returned stop closes both, subscriptions first.
-func startLive(ctx context.Context, c config, log *slog.Logger, st store.Store, hub **live.Hub) (func(), error) {
-	*hub = live.New(live.Options{Store: st, Logger: log})
+// maxLists bounds each key's interaction-list subscriptions.
+func startLive(ctx context.Context, c config, log *slog.Logger, st store.Store, maxLists int, hub **live.Hub) (func(), error) {
+	*hub = live.New(live.Options{Store: st, Logger: log, MaxListsPerKey: maxLists})
 	var feed *mongo.Feed
 	if c.mongoURI != "" {
 		var err error
@@ -151,10 +156,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	c.register(fs, getenv)
 	demo := fs.Int("seed", 0, "when the database has no data yet, load a sample of this many customers first (0: none)")
 	debugAddr := fs.String("debug-addr", getenv("RELATED_DEBUG_ADDR"), "serve Go's profiler (/debug/pprof/) on this address, such as 127.0.0.1:6060; keep it off public interfaces (env RELATED_DEBUG_ADDR)")
+	maxLists := fs.Int("max-list-subscriptions", live.DefaultMaxListsPerKey, "most interactionsChanged subscriptions per API key (each receives every interaction write of its tenant), within --max-subscriptions")
 	var sec securityConfig
 	sec.register(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *maxLists < 1 {
+		return fmt.Errorf("--max-list-subscriptions %d: want at least 1", *maxLists)
 	}
 	if err := sec.resolve(getenv); err != nil {
 		return err
@@ -174,7 +183,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer st.Close()
-	stopLive, err := startLive(ctx, c, log, st, &hub)
+	stopLive, err := startLive(ctx, c, log, st, *maxLists, &hub)
 	if err != nil {
 		return err
 	}
@@ -210,6 +219,26 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("listen: %w", err)
 	}
 	opts.Store, opts.Commands, opts.Logger, opts.Hub = st, cmds, log, hub
+	opts.DBSystem = "sqlite"
+	if c.mongoURI != "" {
+		opts.DBSystem = "mongodb"
+	}
+	// Tracing: on when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+	tp, err := server.NewTracerProvider(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	if tp != nil {
+		opts.TracerProvider = tp
+		log.Info("exporting traces over OTLP")
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(sctx); err != nil {
+				log.Warn("flushing traces", "err", err)
+			}
+		}()
+	}
 	srv := &http.Server{
 		Handler:           server.New(opts),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -304,5 +333,48 @@ func seedCmd(ctx context.Context, args []string, getenv func(string) string, std
 	fmt.Fprintf(stdout, "seeded tenant %q: %d customers, %d contacts, %d interactions, %d messages in %s\ntry: { interaction(id: %q) { related { totalCount } } }\n",
 		o.Tenant, stats.Customers, stats.Contacts, stats.Interactions, stats.Messages, time.Since(start).Round(time.Millisecond),
 		related.GlobalID(related.NodeInteraction, stats.Sample))
+	return nil
+}
+
+// exportCmd writes everything kept about one profile as NDJSON to stdout
+// (or -o FILE): the command-line twin of GET /export/profiles/{id}.
+func exportCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var c config
+	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c.register(fs, getenv)
+	var tenant, profile, out string
+	fs.StringVar(&tenant, "tenant", server.DemoViewer.Tenant, "tenant of the profile")
+	fs.StringVar(&profile, "profile", "", "the profile's id, as the API gives it (required)")
+	fs.StringVar(&out, "o", "", "write to this file instead of stdout")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if profile == "" {
+		return errors.New("export: --profile is required")
+	}
+	log := newLogger(c, stderr)
+	st, err := openStore(ctx, c, log, nil, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	w := stdout
+	if out != "" {
+		f, err := os.Create(out)
+		if err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		defer f.Close()
+		w = f
+	}
+	bw := bufio.NewWriter(w)
+	if err := export.Profile(ctx, st, tenant, profile, time.Now(), bw); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	log.Info("profile exported", "tenant", tenant, "profile", profile)
 	return nil
 }

@@ -398,6 +398,7 @@ func (s *Store) releaseValues(ctx context.Context, tx *sql.Tx, tenant, contactID
 	if err != nil {
 		return nil, err
 	}
+
 	var seeds []string
 	for _, f := range flipped {
 		hs, err := s.holders(ctx, tx, tenant, []related.Identifier{f.id})

@@ -277,6 +277,13 @@ func (s *Store) countValues(ctx context.Context, tx *sql.Tx, tenant string, rule
 			RETURNING contacts, state`, tenant, id.Key, id.Value, valueID(id), delta, ms(now), delta).Scan(&n, &state); err != nil {
 			return fmt.Errorf("sqlite: count value: %w", err)
 		}
+		if n == 0 && state == identity.QuarantineAutomatic {
+			// Nobody holds it any more: forget it (it may be an erased
+			// person's), unless an admin set a state for it.
+			if _, err := s.exec(ctx, tx, `DELETE FROM value_stats WHERE tenant = ? AND key = ? AND value = ?`, tenant, id.Key, id.Value); err != nil {
+				return fmt.Errorf("sqlite: forget value: %w", err)
+			}
+		}
 		r := byKey[id.Key]
 		before := r.Quarantined(identity.ValueFacts{Contacts: n - delta, State: state})
 		after := r.Quarantined(identity.ValueFacts{Contacts: n, State: state})
@@ -314,11 +321,18 @@ func valueID(id identity.Identifier) string { return related.DerivedID("value", 
 
 // recompute decides the clusters of seeds and applies the result.
 func (s *Store) recompute(ctx context.Context, tx *sql.Tx, tenant string, rules []identity.Rule, seeds []string, by related.Actor, now time.Time) ([]store.Event, error) {
+	events, _, err := s.recomputeSummary(ctx, tx, tenant, rules, seeds, by, now)
+	return events, err
+}
+
+// recomputeSummary is recompute that also says what changed.
+func (s *Store) recomputeSummary(ctx context.Context, tx *sql.Tx, tenant string, rules []identity.Rule, seeds []string, by related.Actor, now time.Time) ([]store.Event, identity.Summary, error) {
 	in, ch, err := store.Recompute(ctx, clusterReader{s, tx}, tenant, rules, seeds)
 	if err != nil {
-		return nil, err
+		return nil, identity.Summary{}, err
 	}
-	return s.apply(ctx, tx, tenant, in, ch, by, now)
+	events, err := s.apply(ctx, tx, tenant, in, ch, by, now)
+	return events, ch.Summary, err
 }
 
 // apply writes a recompute's changes and returns the live events of the

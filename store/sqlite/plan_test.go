@@ -58,6 +58,7 @@ func TestEveryStatementUsesAnIndex(t *testing.T) {
 		storetest.Run(t, open)
 		storetest.RunProfiles(t, open)
 		storetest.RunCanonical(t, open)
+		storetest.RunErasure(t, open)
 	})
 	if t.Failed() {
 		return

@@ -158,7 +158,7 @@ func (s *Store) startEvaluation(ctx context.Context, tx *sql.Tx, tenant string, 
 	}
 	if _, err := s.exec(ctx, tx, `INSERT INTO rule_evaluations (tenant, state, processed, total, after_id, started_at, updated_at)
 		VALUES (?, 'RUNNING', 0, ?, '', ?, ?)
-		ON CONFLICT (tenant) DO UPDATE SET state = 'RUNNING', processed = 0, total = excluded.total, after_id = '',
+		ON CONFLICT (tenant) DO UPDATE SET state = 'RUNNING', processed = 0, total = excluded.total, after_id = '', summary = '{}',
 			started_at = excluded.started_at, updated_at = excluded.updated_at`, tenant, total, ms(now), ms(now)); err != nil {
 		return fmt.Errorf("sqlite: start evaluation: %w", err)
 	}
@@ -170,15 +170,22 @@ func (s *Store) RuleEvaluation(ctx context.Context, tenant string) (*related.Rul
 	var (
 		e                related.RuleEvaluation
 		started, updated int64
+		sumJSON          string
 	)
-	err := s.queryRow(ctx, s.r, `SELECT tenant, state, processed, total, started_at, updated_at FROM rule_evaluations WHERE tenant = ?`, tenant).
-		Scan(&e.Tenant, &e.State, &e.Processed, &e.Total, &started, &updated)
+	err := s.queryRow(ctx, s.r, `SELECT tenant, state, processed, total, summary, started_at, updated_at FROM rule_evaluations WHERE tenant = ?`, tenant).
+		Scan(&e.Tenant, &e.State, &e.Processed, &e.Total, &sumJSON, &started, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read evaluation: %w", err)
 	}
+	var sum identity.Summary
+	if err := json.Unmarshal([]byte(sumJSON), &sum); err != nil {
+		return nil, fmt.Errorf("sqlite: decode evaluation summary: %w", err)
+	}
+	e.Merged, e.Split, e.Created, e.Removed, e.Moved, e.Quarantined, e.Suggestions =
+		sum.Merged, sum.Split, sum.Created, sum.Removed, sum.ContactsMoved, sum.Quarantined, sum.Suggestions
 	e.StartedAt, e.UpdatedAt = fromMS(started), fromMS(updated)
 	return &e, nil
 }
@@ -190,23 +197,30 @@ func (s *Store) PendingEvaluations(ctx context.Context) ([]string, error) {
 
 // EvaluateRules implements store.ProfileStore: one transaction brings one
 // batch of contacts' values up to date with the rules and recomputes their
-// clusters, then records where it stopped, so a restart resumes there.
-// Contacts of a later batch that an earlier one's clusters reached are
-// recomputed again with their own batch; the result is the same function
-// of the facts either way.
+// clusters, then records where it stopped and what changed, so a restart
+// resumes there. Contacts of a later batch that an earlier one's clusters
+// reached are recomputed again with their own batch; the result is the
+// same function of the facts either way.
 func (s *Store) EvaluateRules(ctx context.Context, tenant string, batch int) (bool, error) {
 	now := s.now().UTC().Truncate(time.Millisecond)
 	done := false
 	err := s.write(ctx, func(tx *sql.Tx) ([]store.Event, error) {
-		var state, after string
-		var processed int
-		err := s.queryRow(ctx, tx, `SELECT state, after_id, processed FROM rule_evaluations WHERE tenant = ?`, tenant).Scan(&state, &after, &processed)
+		var (
+			state, after, sumJSON string
+			processed             int
+		)
+		err := s.queryRow(ctx, tx, `SELECT state, after_id, processed, summary FROM rule_evaluations WHERE tenant = ?`, tenant).
+			Scan(&state, &after, &processed, &sumJSON)
 		if errors.Is(err, sql.ErrNoRows) || err == nil && state != "RUNNING" {
 			done = true
 			return nil, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: read evaluation: %w", err)
+		}
+		var sum identity.Summary
+		if err := json.Unmarshal([]byte(sumJSON), &sum); err != nil {
+			return nil, fmt.Errorf("sqlite: decode evaluation summary: %w", err)
 		}
 		rules, err := s.rules(ctx, tx, tenant)
 		if err != nil {
@@ -235,20 +249,35 @@ func (s *Store) EvaluateRules(ctx context.Context, tenant string, batch int) (bo
 		}
 		var events []store.Event
 		if len(seeds) > 0 {
-			if events, err = s.recompute(ctx, tx, tenant, rules, seeds, related.System, now); err != nil {
+			var changed identity.Summary
+			if events, changed, err = s.recomputeSummary(ctx, tx, tenant, rules, seeds, related.System, now); err != nil {
 				return nil, err
 			}
 			if err := s.recordEvents(ctx, tx, tenant, history, related.System, now); err != nil {
 				return nil, err
 			}
+			for _, h := range history {
+				if h.Kind == identity.EventQuarantined {
+					changed.Quarantined++
+				}
+			}
+			changed.Samples = nil
+			sum.Add(changed)
 		}
 		processed += len(contacts)
+		// The total is what is done and what is left: contacts written
+		// during the run are counted as they come.
+		var left int
+		if err := s.queryRow(ctx, tx, `SELECT count(*) FROM contacts WHERE tenant = ? AND id > ?`, tenant, after).Scan(&left); err != nil {
+			return nil, fmt.Errorf("sqlite: count contacts: %w", err)
+		}
 		state = "RUNNING"
 		if len(contacts) < batch {
 			state, done = "DONE", true
 		}
-		if _, err := s.exec(ctx, tx, `UPDATE rule_evaluations SET state = ?, processed = ?, after_id = ?, updated_at = ? WHERE tenant = ?`,
-			state, processed, after, ms(now), tenant); err != nil {
+		enc, _ := json.Marshal(sum) // counts always marshal
+		if _, err := s.exec(ctx, tx, `UPDATE rule_evaluations SET state = ?, processed = ?, total = ?, after_id = ?, summary = ?, updated_at = ? WHERE tenant = ?`,
+			state, processed, processed+left, after, string(enc), ms(now), tenant); err != nil {
 			return nil, fmt.Errorf("sqlite: record evaluation: %w", err)
 		}
 		return events, nil
@@ -667,4 +696,41 @@ func (s *Store) TenantFacts(ctx context.Context, tenant string) (identity.Input,
 		return identity.Input{}, err
 	}
 	return store.Gather(ctx, clusterReader{s, s.r}, tenant, rules, ids)
+}
+
+// ScanContacts implements store.ContactScanner: pages of 500 contacts in
+// id order, each one indexed seek.
+func (s *Store) ScanContacts(ctx context.Context, tenant string, fn func(*related.Contact) error) error {
+	after := ""
+	for {
+		rows, err := s.query(ctx, s.r, `SELECT `+contactCols+` FROM contacts WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?`, tenant, after, scanPage)
+		if err != nil {
+			return fmt.Errorf("sqlite: scan contacts: %w", err)
+		}
+		cs, err := collect(rows, scanContact, "contacts")
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			if err := fn(c); err != nil {
+				return err
+			}
+			after = c.ID
+		}
+		if len(cs) < scanPage {
+			return nil
+		}
+	}
+}
+
+// scanPage is how many contacts ScanContacts reads at a time.
+const scanPage = 500
+
+// PreviewRules implements store.ProfileStore.
+func (s *Store) PreviewRules(ctx context.Context, tenant string, next []identity.Rule) (*store.Preview, error) {
+	old, err := s.rules(ctx, s.r, tenant)
+	if err != nil {
+		return nil, err
+	}
+	return store.PreviewRules(ctx, s, clusterReader{s, s.r}, tenant, old, next)
 }

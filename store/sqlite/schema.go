@@ -118,6 +118,7 @@ ALTER TABLE contacts ADD COLUMN claims_sig TEXT NOT NULL DEFAULT '';
 ALTER TABLE profiles ADD COLUMN anchor TEXT NOT NULL DEFAULT '';
 ALTER TABLE profile_rules ADD COLUMN auto_merge TEXT NOT NULL DEFAULT '';
 ALTER TABLE profile_rules ADD COLUMN max_contacts_per_value INTEGER NOT NULL DEFAULT 10;
+ALTER TABLE rule_evaluations ADD COLUMN summary TEXT NOT NULL DEFAULT '{}';
 
 CREATE TABLE contact_values (
 	tenant         TEXT NOT NULL,
@@ -207,12 +208,14 @@ CREATE TABLE profile_events (
 	at         INTEGER NOT NULL,
 	PRIMARY KEY (tenant, id)
 );
+CREATE INDEX profile_events_contact ON profile_events (tenant, contact_id);
 CREATE TABLE profile_event_refs (
 	tenant     TEXT NOT NULL,
 	profile_id TEXT NOT NULL,
 	event_id   TEXT NOT NULL,
 	PRIMARY KEY (tenant, profile_id, event_id)
 );
+CREATE INDEX profile_event_refs_event ON profile_event_refs (tenant, event_id);
 
 CREATE TABLE aliases (
 	tenant     TEXT NOT NULL,
@@ -228,6 +231,21 @@ CREATE TABLE tenant_settings (
 	default_region TEXT NOT NULL DEFAULT '',
 	updated_at     INTEGER NOT NULL
 );
+
+CREATE TABLE erasures (
+	tenant       TEXT NOT NULL,
+	id           TEXT NOT NULL,
+	subject      TEXT NOT NULL,
+	reason       TEXT NOT NULL,
+	by_name      TEXT NOT NULL DEFAULT '',
+	by_role      TEXT NOT NULL DEFAULT '',
+	at           INTEGER NOT NULL,
+	contacts     INTEGER NOT NULL,
+	interactions INTEGER NOT NULL,
+	messages     INTEGER NOT NULL,
+	PRIMARY KEY (tenant, id)
+);
+CREATE INDEX erasures_list ON erasures (tenant, at DESC, id DESC);
 
 CREATE TABLE canonicalizations (
 	tenant     TEXT NOT NULL PRIMARY KEY,

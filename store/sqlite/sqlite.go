@@ -92,7 +92,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(0)"
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + pragmas
 	var err error
-	if s.w, err = sql.Open("sqlite", dsn+"&_txlock=immediate"); err != nil {
+	// The writer overwrites what it deletes (secure_delete), so an erased
+	// person's data does not linger in free pages of the file.
+	if s.w, err = sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=secure_delete(1)"); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	s.w.SetMaxOpenConns(1)
@@ -176,34 +178,42 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// count records one statement under its verb ("select", "insert", ...).
-func (s *Store) count(query string, args []any) {
+// count records one statement under its verb ("select", "insert", ...)
+// and returns the func to call when it has run (store.Commands.Start).
+func (s *Store) count(ctx context.Context, query string, args []any) func(error) {
 	q := strings.TrimSpace(query)
 	verb, _, _ := strings.Cut(q, " ")
-	s.cmd.Add(strings.ToLower(verb))
+	end := s.cmd.Start(ctx, strings.ToLower(verb))
 	if s.observe != nil {
 		s.observe(query, args)
 	}
+	return end
 }
 
-func (s *Store) exec(ctx context.Context, q querier, query string, args ...any) (sql.Result, error) {
-	s.count(query, args)
+// The durations observed are those of running the statement; reading a
+// query's further rows is the caller's.
+
+func (s *Store) exec(ctx context.Context, q querier, query string, args ...any) (res sql.Result, err error) {
+	end := s.count(ctx, query, args)
+	defer func() { end(err) }()
 	if st := s.prepared(ctx, q, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
 	return q.ExecContext(ctx, query, args...)
 }
 
-func (s *Store) query(ctx context.Context, q querier, query string, args ...any) (*sql.Rows, error) {
-	s.count(query, args)
+func (s *Store) query(ctx context.Context, q querier, query string, args ...any) (rows *sql.Rows, err error) {
+	end := s.count(ctx, query, args)
+	defer func() { end(err) }()
 	if st := s.prepared(ctx, q, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
 	return q.QueryContext(ctx, query, args...)
 }
 
-func (s *Store) queryRow(ctx context.Context, q querier, query string, args ...any) *sql.Row {
-	s.count(query, args)
+func (s *Store) queryRow(ctx context.Context, q querier, query string, args ...any) (row *sql.Row) {
+	end := s.count(ctx, query, args)
+	defer func() { end(row.Err()) }()
 	if st := s.prepared(ctx, q, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}

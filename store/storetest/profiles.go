@@ -38,6 +38,7 @@ func RunProfiles(t *testing.T, open Opener) {
 		{"RuleChangeReevaluates", testReevaluate},
 		{"ProfileTenantIsolation", testProfileIsolation},
 		{"RandomTrafficMatchesReference", testReference},
+		{"PreviewIsWhatTheChangeDoes", testPreviewIsApply},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -788,6 +789,10 @@ func testProfileIsolation(t *testing.T, open Opener) {
 	}
 	if f, _ := e.Store.TenantFacts(ctx, "t2"); len(f.Contacts) != 1 {
 		t.Fatalf("t2's facts hold %d contacts, want its own 1", len(f.Contacts))
+	}
+	t2rules, _ := e.Store.ProfileRules(ctx, "t2")
+	if pv, err := e.Store.PreviewRules(ctx, "t2", edit(t2rules, "email", func(r *identity.Rule) { r.Enabled = false })); err != nil || pv.Contacts != 1 || pv.Removed != 1 {
+		t.Fatalf("t2's preview = %+v, %v; want its own one contact", pv, err)
 	}
 	_, err := e.Store.MergeProfiles(ctx, "t2", pb, pa, admin)
 	wantCode(t, err, related.CodeNotFound)

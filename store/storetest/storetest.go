@@ -34,6 +34,10 @@ type Env struct {
 	// Slow reports a database that scans for every query (FerretDB): the
 	// randomized tests run smaller there.
 	Slow bool
+	// Search, when set, looks for needle in everything the database
+	// stores (its files, or every collection) and says where it is found,
+	// "" if nowhere: the erasure tests' proof that nothing remains.
+	Search func(t *testing.T, needle string) string
 }
 
 // TenantChecked lists every Store method with the test that proves it
@@ -54,7 +58,9 @@ var TenantChecked = map[string]string{
 	"ProfileContacts": "ProfileTenantIsolation", "ProfileLinks": "ProfileTenantIsolation",
 	"ProfilePairs": "ProfileTenantIsolation", "ProfilePair": "ProfileTenantIsolation",
 	"ProfileHistory": "ProfileTenantIsolation", "HubValues": "ProfileTenantIsolation",
-	"TenantFacts": "ProfileTenantIsolation", "ConfirmPair": "ProfileTenantIsolation",
+	"TenantFacts": "ProfileTenantIsolation", "PreviewRules": "ProfileTenantIsolation",
+	"EraseProfile": "EraseProfileLeavesNoTrace", "EraseContact": "EraseProfileLeavesNoTrace (t2 lists none of t1's)",
+	"Erasures": "EraseProfileLeavesNoTrace", "ConfirmPair": "ProfileTenantIsolation",
 	"DismissPair": "ProfileTenantIsolation", "SetValueQuarantine": "ProfileTenantIsolation",
 	"LinkContact":   "ProfileTenantIsolation",
 	"UnlinkContact": "ProfileTenantIsolation", "MergeProfiles": "ProfileTenantIsolation",
@@ -352,6 +358,10 @@ func testOutOfOrder(t *testing.T, open Opener) {
 	page, err := e.Store.ListMessages(ctx, "t1", r.Interaction.ID, store.Page{First: 10})
 	if err != nil || len(page.Items) != 2 || page.Items[0].Body != "older, delivered late" {
 		t.Fatalf("messages = %+v, %v; want oldest first", page, err)
+	}
+	// A backfilled thread began when its first message was sent.
+	if !got[0].CreatedAt.Equal(base.Add(time.Hour)) {
+		t.Fatalf("createdAt = %s, want the first message's time %s", got[0].CreatedAt, base.Add(time.Hour))
 	}
 }
 

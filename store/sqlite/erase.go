@@ -1,0 +1,270 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/relatedhq/related"
+	"github.com/relatedhq/related/store"
+)
+
+// Erasure (the right to be forgotten) on SQLite is one transaction: a
+// crash before it commits leaves the person whole, never half-erased, and
+// the caller, who got no answer, asks again. The writer deletes with
+// secure_delete on, so the freed pages are overwritten, and the WAL is
+// checkpointed and truncated after the commit, so the old page images go
+// with it.
+
+// EraseProfile implements store.Store.
+func (s *Store) EraseProfile(ctx context.Context, tenant, profileID, reason string, by related.Actor) (*related.Erasure, error) {
+	return s.erase(ctx, tenant, related.ErasureProfile, reason, by, func(tx *sql.Tx) ([]string, error) {
+		p, err := s.currentProfile(ctx, tx, tenant, profileID, "id")
+		if err != nil {
+			return nil, err
+		}
+		return s.members(ctx, tx, tenant, p.ID)
+	})
+}
+
+// EraseContact implements store.Store.
+func (s *Store) EraseContact(ctx context.Context, tenant, contactID, reason string, by related.Actor) (*related.Erasure, error) {
+	return s.erase(ctx, tenant, related.ErasureContact, reason, by, func(tx *sql.Tx) ([]string, error) {
+		c, err := s.contactByID(ctx, tx, tenant, contactID)
+		if err != nil {
+			return nil, at(err, "id")
+		}
+		return []string{c.ID}, nil
+	})
+}
+
+// at renames the field of a NOT_FOUND error.
+func at(err error, field string) error {
+	if e, ok := related.AsError(err); ok && e.Code == related.CodeNotFound {
+		return related.NotFound(e.Message, field)
+	}
+	return err
+}
+
+// eraseChunk bounds the ids of one statement.
+const eraseChunk = 500
+
+// erase deletes the contacts who returns and everything about them.
+func (s *Store) erase(ctx context.Context, tenant, subject, reason string, by related.Actor, who func(*sql.Tx) ([]string, error)) (*related.Erasure, error) {
+	now := s.now().UTC().Truncate(time.Millisecond)
+	out := &related.Erasure{ID: related.NewID(), Tenant: tenant, Subject: subject, Reason: reason, By: by, At: now}
+	err := s.write(ctx, func(tx *sql.Tx) ([]store.Event, error) {
+		contacts, err := who(tx)
+		if err != nil {
+			return nil, err
+		}
+		out.Contacts = len(contacts)
+		// What the contacts touch: their profiles' other members and the
+		// partners of their decisions and pairs are decided again after.
+		cur, err := clusterReader{s, tx}.CurrentProfiles(ctx, tenant, contacts)
+		if err != nil {
+			return nil, err
+		}
+		var profiles, seeds []string
+		for _, c := range contacts {
+			profiles = append(profiles, related.ProfileIDFor(c))
+			if p := cur[c]; p != "" {
+				profiles = append(profiles, p)
+			}
+		}
+		profiles = slices.Compact(slices.Sorted(slices.Values(profiles)))
+		for _, p := range distinctValues(cur) {
+			ms_, err := s.members(ctx, tx, tenant, p)
+			if err != nil {
+				return nil, err
+			}
+			seeds = append(seeds, ms_...)
+		}
+		ds, err := s.decisions(ctx, tx, tenant, contacts)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			seeds = append(seeds, d.A, d.B)
+			if _, err := s.exec(ctx, tx, `DELETE FROM decisions WHERE tenant = ? AND id = ?`, tenant, d.ID()); err != nil {
+				return nil, fmt.Errorf("sqlite: erase decisions: %w", err)
+			}
+		}
+		ps, err := s.pairsNaming(ctx, tx, tenant, contacts)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ps {
+			seeds = append(seeds, p.A, p.B)
+		}
+		var events []store.Event
+		for start := 0; start < len(contacts); start += eraseChunk {
+			chunk := contacts[start:min(start+eraseChunk, len(contacts))]
+			ev, counts, err := s.eraseChunk(ctx, tx, tenant, chunk, now)
+			if err != nil {
+				return nil, err
+			}
+			events = append(events, ev...)
+			out.Interactions += counts[0]
+			out.Messages += counts[1]
+			for _, c := range chunk {
+				released, err := s.releaseValues(ctx, tx, tenant, c, now)
+				if err != nil {
+					return nil, err
+				}
+				seeds = append(seeds, released...)
+			}
+		}
+		if err := s.eraseHistory(ctx, tx, tenant, contacts, profiles); err != nil {
+			return nil, err
+		}
+		for start := 0; start < len(profiles); start += eraseChunk {
+			chunk := profiles[start:min(start+eraseChunk, len(profiles))]
+			if _, err := s.exec(ctx, tx, `DELETE FROM profiles WHERE tenant = ? AND id IN (`+placeholders(len(chunk))+`)`,
+				append([]any{tenant}, anys(chunk)...)...); err != nil {
+				return nil, fmt.Errorf("sqlite: erase profiles: %w", err)
+			}
+		}
+		seeds = slices.DeleteFunc(slices.Compact(slices.Sorted(slices.Values(seeds))), func(c string) bool { return slices.Contains(contacts, c) })
+		if len(seeds) > 0 {
+			rules, err := s.rules(ctx, tx, tenant)
+			if err != nil {
+				return nil, err
+			}
+			ev, err := s.recompute(ctx, tx, tenant, rules, seeds, by, now)
+			if err != nil {
+				return nil, err
+			}
+			events = append(events, ev...)
+		}
+		if _, err := s.exec(ctx, tx, `INSERT INTO erasures (tenant, id, subject, reason, by_name, by_role, at, contacts, interactions, messages)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, tenant, out.ID, subject, reason, by.Name, by.Role, ms(now),
+			out.Contacts, out.Interactions, out.Messages); err != nil {
+			return nil, fmt.Errorf("sqlite: record erasure: %w", err)
+		}
+		return events, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("erased", "tenant", tenant, "erasure", out.ID, "subject", subject, "by", by.String(),
+		"contacts", out.Contacts, "interactions", out.Interactions, "messages", out.Messages)
+	// The old page images live on in the WAL until a checkpoint writes the
+	// overwritten pages back and the log is truncated.
+	if _, err := s.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		s.log.Warn("checkpoint after an erasure failed; the next one will do", "err", err)
+	}
+	return out, nil
+}
+
+// eraseChunk deletes some contacts with their interactions, messages,
+// names, pairs and aliases, and returns the live events of the erased
+// interactions and the counts of interactions and messages deleted.
+func (s *Store) eraseChunk(ctx context.Context, tx *sql.Tx, tenant string, contacts []string, now time.Time) ([]store.Event, [2]int, error) {
+	var counts [2]int
+	in := `(` + placeholders(len(contacts)) + `)`
+	args := append([]any{tenant}, anys(contacts)...)
+	rows, err := s.query(ctx, tx, `SELECT id, contact_id, profile_id FROM interactions WHERE tenant = ? AND contact_id IN `+in, args...)
+	if err != nil {
+		return nil, counts, fmt.Errorf("sqlite: erase: %w", err)
+	}
+	its, err := collect(rows, func(r scanner) ([3]string, error) { var v [3]string; return v, r.Scan(&v[0], &v[1], &v[2]) }, "interactions")
+	if err != nil {
+		return nil, counts, err
+	}
+	var events []store.Event
+	for start := 0; start < len(its); start += eraseChunk {
+		chunk := its[start:min(start+eraseChunk, len(its))]
+		ids := make([]any, len(chunk))
+		for i, it := range chunk {
+			ids[i] = it[0]
+			events = append(events, store.Event{ID: related.NewID(), Tenant: tenant, Kind: store.InteractionErased,
+				InteractionID: it[0], ContactID: it[1], ProfileID: it[2], At: now})
+		}
+		res, err := s.exec(ctx, tx, `DELETE FROM messages WHERE tenant = ? AND interaction_id IN (`+placeholders(len(ids))+`)`, append([]any{tenant}, ids...)...)
+		if err != nil {
+			return nil, counts, fmt.Errorf("sqlite: erase messages: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		counts[1] += int(n)
+	}
+	counts[0] = len(its)
+	for _, stmt := range []string{
+		`DELETE FROM interactions WHERE tenant = ? AND contact_id IN ` + in,
+		`DELETE FROM renames WHERE tenant = ? AND anchor IN ` + in,
+		`DELETE FROM profile_pairs WHERE tenant = ? AND contact_a IN ` + in,
+		`DELETE FROM profile_pairs WHERE tenant = ? AND contact_b IN ` + in,
+		`DELETE FROM aliases WHERE tenant = ? AND contact_id IN ` + in,
+		`DELETE FROM aliases WHERE tenant = ? AND kind = 'contact' AND alias IN ` + in,
+		`DELETE FROM contacts WHERE tenant = ? AND id IN ` + in,
+	} {
+		if _, err := s.exec(ctx, tx, stmt, args...); err != nil {
+			return nil, counts, fmt.Errorf("sqlite: erase: %w", err)
+		}
+	}
+	return events, counts, nil
+}
+
+// eraseHistory deletes the history entries naming the erased contacts or
+// their profiles.
+func (s *Store) eraseHistory(ctx context.Context, tx *sql.Tx, tenant string, contacts, profiles []string) error {
+	var events []string
+	for start := 0; start < len(profiles); start += eraseChunk {
+		chunk := profiles[start:min(start+eraseChunk, len(profiles))]
+		ids, err := s.idList(ctx, tx, `SELECT event_id FROM profile_event_refs WHERE tenant = ? AND profile_id IN (`+placeholders(len(chunk))+`)`,
+			append([]any{tenant}, anys(chunk)...)...)
+		if err != nil {
+			return err
+		}
+		events = append(events, ids...)
+	}
+	for start := 0; start < len(contacts); start += eraseChunk {
+		chunk := contacts[start:min(start+eraseChunk, len(contacts))]
+		ids, err := s.idList(ctx, tx, `SELECT id FROM profile_events WHERE tenant = ? AND contact_id IN (`+placeholders(len(chunk))+`)`,
+			append([]any{tenant}, anys(chunk)...)...)
+		if err != nil {
+			return err
+		}
+		events = append(events, ids...)
+	}
+	events = slices.Compact(slices.Sorted(slices.Values(events)))
+	for start := 0; start < len(events); start += eraseChunk {
+		chunk := events[start:min(start+eraseChunk, len(events))]
+		args := append([]any{tenant}, anys(chunk)...)
+		for _, stmt := range []string{`DELETE FROM profile_events WHERE tenant = ? AND id IN (`, `DELETE FROM profile_event_refs WHERE tenant = ? AND event_id IN (`} {
+			if _, err := s.exec(ctx, tx, stmt+placeholders(len(chunk))+`)`, args...); err != nil {
+				return fmt.Errorf("sqlite: erase history: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// Erasures implements store.Store.
+func (s *Store) Erasures(ctx context.Context, tenant string, p store.Page) (*store.ErasurePage, error) {
+	terms, kargs, order, limit := keyset(p, "at", "DESC")
+	where := append([]string{"tenant = ?"}, terms...)
+	rows, err := s.query(ctx, s.r, `SELECT id, tenant, subject, reason, by_name, by_role, at, contacts, interactions, messages FROM erasures WHERE `+
+		strings.Join(where, " AND ")+order+` LIMIT ?`, append(append([]any{tenant}, kargs...), limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list erasures: %w", err)
+	}
+	items, err := collect(rows, func(r scanner) (*related.Erasure, error) {
+		var (
+			e  related.Erasure
+			at int64
+		)
+		err := r.Scan(&e.ID, &e.Tenant, &e.Subject, &e.Reason, &e.By.Name, &e.By.Role, &at, &e.Contacts, &e.Interactions, &e.Messages)
+		e.At = fromMS(at)
+		return &e, err
+	}, "erasures")
+	if err != nil {
+		return nil, err
+	}
+	out := &store.ErasurePage{}
+	out.Items, out.HasNextPage, out.HasPreviousPage = page(items, p)
+	return out, nil
+}
