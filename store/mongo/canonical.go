@@ -102,7 +102,7 @@ func (s *Store) Canonicalization(ctx context.Context, tenant string) (*related.C
 	if err != nil {
 		return nil, fmt.Errorf("mongo: read canonicalization: %w", err)
 	}
-	return &related.Canonicalization{Tenant: d.Tenant, State: d.State, Processed: d.Processed, Total: d.Total, Merged: d.Merged,
+	return &related.Canonicalization{Tenant: d.Tenant, State: related.JobState(d.State), Processed: d.Processed, Total: d.Total, Merged: d.Merged,
 		StartedAt: d.StartedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC()}, nil
 }
 
@@ -129,18 +129,18 @@ func (s *Store) CanonicalizeContacts(ctx context.Context, tenant string, batch i
 	if err := s.finishContactMerges(ctx, tenant); err != nil {
 		return false, err
 	}
-	return s.runJob(ctx, collCanonicalizations, canonicalizationID(tenant), tenant, batch, func(ids []string, ts time.Time) (int, error) {
-		merged := 0
+	return s.runJob(ctx, collCanonicalizations, canonicalizationID(tenant), tenant, batch, func(ids []string, ts time.Time) (identity.Summary, error) {
+		var done identity.Summary // Merged: contacts merged into another
 		for _, id := range ids {
 			m, err := s.canonicalize(ctx, tenant, id, settings.DefaultRegion, ts)
 			if err != nil {
-				return merged, err
+				return done, err
 			}
 			if m {
-				merged++
+				done.Merged++
 			}
 		}
-		return merged, nil
+		return done, nil
 	})
 }
 

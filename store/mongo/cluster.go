@@ -243,3 +243,8 @@ func (s *Store) pairsNaming(ctx context.Context, tenant string, contactIDs []str
 	}
 	return out, nil
 }
+
+// Profiles reads stored profiles, for a preview's samples.
+func (r clusterReader) Profiles(ctx context.Context, tenant string, ids []string) ([]*related.Profile, error) {
+	return r.s.profiles(ctx, tenant, ids)
+}

@@ -246,8 +246,16 @@ type flip struct {
 // once done. It returns the live events of the interactions whose profile
 // changed, and the profile each of ids ends in.
 func (s *Store) relink(ctx context.Context, tenant string, ids []string, markers map[string][]string, by related.Actor, ts time.Time) ([]store.Event, map[string]string, error) {
+	events, assign, _, err := s.relinkSummary(ctx, tenant, ids, markers, by, ts)
+	return events, assign, err
+}
+
+// relinkSummary is relink that also says what changed (a re-evaluation's
+// report).
+func (s *Store) relinkSummary(ctx context.Context, tenant string, ids []string, markers map[string][]string, by related.Actor, ts time.Time) ([]store.Event, map[string]string, identity.Summary, error) {
 	ids = uniqSorted(ids)
 	var (
+		summary identity.Summary
 		events  []store.Event
 		assign  map[string]string
 		flips   []flip // kept across rounds: a round's flips need their holders recomputed even if a later round counts nothing new
@@ -275,14 +283,19 @@ func (s *Store) relink(ctx context.Context, tenant string, ids []string, markers
 		if err != nil {
 			return err
 		}
-		ev, res, err := s.recompute(ctx, l, rules, seeds, by, ts)
+		ev, res, sum, err := s.recomputeSummary(ctx, l, rules, seeds, by, ts)
 		if err != nil {
 			return err
 		}
-		events, assign = ev, res
+		events, assign, summary = ev, res, sum
+		for _, h := range history {
+			if h.Kind == identity.EventQuarantined {
+				summary.Quarantined++
+			}
+		}
 		return s.finishRelink(ctx, tenant, rules, docs, markers, flips, history, by, ts)
 	})
-	return events, assign, err
+	return events, assign, summary, err
 }
 
 // flipHistory returns the history of flips: each value's change, naming
@@ -475,6 +488,18 @@ func (s *Store) countValues(ctx context.Context, tenant string, rules []identity
 			if d != nil {
 				state, before = identity.Quarantine(d.State), d.Quarantined
 			}
+			if n == 0 && state == identity.QuarantineAutomatic {
+				// Nobody holds it any more: forget it (it may be an erased
+				// person's), unless an admin set a state for it.
+				won, err := s.forgetStat(ctx, coll, tenant, d)
+				if err != nil {
+					return flips, err
+				}
+				if !won {
+					again = append(again, id)
+				}
+				continue
+			}
 			after := byKey[id.Key].Quarantined(identity.ValueFacts{Contacts: int(n), State: state})
 			set := bson.D{{Key: "contacts", Value: int(n)}, {Key: "quarantined", Value: after}, {Key: "listed", Value: listed(after, state)}}
 			var f *flip
@@ -538,6 +563,19 @@ func (s *Store) casStat(ctx context.Context, coll *mongodriver.Collection, tenan
 	return res.MatchedCount == 1, nil
 }
 
+// forgetStat deletes the value_stats document d if it is still at its
+// version (and reports success when there is none).
+func (s *Store) forgetStat(ctx context.Context, coll *mongodriver.Collection, tenant string, d *statDoc) (bool, error) {
+	if d == nil {
+		return true, nil
+	}
+	res, err := coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: d.ID}, {Key: "tenant", Value: tenant}, {Key: "version", Value: d.Version}})
+	if err != nil {
+		return false, fmt.Errorf("forget value: %w", err)
+	}
+	return res.DeletedCount == 1, nil
+}
+
 func compareIdentifiers(a, b related.Identifier) int {
 	if a.Key != b.Key {
 		if a.Key < b.Key {
@@ -558,16 +596,22 @@ func compareIdentifiers(a, b related.Identifier) int {
 // applies the result. It returns the live events of the interactions that
 // changed profile and the profile of every contact of the clusters.
 func (s *Store) recompute(ctx context.Context, l *leases, rules []identity.Rule, seeds []string, by related.Actor, ts time.Time) ([]store.Event, map[string]string, error) {
+	events, assign, _, err := s.recomputeSummary(ctx, l, rules, seeds, by, ts)
+	return events, assign, err
+}
+
+// recomputeSummary is recompute that also says what changed.
+func (s *Store) recomputeSummary(ctx context.Context, l *leases, rules []identity.Rule, seeds []string, by related.Actor, ts time.Time) ([]store.Event, map[string]string, identity.Summary, error) {
 	in, err := s.cover(ctx, l, rules, seeds)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, identity.Summary{}, err
 	}
 	if err := l.renew(ctx); err != nil {
-		return nil, nil, err
+		return nil, nil, identity.Summary{}, err
 	}
 	res := identity.Partition(in)
 	events, err := s.apply(ctx, l.tenant, in, store.Plan(in, res), by, ts)
-	return events, res.Assignment, err
+	return events, res.Assignment, identity.Summarize(in, res), err
 }
 
 // maxCoverRounds bounds the gathers of one cover: each round leases more

@@ -1,6 +1,7 @@
 package mongo
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"runtime/pprof"
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/relatedhq/related/store"
 	"github.com/relatedhq/related/store/mongo/mongotest"
@@ -127,9 +130,42 @@ func opener(t *testing.T) *storetest.Env {
 		Atomic:   server.atomic,
 		Events:   d.rec.Events,
 		// FerretDB scans every collection for every query.
-		Slow: !server.real,
+		Slow:   !server.real,
+		Search: d.search,
 	}
 }
+
+// search looks for needle in every document of every collection of the
+// test's database: what the erasure tests hold to having nothing left.
+// (The server's own files may keep freed bytes until it reuses them:
+// that is the storage engine's, not the adapter's, to scrub.)
+func (d *testDB) search(t *testing.T, needle string) string {
+	t.Helper()
+	ctx := context.Background()
+	names, err := d.cur.db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		cur, err := d.cur.db.Collection(name).Find(ctx, bson.D{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for cur.Next(ctx) {
+			if bytes.Contains(cur.Current, []byte(needle)) {
+				id := cur.Current.Lookup("_id").String()
+				cur.Close(ctx)
+				return name + " document " + id
+			}
+		}
+		if err := cur.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ""
+}
+
+func TestErasure(t *testing.T) { storetest.RunErasure(t, opener) }
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, opener)

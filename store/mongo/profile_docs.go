@@ -325,26 +325,37 @@ type leaseDoc struct {
 	Expires   time.Time `bson:"expires"`
 }
 
-// evaluationDoc is a document of the rule_evaluations collection: one per
-// tenant, the progress of re-evaluating its contacts in _id order. Run
-// changes whenever an evaluation (re)starts, so a batch of an older run
-// cannot record progress over a newer one.
+// evaluationDoc is a document of the rule_evaluations collection (and of
+// canonicalizations): one per tenant, the progress of a job over its
+// contacts in _id order, and what it changed so far. Run changes whenever
+// a job (re)starts, so a batch of an older run cannot record progress over
+// a newer one.
 type evaluationDoc struct {
-	ID        string    `bson:"_id"`
-	Tenant    string    `bson:"tenant"`
-	Run       string    `bson:"run"`
-	State     string    `bson:"state"`
-	Processed int       `bson:"processed"`
-	Total     int       `bson:"total"`
-	Merged    int       `bson:"merged,omitempty"` // canonicalizations only
-	AfterID   string    `bson:"afterId"`
-	StartedAt time.Time `bson:"startedAt"`
-	UpdatedAt time.Time `bson:"updatedAt"`
+	ID        string `bson:"_id"`
+	Tenant    string `bson:"tenant"`
+	Run       string `bson:"run"`
+	State     string `bson:"state"`
+	Processed int    `bson:"processed"`
+	Total     int    `bson:"total"`
+	// Merged counts merged profiles (a re-evaluation) or merged contacts
+	// (a canonicalization); the rest, what a re-evaluation changed.
+	Merged      int       `bson:"merged"`
+	Split       int       `bson:"split"`
+	Created     int       `bson:"created"`
+	Removed     int       `bson:"removed"`
+	Moved       int       `bson:"moved"`
+	Quarantined int       `bson:"quarantined"`
+	Suggestions int       `bson:"suggestions"`
+	AfterID     string    `bson:"afterId"`
+	StartedAt   time.Time `bson:"startedAt"`
+	UpdatedAt   time.Time `bson:"updatedAt"`
 }
 
 func (d *evaluationDoc) domain() *related.RuleEvaluation {
 	return &related.RuleEvaluation{
-		Tenant: d.Tenant, State: d.State, Processed: d.Processed, Total: d.Total,
+		Tenant: d.Tenant, State: related.JobState(d.State), Processed: d.Processed, Total: d.Total,
+		Merged: d.Merged, Split: d.Split, Created: d.Created, Removed: d.Removed, Moved: d.Moved,
+		Quarantined: d.Quarantined, Suggestions: d.Suggestions,
 		StartedAt: d.StartedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
 	}
 }

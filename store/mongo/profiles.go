@@ -192,7 +192,9 @@ func (s *Store) startJob(ctx context.Context, coll, id, tenant string, ts time.T
 		return fmt.Errorf("mongo: start %s: count contacts: %w", coll, err)
 	}
 	update := bson.D{{Key: "$set", Value: bson.D{
-		{Key: "run", Value: related.NewID()}, {Key: "state", Value: evaluationRunning}, {Key: "processed", Value: 0}, {Key: "merged", Value: 0},
+		{Key: "run", Value: related.NewID()}, {Key: "state", Value: evaluationRunning}, {Key: "processed", Value: 0},
+		{Key: "merged", Value: 0}, {Key: "split", Value: 0}, {Key: "created", Value: 0}, {Key: "removed", Value: 0}, {Key: "moved", Value: 0},
+		{Key: "quarantined", Value: 0}, {Key: "suggestions", Value: 0},
 		{Key: "total", Value: int(total)}, {Key: "afterId", Value: ""}, {Key: "startedAt", Value: ts}, {Key: "updatedAt", Value: ts},
 	}}}
 	for attempt := 0; ; attempt++ {
@@ -246,20 +248,21 @@ func (s *Store) pendingJobs(ctx context.Context, coll string) ([]string, error) 
 
 // EvaluateRules implements store.ProfileStore: it relinks one batch of
 // contacts in _id order (their values synced to the rules, their clusters
-// recomputed, under leases) and records where it stopped, filtered on the
-// run and position it read, so a restart resumes there and a batch of an
-// older run (or one another replica did first) records nothing.
+// recomputed, under leases) and records where it stopped and what
+// changed, filtered on the run and position it read, so a restart resumes
+// there and a batch of an older run (or one another replica did first)
+// records nothing.
 func (s *Store) EvaluateRules(ctx context.Context, tenant string, batch int) (bool, error) {
-	return s.runJob(ctx, collEvaluations, evaluationID(tenant), tenant, batch, func(ids []string, ts time.Time) (int, error) {
-		events, _, err := s.relink(ctx, tenant, ids, nil, related.System, ts)
+	return s.runJob(ctx, collEvaluations, evaluationID(tenant), tenant, batch, func(ids []string, ts time.Time) (identity.Summary, error) {
+		events, _, sum, err := s.relinkSummary(ctx, tenant, ids, nil, related.System, ts)
 		s.publishEvents(ctx, events)
-		return 0, err
+		return sum, err
 	})
 }
 
 // runJob runs one batch of a tenant's resumable job: step handles the
-// batch's contact ids (in _id order) and returns how many it merged.
-func (s *Store) runJob(ctx context.Context, coll, id, tenant string, batch int, step func(ids []string, ts time.Time) (int, error)) (bool, error) {
+// batch's contact ids (in _id order) and says what it changed.
+func (s *Store) runJob(ctx context.Context, coll, id, tenant string, batch int, step func(ids []string, ts time.Time) (identity.Summary, error)) (bool, error) {
 	ts := now()
 	batch = max(batch, 1)
 	jobs := s.coll(coll)
@@ -281,9 +284,9 @@ func (s *Store) runJob(ctx context.Context, coll, id, tenant string, batch int, 
 	for i, d := range docs {
 		ids[i] = d.ID
 	}
-	merged := 0
+	var sum identity.Summary
 	if len(ids) > 0 {
-		if merged, err = step(ids, ts); err != nil {
+		if sum, err = step(ids, ts); err != nil {
 			return false, fmt.Errorf("mongo: %s: %w", coll, err)
 		}
 	}
@@ -295,10 +298,20 @@ func (s *Store) runJob(ctx context.Context, coll, id, tenant string, batch int, 
 	if len(ids) < batch {
 		state, done = evaluationDone, true
 	}
+	// The total is what is done and what is left: contacts written during
+	// the run are counted as they come.
+	left, err := s.contacts.CountDocuments(ctx, bson.D{{Key: "tenant", Value: tenant}, {Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}}})
+	if err != nil {
+		return false, fmt.Errorf("mongo: %s: count contacts: %w", coll, err)
+	}
+	processed := ev.Processed + len(ids)
 	res, err := jobs.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: ev.ID}, {Key: "tenant", Value: tenant}, {Key: "run", Value: ev.Run}, {Key: "afterId", Value: ev.AfterID}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: state}, {Key: "processed", Value: ev.Processed + len(ids)},
-			{Key: "merged", Value: ev.Merged + merged}, {Key: "afterId", Value: after}, {Key: "updatedAt", Value: ts}}}})
+		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: state}, {Key: "processed", Value: processed}, {Key: "total", Value: processed + int(left)},
+			{Key: "merged", Value: ev.Merged + sum.Merged}, {Key: "split", Value: ev.Split + sum.Split}, {Key: "created", Value: ev.Created + sum.Created},
+			{Key: "removed", Value: ev.Removed + sum.Removed}, {Key: "moved", Value: ev.Moved + sum.ContactsMoved},
+			{Key: "quarantined", Value: ev.Quarantined + sum.Quarantined}, {Key: "suggestions", Value: ev.Suggestions + sum.Suggestions},
+			{Key: "afterId", Value: after}, {Key: "updatedAt", Value: ts}}}})
 	if err != nil {
 		return false, fmt.Errorf("mongo: record %s: %w", coll, err)
 	}
@@ -667,4 +680,38 @@ func (s *Store) TenantFacts(ctx context.Context, tenant string) (identity.Input,
 		ids[i] = d.ID
 	}
 	return store.Gather(ctx, clusterReader{s}, tenant, rules, ids)
+}
+
+// scanPage is how many contacts ScanContacts reads at a time.
+const scanPage = 500
+
+// ScanContacts implements store.ContactScanner: pages of scanPage
+// contacts in _id order, each one find.
+func (s *Store) ScanContacts(ctx context.Context, tenant string, fn func(*related.Contact) error) error {
+	after := ""
+	for {
+		docs, err := findAll[contactDoc](ctx, s.contacts, bson.D{{Key: "tenant", Value: tenant}, {Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}}},
+			options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}), scanPage)
+		if err != nil {
+			return fmt.Errorf("mongo: scan contacts: %w", err)
+		}
+		for i := range docs {
+			if err := fn(docs[i].domain()); err != nil {
+				return err
+			}
+			after = docs[i].ID
+		}
+		if len(docs) < scanPage {
+			return nil
+		}
+	}
+}
+
+// PreviewRules implements store.ProfileStore.
+func (s *Store) PreviewRules(ctx context.Context, tenant string, next []identity.Rule) (*store.Preview, error) {
+	old, err := s.freshRules(ctx, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("mongo: preview rules: %w", err)
+	}
+	return store.PreviewRules(ctx, s, clusterReader{s}, tenant, old, next)
 }

@@ -40,6 +40,7 @@ const (
 	collCanonicalizations = "canonicalizations"
 	collContactMerges     = "contact_merges"
 	collMigrations        = "migrations"
+	collErasures          = "erasures"
 )
 
 // IndexKey is one key of an index or one field of a sort: the field and
@@ -151,7 +152,11 @@ var Indexes = []IndexSpec{
 	// A profile's history, newest first (multikey on the profiles an
 	// entry names).
 	{Collection: collHistory, Keys: []IndexKey{{Field: "tenant"}, {Field: "profiles"}, {Field: "_id", Desc: true}}},
+	{Collection: collHistory, Keys: keys("tenant", "contactId")},
 	{Collection: collHistory, Keys: keys("_id"), Unique: true, Builtin: true},
+	// Tombstones of erasures, newest first.
+	{Collection: collErasures, Keys: []IndexKey{{Field: "tenant"}, {Field: "at", Desc: true}, {Field: "_id", Desc: true}}},
+	{Collection: collErasures, Keys: keys("_id"), Unique: true, Builtin: true},
 	{Collection: collAliases, Keys: keys("tenant", "contactId")},
 	{Collection: collAliases, Keys: keys("_id"), Unique: true, Builtin: true},
 	// A lease's _id is derived from (tenant, contact): inserting it is
@@ -262,6 +267,11 @@ var QueryShapes = []QueryShape{
 		Sort: []IndexKey{{Field: "createdAt", Desc: true}, {Field: "_id", Desc: true}}, Range: []string{"createdAt", "_id"}},
 	{Name: "ProfilePair; recompute: insert and delete pairs", Collection: collPairs, Equality: []string{"_id"}, Filter: []string{"tenant"}},
 	{Name: "ProfileHistory", Collection: collHistory, Equality: []string{"tenant", "profiles"}, Sort: []IndexKey{{Field: "_id", Desc: true}}, Range: []string{"_id"}},
+	{Name: "EraseProfile, EraseContact: the history naming an erased contact", Collection: collHistory, Equality: []string{"tenant", "contactId"}},
+	{Name: "Erasures", Collection: collErasures, Equality: []string{"tenant"},
+		Sort: []IndexKey{{Field: "at", Desc: true}, {Field: "_id", Desc: true}}, Range: []string{"at", "_id"}},
+	{Name: "EraseProfile, EraseContact: an erased contact's messages", Collection: collMessages, Equality: []string{"tenant", "interactionId"}},
+	{Name: "EraseProfile, EraseContact: the aliases leading to an erased contact", Collection: collAliases, Equality: []string{"tenant", "contactId"}},
 	{Name: "Profiles: the contact an old or merged id leads to", Collection: collAliases, Equality: []string{"_id"}, Filter: []string{"tenant"}},
 	{Name: "CanonicalizeContacts: a merged contact's aliases follow it", Collection: collAliases, Equality: []string{"tenant", "contactId"}},
 	{Name: "leases: take, read, renew, take over and release", Collection: collLeases, Equality: []string{"_id"}, Filter: []string{"tenant", "token"}},

@@ -94,7 +94,7 @@ func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.Rec
 		ID: related.NewID(), Tenant: tenant, Channel: string(in.Channel), ThreadRef: in.ThreadRef,
 		OpenKey: related.OpenKey(in.Channel, in.ThreadRef), ContactID: contactID,
 		QueueID: queueID, QueueName: in.Queue, Status: string(related.StatusOpen),
-		LastMessage: m.last(), LastAt: m.SentAt, CreatedAt: ts, UpdatedAt: ts,
+		LastMessage: m.last(), LastAt: m.SentAt, CreatedAt: related.Began(m.SentAt, ts), UpdatedAt: ts,
 	}
 	it, created, err := s.openInteraction(ctx, fresh)
 	if err != nil {
