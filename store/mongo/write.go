@@ -26,31 +26,34 @@ const maxVersionRetries = 8
 //
 //  1. the address is put in canonical form under the tenant's region, and
 //     with a ClientMutationID a repeat is answered from the stored message;
-//  2. the queue, when named, is upserted on its derived _id before any
+//  2. the contact is upserted on its derived _id before any interaction
+//     points at it; a new contact with claims is marked dirty in the same
+//     write (link.go);
+//  3. the queue, when named, is upserted on its derived _id before any
 //     interaction points at it;
-//  3. the thread's open interaction is found or created by one
+//  4. the thread's open interaction is found or created by one
 //     findAndModify upsert on {tenant, openKey}, which the unique index
 //     makes a single winner; a new one carries this message as its
-//     lastMessage already, and no profile yet;
-//  4. the contact is upserted on its derived _id and its name and
-//     attributes updated when they change; a change that matters to
-//     linking adds a dirty marker in the same document write;
-//  5. the message is inserted (a repeated ClientMutationID is a
+//     lastMessage already, and its contact's profile as read in step 2;
+//  5. an existing contact's name and attributes are updated when they
+//     change (with the interaction as their provenance); a change that
+//     matters to linking adds a dirty marker in the same write;
+//  6. the message is inserted (a repeated ClientMutationID is a
 //     duplicate _id: the repeat is answered as in step 1);
-//  6. an existing interaction's lastMessage and lastAt are set only when
+//  7. an existing interaction's lastMessage and lastAt are set only when
 //     this message is not older than the current one (the filter decides,
 //     so out-of-order deliveries never move it backwards), and its queue
-//     when one is named; a new one takes its contact's profile where it
-//     still has none;
-//  7. when the contact's claims changed (or another write left them
+//     when one is named; a new one follows its contact if the contact
+//     moved since step 2 (follow);
+//  8. when the contact's claims changed (or another write left them
 //     unlinked), the contact is relinked (link.go), which moves its
 //     interactions when its profile changes, and its marker is removed.
 //
-// A crash between 3 and 5 leaves a new interaction whose lastMessage copy
-// has no message document yet; one between 5 and 6 leaves a stored message
+// A crash between 4 and 6 leaves a new interaction whose lastMessage copy
+// has no message document yet; one between 6 and 7 leaves a stored message
 // that is not yet the interaction's lastMessage. The retry inserts the
-// message under the same derived id, or finds it and finishes step 6; a
-// crash during 7 leaves the contact marked, and the recovery relinks it.
+// message under the same derived id, or finds it and finishes step 7; a
+// crash during 8 leaves the contact marked, and the recovery relinks it.
 func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.RecordMessage) (*store.RecordResult, error) {
 	ts := now()
 	settings, err := s.settings(ctx, tenant)
@@ -78,6 +81,23 @@ func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.Rec
 		return nil, err.At("contact")
 	}
 
+	m := &messageDoc{
+		ID: msgID, Tenant: tenant, Direction: string(in.Direction), Body: in.Body,
+		SentAt: in.SentAt.UTC().Truncate(time.Millisecond), Author: in.Author, CreatedAt: ts,
+	}
+	fresh := &interactionDoc{
+		ID: related.NewID(), Tenant: tenant, Channel: string(in.Channel), ThreadRef: in.ThreadRef,
+		OpenKey: related.OpenKey(in.Channel, in.ThreadRef), ContactID: contactID,
+		Status: string(related.StatusOpen), LastMessage: m.last(), LastAt: m.SentAt,
+		CreatedAt: related.Began(m.SentAt, ts), UpdatedAt: ts,
+	}
+	// A new contact names the interaction this message will most likely
+	// create as the provenance of what it brings.
+	contact, contactCreated, marker, err := s.upsertContact(ctx, tenant, contactID, in, fresh.ID, rules, ts)
+	if err != nil {
+		return nil, fmt.Errorf("mongo: record message: %w", err)
+	}
+
 	var queueID string
 	if in.Queue != "" {
 		queueID = related.DerivedID(tenant, "queue", in.Queue)
@@ -86,24 +106,26 @@ func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.Rec
 		}
 	}
 
-	m := &messageDoc{
-		ID: msgID, Tenant: tenant, Direction: string(in.Direction), Body: in.Body,
-		SentAt: in.SentAt.UTC().Truncate(time.Millisecond), Author: in.Author, CreatedAt: ts,
-	}
-	fresh := &interactionDoc{
-		ID: related.NewID(), Tenant: tenant, Channel: string(in.Channel), ThreadRef: in.ThreadRef,
-		OpenKey: related.OpenKey(in.Channel, in.ThreadRef), ContactID: contactID,
-		QueueID: queueID, QueueName: in.Queue, Status: string(related.StatusOpen),
-		LastMessage: m.last(), LastAt: m.SentAt, CreatedAt: related.Began(m.SentAt, ts), UpdatedAt: ts,
-	}
+	fresh.QueueID, fresh.QueueName, fresh.ProfileID = queueID, in.Queue, contact.ProfileID
 	it, created, err := s.openInteraction(ctx, fresh)
 	if err != nil {
 		return nil, fmt.Errorf("mongo: record message: %w", err)
 	}
-
-	contact, marker, err := s.upsertContact(ctx, tenant, contactID, in, it.ID, rules, ts)
-	if err != nil {
-		return nil, fmt.Errorf("mongo: record message: %w", err)
+	wrote := false
+	switch {
+	case !contactCreated:
+		next, mk, err := s.updateContact(ctx, contact, in.Contact.Name, in.Contact.FallbackName,
+			related.WithProvenance(in.Contact.Attributes, it.ID, ts), rules, ts)
+		if err != nil {
+			return nil, fmt.Errorf("mongo: record message: %w", err)
+		}
+		wrote, contact, marker = next != contact, next, mk
+	case !created:
+		// The thread had an open interaction already: the new contact's
+		// provenance names it instead.
+		if err := s.renameProvenance(ctx, contact, it.ID, in.Contact.Attributes, ts); err != nil {
+			return nil, fmt.Errorf("mongo: record message: %w", err)
+		}
 	}
 
 	m.InteractionID = it.ID
@@ -118,13 +140,24 @@ func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.Rec
 		return nil, fmt.Errorf("mongo: record message: insert message: %w", err)
 	}
 
-	if !created {
-		it, err = s.applyMessage(ctx, it, m, queueID, in.Queue, ts)
-		if err != nil {
+	switch {
+	case !created:
+		if it, err = s.applyMessage(ctx, it, m, queueID, in.Queue, ts); err != nil {
 			return nil, fmt.Errorf("mongo: record message: %w", err)
 		}
-	} else if err := s.follow(ctx, it, contact, ts); err != nil {
-		return nil, fmt.Errorf("mongo: record message: %w", err)
+	case !contactCreated:
+		// The interaction took the contact's profile as read before it was
+		// inserted; read it again (unless step 5 just did) and follow a
+		// move. A new contact moves first in its own relink below, which
+		// moves this interaction with it.
+		if !wrote {
+			if contact, err = s.contactByID(ctx, tenant, contact.ID); err != nil {
+				return nil, fmt.Errorf("mongo: record message: %w", err)
+			}
+		}
+		if err := s.follow(ctx, it, fresh.ProfileID, contact.ProfileID, ts); err != nil {
+			return nil, fmt.Errorf("mongo: record message: %w", err)
+		}
 	}
 
 	var linkEvents []store.Event
@@ -162,22 +195,46 @@ func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.Rec
 	}, nil
 }
 
-// follow puts a new interaction into its contact's profile, as read after
-// the interaction was inserted, where it still has no profile: a
-// recompute that moved the contact since moves the interaction too, and
-// its move is never undone by this one (see link.go).
-func (s *Store) follow(ctx context.Context, it *interactionDoc, c *contactDoc, ts time.Time) error {
-	if c.ProfileID == "" || it.ContactID != c.ID || it.ProfileID != "" {
+// follow moves a new interaction, inserted with profile p0 (its
+// contact's as read before the insert), to its contact's profile p as read
+// after the insert, where it still has p0. A recompute that moved the
+// contact meanwhile moves the contact first and then its interactions: if
+// that came after the insert, the interaction has moved already and the
+// filter leaves it; if before, this move is the one it needed. Either way
+// no move of a later recompute is undone (see link.go).
+func (s *Store) follow(ctx context.Context, it *interactionDoc, p0, p string, ts time.Time) error {
+	if p == p0 {
 		return nil
 	}
-	res, err := s.interactions.UpdateOne(ctx, bson.D{{Key: "_id", Value: it.ID}, {Key: "tenant", Value: it.Tenant}, {Key: "profileId", Value: bson.D{{Key: "$exists", Value: false}}}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "profileId", Value: c.ProfileID}, {Key: "updatedAt", Value: ts}}}})
+	filter := bson.D{{Key: "_id", Value: it.ID}, {Key: "tenant", Value: it.Tenant}, {Key: "profileId", Value: p0}}
+	if p0 == "" {
+		filter[2].Value = bson.D{{Key: "$exists", Value: false}}
+	}
+	update := bson.D{{Key: "$set", Value: bson.D{{Key: "profileId", Value: p}, {Key: "updatedAt", Value: ts}}}}
+	if p == "" {
+		update = bson.D{{Key: "$unset", Value: bson.D{{Key: "profileId", Value: ""}}}, {Key: "$set", Value: bson.D{{Key: "updatedAt", Value: ts}}}}
+	}
+	res, err := s.interactions.UpdateOne(ctx, filter, update)
 	if err != nil {
 		return fmt.Errorf("interaction %s follows its contact: %w", it.ID, err)
 	}
 	if res.MatchedCount == 1 {
-		it.ProfileID = c.ProfileID
+		it.ProfileID = p
 	}
+	return nil
+}
+
+// renameProvenance makes a contact this message created name interaction
+// id as where it was first seen and where its attributes came from, if no
+// other write changed it since.
+func (s *Store) renameProvenance(ctx context.Context, c *contactDoc, id string, attrs []related.Attribute, ts time.Time) error {
+	set := bson.D{{Key: "firstInteraction", Value: id},
+		{Key: "attributes", Value: attributeDocs(related.MergeAttributes(nil, related.WithProvenance(attrs, id, ts)))}}
+	if _, err := s.contacts.UpdateOne(ctx, bson.D{{Key: "_id", Value: c.ID}, {Key: "tenant", Value: c.Tenant}, {Key: "version", Value: c.Version}},
+		bson.D{{Key: "$set", Value: set}}); err != nil {
+		return fmt.Errorf("contact %s names its interaction: %w", c.ID, err)
+	}
+	c.FirstInteraction = id
 	return nil
 }
 
@@ -233,18 +290,18 @@ func (s *Store) repeat(ctx context.Context, tenant, msgID string, ts time.Time) 
 		}
 		c.ProfileID = assign[c.ID]
 		it.ProfileID = c.ProfileID
-	} else if err := s.follow(ctx, &it, &c, ts); err != nil {
+	} else if err := s.follow(ctx, &it, it.ProfileID, c.ProfileID, ts); err != nil {
 		return nil, fmt.Errorf("mongo: record message: %w", err)
 	}
 	return &store.RecordResult{Interaction: it.domain(), Message: m.domain(), Contact: c.domain(), Duplicate: true}, nil
 }
 
-// upsertContact finds or creates the contact of in and applies its name
-// and attributes (with the interaction as their provenance). It returns
-// the contact as written and the dirty marker it added, "" if none: a new
-// contact with claims, or a change of claims (or of the name of a contact
-// that links), is marked in the same document write (link.go).
-func (s *Store) upsertContact(ctx context.Context, tenant, id string, in related.RecordMessage, interactionID string, rules []identity.Rule, ts time.Time) (*contactDoc, string, error) {
+// upsertContact finds or creates the contact of in. A new one gets in's
+// name and attributes (with interactionID as their provenance) and, when
+// it has claims, a dirty marker in the same write (link.go); an existing
+// one is returned as found, for updateContact. It reports whether it
+// created the contact, and the marker it added, "" if none.
+func (s *Store) upsertContact(ctx context.Context, tenant, id string, in related.RecordMessage, interactionID string, rules []identity.Rule, ts time.Time) (*contactDoc, bool, string, error) {
 	set := related.WithProvenance(in.Contact.Attributes, interactionID, ts)
 	status := in.Contact.AddressStatus
 	if status == "" {
@@ -267,7 +324,7 @@ func (s *Store) upsertContact(ctx context.Context, tenant, id string, in related
 	}
 	onInsert, err := fieldsOf(fresh, "_id", "tenant")
 	if err != nil {
-		return nil, "", err
+		return nil, false, "", err
 	}
 	filter := byID(tenant, id)
 	var cur contactDoc
@@ -275,18 +332,18 @@ func (s *Store) upsertContact(ctx context.Context, tenant, id string, in related
 		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.Before)).Decode(&cur)
 	switch {
 	case notFound(err):
-		return fresh, marker, nil // inserted: fresh is the document
+		return fresh, true, marker, nil // inserted: fresh is the document
 	case isDuplicate(err):
 		// A concurrent first message created it between the upsert's
 		// match and its insert.
 		if ferr := s.contacts.FindOne(ctx, filter).Decode(&cur); ferr != nil {
-			return nil, "", fmt.Errorf("upsert contact %s: %w", id, errors.Join(err, ferr))
+			return nil, false, "", fmt.Errorf("upsert contact %s: %w", id, errors.Join(err, ferr))
 		}
 		s.log.DebugContext(ctx, "contact upsert lost a race; using the winner's", "tenant", tenant, "contact", id)
 	case err != nil:
-		return nil, "", fmt.Errorf("upsert contact %s: %w", id, err)
+		return nil, false, "", fmt.Errorf("upsert contact %s: %w", id, err)
 	}
-	return s.updateContact(ctx, &cur, in.Contact.Name, in.Contact.FallbackName, set, rules, ts)
+	return &cur, false, "", nil
 }
 
 // updateContact sets cur's name (name when not empty, else fallback when
