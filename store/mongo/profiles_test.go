@@ -82,26 +82,46 @@ func rawContact(t *testing.T, s *Store, id string) contactDoc {
 func TestLinkCommandBudget(t *testing.T) {
 	d := newTestDB(t)
 	ctx := context.Background()
+	// Eleven holders of one email would make it a hub under the default
+	// threshold of 10.
+	rules, err := d.cur.ProfileRules(ctx, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules[0].MaxContactsPerValue = 100
+	if _, err := d.cur.SaveProfileRule(ctx, "t1", rules[0]); err != nil {
+		t.Fatal(err)
+	}
 	mustRecord(t, d.cur, "t1", message(t, related.ChannelEmail, "a", "a@x.io", "first", base))
-	for i := range 8 {
+	for i := range 9 {
 		mustRecord(t, d.cur, "t1", attestedEmail(t, fmt.Sprint("c", i), fmt.Sprint("v", i), "a@x.io", base))
 	}
-	// The tenth contact joins the profile of nine: rules and settings
+	// An eleventh contact joins the profile of ten: rules and settings
 	// read under the lease (2 finds), the contact and its stored values
 	// (2), the value's count (find, aggregate, compare-and-set), the
 	// lease, a gather of the cluster (11 finds), the leases of the other
-	// nine, a gather again (11), the profile written (find, update), the
+	// ten, a gather again (11), the profile written (find, update), the
 	// contacts and interactions moved (find, two updates), the history,
 	// the claims digest and the release; besides the message's own.
-	in := attestedEmail(t, "c9", "v9", "a@x.io", base)
+	// (A joiner whose id sorts first becomes the profile's anchor: the
+	// profile's id changes, which deletes the old document, one command
+	// more. This one does not.)
+	anchor := profileOfContact(t, d.cur, related.ContactID("t1", related.ChannelEmail, "a@x.io"))
+	visitor := ""
+	for i := 10; visitor == ""; i++ {
+		if v := fmt.Sprint("v", i); related.ProfileIDFor(related.ContactID("t1", related.ChannelWebChat, v)) > anchor {
+			visitor = v
+		}
+	}
+	in := attestedEmail(t, "c10", visitor, "a@x.io", base)
 	got := d.cost(t, func() { mustRecord(t, d.cur, "t1", in) })
 	want := map[string]int64{"aggregate": 1, "delete": 1, "find": 29, "findAndModify": 2, "insert": 5, "update": 6}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("joining a profile of nine cost %v (%d), want %v", got, total(got), want)
+		t.Errorf("joining a profile of ten cost %v (%d), want %v", got, total(got), want)
 	}
-	p := profileOfContact(t, d.cur, related.ContactID("t1", related.ChannelWebChat, "v9"))
-	if ps, _ := d.cur.Profiles(ctx, "t1", []string{p}); len(ps) != 1 || ps[0].ContactCount != 10 {
-		t.Fatalf("profile after the tenth contact = %+v", ps)
+	p := profileOfContact(t, d.cur, related.ContactID("t1", related.ChannelWebChat, visitor))
+	if ps, _ := d.cur.Profiles(ctx, "t1", []string{p}); len(ps) != 1 || ps[0].ContactCount != 11 {
+		t.Fatalf("profile after the eleventh contact = %+v", ps)
 	}
 	// The same customer again: the message's commands only.
 	in.Body = "again"
@@ -111,7 +131,7 @@ func TestLinkCommandBudget(t *testing.T) {
 	}
 	// Setting attributes that change no claim links nothing: the read,
 	// the write, the event.
-	id := related.ContactID("t1", related.ChannelWebChat, "v9")
+	id := related.ContactID("t1", related.ChannelWebChat, visitor)
 	got = d.cost(t, func() {
 		if _, err := d.cur.SetContactAttributes(ctx, "t1", id, []related.Attribute{{Key: "note", Value: "VIP"}}, integration); err != nil {
 			t.Fatal(err)
