@@ -184,3 +184,14 @@ func Preview(s string, n int) string {
 	}
 	return string(out)
 }
+
+// Began is when an interaction opened by a message sent at sentAt and
+// recorded at now began: the message's time, unless the clock says it was
+// sent in the future. A backfilled thread began when its first message was
+// sent, not when it was loaded.
+func Began(sentAt, now time.Time) time.Time {
+	if sentAt.IsZero() || sentAt.After(now) {
+		return now
+	}
+	return sentAt
+}

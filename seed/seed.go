@@ -37,6 +37,8 @@ type Stats struct {
 	Customers, Contacts, Interactions, Messages int
 	// Sample is an interaction with a populated Related panel, to try first.
 	Sample string
+	// contacts are the distinct contacts written (households share some).
+	contacts map[string]bool
 }
 
 var (
@@ -131,7 +133,7 @@ func Run(ctx context.Context, s store.Store, o Options) (Stats, error) {
 		}
 	}
 	rng := rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))
-	var st Stats
+	st := Stats{contacts: map[string]bool{}}
 	best := 0
 	start := time.Now()
 	const perBatch = 100
@@ -245,20 +247,21 @@ func (cu *customer) write(ctx context.Context, s store.Store, rng *rand.Rand, o 
 	// interactions, some have dozens.
 	n := min(40, int(math.Exp(rng.Float64()*math.Log(41))))
 	n = max(n, 1)
-	contacts := map[related.Channel]bool{}
 	var sample string
 	for k := range n {
 		ch := cu.channels[rng.IntN(len(cu.channels))]
-		contacts[ch] = true
-		id, msgs, err := thread(ctx, s, rng, o, ch, cu.contactFor(ch), cu.n, k)
+		id, contact, msgs, err := thread(ctx, s, rng, o, ch, cu.contactFor(ch), cu.n, k)
 		if err != nil {
 			return 0, "", err
 		}
 		st.Interactions++
 		st.Messages += msgs
+		if !st.contacts[contact] {
+			st.contacts[contact] = true
+			st.Contacts++ // counted once: a household's shared line is one contact
+		}
 		sample = id
 	}
-	st.Contacts += len(contacts)
 	return n, sample, nil
 }
 
@@ -273,7 +276,7 @@ func pickChannels(rng *rand.Rand, n int) []related.Channel {
 
 // thread writes one interaction of 1-6 messages and closes most of them:
 // 5% as IGNORED or SPAM, 80% as CLOSED; 15% stay open.
-func thread(ctx context.Context, s store.Store, rng *rand.Rand, o Options, ch related.Channel, contact related.ContactInput, c, k int) (string, int, error) {
+func thread(ctx context.Context, s store.Store, rng *rand.Rand, o Options, ch related.Channel, contact related.ContactInput, c, k int) (string, string, int, error) {
 	start := o.Now.Add(-time.Duration(rng.IntN(180*24*60)) * time.Minute)
 	queue := queues[rng.IntN(len(queues))]
 	ref := fmt.Sprintf("%s-%d-%d", strings.ToLower(string(ch)), c, k)
@@ -298,10 +301,10 @@ func thread(ctx context.Context, s store.Store, rng *rand.Rand, o Options, ch re
 		}
 		in, err := in.Normalize(o.Now.Add(time.Hour))
 		if err != nil {
-			return "", 0, fmt.Errorf("seed: %w", err)
+			return "", "", 0, fmt.Errorf("seed: %w", err)
 		}
 		if res, err = s.RecordMessage(ctx, o.Tenant, in); err != nil {
-			return "", 0, fmt.Errorf("seed: record message: %w", err)
+			return "", "", 0, fmt.Errorf("seed: record message: %w", err)
 		}
 		contact.Attributes = nil // said once is enough
 		at = at.Add(time.Duration(1+rng.IntN(180)) * time.Minute)
@@ -315,8 +318,8 @@ func thread(ctx context.Context, s store.Store, rng *rand.Rand, o Options, ch re
 			state = related.ClosedStateSpam
 		}
 		if _, err := s.CloseInteraction(ctx, o.Tenant, res.Interaction.ID, state, at); err != nil {
-			return "", 0, fmt.Errorf("seed: close interaction: %w", err)
+			return "", "", 0, fmt.Errorf("seed: close interaction: %w", err)
 		}
 	}
-	return res.Interaction.ID, n, nil
+	return res.Interaction.ID, res.Contact.ID, n, nil
 }

@@ -78,4 +78,28 @@ func TestSeedIsDeterministicAndRealistic(t *testing.T) {
 	if !multi {
 		t.Fatal("no profile spans two channels: the sample links nothing across channels")
 	}
+	// The reported counts are the stored ones: a household's shared line
+	// is one contact, counted once.
+	facts, err := stores[0].TenantFacts(ctx, "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(facts.Contacts) != a.Contacts {
+		t.Fatalf("seed reported %d contacts, the store holds %d", a.Contacts, len(facts.Contacts))
+	}
+	// Interactions began when their first message was sent, not when they
+	// were loaded.
+	all, err := stores[0].ListInteractions(ctx, "demo", store.InteractionFilter{}, store.Page{First: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range all.Items {
+		ms, err := stores[0].ListMessages(ctx, "demo", it.ID, store.Page{First: 1})
+		if err != nil || len(ms.Items) == 0 {
+			t.Fatalf("messages of %s: %v", it.ID, err)
+		}
+		if it.CreatedAt.After(ms.Items[0].SentAt) {
+			t.Fatalf("interaction %s created %s, after its first message (%s)", it.ID, it.CreatedAt, ms.Items[0].SentAt)
+		}
+	}
 }

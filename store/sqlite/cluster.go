@@ -90,19 +90,28 @@ func (r clusterReader) Holders(ctx context.Context, tenant string, values []rela
 	return r.s.holders(ctx, r.q, tenant, values)
 }
 
-// holders reads every stored claim of the values: one statement, one
-// primary-key seek per value.
+// holders reads every stored claim of the values: one statement per
+// valueChunk values, one primary-key seek per value.
 func (s *Store) holders(ctx context.Context, q querier, tenant string, values []related.Identifier) ([]identity.Holder, error) {
-	if len(values) == 0 {
-		return nil, nil
+	var out []identity.Holder
+	for start := 0; start < len(values); start += valueChunk {
+		conds, args := valueConds(tenant, values[start:min(start+valueChunk, len(values))])
+		rows, err := s.query(ctx, q, `SELECT `+valueCols+` FROM contact_values WHERE `+conds, args...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: read holders: %w", err)
+		}
+		hs, err := collect(rows, scanHolder, "holders")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, hs...)
 	}
-	conds, args := valueConds(tenant, values)
-	rows, err := s.query(ctx, q, `SELECT `+valueCols+` FROM contact_values WHERE `+conds, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: read holders: %w", err)
-	}
-	return collect(rows, scanHolder, "holders")
+	return out, nil
 }
+
+// valueChunk bounds the values one statement looks up: an OR of whole keys
+// is an expression tree SQLite limits to a depth of 1,000.
+const valueChunk = 200
 
 // valueConds selects rows of (tenant, key, value) primary keys: an OR of
 // whole keys, which SQLite answers with one index seek per term.
@@ -119,27 +128,26 @@ func valueConds(tenant string, values []related.Identifier) (string, []any) {
 // ValueFacts implements store.ClusterReader.
 func (r clusterReader) ValueFacts(ctx context.Context, tenant string, values []related.Identifier) (map[related.Identifier]identity.ValueFacts, error) {
 	out := map[related.Identifier]identity.ValueFacts{}
-	if len(values) == 0 {
-		return out, nil
-	}
-	conds, args := valueConds(tenant, values)
-	rows, err := r.s.query(ctx, r.q, `SELECT key, value, contacts, state FROM value_stats WHERE `+conds, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: read value facts: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			id related.Identifier
-			f  identity.ValueFacts
-		)
-		if err := rows.Scan(&id.Key, &id.Value, &f.Contacts, &f.State); err != nil {
-			return nil, fmt.Errorf("sqlite: scan value facts: %w", err)
+	for start := 0; start < len(values); start += valueChunk {
+		conds, args := valueConds(tenant, values[start:min(start+valueChunk, len(values))])
+		rows, err := r.s.query(ctx, r.q, `SELECT key, value, contacts, state FROM value_stats WHERE `+conds, args...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: read value facts: %w", err)
 		}
-		out[id] = f
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: read value facts: %w", err)
+		type valueFact struct {
+			id related.Identifier
+			identity.ValueFacts
+		}
+		facts, err := collect(rows, func(rs scanner) (valueFact, error) {
+			var f valueFact
+			return f, rs.Scan(&f.id.Key, &f.id.Value, &f.Contacts, &f.State)
+		}, "value facts")
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range facts {
+			out[f.id] = f.ValueFacts
+		}
 	}
 	return out, nil
 }

@@ -193,7 +193,7 @@ func (s *Store) RecordMessage(ctx context.Context, tenant string, in related.Rec
 				updated_at     = excluded.updated_at
 			RETURNING `+interactionCols,
 			tenant, newID, in.Channel, in.ThreadRef, related.OpenKey(in.Channel, in.ThreadRef), contactID, tenant, contactID,
-			queueID, in.Queue, related.StatusOpen, msgID, inline, partial, in.Direction, in.Author, ms(in.SentAt), ms(now), ms(now))
+			queueID, in.Queue, related.StatusOpen, msgID, inline, partial, in.Direction, in.Author, ms(in.SentAt), ms(related.Began(in.SentAt, now)), ms(now))
 		if res.Interaction, err = scanInteraction(row); err != nil {
 			return nil, fmt.Errorf("sqlite: upsert interaction: %w", err)
 		}

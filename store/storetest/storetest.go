@@ -359,6 +359,10 @@ func testOutOfOrder(t *testing.T, open Opener) {
 	if err != nil || len(page.Items) != 2 || page.Items[0].Body != "older, delivered late" {
 		t.Fatalf("messages = %+v, %v; want oldest first", page, err)
 	}
+	// A backfilled thread began when its first message was sent.
+	if !got[0].CreatedAt.Equal(base.Add(time.Hour)) {
+		t.Fatalf("createdAt = %s, want the first message's time %s", got[0].CreatedAt, base.Add(time.Hour))
+	}
 }
 
 func testLongBody(t *testing.T, open Opener) {

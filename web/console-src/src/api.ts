@@ -267,15 +267,38 @@ const CONTACT = 'id channel address name';
 export const Q_CUSTOMER = `query Customer($id: ID!) {
   interaction(id: $id) {
     id
-    contact { ${CONTACT} attributes { key value } }
+    contact { ${CONTACT} attributes { key value source by } }
     profile {
       id name channels
-      identifiers { key value }
+      identifiers { key value source }
       contacts { ${CONTACT} }
       links { contact { ${CONTACT} } reason key value source by linkedAt }
+      suggestions {
+        id reason explanation sources
+        identifier { key value }
+        profiles { id name channels }
+      }
     }
   }
 }`;
+
+export const M_CONFIRM = `mutation Confirm($id: ID!) {
+  confirmSuggestion(input: { id: $id }) { profile { id } ${USER_ERRORS} }
+}`;
+
+export const M_DISMISS = `mutation Dismiss($id: ID!) {
+  dismissSuggestion(input: { id: $id }) { dismissedId ${USER_ERRORS} }
+}`;
+
+/** Two profiles sharing a value that may not merge them on its own. */
+export interface Suggestion {
+  id: string;
+  reason: 'CLAIMED' | 'AGENT_SET' | 'NEVER_MERGES' | 'MAX_PER_PROFILE';
+  explanation: string;
+  sources: ('ATTESTED' | 'CLAIMED')[];
+  identifier: { key: string; value: string };
+  profiles: { id: string; name: string; channels: Channel[] }[];
+}
 
 export interface ContactInfo {
   id: string;
@@ -297,14 +320,15 @@ export interface ProfileLink {
 
 export interface Customer {
   id: string;
-  contact: ContactInfo & { attributes: { key: string; value: string }[] };
+  contact: ContactInfo & { attributes: { key: string; value: string; source: 'ATTESTED' | 'CLAIMED'; by: string | null }[] };
   profile: {
     id: string;
     name: string;
     channels: Channel[];
-    identifiers: { key: string; value: string }[];
+    identifiers: { key: string; value: string; source: 'ATTESTED' | 'CLAIMED' | null }[];
     contacts: ContactInfo[];
     links: ProfileLink[];
+    suggestions: Suggestion[];
   } | null;
 }
 

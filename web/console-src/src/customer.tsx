@@ -1,10 +1,23 @@
 // The customer pane: who the agent is talking to. The contact (its channel,
-// address and attributes), and its profile: the identifiers that tie the
-// profile together, each marked attested or claimed, and why each contact
-// is linked. Each part is a section of its own, so that more (suggested links
-// for an admin to confirm or dismiss) can join as another section.
+// address and attributes, with who set them), and its profile: the
+// identifiers that tie the profile together, each marked attested or
+// claimed, why each contact is linked, and the profiles that share a value
+// with it without merging (suggestions), which an admin confirms or
+// dismisses here.
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { explain, gql, Q_CUSTOMER, type ContactInfo, type Customer, type ProfileLink } from './api';
+import {
+  checkUserErrors,
+  explain,
+  gql,
+  M_CONFIRM,
+  M_DISMISS,
+  Q_CUSTOMER,
+  type ContactInfo,
+  type Customer,
+  type ProfileLink,
+  type Suggestion,
+  type UserError,
+} from './api';
 import { Breakable, useCtx } from './ctx';
 import { channelNames, fullWhen, shortWhen } from './format';
 import { ChannelIcon } from './icons';
@@ -13,9 +26,19 @@ import { ChannelIcon } from './icons';
 export type Trust = 'attested' | 'claimed' | 'manual';
 
 const trustText: Record<Trust, { label: string; help: string }> = {
-  attested: { label: 'Attested', help: 'The channel vouches for this value (it is the sender’s own address or number).' },
-  claimed: { label: 'Claimed', help: 'Someone said so (a form, a workflow, an agent): not proven by the channel.' },
+  attested: {
+    label: 'Attested',
+    help: 'Vouched for: the sender’s own address or number, or a value a trusted integration or an admin attested.',
+  },
+  claimed: { label: 'Claimed', help: 'Someone said so (typed into a form, set by an agent): it suggests links, it does not make them.' },
   manual: { label: 'Manual', help: 'An admin linked it by hand.' },
+};
+
+const reasonText: Record<Suggestion['reason'], string> = {
+  CLAIMED: 'typed, not vouched for',
+  AGENT_SET: 'set by an agent',
+  NEVER_MERGES: 'a shared reference',
+  MAX_PER_PROFILE: 'over the rule’s limit',
 };
 
 /** The trust of a link, from its source and reason. */
@@ -49,8 +72,77 @@ function why(l: ProfileLink): string {
   return l.key ? `Shares ${l.key} ${l.value ?? ''}: ${how} it.` : 'Linked by a rule.';
 }
 
+/** The profiles sharing a value with this one, and, for an admin, what to do about them. */
+function Suggestions({ list, self, admin, onDone }: { list: Suggestion[]; self: string; admin: boolean; onDone: () => void }) {
+  const { apiKey, refused } = useCtx();
+  const [busy, setBusy] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const act = async (s: Suggestion, confirm: boolean) => {
+    setBusy(s.id);
+    setError(null);
+    try {
+      if (confirm) {
+        const d = await gql<{ confirmSuggestion: { userErrors: UserError[] } }>(apiKey, M_CONFIRM, { id: s.id });
+        checkUserErrors(d.confirmSuggestion);
+      } else {
+        const d = await gql<{ dismissSuggestion: { userErrors: UserError[] } }>(apiKey, M_DISMISS, { id: s.id });
+        checkUserErrors(d.dismissSuggestion);
+      }
+      onDone();
+    } catch (e) {
+      if (!refused(e)) setError(explain(e, confirm ? 'merge the profiles' : 'keep the profiles apart'));
+    } finally {
+      setBusy(null);
+    }
+  };
+  return (
+    <>
+      <h4>Possibly the same person</h4>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      {list.length === 0 ? (
+        <p class="empty-inline">No other profile shares a value with this one.</p>
+      ) : (
+        <ul class="suggestions" data-testid="suggestions">
+          {list.map((s) => {
+            const other = s.profiles.find((p) => p.id !== self) ?? s.profiles[0];
+            return (
+              <li key={s.id} data-id={s.id} data-reason={s.reason}>
+                <div class="link-top">
+                  <span class="link-name breakable">
+                    <Breakable text={other ? other.name : 'another profile'} />
+                  </span>
+                  <span class="mark mark-claimed" title={s.explanation}>
+                    {reasonText[s.reason]}
+                  </span>
+                </div>
+                <p class="link-why breakable">
+                  <Breakable text={`Shares ${s.identifier.key} ${s.identifier.value}: ${s.explanation}.`} />
+                </p>
+                {admin && (
+                  <p class="actions">
+                    <button type="button" class="btn small" disabled={busy !== null} onClick={() => act(s, true)} data-testid="confirm">
+                      Same person: merge
+                    </button>{' '}
+                    <button type="button" class="btn small" disabled={busy !== null} onClick={() => act(s, false)} data-testid="dismiss">
+                      Not the same: keep apart
+                    </button>
+                  </p>
+                )}
+              </li>
+            );
+          })}
+        </ul>
+      )}
+    </>
+  );
+}
+
 export function CustomerPane({ id, epoch }: { id: string; epoch: number }) {
-  const { apiKey, live, now, refused } = useCtx();
+  const { apiKey, live, now, refused, viewer } = useCtx();
   const [c, setC] = useState<Customer | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [loading, setLoading] = useState(false);
@@ -119,7 +211,8 @@ export function CustomerPane({ id, epoch }: { id: string; epoch: number }) {
                   <div class="fact" key={a.key} data-key={a.key}>
                     <dt>{a.key}</dt>
                     <dd class="breakable">
-                      <Breakable text={a.value} />
+                      <Breakable text={a.value} /> <TrustMark trust={a.source === 'ATTESTED' ? 'attested' : 'claimed'} />
+                      {a.by && <span class="muted"> by {a.by}</span>}
                     </dd>
                   </div>
                 ))}
@@ -148,7 +241,7 @@ export function CustomerPane({ id, epoch }: { id: string; epoch: number }) {
               ) : (
                 <ul class="idents" data-testid="identifiers">
                   {p.identifiers.map((i) => {
-                    const t = identifierTrust(i.key, i.value, p.links);
+                    const t = i.source ? (i.source === 'ATTESTED' ? 'attested' : 'claimed') : identifierTrust(i.key, i.value, p.links);
                     return (
                       <li key={`${i.key}=${i.value}`} data-key={i.key} data-value={i.value}>
                         <div class="ident-top">
@@ -197,6 +290,7 @@ export function CustomerPane({ id, epoch }: { id: string; epoch: number }) {
                   ))}
                 </ul>
               )}
+              <Suggestions list={p.suggestions} self={p.id} admin={viewer.role === 'admin'} onDone={load} />
             </section>
           ) : (
             <section class="cust-section" data-testid="profile-details" data-id="">
