@@ -2842,7 +2842,7 @@ type Interaction implements Node {
   lastMessage: Message
   "The profile the interaction's contact belongs to, or null."
   profile: Profile
-  "When the interaction's first message was recorded."
+  "When the interaction began: its first message's sentAt (a backfilled thread keeps its times), or when it was recorded if that time is in the future."
   createdAt: Time!
   "When the interaction last changed: a message, a close, a reopen, a queue change."
   updatedAt: Time!
