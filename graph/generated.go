@@ -2756,7 +2756,7 @@ interface Node {
 
 "The medium an interaction happens on."
 enum Channel {
-  "The website's chat widget; the address is the widget's visitor id."
+  "The website's chat widget; the address is the visitor id the widget gives."
   WEBCHAT
   "Email; the address is the customer's mailbox."
   EMAIL
@@ -2764,11 +2764,11 @@ enum Channel {
   SMS
   "WhatsApp; the address is the customer's phone number."
   WHATSAPP
-  "Facebook Messenger; the address is the page-scoped user id."
+  "Facebook Messenger; the address is the sender's Messenger id, as the channel gives it."
   MESSENGER
-  "Instagram direct messages; the address is the Instagram user id."
+  "Instagram direct messages; the address is the sender's Instagram id, as the channel gives it."
   INSTAGRAM
-  "Twitter/X direct messages; the address is the user id."
+  "Twitter/X direct messages; the address is the sender's user id, as the channel gives it."
   TWITTER
   "Phone calls; the address is the caller's phone number."
   VOICE
@@ -3012,7 +3012,7 @@ enum UserErrorCode {
 type Viewer {
   "The tenant whose data the key reads and writes; every id belongs to one tenant."
   tenant: String!
-  "The key's role: admin, agent, partner (read only) or integration (a workflow's key: writes only)."
+  "The key's role: admin (everything), agent (reads, records and handles interactions), partner (reads only) or integration (a workflow's key: records messages and sets attributes, reads nothing)."
   role: String!
   "The key's name, as the admin who made it gave it; null when it has none."
   name: String

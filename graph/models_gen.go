@@ -554,7 +554,7 @@ type UserError struct {
 type Viewer struct {
 	// The tenant whose data the key reads and writes; every id belongs to one tenant.
 	Tenant string `json:"tenant"`
-	// The key's role: admin, agent, partner (read only) or integration (a workflow's key: writes only).
+	// The key's role: admin (everything), agent (reads, records and handles interactions), partner (reads only) or integration (a workflow's key: records messages and sets attributes, reads nothing).
 	Role string `json:"role"`
 	// The key's name, as the admin who made it gave it; null when it has none.
 	Name *string `json:"name,omitempty"`
