@@ -100,7 +100,7 @@ func TestSchemaSnapshot(t *testing.T) {
 			b.WriteString("\n  " + c.String())
 		}
 		if len(changes) == 0 {
-			b.WriteString("\n  descriptions, deprecations or defaults")
+			b.WriteString("\n  descriptions, deprecations or defaults (or a new gqlparser formats it differently)")
 		}
 		t.Fatalf("schema.graphqls changed without breaking clients, but %s does not record it:%s\n"+
 			"Record it: go test . -run TestSchemaSnapshot -update", snapshotPath, b.String())
