@@ -33,7 +33,7 @@ func (r queryResolver) Node(ctx context.Context, id string) (related.Node, error
 	if err != nil {
 		return nil, err
 	}
-	return r.nodeLoader(ctx, l).load(id)()
+	return r.nodeLoader(ctx, l).load(ctx, id)()
 }
 
 // Nodes resolves global ids in order, null in place of each that names
@@ -50,7 +50,7 @@ func (r queryResolver) Nodes(ctx context.Context, ids []string) ([]related.Node,
 	nl := r.nodeLoader(ctx, l)
 	thunks := make([]func() (related.Node, error), len(ids))
 	for i, id := range ids {
-		thunks[i] = nl.load(id)
+		thunks[i] = nl.load(ctx, id)
 	}
 	out := make([]related.Node, len(ids))
 	for i, th := range thunks {
@@ -65,14 +65,15 @@ func (r queryResolver) Nodes(ctx context.Context, ids []string) ([]related.Node,
 // field. Types with a dataloader batch through it; rules, which the store
 // reads as one list, are read once.
 type nodeLoader struct {
-	ctx   context.Context
 	r     queryResolver
 	l     *Loaders
 	rules func() ([]identity.Rule, error)
 }
 
+// nodeLoader returns the loader of one field, whose rules are read with
+// ctx when first needed.
 func (r queryResolver) nodeLoader(ctx context.Context, l *Loaders) *nodeLoader {
-	return &nodeLoader{ctx: ctx, r: r, l: l, rules: sync.OnceValues(func() ([]identity.Rule, error) {
+	return &nodeLoader{r: r, l: l, rules: sync.OnceValues(func() ([]identity.Rule, error) {
 		v, _, err := request(ctx)
 		if err != nil {
 			return nil, err
@@ -82,8 +83,8 @@ func (r queryResolver) nodeLoader(ctx context.Context, l *Loaders) *nodeLoader {
 }
 
 // load starts resolving id and returns the thunk that waits for it.
-func (n *nodeLoader) load(id string) func() (related.Node, error) {
-	ctx, l := n.ctx, n.l
+func (n *nodeLoader) load(ctx context.Context, id string) func() (related.Node, error) {
+	l := n.l
 	t, sid, err := related.ParseGlobalID(id)
 	if err != nil {
 		return func() (related.Node, error) { return nil, nil }
@@ -124,19 +125,19 @@ func (n *nodeLoader) load(id string) func() (related.Node, error) {
 			return nil, nil
 		}
 	case related.NodeSuggestion, related.NodeConflict:
-		return func() (related.Node, error) { return n.pair(t, sid) }
+		return func() (related.Node, error) { return n.pair(ctx, t, sid) }
 	}
 	return func() (related.Node, error) { return nil, nil }
 }
 
 // pair reads a suggestion or a conflict; nil when id names nothing of
 // type t.
-func (n *nodeLoader) pair(t related.NodeType, id string) (related.Node, error) {
-	v, _, err := request(n.ctx)
+func (n *nodeLoader) pair(ctx context.Context, t related.NodeType, id string) (related.Node, error) {
+	v, _, err := request(ctx)
 	if err != nil {
 		return nil, err
 	}
-	p, err := n.r.Store.ProfilePair(n.ctx, v.Tenant, id)
+	p, err := n.r.Store.ProfilePair(ctx, v.Tenant, id)
 	switch {
 	case related.IsNotFound(err):
 		return nil, nil
