@@ -55,6 +55,9 @@ func (q *Queue) GID() string { return GlobalID(NodeQueue, q.ID) }
 // GID is the profile's global id.
 func (p *Profile) GID() string { return GlobalID(NodeProfile, p.ID) }
 
+// GID is the erasure's global id; Erasure is not a Node.
+func (e *Erasure) GID() string { return GlobalID(TypeErasure, e.ID) }
+
 func orNil(s string) *string {
 	if s == "" {
 		return nil

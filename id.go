@@ -75,6 +75,15 @@ const (
 	NodeConflict    NodeType = "ProfileConflict"
 )
 
+// The types of objects that have global ids but are not Nodes: every id
+// the API hands out is a global id, unique across types (as a client's
+// normalized cache such as Relay's assumes), but ParseGlobalID refuses
+// these, so Query.node and Query.nodes answer null for them.
+const (
+	TypeErasure      NodeType = "Erasure"
+	TypeProfileEvent NodeType = "ProfileEvent"
+)
+
 // maxGlobalID bounds a global id's length before any decoding happens.
 const maxGlobalID = 256
 

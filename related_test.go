@@ -40,9 +40,10 @@ func TestPreview(t *testing.T) {
 func TestCanonicalizeAddress(t *testing.T) {
 	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	tests := []struct {
-		ch                   related.Channel
-		in, name, region     string
-		want, wantName, warn string
+		ch               related.Channel
+		in, name, region string
+		want, wantName   string
+		warn             related.WarningCode
 	}{
 		{related.ChannelEmail, "Ann Lee <Ann.Lee@Example.COM>", "", "", "ann.lee@example.com", "Ann Lee", ""},
 		{related.ChannelEmail, "Ann Lee <ann@x.io>", "Ann Example", "", "ann@x.io", "Ann Example", ""}, // a given name wins
@@ -63,7 +64,7 @@ func TestCanonicalizeAddress(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v", tt.in, err)
 		}
-		code := ""
+		var code related.WarningCode
 		if len(warnings) == 1 && strings.Join(warnings[0].Field, ".") == "contact.address" {
 			code = warnings[0].Code
 		}

@@ -57,15 +57,30 @@ type Canonicalization struct {
 type Warning struct {
 	Field   []string
 	Message string
-	Code    string
+	Code    WarningCode
 }
+
+// WarningCode says what kind of warning a Warning is: the schema's
+// UserWarningCode enum, so clients can branch on it.
+type WarningCode string
 
 // Warning codes.
 const (
 	// WarnUnparseableAddress: the contact's address could not be
 	// understood; it is kept as given and links nothing.
-	WarnUnparseableAddress = "UNPARSEABLE_ADDRESS"
+	WarnUnparseableAddress WarningCode = "UNPARSEABLE_ADDRESS"
 )
+
+// Valid reports whether c is a known warning code.
+func (c WarningCode) Valid() bool { return c == WarnUnparseableAddress }
+
+// MarshalGQL writes c as a GraphQL enum value.
+func (c WarningCode) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(c))) }
+
+// UnmarshalGQL reads c from a GraphQL enum value.
+func (c *WarningCode) UnmarshalGQL(v any) error {
+	return unmarshalEnum(v, c, WarningCode.Valid, "UserWarningCode")
+}
 
 // NormalizeRegion checks a default region an admin gives: an ISO 3166
 // code the phone numbering plans know ("gb" is GB), or "" for none.

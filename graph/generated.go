@@ -99,8 +99,9 @@ type ComplexityRoot struct {
 	}
 
 	ContactPayload struct {
-		Contact    func(childComplexity int) int
-		UserErrors func(childComplexity int) int
+		ClientMutationID func(childComplexity int) int
+		Contact          func(childComplexity int) int
+		UserErrors       func(childComplexity int) int
 	}
 
 	ContactSnapshot struct {
@@ -111,8 +112,9 @@ type ComplexityRoot struct {
 	}
 
 	DeleteProfileRulePayload struct {
-		DeletedID  func(childComplexity int) int
-		UserErrors func(childComplexity int) int
+		ClientMutationID func(childComplexity int) int
+		DeletedID        func(childComplexity int) int
+		UserErrors       func(childComplexity int) int
 	}
 
 	DismissSuggestionPayload struct {
@@ -131,7 +133,7 @@ type ComplexityRoot struct {
 		At           func(childComplexity int) int
 		By           func(childComplexity int) int
 		Contacts     func(childComplexity int) int
-		ID           func(childComplexity int) int
+		GID          func(childComplexity int) int
 		Interactions func(childComplexity int) int
 		Messages     func(childComplexity int) int
 		Reason       func(childComplexity int) int
@@ -216,8 +218,9 @@ type ComplexityRoot struct {
 	}
 
 	InteractionPayload struct {
-		Interaction func(childComplexity int) int
-		UserErrors  func(childComplexity int) int
+		ClientMutationID func(childComplexity int) int
+		Interaction      func(childComplexity int) int
+		UserErrors       func(childComplexity int) int
 	}
 
 	Message struct {
@@ -274,8 +277,9 @@ type ComplexityRoot struct {
 	}
 
 	PreferencesPayload struct {
-		Preferences func(childComplexity int) int
-		UserErrors  func(childComplexity int) int
+		ClientMutationID func(childComplexity int) int
+		Preferences      func(childComplexity int) int
+		UserErrors       func(childComplexity int) int
 	}
 
 	Profile struct {
@@ -324,7 +328,7 @@ type ComplexityRoot struct {
 		At         func(childComplexity int) int
 		By         func(childComplexity int) int
 		Contact    func(childComplexity int) int
-		ID         func(childComplexity int) int
+		GID        func(childComplexity int) int
 		Identifier func(childComplexity int) int
 		Kind       func(childComplexity int) int
 		Profiles   func(childComplexity int) int
@@ -353,8 +357,9 @@ type ComplexityRoot struct {
 	}
 
 	ProfilePayload struct {
-		Profile    func(childComplexity int) int
-		UserErrors func(childComplexity int) int
+		ClientMutationID func(childComplexity int) int
+		Profile          func(childComplexity int) int
+		UserErrors       func(childComplexity int) int
 	}
 
 	ProfileRule struct {
@@ -371,8 +376,9 @@ type ComplexityRoot struct {
 	}
 
 	ProfileRulePayload struct {
-		Rule       func(childComplexity int) int
-		UserErrors func(childComplexity int) int
+		ClientMutationID func(childComplexity int) int
+		Rule             func(childComplexity int) int
+		UserErrors       func(childComplexity int) int
 	}
 
 	ProfileSnapshot struct {
@@ -410,6 +416,7 @@ type ComplexityRoot struct {
 		Interaction              func(childComplexity int, id string) int
 		Interactions             func(childComplexity int, first *int, after *string, last *int, before *string, status *related.Status) int
 		Node                     func(childComplexity int, id string) int
+		Nodes                    func(childComplexity int, ids []string) int
 		PreviewDeleteProfileRule func(childComplexity int, id string) int
 		PreviewProfileRule       func(childComplexity int, input ProfileRuleInput) int
 		Profile                  func(childComplexity int, id string) int
@@ -635,6 +642,7 @@ type ProfileSuggestionResolver interface {
 type QueryResolver interface {
 	Viewer(ctx context.Context) (*Viewer, error)
 	Node(ctx context.Context, id string) (related.Node, error)
+	Nodes(ctx context.Context, ids []string) ([]related.Node, error)
 	Interaction(ctx context.Context, id string) (*related.Interaction, error)
 	Profile(ctx context.Context, id string) (*related.Profile, error)
 	ProfileByIdentifier(ctx context.Context, key string, value string) (*related.Profile, error)
@@ -826,6 +834,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Contact.Profile(childComplexity), true
 
+	case "ContactPayload.clientMutationId":
+		if e.ComplexityRoot.ContactPayload.ClientMutationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContactPayload.ClientMutationID(childComplexity), true
 	case "ContactPayload.contact":
 		if e.ComplexityRoot.ContactPayload.Contact == nil {
 			break
@@ -864,6 +878,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ContactSnapshot.Name(childComplexity), true
 
+	case "DeleteProfileRulePayload.clientMutationId":
+		if e.ComplexityRoot.DeleteProfileRulePayload.ClientMutationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeleteProfileRulePayload.ClientMutationID(childComplexity), true
 	case "DeleteProfileRulePayload.deletedId":
 		if e.ComplexityRoot.DeleteProfileRulePayload.DeletedID == nil {
 			break
@@ -934,11 +954,11 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Erasure.Contacts(childComplexity), true
 	case "Erasure.id":
-		if e.ComplexityRoot.Erasure.ID == nil {
+		if e.ComplexityRoot.Erasure.GID == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Erasure.ID(childComplexity), true
+		return e.ComplexityRoot.Erasure.GID(childComplexity), true
 	case "Erasure.interactions":
 		if e.ComplexityRoot.Erasure.Interactions == nil {
 			break
@@ -1249,6 +1269,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.InteractionListChange.Kind(childComplexity), true
 
+	case "InteractionPayload.clientMutationId":
+		if e.ComplexityRoot.InteractionPayload.ClientMutationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InteractionPayload.ClientMutationID(childComplexity), true
 	case "InteractionPayload.interaction":
 		if e.ComplexityRoot.InteractionPayload.Interaction == nil {
 			break
@@ -1568,6 +1594,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Preferences.ShowRelated(childComplexity), true
 
+	case "PreferencesPayload.clientMutationId":
+		if e.ComplexityRoot.PreferencesPayload.ClientMutationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PreferencesPayload.ClientMutationID(childComplexity), true
 	case "PreferencesPayload.preferences":
 		if e.ComplexityRoot.PreferencesPayload.Preferences == nil {
 			break
@@ -1777,11 +1809,11 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ProfileEvent.Contact(childComplexity), true
 	case "ProfileEvent.id":
-		if e.ComplexityRoot.ProfileEvent.ID == nil {
+		if e.ComplexityRoot.ProfileEvent.GID == nil {
 			break
 		}
 
-		return e.ComplexityRoot.ProfileEvent.ID(childComplexity), true
+		return e.ComplexityRoot.ProfileEvent.GID(childComplexity), true
 	case "ProfileEvent.identifier":
 		if e.ComplexityRoot.ProfileEvent.Identifier == nil {
 			break
@@ -1882,6 +1914,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ProfileLink.Value(childComplexity), true
 
+	case "ProfilePayload.clientMutationId":
+		if e.ComplexityRoot.ProfilePayload.ClientMutationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfilePayload.ClientMutationID(childComplexity), true
 	case "ProfilePayload.profile":
 		if e.ComplexityRoot.ProfilePayload.Profile == nil {
 			break
@@ -1956,6 +1994,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ProfileRule.Priority(childComplexity), true
 
+	case "ProfileRulePayload.clientMutationId":
+		if e.ComplexityRoot.ProfileRulePayload.ClientMutationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProfileRulePayload.ClientMutationID(childComplexity), true
 	case "ProfileRulePayload.rule":
 		if e.ComplexityRoot.ProfileRulePayload.Rule == nil {
 			break
@@ -2131,6 +2175,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Node(childComplexity, args["id"].(string)), true
+	case "Query.nodes":
+		if e.ComplexityRoot.Query.Nodes == nil {
+			break
+		}
+
+		args, err := ec.field_Query_nodes_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Nodes(childComplexity, args["ids"].([]string)), true
 	case "Query.previewDeleteProfileRule":
 		if e.ComplexityRoot.Query.PreviewDeleteProfileRule == nil {
 			break
@@ -2673,30 +2728,57 @@ func newExecutionContext(
 
 var sources = []*ast.Source{
 	{Name: "../schema.graphqls", Input: `# The public contract of the Related gateway. Names here are fixed: clients
-# are written against them. Add freely; rename nothing.
+# are written against them. Add freely; rename nothing; remove only what was
+# deprecated first (@deprecated(reason:)).
+#
+# Every type, field, argument, enum value and input field has a description
+# (a test fails on a missing one), and testdata/schema.snapshot.graphqls
+# records the published version: a breaking change fails its test until the
+# snapshot is updated on purpose (go test . -run TestSchemaSnapshot -update).
+# Paging arguments follow the Relay connection specification throughout.
 
-"An instant, as an RFC 3339 string with a UTC offset."
-scalar Time
+"""
+An instant, as an RFC 3339 date-time string with a UTC offset, such as
+2026-01-31T09:30:00.123Z. The gateway answers in UTC with at most millisecond
+precision; an input in another offset is converted to UTC and truncated to the
+millisecond.
+"""
+scalar Time @specifiedBy(url: "https://www.rfc-editor.org/rfc/rfc3339")
 
-"Anything with a global id. Global ids are opaque: pass them back, never parse them."
+"""
+Anything with a global id, which Query.node and Query.nodes resolve. Global ids
+are opaque: pass them back, never parse or build them.
+"""
 interface Node {
+  "The object's global id: unique across every type, stable for the object's life."
   id: ID!
 }
 
 "The medium an interaction happens on."
 enum Channel {
+  "The website's chat widget; the address is the visitor id the widget gives."
   WEBCHAT
+  "Email; the address is the customer's mailbox."
   EMAIL
+  "Text messages; the address is the customer's phone number."
   SMS
+  "WhatsApp; the address is the customer's phone number."
   WHATSAPP
+  "Facebook Messenger; the address is the sender's Messenger id, as the channel gives it."
   MESSENGER
+  "Instagram direct messages; the address is the sender's Instagram id, as the channel gives it."
   INSTAGRAM
+  "Twitter/X direct messages; the address is the sender's user id, as the channel gives it."
   TWITTER
+  "Phone calls; the address is the caller's phone number."
   VOICE
 }
 
+"Whether an interaction is being worked on."
 enum InteractionStatus {
+  "Being worked on: a new message to its thread joins it."
   OPEN
+  "Done (see closedState); a new message to its thread starts a new interaction."
   CLOSED
 }
 
@@ -2728,84 +2810,141 @@ enum RelatedScope {
 
 "Relay paging state of a connection."
 type PageInfo {
+  "Whether items follow this page: when paging forward, more items after endCursor; when paging backward (last/before), true when before was given."
   hasNextPage: Boolean!
+  "Whether items precede this page: when paging backward, more items before startCursor; when paging forward (first/after), true when after was given."
   hasPreviousPage: Boolean!
+  "The cursor of the page's first edge, to page backward with before; null when the page is empty."
   startCursor: String
+  "The cursor of the page's last edge, to page forward with after; null when the page is empty."
   endCursor: String
 }
 
 "One conversation with a customer on one channel."
 type Interaction implements Node {
+  "The interaction's global id."
   id: ID!
+  "The channel the conversation happens on."
   channel: Channel!
   "The channel's own key of the conversation thread."
   threadRef: String!
+  "The customer's identity on this channel."
   contact: Contact!
+  "The queue the interaction was last routed to; null when no message named one."
   queue: Queue
+  "OPEN while being worked on, CLOSED once closed."
   status: InteractionStatus!
   "How the interaction was closed; null while it is open."
   closedState: ClosedState
+  "When the interaction was closed; null while it is open."
   closedAt: Time
   "The newest message by sent time."
   lastMessage: Message
   "The profile the interaction's contact belongs to, or null."
   profile: Profile
+  "When the interaction began: its first message's sentAt (a backfilled thread keeps its times), or when it was recorded if that time is in the future."
   createdAt: Time!
+  "When the interaction last changed: a message, a close, a reopen, a queue change."
   updatedAt: Time!
   "The previous correspondence, oldest first."
-  messages(first: Int, after: String, last: Int, before: String): MessageConnection!
+  messages(
+    "At most this many messages from the start (or after after): 0 to 100; 20 when neither first nor last is given. Not with last."
+    first: Int
+    "A cursor of this connection: the messages after it. A malformed cursor is an INVALID error."
+    after: String
+    "At most this many messages from the end (or before before): 0 to 100. Not with first."
+    last: Int
+    "A cursor of this connection: the messages before it. A malformed cursor is an INVALID error."
+    before: String
+  ): MessageConnection!
   """
   The Related panel: the customer's other interactions, newest last message first,
   without this one. With scope omitted it is CHANNEL until profiles link the contact
   to others; the connection reports the scope used.
   """
-  related(first: Int, after: String, last: Int, before: String, scope: RelatedScope): InteractionConnection!
+  related(
+    "At most this many interactions from the start (or after after): 0 to 100; 20 when neither first nor last is given. Not with last."
+    first: Int
+    "A cursor of this connection: the interactions after it. A malformed cursor is an INVALID error."
+    after: String
+    "At most this many interactions from the end (or before before): 0 to 100. Not with first."
+    last: Int
+    "A cursor of this connection: the interactions before it. A malformed cursor is an INVALID error."
+    before: String
+    "CHANNEL for this contact's own channel only, PROFILE for every contact of its profile. Omitted: PROFILE when the contact's profile has other contacts, else CHANNEL. PROFILE without such a profile is CHANNEL."
+    scope: RelatedScope
+  ): InteractionConnection!
 }
 
+"A page of interactions."
 type InteractionConnection {
+  "The interactions of the page, in the list's order."
   edges: [InteractionEdge!]!
+  "Where the page sits in the list."
   pageInfo: PageInfo!
-  "The number of interactions in the whole list, not just this page."
+  "The number of interactions in the whole list, not just this page. It costs a database command: select it only when shown."
   totalCount: Int!
-  "The scope the list was built with."
+  "The scope the list was built with: set on Interaction.related, null on other lists."
   scope: RelatedScope
 }
 
+"An interaction in a page."
 type InteractionEdge {
+  "The interaction's position in the list, for after and before; opaque."
   cursor: String!
+  "The interaction."
   node: Interaction!
 }
 
+"One message of an interaction."
 type Message implements Node {
+  "The message's global id."
   id: ID!
+  "Whether the customer or the contact centre sent it."
   direction: Direction!
+  "The message as the channel gave it, at most 256 KiB of UTF-8."
   body: String!
   "The body on one line, at most 140 characters, as the Related panel shows it."
   preview: String!
+  "When the message was sent, as the channel reported it (else when it was recorded)."
   sentAt: Time!
+  "Who wrote it, as the recorder named them (an agent's or a bot's name); null when it named none."
   author: String
+  "The interaction the message belongs to."
   interaction: Interaction!
 }
 
+"A page of messages."
 type MessageConnection {
+  "The messages of the page, oldest first."
   edges: [MessageEdge!]!
+  "Where the page sits in the list."
   pageInfo: PageInfo!
+  "The number of messages of the interaction, not just this page. It costs a database command: select it only when shown."
   totalCount: Int!
 }
 
+"A message in a page."
 type MessageEdge {
+  "The message's position in the list, for after and before; opaque."
   cursor: String!
+  "The message."
   node: Message!
 }
 
+"A queue interactions are routed to, created by the first message that names it."
 type Queue implements Node {
+  "The queue's global id."
   id: ID!
+  "The queue's name, as recordMessage gave it (at most 200 bytes)."
   name: String!
 }
 
 "A customer's identity on one channel: one contact per (channel, canonical address)."
 type Contact implements Node {
+  "The contact's global id."
   id: ID!
+  "The channel the address belongs to."
   channel: Channel!
   """
   The channel's own identity in canonical form: an email addr-spec (lower case, IDNA domain),
@@ -2816,7 +2955,9 @@ type Contact implements Node {
   address: String!
   "Whether the address was understood; an UNPARSEABLE one links the contact to nobody."
   addressStatus: AddressStatus!
+  "The customer's name: the last one a message gave, else an email sender's display name; null while unknown."
   name: String
+  "What is known about the contact, in the order the keys were first set; at most 100."
   attributes: [Attribute!]!
   "The profile the contact belongs to, or null."
   profile: Profile
@@ -2832,7 +2973,9 @@ enum AddressStatus {
 
 "A fact about a contact, such as a customer id a workflow looked up, with where it came from."
 type Attribute {
+  "The attribute's name, such as email, phone or customerId (at most 64 bytes)."
   key: String!
+  "The value as it was given, trimmed (at most 1024 bytes); a rule normalizes it before it links."
   value: String!
   "ATTESTED when an admin or an integration vouched for it, CLAIMED when a customer typed it or an agent set it."
   source: IdentifierSource!
@@ -2842,153 +2985,363 @@ type Attribute {
   setAt: Time
 }
 
-"A mistake in the caller's input. field is the path of the input field at fault."
+"A mistake in the caller's input: nothing was written. Fix the input and send the mutation again."
 type UserError {
+  "The path of the input field at fault, from the mutation's arguments down (such as input, contact, address); null when no one field is."
   field: [String!]
+  "What is wrong, in words for a developer (English); do not parse it."
   message: String!
-  "INVALID, NOT_FOUND or CONFLICT."
-  code: String!
+  "What kind of mistake, to branch on."
+  code: UserErrorCode!
 }
 
-"Who is calling."
+"""
+The kinds of a caller's mistake (UserError.code). More may be added: treat an
+unknown one as INVALID.
+"""
+enum UserErrorCode {
+  "The input breaks a rule (a blank required value, a value too long, a bad format); field says which."
+  INVALID
+  "An id names nothing this tenant can see: never existed, erased, another tenant's, malformed or of another type."
+  NOT_FOUND
+  "The input contradicts the current state (a rule for the attribute exists, another interaction of the thread is open)."
+  CONFLICT
+}
+
+"Who is calling: the API key the request authenticated with."
 type Viewer {
+  "The tenant whose data the key reads and writes; every id belongs to one tenant."
   tenant: String!
+  "The key's role: admin (everything), agent (reads, records and handles interactions), partner (reads only) or integration (a workflow's key: records messages and sets attributes, reads nothing)."
   role: String!
+  "The key's name, as the admin who made it gave it; null when it has none."
   name: String
+  "The settings kept for this key, or the defaults."
   preferences: Preferences!
 }
 
 "An agent's settings, kept server-side so they follow the agent."
 type Preferences {
-  "Whether the agent shows the Related panel."
+  "Whether the agent shows the Related panel; true until the agent changes it."
   showRelated: Boolean!
 }
 
+"""
+Reads. Every query is open to admin, agent and partner keys, and refused to integration keys
+(FORBIDDEN), unless its description names the roles. Everything read is the caller's tenant's.
+"""
 type Query {
+  "Who is calling."
   viewer: Viewer!
-  node(id: ID!): Node
-  interaction(id: ID!): Interaction
-  profile(id: ID!): Profile
-  "The profile holding an identifier; value is normalized by the key's rule first."
-  profileByIdentifier(key: String!, value: String!): Profile
-  "The tenant's linking rules, highest priority first."
+  "The object a global id names; null when it names nothing the caller can see (unknown, erased, another tenant's, or malformed)."
+  node(
+    "A global id from any Node's id field."
+    id: ID!
+  ): Node
+  """
+  The objects global ids name, in the order of ids, with null in place of each id that names
+  nothing the caller can see (unknown, erased, another tenant's, or malformed). At most 100 ids;
+  more is an INVALID error naming ids. Ids of one type load in one batch.
+  """
+  nodes(
+    "Global ids from any Node's id field, 0 to 100; duplicates are allowed and resolve alike."
+    ids: [ID!]!
+  ): [Node]!
+  "An interaction by global id; null when it names nothing the caller can see."
+  interaction(
+    "An Interaction's global id."
+    id: ID!
+  ): Interaction
+  "A profile by global id, following merges: the id of a profile merged into another gives that one. Null when it names nothing."
+  profile(
+    "A Profile's global id (a current one or one that merged away)."
+    id: ID!
+  ): Profile
+  "The profile holding an identifier; value is normalized by the key's rule first. Null when no profile holds it."
+  profileByIdentifier(
+    "The identifier's attribute, such as email, phone or customerId."
+    key: String!
+    "The value as a person would type it; the rule of key normalizes it (so +44 7400 123456 finds +447400123456)."
+    value: String!
+  ): Profile
+  "The tenant's linking rules, highest priority first (at most 50)."
   profileRules: [ProfileRule!]!
   "Merges a rule's maxPerProfile refused, newest first, for an admin to resolve."
-  profileConflicts(first: Int, after: String, last: Int, before: String): ProfileConflictConnection!
+  profileConflicts(
+    "At most this many conflicts from the start (or after after): 0 to 100; 20 when neither first nor last is given. Not with last."
+    first: Int
+    "A cursor of this connection: the conflicts after it. A malformed cursor is an INVALID error."
+    after: String
+    "At most this many conflicts from the end (or before before): 0 to 100. Not with first."
+    last: Int
+    "A cursor of this connection: the conflicts before it. A malformed cursor is an INVALID error."
+    before: String
+  ): ProfileConflictConnection!
   "Profiles sharing values that may not merge them on their own, newest first, for an admin to confirm or dismiss."
-  profileSuggestions(first: Int, after: String, last: Int, before: String): ProfileSuggestionConnection!
+  profileSuggestions(
+    "At most this many suggestions from the start (or after after): 0 to 100; 20 when neither first nor last is given. Not with last."
+    first: Int
+    "A cursor of this connection: the suggestions after it. A malformed cursor is an INVALID error."
+    after: String
+    "At most this many suggestions from the end (or before before): 0 to 100. Not with first."
+    last: Int
+    "A cursor of this connection: the suggestions before it. A malformed cursor is an INVALID error."
+    before: String
+  ): ProfileSuggestionConnection!
   "Values that link nothing because too many contacts hold them, and values an admin set a state for, latest change first."
-  hubValues(first: Int, after: String, last: Int, before: String): HubValueConnection!
+  hubValues(
+    "At most this many values from the start (or after after): 0 to 100; 20 when neither first nor last is given. Not with last."
+    first: Int
+    "A cursor of this connection: the values after it. A malformed cursor is an INVALID error."
+    after: String
+    "At most this many values from the end (or before before): 0 to 100. Not with first."
+    last: Int
+    "A cursor of this connection: the values before it. A malformed cursor is an INVALID error."
+    before: String
+  ): HubValueConnection!
   "The tenant's settings."
   tenantSettings: TenantSettings!
   "The progress of re-evaluating the tenant's contacts after its rules changed; null if never."
   ruleEvaluation: RuleEvaluation
-  "What upserting a rule would do to the tenant's profiles, without doing it (admin). Bounded by the operation timeout: past it the result is partial."
-  previewProfileRule(input: ProfileRuleInput!): RulePreview!
-  "What deleting a rule would do to the tenant's profiles, without doing it (admin)."
-  previewDeleteProfileRule(id: ID!): RulePreview!
-  "The tombstones of the tenant's erasures, newest first (admin)."
-  erasures(first: Int, after: String, last: Int, before: String): ErasureConnection!
+  "What upserting a rule would do to the tenant's profiles, without doing it (admin keys only). Bounded by the operation timeout: past it the result is partial."
+  previewProfileRule(
+    "The rule as upsertProfileRule would take it: without id a new rule (CONFLICT when one for the attribute exists), with id a change."
+    input: ProfileRuleInput!
+  ): RulePreview!
+  "What deleting a rule would do to the tenant's profiles, without doing it (admin keys only)."
+  previewDeleteProfileRule(
+    "The ProfileRule's global id; NOT_FOUND when it names no rule of the tenant."
+    id: ID!
+  ): RulePreview!
+  "The tombstones of the tenant's erasures, newest first (admin keys only)."
+  erasures(
+    "At most this many erasures from the start (or after after): 0 to 100; 20 when neither first nor last is given. Not with last."
+    first: Int
+    "A cursor of this connection: the erasures after it. A malformed cursor is an INVALID error."
+    after: String
+    "At most this many erasures from the end (or before before): 0 to 100. Not with first."
+    last: Int
+    "A cursor of this connection: the erasures before it. A malformed cursor is an INVALID error."
+    before: String
+  ): ErasureConnection!
   "The tenant's interactions, newest last message first: an agent's recent work."
-  interactions(first: Int, after: String, last: Int, before: String, status: InteractionStatus): InteractionConnection!
+  interactions(
+    "At most this many interactions from the start (or after after): 0 to 100; 20 when neither first nor last is given. Not with last."
+    first: Int
+    "A cursor of this connection: the interactions after it. A malformed cursor is an INVALID error."
+    after: String
+    "At most this many interactions from the end (or before before): 0 to 100. Not with first."
+    last: Int
+    "A cursor of this connection: the interactions before it. A malformed cursor is an INVALID error."
+    before: String
+    "Only interactions with this status (OPEN: an agent's inbox); omitted: every status."
+    status: InteractionStatus
+  ): InteractionConnection!
 }
 
+"""
+Writes. Each mutation takes one input and returns a payload: the caller's mistakes come back
+as the payload's userErrors (nothing written), the server's failures as GraphQL errors. Every
+input takes an optional clientMutationId, which the payload echoes unchanged. The roles that may
+call each mutation are named in its description; other keys get FORBIDDEN and nothing runs.
+"""
 type Mutation {
-  "Store a message, creating its contact and interaction on first sight."
-  recordMessage(input: RecordMessageInput!): RecordMessagePayload!
-  closeInteraction(input: CloseInteractionInput!): InteractionPayload!
-  reopenInteraction(input: ReopenInteractionInput!): InteractionPayload!
-  setContactAttributes(input: SetContactAttributesInput!): ContactPayload!
-  setPreferences(input: SetPreferencesInput!): PreferencesPayload!
-  "Create (no id) or change a linking rule. Changing rules re-evaluates the tenant's contacts in the background."
-  upsertProfileRule(input: ProfileRuleInput!): ProfileRulePayload!
-  deleteProfileRule(input: DeleteProfileRuleInput!): DeleteProfileRulePayload!
-  "Put a contact into a profile by hand."
-  linkContact(input: LinkContactInput!): ProfilePayload!
-  "Take a contact out of its profile; the rules will not link the pair again."
-  unlinkContact(input: UnlinkContactInput!): ContactPayload!
-  "Merge one profile into another, whatever the rules' limits."
-  mergeProfiles(input: MergeProfilesInput!): ProfilePayload!
-  "Name a profile; an empty name returns to the automatic one."
-  renameProfile(input: RenameProfileInput!): ProfilePayload!
-  "Merge the two profiles of a suggestion."
-  confirmSuggestion(input: ConfirmSuggestionInput!): ConfirmSuggestionPayload!
-  "Keep the two profiles of a suggestion apart for good."
-  dismissSuggestion(input: DismissSuggestionInput!): DismissSuggestionPayload!
-  "Keep a conflict's profiles apart for good, or merge them past the limit."
-  resolveConflict(input: ResolveConflictInput!): ResolveConflictPayload!
-  "Block a value for good, allow it whatever its count, or return it to automatic quarantine."
-  setValueQuarantine(input: SetValueQuarantineInput!): HubValuePayload!
-  "Change the tenant's settings; a new default region canonicalizes its contacts' phone numbers in the background."
-  setTenantSettings(input: SetTenantSettingsInput!): TenantSettingsPayload!
+  """
+  Store a message, creating its contact and interaction on first sight: a message to a thread
+  with an open interaction joins it, else it starts a new one. Roles: agent, admin, integration.
+  """
+  recordMessage(
+    "The message and who it is from or to."
+    input: RecordMessageInput!
+  ): RecordMessagePayload!
+  "Close an interaction with a closed state; closing a closed one changes its state and time. Roles: agent, admin."
+  closeInteraction(
+    "The interaction and how it was closed."
+    input: CloseInteractionInput!
+  ): InteractionPayload!
+  "Reopen a closed interaction; an open one is returned as is. CONFLICT when another interaction of its thread is open. Roles: agent, admin."
+  reopenInteraction(
+    "The interaction to reopen."
+    input: ReopenInteractionInput!
+  ): InteractionPayload!
+  "Set or remove attributes of a contact; it may link the contact to others (or unlink it). Roles: agent, admin, integration."
+  setContactAttributes(
+    "The contact and the attributes to set."
+    input: SetContactAttributesInput!
+  ): ContactPayload!
+  "Change the calling key's own settings; omitted fields keep their values. Roles: agent, admin."
+  setPreferences(
+    "The settings to change."
+    input: SetPreferencesInput!
+  ): PreferencesPayload!
+  "Create (no id) or change a linking rule. Changing rules re-evaluates the tenant's contacts in the background (see Query.ruleEvaluation). Roles: admin."
+  upsertProfileRule(
+    "The rule: without id a new one, with id the fields to change."
+    input: ProfileRuleInput!
+  ): ProfileRulePayload!
+  "Delete a linking rule; the tenant's contacts are re-evaluated in the background. Roles: admin."
+  deleteProfileRule(
+    "The rule to delete."
+    input: DeleteProfileRuleInput!
+  ): DeleteProfileRulePayload!
+  "Put a contact into a profile by hand, whatever the rules say. Roles: admin."
+  linkContact(
+    "The profile and the contact."
+    input: LinkContactInput!
+  ): ProfilePayload!
+  "Take a contact out of its profile; the rules will not link the pair again. CONFLICT when the contact is in no profile. Roles: admin."
+  unlinkContact(
+    "The contact."
+    input: UnlinkContactInput!
+  ): ContactPayload!
+  "Merge one profile into another, whatever the rules' limits. Roles: admin."
+  mergeProfiles(
+    "The two profiles: which one stays."
+    input: MergeProfilesInput!
+  ): ProfilePayload!
+  "Name a profile; an empty name returns to the automatic one. Roles: admin."
+  renameProfile(
+    "The profile and its name."
+    input: RenameProfileInput!
+  ): ProfilePayload!
+  "Merge the two profiles of a suggestion. Roles: admin."
+  confirmSuggestion(
+    "The suggestion."
+    input: ConfirmSuggestionInput!
+  ): ConfirmSuggestionPayload!
+  "Keep the two profiles of a suggestion apart for good. Roles: admin."
+  dismissSuggestion(
+    "The suggestion."
+    input: DismissSuggestionInput!
+  ): DismissSuggestionPayload!
+  "Keep a conflict's profiles apart for good, or merge them past the limit. Roles: admin."
+  resolveConflict(
+    "The conflict and what to do."
+    input: ResolveConflictInput!
+  ): ResolveConflictPayload!
+  "Block a value for good, allow it whatever its count, or return it to automatic quarantine. Roles: admin."
+  setValueQuarantine(
+    "The rule, the value and its state."
+    input: SetValueQuarantineInput!
+  ): HubValuePayload!
+  "Change the tenant's settings; a new default region canonicalizes its contacts' phone numbers in the background. Roles: admin."
+  setTenantSettings(
+    "The settings to change."
+    input: SetTenantSettingsInput!
+  ): TenantSettingsPayload!
   """
   Erase every contact of a profile and everything about them on every channel: interactions,
-  messages, attributes, identifiers, links, suggestions, conflicts and history (admin). What
-  remains is a tombstone without personal data; every erased id then reads as not found.
+  messages, attributes, identifiers, links, suggestions, conflicts and history. What remains is
+  a tombstone without personal data; every erased id then reads as not found. Roles: admin.
   """
-  eraseProfile(input: EraseProfileInput!): ErasePayload!
-  "Erase one contact and everything about it, as eraseProfile does (admin)."
-  eraseContact(input: EraseContactInput!): ErasePayload!
+  eraseProfile(
+    "The profile and why."
+    input: EraseProfileInput!
+  ): ErasePayload!
+  "Erase one contact and everything about it, as eraseProfile does. Roles: admin."
+  eraseContact(
+    "The contact and why."
+    input: EraseContactInput!
+  ): ErasePayload!
 }
 
+"A message to store, with who it is from or to."
 input RecordMessageInput {
+  "The channel the message came on or goes out on."
   channel: Channel!
-  "The channel's own thread key: one open interaction per (channel, threadRef)."
+  "The channel's own thread key: one open interaction per (channel, threadRef). At most 512 bytes, not blank."
   threadRef: String!
+  "The customer: the contact is found, or created, by (channel, canonical address)."
   contact: ContactInput!
-  "The queue's name; omitted keeps the interaction's queue."
+  "The queue's name (at most 200 bytes): the interaction is routed there, and the queue created on first use; omitted keeps the interaction's queue."
   queue: String
+  "Whether the customer or the contact centre sent it."
   direction: Direction!
+  "The message: valid UTF-8, not blank, at most 256 KiB."
   body: String!
-  "When the message was sent; omitted means now."
+  "When the message was sent; omitted means now. Between 1970 and a day ahead of the server's clock; kept to the millisecond."
   sentAt: Time
+  "Who wrote it (an agent's or a bot's name), at most 200 bytes; omitted: nobody named."
   author: String
-  "Repeating a call with the same clientMutationId stores nothing new."
+  """
+  The caller's id of this call, at most 200 bytes, echoed in the payload. On recordMessage it
+  also makes retries safe: repeating a call with the same clientMutationId stores nothing new and
+  returns what the first call stored.
+  """
   clientMutationId: String
 }
 
+"The customer a message is from or to."
 input ContactInput {
+  "The customer's address on the channel (an email address, a phone number, a visitor or user id), at most 320 bytes. The gateway puts it in canonical form; one it cannot understand is kept, with a warning."
   address: String!
+  "The customer's name, at most 200 bytes: it replaces the contact's name; omitted keeps it (or takes an email's display name while there is none)."
   name: String
+  "Attributes to set on the contact, as setContactAttributes does; at most 100."
   attributes: [AttributeInput!]
 }
 
 "An attribute to set; an empty value removes the key."
 input AttributeInput {
+  "The attribute's name: letters, digits and _ . : -, at most 64 bytes. A key given twice keeps its last value."
   key: String!
+  "The value, at most 1024 bytes, trimmed; empty removes the key."
   value: String!
   """
   The caller vouches for the value (a login the website verified, a CRM's customer id): only
   ATTESTED values merge profiles under an ATTESTED rule. Only admin and integration keys may
-  attest; for others it is a userError.
+  attest; for others it is a userError. Omitted: false (CLAIMED).
   """
   attested: Boolean
 }
 
+"Close an interaction."
 input CloseInteractionInput {
+  "The Interaction's global id."
   id: ID!
+  "How it was closed."
   state: ClosedState!
+  "The caller's id of this call, echoed in the payload."
+  clientMutationId: String
 }
 
+"Reopen an interaction."
 input ReopenInteractionInput {
+  "The Interaction's global id."
   id: ID!
+  "The caller's id of this call, echoed in the payload."
+  clientMutationId: String
 }
 
+"Set attributes of a contact."
 input SetContactAttributesInput {
+  "The Contact's global id."
   contactId: ID!
+  "The attributes to set (at most 100); keys not listed keep their values, an empty value removes its key."
   attributes: [AttributeInput!]!
+  "The caller's id of this call, echoed in the payload."
+  clientMutationId: String
 }
 
+"Change the calling key's settings; omitted fields keep their values."
 input SetPreferencesInput {
+  "Whether to show the Related panel."
   showRelated: Boolean
+  "The caller's id of this call, echoed in the payload."
+  clientMutationId: String
 }
 
+"The result of recordMessage."
 type RecordMessagePayload {
+  "The interaction the message joined or started; null when there are userErrors."
   interaction: Interaction
+  "The stored message; null when there are userErrors."
   message: Message
+  "The caller's mistakes; empty when the message was stored."
   userErrors: [UserError!]!
   "What the caller should fix that did not stop the write, such as an address that was not understood."
   warnings: [UserWarning!]!
+  "The input's clientMutationId, unchanged."
   clientMutationId: String
 }
 
@@ -2996,24 +3349,46 @@ type RecordMessagePayload {
 type UserWarning {
   "The path of the input field concerned."
   field: [String!]
+  "What is worth fixing, in words for a developer (English); do not parse it."
   message: String!
-  "What kind of warning: UNPARSEABLE_ADDRESS."
-  code: String!
+  "What kind of warning, to branch on."
+  code: UserWarningCode!
 }
 
+"The kinds of warning (UserWarning.code). More may be added: treat an unknown one as informational."
+enum UserWarningCode {
+  "The contact's address was not understood: the message is recorded, the contact (addressStatus UNPARSEABLE) links to nobody."
+  UNPARSEABLE_ADDRESS
+}
+
+"The result of closeInteraction and reopenInteraction."
 type InteractionPayload {
+  "The interaction as the mutation left it; null when there are userErrors."
   interaction: Interaction
+  "The caller's mistakes; empty on success."
   userErrors: [UserError!]!
+  "The input's clientMutationId, unchanged."
+  clientMutationId: String
 }
 
+"The result of setContactAttributes and unlinkContact."
 type ContactPayload {
+  "The contact as the mutation left it; null when there are userErrors."
   contact: Contact
+  "The caller's mistakes; empty on success."
   userErrors: [UserError!]!
+  "The input's clientMutationId, unchanged."
+  clientMutationId: String
 }
 
+"The result of setPreferences."
 type PreferencesPayload {
+  "The calling key's settings after the change."
   preferences: Preferences
+  "The caller's mistakes; empty on success."
   userErrors: [UserError!]!
+  "The input's clientMutationId, unchanged."
+  clientMutationId: String
 }
 
 # --- Profiles (issues 3 and 11) -------------------------------------------
@@ -3029,6 +3404,7 @@ One customer across channels: the contacts that shared trusted identifiers, or t
 joined, link. Its id follows it: an id of a profile that merged into another leads there.
 """
 type Profile implements Node {
+  "The profile's global id."
   id: ID!
   """
   What the profile bar shows: the name an admin gave it, else the person's name its contacts
@@ -3039,22 +3415,43 @@ type Profile implements Node {
   channels: [Channel!]!
   "The identifiers its contacts hold, each ATTESTED when any contact holds it attested."
   identifiers: [Identifier!]!
+  "Its contacts, across channels."
   contacts: [Contact!]!
   "Its interactions across channels, newest last message first."
-  interactions(first: Int, after: String, last: Int, before: String): InteractionConnection!
+  interactions(
+    "At most this many interactions from the start (or after after): 0 to 100; 20 when neither first nor last is given. Not with last."
+    first: Int
+    "A cursor of this connection: the interactions after it. A malformed cursor is an INVALID error."
+    after: String
+    "At most this many interactions from the end (or before before): 0 to 100. Not with first."
+    last: Int
+    "A cursor of this connection: the interactions before it. A malformed cursor is an INVALID error."
+    before: String
+  ): InteractionConnection!
   "Why each contact is here: the values it holds (with where they came from) and manual links."
   links: [ProfileLink!]!
-  "Other profiles sharing a value with this one that may not merge on their own: a person decides."
+  "Other profiles sharing a value with this one that may not merge on their own: a person decides (at most 100)."
   suggestions: [ProfileSuggestion!]!
-  "Merges with other profiles that a rule's maxPerProfile refused."
+  "Merges with other profiles that a rule's maxPerProfile refused (at most 100)."
   conflicts: [ProfileConflict!]!
   "What happened to the profile, newest first: links, merges, splits, suggestions and decisions."
-  history(first: Int, after: String, last: Int, before: String): ProfileEventConnection!
+  history(
+    "At most this many events from the start (or after after): 0 to 100; 20 when neither first nor last is given. Not with last."
+    first: Int
+    "A cursor of this connection: the events after it. A malformed cursor is an INVALID error."
+    after: String
+    "At most this many events from the end (or before before): 0 to 100. Not with first."
+    last: Int
+    "A cursor of this connection: the events before it. A malformed cursor is an INVALID error."
+    before: String
+  ): ProfileEventConnection!
 }
 
 "A normalized value of a rule's attribute."
 type Identifier {
+  "The rule's attribute, such as email or customerId."
   key: String!
+  "The value as the rule normalized it (an E.164 number, a lower-cased address)."
   value: String!
   "On a profile: ATTESTED when any of its contacts holds the value attested, else CLAIMED. Null elsewhere."
   source: IdentifierSource
@@ -3078,10 +3475,13 @@ type Actor {
 
 "Why a contact belongs to a profile."
 type ProfileLink {
+  "The linked contact."
   contact: Contact!
+  "Whether a rule or an admin put it there."
   reason: LinkReason!
   "For RULE links: the identifier that linked it."
   key: String
+  "For RULE links: the identifier's normalized value; null for MANUAL links."
   value: String
   "For RULE links: ATTESTED when the channel or a trusted caller vouches for the value, CLAIMED when someone said so."
   source: String
@@ -3093,6 +3493,7 @@ type ProfileLink {
   interaction: Interaction
   "For RULE links: the rule that made the value an identifier."
   rule: ProfileRule
+  "When the link was made."
   linkedAt: Time!
 }
 
@@ -3106,14 +3507,17 @@ enum LinkReason {
 
 "A rule that links contacts sharing a value of one attribute."
 type ProfileRule implements Node {
+  "The rule's global id."
   id: ID!
   "The attribute whose values link: email, phone, customerId, or any name a tenant uses."
   attribute: String!
+  "How values are compared."
   normalizer: Normalizer!
+  "Whether the rule links; a disabled rule is kept but links nothing."
   enabled: Boolean!
-  "The highest-priority identifier names a profile, and its links are taken first."
+  "The highest-priority identifier names a profile, and its links are taken first (-1000 to 1000)."
   priority: Int!
-  "At most this many values of the attribute in one profile; a merge past it becomes a conflict."
+  "At most this many values of the attribute in one profile; a merge past it becomes a conflict. Null: no bound."
   maxPerProfile: Int
   "Normalized values and * patterns (such as noreply@*) that never link."
   blockedValues: [String!]!
@@ -3149,6 +3553,7 @@ enum Normalizer {
 
 "Two profiles sharing a value that may not merge them on its own: a person confirms or dismisses."
 type ProfileSuggestion implements Node {
+  "The suggestion's global id."
   id: ID!
   "The two profiles, as they are now."
   profiles: [Profile!]!
@@ -3162,11 +3567,13 @@ type ProfileSuggestion implements Node {
   reason: PairReason!
   "Why, in words."
   explanation: String!
+  "When the suggestion was made."
   createdAt: Time!
 }
 
 "A merge the rules asked for and a rule's maxPerProfile refused."
 type ProfileConflict implements Node {
+  "The conflict's global id."
   id: ID!
   "The shared value."
   identifier: Identifier!
@@ -3182,6 +3589,7 @@ type ProfileConflict implements Node {
   contacts: [Contact!]!
   "The first of contacts."
   contact: Contact
+  "When the merge was refused."
   createdAt: Time!
   "Always null: a resolved conflict is gone (see the profiles' history)."
   resolvedAt: Time @deprecated(reason: "A resolved conflict no longer exists; its resolution is in Profile.history.")
@@ -3211,6 +3619,7 @@ enum ConflictAction {
 type HubValue {
   "The rule whose value it is."
   rule: ProfileRule!
+  "The rule's attribute."
   key: String!
   "The normalized value."
   value: String!
@@ -3220,6 +3629,7 @@ type HubValue {
   state: ValueQuarantine!
   "Whether it links nothing now."
   quarantined: Boolean!
+  "When its count or state last changed."
   updatedAt: Time!
 }
 
@@ -3235,9 +3645,11 @@ enum ValueQuarantine {
 
 "One entry of a profile's history."
 type ProfileEvent {
-  "An opaque id, unique per entry."
+  "The entry's id: a global id, unique across the API, but ProfileEvent is not a Node (node returns null for it); read history through Profile.history."
   id: ID!
+  "What happened."
   kind: ProfileEventKind!
+  "When it happened."
   at: Time!
   "Who did it: a key's name and role, or rules."
   actor: Actor!
@@ -3283,6 +3695,7 @@ enum JobState {
 
 "Progress of re-evaluating a tenant's contacts after a rule change."
 type RuleEvaluation {
+  "Whether the run is still working."
   state: JobState!
   "Contacts re-evaluated so far."
   processed: Int!
@@ -3290,7 +3703,9 @@ type RuleEvaluation {
   total: Int!
   "What the run changed so far."
   summary: RuleChangeSummary!
+  "When the run started (the rule change)."
   startedAt: Time!
+  "When the run last made progress."
   updatedAt: Time!
 }
 
@@ -3318,7 +3733,9 @@ type RuleChangeSummary {
 
 "One change of profiles: the profiles its contacts were in, and the ones they are in after."
 type ProfileChange {
+  "The profiles before the change."
   before: [ProfileSnapshot!]!
+  "The profiles after the change."
   after: [ProfileSnapshot!]!
 }
 
@@ -3326,21 +3743,29 @@ type ProfileChange {
 type ProfileSnapshot {
   "Its global id: a profile that exists, or the id it would have."
   id: ID!
+  "The name the profile bar shows (or would show)."
   name: String!
+  "Its contacts."
   contacts: [ContactSnapshot!]!
+  "The identifiers its contacts hold."
   identifiers: [Identifier!]!
 }
 
 "A contact as a preview shows it."
 type ContactSnapshot {
+  "The Contact's global id."
   id: ID!
+  "The contact's channel."
   channel: Channel!
+  "The contact's canonical address."
   address: String!
+  "The contact's name; null while unknown."
   name: String
 }
 
 "What a rule change would do, decided without changing anything: exactly what the change then does."
 type RulePreview {
+  "What the change would do to the tenant's profiles."
   summary: RuleChangeSummary!
   "Contacts holding a value of the rule's attribute, under the rules now or after."
   contactsTouched: Int!
@@ -3361,18 +3786,25 @@ type TenantSettings {
 
 "Progress of bringing a tenant's contact addresses to canonical form, merging contacts that are one."
 type Canonicalization {
+  "Whether the run is still working."
   state: JobState!
+  "Contacts looked at so far."
   processed: Int!
+  "Contacts to look at in all."
   total: Int!
   "Contacts merged into another with the same canonical address."
   merged: Int!
+  "When the run started."
   startedAt: Time!
+  "When the run last made progress."
   updatedAt: Time!
 }
 
 "A page of suggestions."
 type ProfileSuggestionConnection {
+  "The suggestions of the page, newest first."
   edges: [ProfileSuggestionEdge!]!
+  "Where the page sits in the list."
   pageInfo: PageInfo!
   "How many open suggestions there are in all."
   totalCount: Int!
@@ -3380,13 +3812,17 @@ type ProfileSuggestionConnection {
 
 "A suggestion in a page."
 type ProfileSuggestionEdge {
+  "The suggestion's position in the list, for after and before; opaque."
   cursor: String!
+  "The suggestion."
   node: ProfileSuggestion!
 }
 
 "A page of conflicts."
 type ProfileConflictConnection {
+  "The conflicts of the page, newest first."
   edges: [ProfileConflictEdge!]!
+  "Where the page sits in the list."
   pageInfo: PageInfo!
   "How many open conflicts there are in all."
   totalCount: Int!
@@ -3394,99 +3830,151 @@ type ProfileConflictConnection {
 
 "A conflict in a page."
 type ProfileConflictEdge {
+  "The conflict's position in the list, for after and before; opaque."
   cursor: String!
+  "The conflict."
   node: ProfileConflict!
 }
 
 "A page of a profile's history."
 type ProfileEventConnection {
+  "The entries of the page, newest first."
   edges: [ProfileEventEdge!]!
+  "Where the page sits in the list."
   pageInfo: PageInfo!
 }
 
 "An entry in a page of history."
 type ProfileEventEdge {
+  "The entry's position in the list, for after and before; opaque."
   cursor: String!
+  "The entry."
   node: ProfileEvent!
 }
 
 "A page of hub values."
 type HubValueConnection {
+  "The values of the page, latest change first."
   edges: [HubValueEdge!]!
+  "Where the page sits in the list."
   pageInfo: PageInfo!
 }
 
 "A hub value in a page."
 type HubValueEdge {
+  "The value's position in the list, for after and before; opaque."
   cursor: String!
+  "The value."
   node: HubValue!
 }
 
+"A linking rule to create or change (upsertProfileRule), or to preview (previewProfileRule)."
 input ProfileRuleInput {
   "Omitted: create a rule. Given: change that rule; omitted fields keep their values."
   id: ID
+  "The attribute whose values link: letters, digits and _ . : -, starting with a letter, at most 64 bytes. One rule per attribute."
   attribute: String!
+  "How values are compared."
   normalizer: Normalizer!
+  "Whether the rule links. Omitted on create: true."
   enabled: Boolean
+  "-1000 to 1000: the highest-priority identifier names a profile. Omitted on create: 0."
   priority: Int
+  "At most this many values of the attribute per profile; 0: no bound. Omitted on create: 0."
   maxPerProfile: Int
+  "Values (normalized by the rule) and * patterns that never link, at most 1000; replaces the list. Omitted on create: none."
   blockedValues: [String!]
+  "For PHONE rules: an ISO 3166 region such as GB; empty uses the tenant's. Omitted on create: the tenant's."
   defaultRegion: String
   "Omitted on create: ATTESTED for EMAIL and PHONE rules, NEVER for order numbers, else ANY."
   autoMerge: AutoMerge
-  "Omitted on create: 10. 0: no bound."
+  "Omitted on create: 10. 0: no bound. At most 100000."
   maxContactsPerValue: Int
+  "The caller's id of this call, echoed in the payload (ignored by previewProfileRule)."
+  clientMutationId: String
 }
 
+"Delete a rule."
 input DeleteProfileRuleInput {
+  "The ProfileRule's global id."
   id: ID!
+  "The caller's id of this call, echoed in the payload."
+  clientMutationId: String
 }
 
+"Put a contact into a profile."
 input LinkContactInput {
+  "The Profile's global id."
   profileId: ID!
+  "The Contact's global id."
   contactId: ID!
+  "The caller's id of this call, echoed in the payload."
+  clientMutationId: String
 }
 
+"Take a contact out of its profile."
 input UnlinkContactInput {
+  "The Contact's global id."
   contactId: ID!
+  "The caller's id of this call, echoed in the payload."
+  clientMutationId: String
 }
 
 "Merge two profiles: the result keeps intoId and into's name; fromId leads to it."
 input MergeProfilesInput {
+  "The global id of the Profile that stays."
   intoId: ID!
+  "The global id of the Profile merged into it."
   fromId: ID!
+  "The caller's id of this call, echoed in the payload."
+  clientMutationId: String
 }
 
+"Name a profile."
 input RenameProfileInput {
+  "The Profile's global id."
   id: ID!
+  "The name, trimmed, at most 200 bytes; empty returns to the automatic name."
   name: String!
+  "The caller's id of this call, echoed in the payload."
+  clientMutationId: String
 }
 
 "Confirm a suggestion: its two profiles merge."
 input ConfirmSuggestionInput {
+  "The ProfileSuggestion's global id."
   id: ID!
+  "The caller's id of this call, echoed in the payload."
   clientMutationId: String
 }
 
 "Dismiss a suggestion: its two profiles are kept apart for good."
 input DismissSuggestionInput {
+  "The ProfileSuggestion's global id."
   id: ID!
+  "The caller's id of this call, echoed in the payload."
   clientMutationId: String
 }
 
 "Resolve a conflict."
 input ResolveConflictInput {
+  "The ProfileConflict's global id."
   id: ID!
+  "Keep the profiles apart, or merge them."
   action: ConflictAction!
+  "The caller's id of this call, echoed in the payload."
   clientMutationId: String
 }
 
 "Set an admin's state for one value of a rule."
 input SetValueQuarantineInput {
+  "The ProfileRule's global id."
   ruleId: ID!
   "The value, normalized by the rule first."
   value: String!
+  "The state to set."
   state: ValueQuarantine!
+  "The caller's id of this call, echoed in the payload."
   clientMutationId: String
 }
 
@@ -3494,29 +3982,47 @@ input SetValueQuarantineInput {
 input SetTenantSettingsInput {
   "An ISO 3166 region code such as GB or US; an empty string removes it."
   defaultRegion: String
+  "The caller's id of this call, echoed in the payload."
   clientMutationId: String
 }
 
+"The result of linkContact, mergeProfiles and renameProfile."
 type ProfilePayload {
+  "The profile as the mutation left it; null when there are userErrors."
   profile: Profile
+  "The caller's mistakes; empty on success."
   userErrors: [UserError!]!
+  "The input's clientMutationId, unchanged."
+  clientMutationId: String
 }
 
+"The result of upsertProfileRule."
 type ProfileRulePayload {
+  "The rule as saved; null when there are userErrors."
   rule: ProfileRule
+  "The caller's mistakes; empty on success."
   userErrors: [UserError!]!
+  "The input's clientMutationId, unchanged."
+  clientMutationId: String
 }
 
+"The result of deleteProfileRule."
 type DeleteProfileRulePayload {
+  "The deleted rule's global id; null when there are userErrors."
   deletedId: ID
+  "The caller's mistakes; empty on success."
   userErrors: [UserError!]!
+  "The input's clientMutationId, unchanged."
+  clientMutationId: String
 }
 
 "The result of confirmSuggestion."
 type ConfirmSuggestionPayload {
   "The merged profile."
   profile: Profile
+  "The caller's mistakes; empty on success."
   userErrors: [UserError!]!
+  "The input's clientMutationId, unchanged."
   clientMutationId: String
 }
 
@@ -3524,7 +4030,9 @@ type ConfirmSuggestionPayload {
 type DismissSuggestionPayload {
   "The dismissed suggestion's id."
   dismissedId: ID
+  "The caller's mistakes; empty on success."
   userErrors: [UserError!]!
+  "The input's clientMutationId, unchanged."
   clientMutationId: String
 }
 
@@ -3532,25 +4040,33 @@ type DismissSuggestionPayload {
 type ResolveConflictPayload {
   "The profiles as the action left them: one after MERGE, two after KEEP_APART."
   profiles: [Profile!]!
+  "The caller's mistakes; empty on success."
   userErrors: [UserError!]!
+  "The input's clientMutationId, unchanged."
   clientMutationId: String
 }
 
 "The result of setValueQuarantine."
 type HubValuePayload {
+  "The value with its new state; null when there are userErrors."
   hubValue: HubValue
+  "The caller's mistakes; empty on success."
   userErrors: [UserError!]!
+  "The input's clientMutationId, unchanged."
   clientMutationId: String
 }
 
 "What remains of an erasure: when, who, why and how much, without personal data."
 type Erasure {
-  "An opaque id of the erasure."
+  "The erasure's id: a global id, unique across the API, but Erasure is not a Node (node returns null for it); list erasures with Query.erasures."
   id: ID!
+  "Whether a profile or one contact was erased."
   subject: ErasureSubject!
   "Why, as the admin gave it."
   reason: String!
+  "The admin who erased."
   actor: Actor!
+  "When it was erased."
   at: Time!
   "Contacts erased."
   contacts: Int!
@@ -3570,54 +4086,80 @@ enum ErasureSubject {
 
 "A page of erasures."
 type ErasureConnection {
+  "The erasures of the page, newest first."
   edges: [ErasureEdge!]!
+  "Where the page sits in the list."
   pageInfo: PageInfo!
 }
 
 "An erasure in a page."
 type ErasureEdge {
+  "The erasure's position in the list, for after and before; opaque."
   cursor: String!
+  "The erasure."
   node: Erasure!
 }
 
 "Erase a person: every contact of a profile."
 input EraseProfileInput {
+  "The Profile's global id."
   id: ID!
-  "Why (a request's reference, say); kept in the tombstone, so it should hold no personal data."
+  "Why (a request's reference, say), at most 500 bytes, not blank; kept in the tombstone, so it should hold no personal data."
   reason: String!
+  "The caller's id of this call, echoed in the payload."
   clientMutationId: String
 }
 
 "Erase one contact."
 input EraseContactInput {
+  "The Contact's global id."
   id: ID!
-  "Why; kept in the tombstone, so it should hold no personal data."
+  "Why, at most 500 bytes, not blank; kept in the tombstone, so it should hold no personal data."
   reason: String!
+  "The caller's id of this call, echoed in the payload."
   clientMutationId: String
 }
 
 "The result of an erasure."
 type ErasePayload {
+  "The tombstone; null when there are userErrors."
   erasure: Erasure
+  "The caller's mistakes; empty on success."
   userErrors: [UserError!]!
+  "The input's clientMutationId, unchanged."
   clientMutationId: String
 }
 
 "The result of setTenantSettings."
 type TenantSettingsPayload {
+  "The settings after the change; null when there are userErrors."
   settings: TenantSettings
+  "The caller's mistakes; empty on success."
   userErrors: [UserError!]!
+  "The input's clientMutationId, unchanged."
   clientMutationId: String
 }
 
 # --- Live updates (issue 4) ---------------------------------------------
 
-"Live updates over WebSocket (graphql-transport-ws, or the legacy graphql-ws) or SSE."
+"""
+Live updates over WebSocket (graphql-transport-ws, or the legacy graphql-ws) or SSE. Open to
+admin, agent and partner keys. Each API key may hold a bounded number of subscriptions open
+(relatedd serve --max-subscriptions, 50 by default); one more is refused with
+TOO_MANY_SUBSCRIPTIONS. A subscription the server ends (TOO_SLOW, SHUTTING_DOWN) gets an error
+over WebSocket: resubscribe and refetch.
+"""
 type Subscription {
   "Anything that changes that interaction's Related panel (its default scope, which follows profile merges and splits)."
-  relatedChanged(interactionId: ID!): RelatedChange!
+  relatedChanged(
+    "The Interaction's global id; NOT_FOUND when it names no interaction."
+    interactionId: ID!
+  ): RelatedChange!
   "The interaction after each committed change to it."
-  interactionUpdated(id: ID!): Interaction!
+  interactionUpdated(
+    "The Interaction's global id; NOT_FOUND when it names no interaction."
+    id: ID!
+  ): Interaction!
   """
   The tenant's interaction list, live: a change for every committed write of an interaction
   (a new one, a message, a close, a reopen, a queue change), in commit order, as
@@ -3627,11 +4169,15 @@ type Subscription {
   overall subscription cap; one more is refused with TOO_MANY_SUBSCRIPTIONS. A client that loses
   the stream (a reconnect, TOO_SLOW) refetches the list.
   """
-  interactionsChanged(status: InteractionStatus): InteractionListChange!
+  interactionsChanged(
+    "Only changes of interactions with this status, as Query.interactions filters; omitted: every status."
+    status: InteractionStatus
+  ): InteractionListChange!
 }
 
 "One change of a Related panel."
 type RelatedChange {
+  "How the panel changed."
   kind: RelatedChangeKind!
   "The interaction that changed, as it is now; null when it was erased (REMOVED)."
   interaction: Interaction
@@ -3643,6 +4189,7 @@ type RelatedChange {
 
 "One change of the tenant's interaction list."
 type InteractionListChange {
+  "How the list changed."
   kind: InteractionListChangeKind!
   "The interaction that changed, as it is now; null when it was erased (REMOVED)."
   interaction: Interaction
@@ -3667,6 +4214,7 @@ enum InteractionListChangeKind {
   REMOVED
 }
 
+"How a Related panel changed."
 enum RelatedChangeKind {
   "An interaction entered the panel's scope."
   ADDED
@@ -3765,6 +4313,8 @@ func (ec *executionContext) childFields_ContactPayload(ctx context.Context, fiel
 		return ec.fieldContext_ContactPayload_contact(ctx, field)
 	case "userErrors":
 		return ec.fieldContext_ContactPayload_userErrors(ctx, field)
+	case "clientMutationId":
+		return ec.fieldContext_ContactPayload_clientMutationId(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ContactPayload", field.Name)
 }
@@ -3789,6 +4339,8 @@ func (ec *executionContext) childFields_DeleteProfileRulePayload(ctx context.Con
 		return ec.fieldContext_DeleteProfileRulePayload_deletedId(ctx, field)
 	case "userErrors":
 		return ec.fieldContext_DeleteProfileRulePayload_userErrors(ctx, field)
+	case "clientMutationId":
+		return ec.fieldContext_DeleteProfileRulePayload_clientMutationId(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DeleteProfileRulePayload", field.Name)
 }
@@ -3999,6 +4551,8 @@ func (ec *executionContext) childFields_InteractionPayload(ctx context.Context, 
 		return ec.fieldContext_InteractionPayload_interaction(ctx, field)
 	case "userErrors":
 		return ec.fieldContext_InteractionPayload_userErrors(ctx, field)
+	case "clientMutationId":
+		return ec.fieldContext_InteractionPayload_clientMutationId(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type InteractionPayload", field.Name)
 }
@@ -4073,6 +4627,8 @@ func (ec *executionContext) childFields_PreferencesPayload(ctx context.Context, 
 		return ec.fieldContext_PreferencesPayload_preferences(ctx, field)
 	case "userErrors":
 		return ec.fieldContext_PreferencesPayload_userErrors(ctx, field)
+	case "clientMutationId":
+		return ec.fieldContext_PreferencesPayload_clientMutationId(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PreferencesPayload", field.Name)
 }
@@ -4233,6 +4789,8 @@ func (ec *executionContext) childFields_ProfilePayload(ctx context.Context, fiel
 		return ec.fieldContext_ProfilePayload_profile(ctx, field)
 	case "userErrors":
 		return ec.fieldContext_ProfilePayload_userErrors(ctx, field)
+	case "clientMutationId":
+		return ec.fieldContext_ProfilePayload_clientMutationId(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ProfilePayload", field.Name)
 }
@@ -4269,6 +4827,8 @@ func (ec *executionContext) childFields_ProfileRulePayload(ctx context.Context, 
 		return ec.fieldContext_ProfileRulePayload_rule(ctx, field)
 	case "userErrors":
 		return ec.fieldContext_ProfileRulePayload_userErrors(ctx, field)
+	case "clientMutationId":
+		return ec.fieldContext_ProfileRulePayload_clientMutationId(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ProfileRulePayload", field.Name)
 }
@@ -5189,6 +5749,20 @@ func (ec *executionContext) field_Query_node_args(ctx context.Context, rawArgs m
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_nodes_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "ids",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalNID2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["ids"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_previewDeleteProfileRule_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -6074,6 +6648,29 @@ func (ec *executionContext) fieldContext_ContactPayload_userErrors(_ context.Con
 	return fc, nil
 }
 
+func (ec *executionContext) _ContactPayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *ContactPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContactPayload_clientMutationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientMutationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ContactPayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContactPayload", field, false, false, "String")
+}
+
 func (ec *executionContext) _ContactSnapshot_id(ctx context.Context, field graphql.CollectedField, obj *identity.ContactView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6219,6 +6816,29 @@ func (ec *executionContext) fieldContext_DeleteProfileRulePayload_userErrors(_ c
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _DeleteProfileRulePayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *DeleteProfileRulePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeleteProfileRulePayload_clientMutationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientMutationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeleteProfileRulePayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeleteProfileRulePayload", field, false, false, "String")
 }
 
 func (ec *executionContext) _DismissSuggestionPayload_dismissedId(ctx context.Context, field graphql.CollectedField, obj *DismissSuggestionPayload) (ret graphql.Marshaler) {
@@ -6395,7 +7015,7 @@ func (ec *executionContext) _Erasure_id(ctx context.Context, field graphql.Colle
 			return ec.fieldContext_Erasure_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.ID, nil
+			return obj.GID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -6406,7 +7026,7 @@ func (ec *executionContext) _Erasure_id(ctx context.Context, field graphql.Colle
 	)
 }
 func (ec *executionContext) fieldContext_Erasure_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Erasure", field, false, false, "ID")
+	return graphql.NewScalarFieldContext("Erasure", field, true, false, "ID")
 }
 
 func (ec *executionContext) _Erasure_subject(ctx context.Context, field graphql.CollectedField, obj *related.Erasure) (ret graphql.Marshaler) {
@@ -7896,6 +8516,29 @@ func (ec *executionContext) fieldContext_InteractionPayload_userErrors(_ context
 	return fc, nil
 }
 
+func (ec *executionContext) _InteractionPayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *InteractionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InteractionPayload_clientMutationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientMutationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_InteractionPayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InteractionPayload", field, false, false, "String")
+}
+
 func (ec *executionContext) _Message_id(ctx context.Context, field graphql.CollectedField, obj *related.Message) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9179,6 +9822,29 @@ func (ec *executionContext) fieldContext_PreferencesPayload_userErrors(_ context
 	return fc, nil
 }
 
+func (ec *executionContext) _PreferencesPayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *PreferencesPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PreferencesPayload_clientMutationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientMutationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PreferencesPayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PreferencesPayload", field, false, false, "String")
+}
+
 func (ec *executionContext) _Profile_id(ctx context.Context, field graphql.CollectedField, obj *related.Profile) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9977,7 +10643,7 @@ func (ec *executionContext) _ProfileEvent_id(ctx context.Context, field graphql.
 			return ec.fieldContext_ProfileEvent_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.ID, nil
+			return obj.GID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -9988,7 +10654,7 @@ func (ec *executionContext) _ProfileEvent_id(ctx context.Context, field graphql.
 	)
 }
 func (ec *executionContext) fieldContext_ProfileEvent_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ProfileEvent", field, false, false, "ID")
+	return graphql.NewScalarFieldContext("ProfileEvent", field, true, false, "ID")
 }
 
 func (ec *executionContext) _ProfileEvent_kind(ctx context.Context, field graphql.CollectedField, obj *store.HistoryEvent) (ret graphql.Marshaler) {
@@ -10614,6 +11280,29 @@ func (ec *executionContext) fieldContext_ProfilePayload_userErrors(_ context.Con
 	return fc, nil
 }
 
+func (ec *executionContext) _ProfilePayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *ProfilePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfilePayload_clientMutationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientMutationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProfilePayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfilePayload", field, false, false, "String")
+}
+
 func (ec *executionContext) _ProfileRule_id(ctx context.Context, field graphql.CollectedField, obj *identity.Rule) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10906,6 +11595,29 @@ func (ec *executionContext) fieldContext_ProfileRulePayload_userErrors(_ context
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _ProfileRulePayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *ProfileRulePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProfileRulePayload_clientMutationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientMutationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProfileRulePayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProfileRulePayload", field, false, false, "String")
 }
 
 func (ec *executionContext) _ProfileSnapshot_id(ctx context.Context, field graphql.CollectedField, obj *identity.ProfileView) (ret graphql.Marshaler) {
@@ -11441,6 +12153,50 @@ func (ec *executionContext) fieldContext_Query_node(ctx context.Context, field g
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_node_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_nodes(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_nodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Nodes(ctx, fc.Args["ids"].([]string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []related.Node) graphql.Marshaler {
+			return ec.marshalNNode2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚐNode(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_nodes(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("FieldContext.Child cannot be called on type INTERFACE")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_nodes_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -13217,15 +13973,15 @@ func (ec *executionContext) _UserError_code(ctx context.Context, field graphql.C
 			return obj.Code, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
-			return ec.marshalNString2string(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v UserErrorCode) graphql.Marshaler {
+			return ec.marshalNUserErrorCode2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐUserErrorCode(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_UserError_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("UserError", field, false, false, "String")
+	return graphql.NewScalarFieldContext("UserError", field, false, false, "UserErrorCode")
 }
 
 func (ec *executionContext) _UserWarning_field(ctx context.Context, field graphql.CollectedField, obj *related.Warning) (ret graphql.Marshaler) {
@@ -13286,15 +14042,15 @@ func (ec *executionContext) _UserWarning_code(ctx context.Context, field graphql
 			return obj.Code, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
-			return ec.marshalNString2string(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v related.WarningCode) graphql.Marshaler {
+			return ec.marshalNUserWarningCode2githubᚗcomᚋrelatedhqᚋrelatedᚐWarningCode(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_UserWarning_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("UserWarning", field, false, false, "String")
+	return graphql.NewScalarFieldContext("UserWarning", field, false, false, "UserWarningCode")
 }
 
 func (ec *executionContext) _Viewer_tenant(ctx context.Context, field graphql.CollectedField, obj *Viewer) (ret graphql.Marshaler) {
@@ -14538,7 +15294,7 @@ func (ec *executionContext) unmarshalInputCloseInteractionInput(ctx context.Cont
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"id", "state"}
+	fieldsInOrder := [...]string{"id", "state", "clientMutationId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -14559,6 +15315,13 @@ func (ec *executionContext) unmarshalInputCloseInteractionInput(ctx context.Cont
 				return it, err
 			}
 			it.State = data
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
 		}
 	}
 	return it, nil
@@ -14692,7 +15455,7 @@ func (ec *executionContext) unmarshalInputDeleteProfileRuleInput(ctx context.Con
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"id"}
+	fieldsInOrder := [...]string{"id", "clientMutationId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -14706,6 +15469,13 @@ func (ec *executionContext) unmarshalInputDeleteProfileRuleInput(ctx context.Con
 				return it, err
 			}
 			it.ID = data
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
 		}
 	}
 	return it, nil
@@ -14895,7 +15665,7 @@ func (ec *executionContext) unmarshalInputLinkContactInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"profileId", "contactId"}
+	fieldsInOrder := [...]string{"profileId", "contactId", "clientMutationId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -14916,6 +15686,13 @@ func (ec *executionContext) unmarshalInputLinkContactInput(ctx context.Context, 
 				return it, err
 			}
 			it.ContactID = data
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
 		}
 	}
 	return it, nil
@@ -14944,7 +15721,7 @@ func (ec *executionContext) unmarshalInputMergeProfilesInput(ctx context.Context
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"intoId", "fromId"}
+	fieldsInOrder := [...]string{"intoId", "fromId", "clientMutationId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -14965,6 +15742,13 @@ func (ec *executionContext) unmarshalInputMergeProfilesInput(ctx context.Context
 				return it, err
 			}
 			it.FromID = data
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
 		}
 	}
 	return it, nil
@@ -14993,7 +15777,7 @@ func (ec *executionContext) unmarshalInputProfileRuleInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"id", "attribute", "normalizer", "enabled", "priority", "maxPerProfile", "blockedValues", "defaultRegion", "autoMerge", "maxContactsPerValue"}
+	fieldsInOrder := [...]string{"id", "attribute", "normalizer", "enabled", "priority", "maxPerProfile", "blockedValues", "defaultRegion", "autoMerge", "maxContactsPerValue", "clientMutationId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -15070,6 +15854,13 @@ func (ec *executionContext) unmarshalInputProfileRuleInput(ctx context.Context, 
 				return it, err
 			}
 			it.MaxContactsPerValue = data
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
 		}
 	}
 	return it, nil
@@ -15196,7 +15987,7 @@ func (ec *executionContext) unmarshalInputRenameProfileInput(ctx context.Context
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"id", "name"}
+	fieldsInOrder := [...]string{"id", "name", "clientMutationId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -15217,6 +16008,13 @@ func (ec *executionContext) unmarshalInputRenameProfileInput(ctx context.Context
 				return it, err
 			}
 			it.Name = data
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
 		}
 	}
 	return it, nil
@@ -15245,7 +16043,7 @@ func (ec *executionContext) unmarshalInputReopenInteractionInput(ctx context.Con
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"id"}
+	fieldsInOrder := [...]string{"id", "clientMutationId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -15259,6 +16057,13 @@ func (ec *executionContext) unmarshalInputReopenInteractionInput(ctx context.Con
 				return it, err
 			}
 			it.ID = data
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
 		}
 	}
 	return it, nil
@@ -15343,7 +16148,7 @@ func (ec *executionContext) unmarshalInputSetContactAttributesInput(ctx context.
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"contactId", "attributes"}
+	fieldsInOrder := [...]string{"contactId", "attributes", "clientMutationId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -15364,6 +16169,13 @@ func (ec *executionContext) unmarshalInputSetContactAttributesInput(ctx context.
 				return it, err
 			}
 			it.Attributes = data
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
 		}
 	}
 	return it, nil
@@ -15392,7 +16204,7 @@ func (ec *executionContext) unmarshalInputSetPreferencesInput(ctx context.Contex
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"showRelated"}
+	fieldsInOrder := [...]string{"showRelated", "clientMutationId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -15406,6 +16218,13 @@ func (ec *executionContext) unmarshalInputSetPreferencesInput(ctx context.Contex
 				return it, err
 			}
 			it.ShowRelated = data
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
 		}
 	}
 	return it, nil
@@ -15546,7 +16365,7 @@ func (ec *executionContext) unmarshalInputUnlinkContactInput(ctx context.Context
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"contactId"}
+	fieldsInOrder := [...]string{"contactId", "clientMutationId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -15560,6 +16379,13 @@ func (ec *executionContext) unmarshalInputUnlinkContactInput(ctx context.Context
 				return it, err
 			}
 			it.ContactID = data
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
 		}
 	}
 	return it, nil
@@ -15922,6 +16748,11 @@ func (ec *executionContext) _ContactPayload(ctx context.Context, sel ast.Selecti
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "clientMutationId":
+			out.Values[i] = ec._ContactPayload_clientMutationId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -16008,6 +16839,11 @@ func (ec *executionContext) _DeleteProfileRulePayload(ctx context.Context, sel a
 		case "userErrors":
 			out.Values[i] = ec._DeleteProfileRulePayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "clientMutationId":
+			out.Values[i] = ec._DeleteProfileRulePayload_clientMutationId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -16738,6 +17574,11 @@ func (ec *executionContext) _InteractionPayload(ctx context.Context, sel ast.Sel
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "clientMutationId":
+			out.Values[i] = ec._InteractionPayload_clientMutationId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -17163,6 +18004,11 @@ func (ec *executionContext) _PreferencesPayload(ctx context.Context, sel ast.Sel
 		case "userErrors":
 			out.Values[i] = ec._PreferencesPayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "clientMutationId":
+			out.Values[i] = ec._PreferencesPayload_clientMutationId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -17719,6 +18565,11 @@ func (ec *executionContext) _ProfilePayload(ctx context.Context, sel ast.Selecti
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "clientMutationId":
+			out.Values[i] = ec._ProfilePayload_clientMutationId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -17837,6 +18688,11 @@ func (ec *executionContext) _ProfileRulePayload(ctx context.Context, sel ast.Sel
 		case "userErrors":
 			out.Values[i] = ec._ProfileRulePayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "clientMutationId":
+			out.Values[i] = ec._ProfileRulePayload_clientMutationId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -18091,6 +18947,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_node(ctx, field)
+				})
+		case "nodes":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_nodes(ctx, field)
 				})
 		case "interaction":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -19540,6 +20402,35 @@ func (ec *executionContext) marshalNID2string(ctx context.Context, sel ast.Selec
 	return res
 }
 
+func (ec *executionContext) unmarshalNID2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNID2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNID2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNID2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNIdentifier2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐIdentifierᚄ(ctx context.Context, sel ast.SelectionSet, v []*Identifier) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -19762,6 +20653,30 @@ func (ec *executionContext) marshalNMessageEdge2ᚖgithubᚗcomᚋrelatedhqᚋre
 		return graphql.Null
 	}
 	return ec._MessageEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNNode2ᚕgithubᚗcomᚋrelatedhqᚋrelatedᚐNode(ctx context.Context, sel ast.SelectionSet, v []related.Node) graphql.Marshaler {
+	{
+		var batchItemsInteraction []*related.Interaction
+		batchIdxMapInteraction := map[int]int{}
+		for i, item := range v {
+			switch concrete := item.(type) {
+			case *related.Interaction:
+				batchIdxMapInteraction[i] = len(batchItemsInteraction)
+				batchItemsInteraction = append(batchItemsInteraction, concrete)
+			}
+		}
+		if len(batchItemsInteraction) > 0 {
+			ctx = graphql.WithBatchParents(ctx, "Interaction", batchItemsInteraction, batchIdxMapInteraction)
+		}
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalONode2githubᚗcomᚋrelatedhqᚋrelatedᚐNode(ctx, sel, v[i])
+	})
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNNormalizer2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐNormalizer(ctx context.Context, v any) (identity.Normalizer, error) {
@@ -20309,6 +21224,16 @@ func (ec *executionContext) marshalNUserError2ᚖgithubᚗcomᚋrelatedhqᚋrela
 	return ec._UserError(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNUserErrorCode2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐUserErrorCode(ctx context.Context, v any) (UserErrorCode, error) {
+	var res UserErrorCode
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNUserErrorCode2githubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐUserErrorCode(ctx context.Context, sel ast.SelectionSet, v UserErrorCode) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNUserWarning2ᚕᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐWarningᚄ(ctx context.Context, sel ast.SelectionSet, v []*related.Warning) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -20331,6 +21256,16 @@ func (ec *executionContext) marshalNUserWarning2ᚖgithubᚗcomᚋrelatedhqᚋre
 		return graphql.Null
 	}
 	return ec._UserWarning(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNUserWarningCode2githubᚗcomᚋrelatedhqᚋrelatedᚐWarningCode(ctx context.Context, v any) (related.WarningCode, error) {
+	var res related.WarningCode
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNUserWarningCode2githubᚗcomᚋrelatedhqᚋrelatedᚐWarningCode(ctx context.Context, sel ast.SelectionSet, v related.WarningCode) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNValueQuarantine2githubᚗcomᚋrelatedhqᚋrelatedᚋidentityᚐQuarantine(ctx context.Context, v any) (identity.Quarantine, error) {

@@ -16,135 +16,191 @@ import (
 
 // An attribute to set; an empty value removes the key.
 type AttributeInput struct {
-	Key   string `json:"key"`
+	// The attribute's name: letters, digits and _ . : -, at most 64 bytes. A key given twice keeps its last value.
+	Key string `json:"key"`
+	// The value, at most 1024 bytes, trimmed; empty removes the key.
 	Value string `json:"value"`
 	// The caller vouches for the value (a login the website verified, a CRM's customer id): only
 	// ATTESTED values merge profiles under an ATTESTED rule. Only admin and integration keys may
-	// attest; for others it is a userError.
+	// attest; for others it is a userError. Omitted: false (CLAIMED).
 	Attested *bool `json:"attested,omitempty"`
 }
 
+// Close an interaction.
 type CloseInteractionInput struct {
-	ID    string              `json:"id"`
+	// The Interaction's global id.
+	ID string `json:"id"`
+	// How it was closed.
 	State related.ClosedState `json:"state"`
+	// The caller's id of this call, echoed in the payload.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
 // Confirm a suggestion: its two profiles merge.
 type ConfirmSuggestionInput struct {
-	ID               string  `json:"id"`
+	// The ProfileSuggestion's global id.
+	ID string `json:"id"`
+	// The caller's id of this call, echoed in the payload.
 	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
 // The result of confirmSuggestion.
 type ConfirmSuggestionPayload struct {
 	// The merged profile.
-	Profile          *related.Profile `json:"profile,omitempty"`
-	UserErrors       []*UserError     `json:"userErrors"`
-	ClientMutationID *string          `json:"clientMutationId,omitempty"`
+	Profile *related.Profile `json:"profile,omitempty"`
+	// The caller's mistakes; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
+	// The input's clientMutationId, unchanged.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
+// The customer a message is from or to.
 type ContactInput struct {
-	Address    string            `json:"address"`
-	Name       *string           `json:"name,omitempty"`
+	// The customer's address on the channel (an email address, a phone number, a visitor or user id), at most 320 bytes. The gateway puts it in canonical form; one it cannot understand is kept, with a warning.
+	Address string `json:"address"`
+	// The customer's name, at most 200 bytes: it replaces the contact's name; omitted keeps it (or takes an email's display name while there is none).
+	Name *string `json:"name,omitempty"`
+	// Attributes to set on the contact, as setContactAttributes does; at most 100.
 	Attributes []*AttributeInput `json:"attributes,omitempty"`
 }
 
+// The result of setContactAttributes and unlinkContact.
 type ContactPayload struct {
-	Contact    *related.Contact `json:"contact,omitempty"`
-	UserErrors []*UserError     `json:"userErrors"`
-}
-
-type DeleteProfileRuleInput struct {
-	ID string `json:"id"`
-}
-
-type DeleteProfileRulePayload struct {
-	DeletedID  *string      `json:"deletedId,omitempty"`
+	// The contact as the mutation left it; null when there are userErrors.
+	Contact *related.Contact `json:"contact,omitempty"`
+	// The caller's mistakes; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
+	// The input's clientMutationId, unchanged.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
+}
+
+// Delete a rule.
+type DeleteProfileRuleInput struct {
+	// The ProfileRule's global id.
+	ID string `json:"id"`
+	// The caller's id of this call, echoed in the payload.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
+}
+
+// The result of deleteProfileRule.
+type DeleteProfileRulePayload struct {
+	// The deleted rule's global id; null when there are userErrors.
+	DeletedID *string `json:"deletedId,omitempty"`
+	// The caller's mistakes; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
+	// The input's clientMutationId, unchanged.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
 // Dismiss a suggestion: its two profiles are kept apart for good.
 type DismissSuggestionInput struct {
-	ID               string  `json:"id"`
+	// The ProfileSuggestion's global id.
+	ID string `json:"id"`
+	// The caller's id of this call, echoed in the payload.
 	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
 // The result of dismissSuggestion.
 type DismissSuggestionPayload struct {
 	// The dismissed suggestion's id.
-	DismissedID      *string      `json:"dismissedId,omitempty"`
-	UserErrors       []*UserError `json:"userErrors"`
-	ClientMutationID *string      `json:"clientMutationId,omitempty"`
+	DismissedID *string `json:"dismissedId,omitempty"`
+	// The caller's mistakes; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
+	// The input's clientMutationId, unchanged.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
 // Erase one contact.
 type EraseContactInput struct {
+	// The Contact's global id.
 	ID string `json:"id"`
-	// Why; kept in the tombstone, so it should hold no personal data.
-	Reason           string  `json:"reason"`
+	// Why, at most 500 bytes, not blank; kept in the tombstone, so it should hold no personal data.
+	Reason string `json:"reason"`
+	// The caller's id of this call, echoed in the payload.
 	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
 // The result of an erasure.
 type ErasePayload struct {
-	Erasure          *related.Erasure `json:"erasure,omitempty"`
-	UserErrors       []*UserError     `json:"userErrors"`
-	ClientMutationID *string          `json:"clientMutationId,omitempty"`
+	// The tombstone; null when there are userErrors.
+	Erasure *related.Erasure `json:"erasure,omitempty"`
+	// The caller's mistakes; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
+	// The input's clientMutationId, unchanged.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
 // Erase a person: every contact of a profile.
 type EraseProfileInput struct {
+	// The Profile's global id.
 	ID string `json:"id"`
-	// Why (a request's reference, say); kept in the tombstone, so it should hold no personal data.
-	Reason           string  `json:"reason"`
+	// Why (a request's reference, say), at most 500 bytes, not blank; kept in the tombstone, so it should hold no personal data.
+	Reason string `json:"reason"`
+	// The caller's id of this call, echoed in the payload.
 	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
 // A page of erasures.
 type ErasureConnection struct {
-	Edges    []*ErasureEdge `json:"edges"`
-	PageInfo *PageInfo      `json:"pageInfo"`
+	// The erasures of the page, newest first.
+	Edges []*ErasureEdge `json:"edges"`
+	// Where the page sits in the list.
+	PageInfo *PageInfo `json:"pageInfo"`
 }
 
 // An erasure in a page.
 type ErasureEdge struct {
-	Cursor string           `json:"cursor"`
-	Node   *related.Erasure `json:"node"`
+	// The erasure's position in the list, for after and before; opaque.
+	Cursor string `json:"cursor"`
+	// The erasure.
+	Node *related.Erasure `json:"node"`
 }
 
 // A page of hub values.
 type HubValueConnection struct {
-	Edges    []*HubValueEdge `json:"edges"`
-	PageInfo *PageInfo       `json:"pageInfo"`
+	// The values of the page, latest change first.
+	Edges []*HubValueEdge `json:"edges"`
+	// Where the page sits in the list.
+	PageInfo *PageInfo `json:"pageInfo"`
 }
 
 // A hub value in a page.
 type HubValueEdge struct {
-	Cursor string          `json:"cursor"`
-	Node   *store.HubValue `json:"node"`
+	// The value's position in the list, for after and before; opaque.
+	Cursor string `json:"cursor"`
+	// The value.
+	Node *store.HubValue `json:"node"`
 }
 
 // The result of setValueQuarantine.
 type HubValuePayload struct {
-	HubValue         *store.HubValue `json:"hubValue,omitempty"`
-	UserErrors       []*UserError    `json:"userErrors"`
-	ClientMutationID *string         `json:"clientMutationId,omitempty"`
+	// The value with its new state; null when there are userErrors.
+	HubValue *store.HubValue `json:"hubValue,omitempty"`
+	// The caller's mistakes; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
+	// The input's clientMutationId, unchanged.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
 // A normalized value of a rule's attribute.
 type Identifier struct {
-	Key   string `json:"key"`
+	// The rule's attribute, such as email or customerId.
+	Key string `json:"key"`
+	// The value as the rule normalized it (an E.164 number, a lower-cased address).
 	Value string `json:"value"`
 	// On a profile: ATTESTED when any of its contacts holds the value attested, else CLAIMED. Null elsewhere.
 	Source *identity.Source `json:"source,omitempty"`
 }
 
+// A page of interactions.
 type InteractionConnection struct {
-	Edges    []*InteractionEdge `json:"edges"`
-	PageInfo *PageInfo          `json:"pageInfo"`
-	// The number of interactions in the whole list, not just this page.
+	// The interactions of the page, in the list's order.
+	Edges []*InteractionEdge `json:"edges"`
+	// Where the page sits in the list.
+	PageInfo *PageInfo `json:"pageInfo"`
+	// The number of interactions in the whole list, not just this page. It costs a database command: select it only when shown.
 	TotalCount int `json:"totalCount"`
-	// The scope the list was built with.
+	// The scope the list was built with: set on Interaction.related, null on other lists.
 	Scope *related.Scope `json:"scope,omitempty"`
 	// the interaction list the connection pages through, for totalCount
 	Filter *store.InteractionFilter `json:"-"`
@@ -154,227 +210,355 @@ type InteractionConnection struct {
 	Total *int `json:"-"`
 }
 
+// An interaction in a page.
 type InteractionEdge struct {
-	Cursor string               `json:"cursor"`
-	Node   *related.Interaction `json:"node"`
+	// The interaction's position in the list, for after and before; opaque.
+	Cursor string `json:"cursor"`
+	// The interaction.
+	Node *related.Interaction `json:"node"`
 }
 
+// The result of closeInteraction and reopenInteraction.
 type InteractionPayload struct {
+	// The interaction as the mutation left it; null when there are userErrors.
 	Interaction *related.Interaction `json:"interaction,omitempty"`
-	UserErrors  []*UserError         `json:"userErrors"`
+	// The caller's mistakes; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
+	// The input's clientMutationId, unchanged.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
+// Put a contact into a profile.
 type LinkContactInput struct {
+	// The Profile's global id.
 	ProfileID string `json:"profileId"`
+	// The Contact's global id.
 	ContactID string `json:"contactId"`
+	// The caller's id of this call, echoed in the payload.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
 // Merge two profiles: the result keeps intoId and into's name; fromId leads to it.
 type MergeProfilesInput struct {
+	// The global id of the Profile that stays.
 	IntoID string `json:"intoId"`
+	// The global id of the Profile merged into it.
 	FromID string `json:"fromId"`
+	// The caller's id of this call, echoed in the payload.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
+// A page of messages.
 type MessageConnection struct {
-	Edges      []*MessageEdge `json:"edges"`
-	PageInfo   *PageInfo      `json:"pageInfo"`
-	TotalCount int            `json:"totalCount"`
+	// The messages of the page, oldest first.
+	Edges []*MessageEdge `json:"edges"`
+	// Where the page sits in the list.
+	PageInfo *PageInfo `json:"pageInfo"`
+	// The number of messages of the interaction, not just this page. It costs a database command: select it only when shown.
+	TotalCount int `json:"totalCount"`
 	// the interaction whose messages the connection pages through
 	InteractionID string `json:"-"`
 }
 
+// A message in a page.
 type MessageEdge struct {
-	Cursor string           `json:"cursor"`
-	Node   *related.Message `json:"node"`
+	// The message's position in the list, for after and before; opaque.
+	Cursor string `json:"cursor"`
+	// The message.
+	Node *related.Message `json:"node"`
 }
 
+// Writes. Each mutation takes one input and returns a payload: the caller's mistakes come back
+// as the payload's userErrors (nothing written), the server's failures as GraphQL errors. Every
+// input takes an optional clientMutationId, which the payload echoes unchanged. The roles that may
+// call each mutation are named in its description; other keys get FORBIDDEN and nothing runs.
 type Mutation struct {
 }
 
 // Relay paging state of a connection.
 type PageInfo struct {
-	HasNextPage     bool    `json:"hasNextPage"`
-	HasPreviousPage bool    `json:"hasPreviousPage"`
-	StartCursor     *string `json:"startCursor,omitempty"`
-	EndCursor       *string `json:"endCursor,omitempty"`
+	// Whether items follow this page: when paging forward, more items after endCursor; when paging backward (last/before), true when before was given.
+	HasNextPage bool `json:"hasNextPage"`
+	// Whether items precede this page: when paging backward, more items before startCursor; when paging forward (first/after), true when after was given.
+	HasPreviousPage bool `json:"hasPreviousPage"`
+	// The cursor of the page's first edge, to page backward with before; null when the page is empty.
+	StartCursor *string `json:"startCursor,omitempty"`
+	// The cursor of the page's last edge, to page forward with after; null when the page is empty.
+	EndCursor *string `json:"endCursor,omitempty"`
 }
 
+// The result of setPreferences.
 type PreferencesPayload struct {
+	// The calling key's settings after the change.
 	Preferences *related.Preferences `json:"preferences,omitempty"`
-	UserErrors  []*UserError         `json:"userErrors"`
+	// The caller's mistakes; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
+	// The input's clientMutationId, unchanged.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
 // A page of conflicts.
 type ProfileConflictConnection struct {
-	Edges    []*ProfileConflictEdge `json:"edges"`
-	PageInfo *PageInfo              `json:"pageInfo"`
+	// The conflicts of the page, newest first.
+	Edges []*ProfileConflictEdge `json:"edges"`
+	// Where the page sits in the list.
+	PageInfo *PageInfo `json:"pageInfo"`
 	// How many open conflicts there are in all.
 	TotalCount int `json:"totalCount"`
 }
 
 // A conflict in a page.
 type ProfileConflictEdge struct {
-	Cursor string          `json:"cursor"`
-	Node   *store.Conflict `json:"node"`
+	// The conflict's position in the list, for after and before; opaque.
+	Cursor string `json:"cursor"`
+	// The conflict.
+	Node *store.Conflict `json:"node"`
 }
 
 // A page of a profile's history.
 type ProfileEventConnection struct {
-	Edges    []*ProfileEventEdge `json:"edges"`
-	PageInfo *PageInfo           `json:"pageInfo"`
+	// The entries of the page, newest first.
+	Edges []*ProfileEventEdge `json:"edges"`
+	// Where the page sits in the list.
+	PageInfo *PageInfo `json:"pageInfo"`
 }
 
 // An entry in a page of history.
 type ProfileEventEdge struct {
-	Cursor string              `json:"cursor"`
-	Node   *store.HistoryEvent `json:"node"`
+	// The entry's position in the list, for after and before; opaque.
+	Cursor string `json:"cursor"`
+	// The entry.
+	Node *store.HistoryEvent `json:"node"`
 }
 
+// The result of linkContact, mergeProfiles and renameProfile.
 type ProfilePayload struct {
-	Profile    *related.Profile `json:"profile,omitempty"`
-	UserErrors []*UserError     `json:"userErrors"`
+	// The profile as the mutation left it; null when there are userErrors.
+	Profile *related.Profile `json:"profile,omitempty"`
+	// The caller's mistakes; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
+	// The input's clientMutationId, unchanged.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
+// A linking rule to create or change (upsertProfileRule), or to preview (previewProfileRule).
 type ProfileRuleInput struct {
 	// Omitted: create a rule. Given: change that rule; omitted fields keep their values.
-	ID            *string             `json:"id,omitempty"`
-	Attribute     string              `json:"attribute"`
-	Normalizer    identity.Normalizer `json:"normalizer"`
-	Enabled       *bool               `json:"enabled,omitempty"`
-	Priority      *int                `json:"priority,omitempty"`
-	MaxPerProfile *int                `json:"maxPerProfile,omitempty"`
-	BlockedValues []string            `json:"blockedValues,omitempty"`
-	DefaultRegion *string             `json:"defaultRegion,omitempty"`
+	ID *string `json:"id,omitempty"`
+	// The attribute whose values link: letters, digits and _ . : -, starting with a letter, at most 64 bytes. One rule per attribute.
+	Attribute string `json:"attribute"`
+	// How values are compared.
+	Normalizer identity.Normalizer `json:"normalizer"`
+	// Whether the rule links. Omitted on create: true.
+	Enabled *bool `json:"enabled,omitempty"`
+	// -1000 to 1000: the highest-priority identifier names a profile. Omitted on create: 0.
+	Priority *int `json:"priority,omitempty"`
+	// At most this many values of the attribute per profile; 0: no bound. Omitted on create: 0.
+	MaxPerProfile *int `json:"maxPerProfile,omitempty"`
+	// Values (normalized by the rule) and * patterns that never link, at most 1000; replaces the list. Omitted on create: none.
+	BlockedValues []string `json:"blockedValues,omitempty"`
+	// For PHONE rules: an ISO 3166 region such as GB; empty uses the tenant's. Omitted on create: the tenant's.
+	DefaultRegion *string `json:"defaultRegion,omitempty"`
 	// Omitted on create: ATTESTED for EMAIL and PHONE rules, NEVER for order numbers, else ANY.
 	AutoMerge *identity.AutoMerge `json:"autoMerge,omitempty"`
-	// Omitted on create: 10. 0: no bound.
+	// Omitted on create: 10. 0: no bound. At most 100000.
 	MaxContactsPerValue *int `json:"maxContactsPerValue,omitempty"`
+	// The caller's id of this call, echoed in the payload (ignored by previewProfileRule).
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
+// The result of upsertProfileRule.
 type ProfileRulePayload struct {
-	Rule       *identity.Rule `json:"rule,omitempty"`
-	UserErrors []*UserError   `json:"userErrors"`
+	// The rule as saved; null when there are userErrors.
+	Rule *identity.Rule `json:"rule,omitempty"`
+	// The caller's mistakes; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
+	// The input's clientMutationId, unchanged.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
 // A page of suggestions.
 type ProfileSuggestionConnection struct {
-	Edges    []*ProfileSuggestionEdge `json:"edges"`
-	PageInfo *PageInfo                `json:"pageInfo"`
+	// The suggestions of the page, newest first.
+	Edges []*ProfileSuggestionEdge `json:"edges"`
+	// Where the page sits in the list.
+	PageInfo *PageInfo `json:"pageInfo"`
 	// How many open suggestions there are in all.
 	TotalCount int `json:"totalCount"`
 }
 
 // A suggestion in a page.
 type ProfileSuggestionEdge struct {
-	Cursor string            `json:"cursor"`
-	Node   *store.Suggestion `json:"node"`
+	// The suggestion's position in the list, for after and before; opaque.
+	Cursor string `json:"cursor"`
+	// The suggestion.
+	Node *store.Suggestion `json:"node"`
 }
 
+// Reads. Every query is open to admin, agent and partner keys, and refused to integration keys
+// (FORBIDDEN), unless its description names the roles. Everything read is the caller's tenant's.
 type Query struct {
 }
 
+// A message to store, with who it is from or to.
 type RecordMessageInput struct {
+	// The channel the message came on or goes out on.
 	Channel related.Channel `json:"channel"`
-	// The channel's own thread key: one open interaction per (channel, threadRef).
-	ThreadRef string        `json:"threadRef"`
-	Contact   *ContactInput `json:"contact"`
-	// The queue's name; omitted keeps the interaction's queue.
-	Queue     *string           `json:"queue,omitempty"`
+	// The channel's own thread key: one open interaction per (channel, threadRef). At most 512 bytes, not blank.
+	ThreadRef string `json:"threadRef"`
+	// The customer: the contact is found, or created, by (channel, canonical address).
+	Contact *ContactInput `json:"contact"`
+	// The queue's name (at most 200 bytes): the interaction is routed there, and the queue created on first use; omitted keeps the interaction's queue.
+	Queue *string `json:"queue,omitempty"`
+	// Whether the customer or the contact centre sent it.
 	Direction related.Direction `json:"direction"`
-	Body      string            `json:"body"`
-	// When the message was sent; omitted means now.
+	// The message: valid UTF-8, not blank, at most 256 KiB.
+	Body string `json:"body"`
+	// When the message was sent; omitted means now. Between 1970 and a day ahead of the server's clock; kept to the millisecond.
 	SentAt *time.Time `json:"sentAt,omitempty"`
-	Author *string    `json:"author,omitempty"`
-	// Repeating a call with the same clientMutationId stores nothing new.
+	// Who wrote it (an agent's or a bot's name), at most 200 bytes; omitted: nobody named.
+	Author *string `json:"author,omitempty"`
+	// The caller's id of this call, at most 200 bytes, echoed in the payload. On recordMessage it
+	// also makes retries safe: repeating a call with the same clientMutationId stores nothing new and
+	// returns what the first call stored.
 	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
+// The result of recordMessage.
 type RecordMessagePayload struct {
+	// The interaction the message joined or started; null when there are userErrors.
 	Interaction *related.Interaction `json:"interaction,omitempty"`
-	Message     *related.Message     `json:"message,omitempty"`
-	UserErrors  []*UserError         `json:"userErrors"`
+	// The stored message; null when there are userErrors.
+	Message *related.Message `json:"message,omitempty"`
+	// The caller's mistakes; empty when the message was stored.
+	UserErrors []*UserError `json:"userErrors"`
 	// What the caller should fix that did not stop the write, such as an address that was not understood.
-	Warnings         []*related.Warning `json:"warnings"`
-	ClientMutationID *string            `json:"clientMutationId,omitempty"`
+	Warnings []*related.Warning `json:"warnings"`
+	// The input's clientMutationId, unchanged.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
+// Name a profile.
 type RenameProfileInput struct {
-	ID   string `json:"id"`
+	// The Profile's global id.
+	ID string `json:"id"`
+	// The name, trimmed, at most 200 bytes; empty returns to the automatic name.
 	Name string `json:"name"`
+	// The caller's id of this call, echoed in the payload.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
+// Reopen an interaction.
 type ReopenInteractionInput struct {
+	// The Interaction's global id.
 	ID string `json:"id"`
+	// The caller's id of this call, echoed in the payload.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
 // Resolve a conflict.
 type ResolveConflictInput struct {
-	ID               string         `json:"id"`
-	Action           ConflictAction `json:"action"`
-	ClientMutationID *string        `json:"clientMutationId,omitempty"`
+	// The ProfileConflict's global id.
+	ID string `json:"id"`
+	// Keep the profiles apart, or merge them.
+	Action ConflictAction `json:"action"`
+	// The caller's id of this call, echoed in the payload.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
 // The result of resolveConflict.
 type ResolveConflictPayload struct {
 	// The profiles as the action left them: one after MERGE, two after KEEP_APART.
-	Profiles         []*related.Profile `json:"profiles"`
-	UserErrors       []*UserError       `json:"userErrors"`
-	ClientMutationID *string            `json:"clientMutationId,omitempty"`
+	Profiles []*related.Profile `json:"profiles"`
+	// The caller's mistakes; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
+	// The input's clientMutationId, unchanged.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
+// Set attributes of a contact.
 type SetContactAttributesInput struct {
-	ContactID  string            `json:"contactId"`
+	// The Contact's global id.
+	ContactID string `json:"contactId"`
+	// The attributes to set (at most 100); keys not listed keep their values, an empty value removes its key.
 	Attributes []*AttributeInput `json:"attributes"`
+	// The caller's id of this call, echoed in the payload.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
+// Change the calling key's settings; omitted fields keep their values.
 type SetPreferencesInput struct {
+	// Whether to show the Related panel.
 	ShowRelated *bool `json:"showRelated,omitempty"`
+	// The caller's id of this call, echoed in the payload.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
 // Change the tenant's settings; omitted fields keep their values.
 type SetTenantSettingsInput struct {
 	// An ISO 3166 region code such as GB or US; an empty string removes it.
-	DefaultRegion    *string `json:"defaultRegion,omitempty"`
+	DefaultRegion *string `json:"defaultRegion,omitempty"`
+	// The caller's id of this call, echoed in the payload.
 	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
 // Set an admin's state for one value of a rule.
 type SetValueQuarantineInput struct {
+	// The ProfileRule's global id.
 	RuleID string `json:"ruleId"`
 	// The value, normalized by the rule first.
-	Value            string              `json:"value"`
-	State            identity.Quarantine `json:"state"`
-	ClientMutationID *string             `json:"clientMutationId,omitempty"`
+	Value string `json:"value"`
+	// The state to set.
+	State identity.Quarantine `json:"state"`
+	// The caller's id of this call, echoed in the payload.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
-// Live updates over WebSocket (graphql-transport-ws, or the legacy graphql-ws) or SSE.
+// Live updates over WebSocket (graphql-transport-ws, or the legacy graphql-ws) or SSE. Open to
+// admin, agent and partner keys. Each API key may hold a bounded number of subscriptions open
+// (relatedd serve --max-subscriptions, 50 by default); one more is refused with
+// TOO_MANY_SUBSCRIPTIONS. A subscription the server ends (TOO_SLOW, SHUTTING_DOWN) gets an error
+// over WebSocket: resubscribe and refetch.
 type Subscription struct {
 }
 
 // The result of setTenantSettings.
 type TenantSettingsPayload struct {
-	Settings         *related.TenantSettings `json:"settings,omitempty"`
-	UserErrors       []*UserError            `json:"userErrors"`
-	ClientMutationID *string                 `json:"clientMutationId,omitempty"`
+	// The settings after the change; null when there are userErrors.
+	Settings *related.TenantSettings `json:"settings,omitempty"`
+	// The caller's mistakes; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
+	// The input's clientMutationId, unchanged.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
+// Take a contact out of its profile.
 type UnlinkContactInput struct {
+	// The Contact's global id.
 	ContactID string `json:"contactId"`
+	// The caller's id of this call, echoed in the payload.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
-// A mistake in the caller's input. field is the path of the input field at fault.
+// A mistake in the caller's input: nothing was written. Fix the input and send the mutation again.
 type UserError struct {
-	Field   []string `json:"field,omitempty"`
-	Message string   `json:"message"`
-	// INVALID, NOT_FOUND or CONFLICT.
-	Code string `json:"code"`
+	// The path of the input field at fault, from the mutation's arguments down (such as input, contact, address); null when no one field is.
+	Field []string `json:"field,omitempty"`
+	// What is wrong, in words for a developer (English); do not parse it.
+	Message string `json:"message"`
+	// What kind of mistake, to branch on.
+	Code UserErrorCode `json:"code"`
 }
 
-// Who is calling.
+// Who is calling: the API key the request authenticated with.
 type Viewer struct {
-	Tenant      string               `json:"tenant"`
-	Role        string               `json:"role"`
-	Name        *string              `json:"name,omitempty"`
+	// The tenant whose data the key reads and writes; every id belongs to one tenant.
+	Tenant string `json:"tenant"`
+	// The key's role: admin (everything), agent (reads, records and handles interactions), partner (reads only) or integration (a workflow's key: records messages and sets attributes, reads nothing).
+	Role string `json:"role"`
+	// The key's name, as the admin who made it gave it; null when it has none.
+	Name *string `json:"name,omitempty"`
+	// The settings kept for this key, or the defaults.
 	Preferences *related.Preferences `json:"preferences"`
 }
 
@@ -489,6 +673,68 @@ func (e *ErasureSubject) UnmarshalJSON(b []byte) error {
 }
 
 func (e ErasureSubject) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// The kinds of a caller's mistake (UserError.code). More may be added: treat an
+// unknown one as INVALID.
+type UserErrorCode string
+
+const (
+	// The input breaks a rule (a blank required value, a value too long, a bad format); field says which.
+	UserErrorCodeInvalid UserErrorCode = "INVALID"
+	// An id names nothing this tenant can see: never existed, erased, another tenant's, malformed or of another type.
+	UserErrorCodeNotFound UserErrorCode = "NOT_FOUND"
+	// The input contradicts the current state (a rule for the attribute exists, another interaction of the thread is open).
+	UserErrorCodeConflict UserErrorCode = "CONFLICT"
+)
+
+var AllUserErrorCode = []UserErrorCode{
+	UserErrorCodeInvalid,
+	UserErrorCodeNotFound,
+	UserErrorCodeConflict,
+}
+
+func (e UserErrorCode) IsValid() bool {
+	switch e {
+	case UserErrorCodeInvalid, UserErrorCodeNotFound, UserErrorCodeConflict:
+		return true
+	}
+	return false
+}
+
+func (e UserErrorCode) String() string {
+	return string(e)
+}
+
+func (e *UserErrorCode) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = UserErrorCode(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid UserErrorCode", str)
+	}
+	return nil
+}
+
+func (e UserErrorCode) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *UserErrorCode) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e UserErrorCode) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -1,6 +1,8 @@
 package resolvers
 
 import (
+	"fmt"
+
 	"github.com/relatedhq/related"
 	"github.com/relatedhq/related/graph"
 )
@@ -13,7 +15,14 @@ func userErrors(err error) ([]*graph.UserError, error) {
 		return []*graph.UserError{}, nil
 	}
 	if e, ok := related.AsError(err); ok {
-		return []*graph.UserError{{Field: e.Field, Message: e.Message, Code: e.Code}}, nil
+		code := graph.UserErrorCode(e.Code)
+		if !code.IsValid() {
+			// A code the schema's UserErrorCode does not list would reach
+			// the client as a value its generated types cannot hold: a
+			// server bug, reported as one rather than sent.
+			return nil, fmt.Errorf("resolvers: user error code %q is not a UserErrorCode: %w", e.Code, err)
+		}
+		return []*graph.UserError{{Field: e.Field, Message: e.Message, Code: code}}, nil
 	}
 	return nil, err
 }

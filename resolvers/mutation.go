@@ -68,7 +68,7 @@ func (r mutationResolver) CloseInteraction(ctx context.Context, input graph.Clos
 	if err != nil {
 		return nil, err
 	}
-	payload := &graph.InteractionPayload{}
+	payload := &graph.InteractionPayload{ClientMutationID: input.ClientMutationID}
 	id, err := inputID(input.ID, related.NodeInteraction, "id")
 	switch {
 	case err != nil:
@@ -87,7 +87,7 @@ func (r mutationResolver) ReopenInteraction(ctx context.Context, input graph.Reo
 	if err != nil {
 		return nil, err
 	}
-	payload := &graph.InteractionPayload{}
+	payload := &graph.InteractionPayload{ClientMutationID: input.ClientMutationID}
 	id, err := inputID(input.ID, related.NodeInteraction, "id")
 	if err == nil {
 		payload.Interaction, err = r.Store.ReopenInteraction(ctx, v.Tenant, id)
@@ -102,7 +102,7 @@ func (r mutationResolver) SetContactAttributes(ctx context.Context, input graph.
 	if err != nil {
 		return nil, err
 	}
-	payload := &graph.ContactPayload{}
+	payload := &graph.ContactPayload{ClientMutationID: input.ClientMutationID}
 	actor := related.ActorFrom(ctx)
 	id, err := inputID(input.ContactID, related.NodeContact, "contactId")
 	var attrs []related.Attribute
@@ -138,7 +138,7 @@ func (r mutationResolver) SetPreferences(ctx context.Context, input graph.SetPre
 	if err := r.Store.SetPreferences(ctx, v.Tenant, v.Principal, p); err != nil {
 		return nil, err
 	}
-	return &graph.PreferencesPayload{Preferences: &p, UserErrors: []*graph.UserError{}}, nil
+	return &graph.PreferencesPayload{Preferences: &p, UserErrors: []*graph.UserError{}, ClientMutationID: input.ClientMutationID}, nil
 }
 
 // inputID parses the global id of a mutation's input field, which must

@@ -369,7 +369,7 @@ func (r mutationResolver) UpsertProfileRule(ctx context.Context, input graph.Pro
 	if err != nil {
 		return nil, err
 	}
-	payload := &graph.ProfileRulePayload{}
+	payload := &graph.ProfileRulePayload{ClientMutationID: input.ClientMutationID}
 	rule, err := r.ruleFromInput(ctx, input)
 	if err == nil {
 		var saved identity.Rule
@@ -475,7 +475,7 @@ func (r mutationResolver) DeleteProfileRule(ctx context.Context, input graph.Del
 	if err != nil {
 		return nil, err
 	}
-	payload := &graph.DeleteProfileRulePayload{}
+	payload := &graph.DeleteProfileRulePayload{ClientMutationID: input.ClientMutationID}
 	id, err := inputID(input.ID, related.NodeProfileRule, "id")
 	if err == nil {
 		err = r.Store.DeleteProfileRule(ctx, v.Tenant, id)
@@ -493,7 +493,7 @@ func (r mutationResolver) LinkContact(ctx context.Context, input graph.LinkConta
 	if err != nil {
 		return nil, err
 	}
-	payload := &graph.ProfilePayload{}
+	payload := &graph.ProfilePayload{ClientMutationID: input.ClientMutationID}
 	pid, perr := inputID(input.ProfileID, related.NodeProfile, "profileId")
 	cid, cerr := inputID(input.ContactID, related.NodeContact, "contactId")
 	switch {
@@ -514,7 +514,7 @@ func (r mutationResolver) UnlinkContact(ctx context.Context, input graph.UnlinkC
 	if err != nil {
 		return nil, err
 	}
-	payload := &graph.ContactPayload{}
+	payload := &graph.ContactPayload{ClientMutationID: input.ClientMutationID}
 	cid, err := inputID(input.ContactID, related.NodeContact, "contactId")
 	if err == nil {
 		payload.Contact, err = r.Store.UnlinkContact(ctx, v.Tenant, cid, related.ActorFrom(ctx))
@@ -530,7 +530,7 @@ func (r mutationResolver) MergeProfiles(ctx context.Context, input graph.MergePr
 	if err != nil {
 		return nil, err
 	}
-	payload := &graph.ProfilePayload{}
+	payload := &graph.ProfilePayload{ClientMutationID: input.ClientMutationID}
 	into, ierr := inputID(input.IntoID, related.NodeProfile, "intoId")
 	from, ferr := inputID(input.FromID, related.NodeProfile, "fromId")
 	switch {
@@ -551,7 +551,7 @@ func (r mutationResolver) RenameProfile(ctx context.Context, input graph.RenameP
 	if err != nil {
 		return nil, err
 	}
-	payload := &graph.ProfilePayload{}
+	payload := &graph.ProfilePayload{ClientMutationID: input.ClientMutationID}
 	name := strings.TrimSpace(input.Name)
 	id, err := inputID(input.ID, related.NodeProfile, "id")
 	switch {

@@ -2,6 +2,8 @@ package resolvers
 
 import (
 	"context"
+	"fmt"
+	"sync"
 
 	"github.com/relatedhq/related"
 	"github.com/relatedhq/related/graph"
@@ -20,6 +22,10 @@ func (r queryResolver) Viewer(ctx context.Context) (*graph.Viewer, error) {
 	return &graph.Viewer{Tenant: v.Tenant, Role: v.Role, Name: ptr(v.Name)}, nil
 }
 
+// MaxNodes bounds the ids of one Query.nodes call: a page's worth, as
+// connections allow, so one field cannot ask for an unbounded batch.
+const MaxNodes = 100
+
 // Node resolves any global id. Ids that are malformed, of another tenant or
 // of nothing all resolve to null alike.
 func (r queryResolver) Node(ctx context.Context, id string) (related.Node, error) {
@@ -27,39 +33,120 @@ func (r queryResolver) Node(ctx context.Context, id string) (related.Node, error
 	if err != nil {
 		return nil, err
 	}
-	t, sid, err := related.ParseGlobalID(id)
-	if err != nil {
-		return nil, nil
+	return r.nodeLoader(ctx, l).load(ctx, id)()
+}
+
+// Nodes resolves global ids in order, null in place of each that names
+// nothing. Every id is handed to its type's loader before any result is
+// read, so the ids of one type cost one batched store call.
+func (r queryResolver) Nodes(ctx context.Context, ids []string) ([]related.Node, error) {
+	if len(ids) > MaxNodes {
+		return nil, related.Invalid(fmt.Sprintf("at most %d ids, got %d", MaxNodes, len(ids)), "ids")
 	}
-	switch t {
-	case related.NodeInteraction:
-		return nilNode(l.Interactions.Load(ctx, sid)())
-	case related.NodeMessage:
-		return nilNode(l.Messages.Load(ctx, sid)())
-	case related.NodeContact:
-		return nilNode(l.Contacts.Load(ctx, sid)())
-	case related.NodeQueue:
-		return nilNode(l.Queues.Load(ctx, sid)())
-	case related.NodeProfile:
-		return nilNode(loadProfile(ctx, l, sid))
-	case related.NodeProfileRule:
-		return nilNode(r.rule(ctx, sid))
-	case related.NodeSuggestion, related.NodeConflict:
+	_, l, err := request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nl := r.nodeLoader(ctx, l)
+	thunks := make([]func() (related.Node, error), len(ids))
+	for i, id := range ids {
+		thunks[i] = nl.load(ctx, id)
+	}
+	out := make([]related.Node, len(ids))
+	for i, th := range thunks {
+		if out[i], err = th(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// nodeLoader resolves global ids of every Node type for one node or nodes
+// field. Types with a dataloader batch through it; rules, which the store
+// reads as one list, are read once.
+type nodeLoader struct {
+	r     queryResolver
+	l     *Loaders
+	rules func() ([]identity.Rule, error)
+}
+
+// nodeLoader returns the loader of one field, whose rules are read with
+// ctx when first needed.
+func (r queryResolver) nodeLoader(ctx context.Context, l *Loaders) *nodeLoader {
+	return &nodeLoader{r: r, l: l, rules: sync.OnceValues(func() ([]identity.Rule, error) {
 		v, _, err := request(ctx)
 		if err != nil {
 			return nil, err
 		}
-		p, err := r.Store.ProfilePair(ctx, v.Tenant, sid)
-		switch {
-		case related.IsNotFound(err):
-			return nil, nil
-		case err != nil:
-			return nil, err
-		case t == related.NodeSuggestion && p.Kind == identity.Suggestion:
-			return &store.Suggestion{PairRecord: p}, nil
-		case t == related.NodeConflict && p.Kind == identity.Conflict:
-			return &store.Conflict{PairRecord: p}, nil
+		return r.Store.ProfileRules(ctx, v.Tenant)
+	})}
+}
+
+// load starts resolving id and returns the thunk that waits for it.
+func (n *nodeLoader) load(ctx context.Context, id string) func() (related.Node, error) {
+	l := n.l
+	t, sid, err := related.ParseGlobalID(id)
+	if err != nil {
+		return func() (related.Node, error) { return nil, nil }
+	}
+	switch t {
+	case related.NodeInteraction:
+		th := l.Interactions.Load(ctx, sid)
+		return func() (related.Node, error) { return nilNode(th()) }
+	case related.NodeMessage:
+		th := l.Messages.Load(ctx, sid)
+		return func() (related.Node, error) { return nilNode(th()) }
+	case related.NodeContact:
+		th := l.Contacts.Load(ctx, sid)
+		return func() (related.Node, error) { return nilNode(th()) }
+	case related.NodeQueue:
+		th := l.Queues.Load(ctx, sid)
+		return func() (related.Node, error) { return nilNode(th()) }
+	case related.NodeProfile:
+		th := l.Profiles.Load(ctx, sid)
+		return func() (related.Node, error) {
+			p, err := th()
+			if err == nil && p != nil && p.MergedInto != "" {
+				p, err = loadProfile(ctx, l, p.MergedInto) // a merged-away id leads to the profile now
+			}
+			return nilNode(p, err)
 		}
+	case related.NodeProfileRule:
+		return func() (related.Node, error) {
+			rules, err := n.rules()
+			if err != nil {
+				return nil, err
+			}
+			for i := range rules {
+				if rules[i].ID == sid {
+					return &rules[i], nil
+				}
+			}
+			return nil, nil
+		}
+	case related.NodeSuggestion, related.NodeConflict:
+		return func() (related.Node, error) { return n.pair(ctx, t, sid) }
+	}
+	return func() (related.Node, error) { return nil, nil }
+}
+
+// pair reads a suggestion or a conflict; nil when id names nothing of
+// type t.
+func (n *nodeLoader) pair(ctx context.Context, t related.NodeType, id string) (related.Node, error) {
+	v, _, err := request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, err := n.r.Store.ProfilePair(ctx, v.Tenant, id)
+	switch {
+	case related.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case t == related.NodeSuggestion && p.Kind == identity.Suggestion:
+		return &store.Suggestion{PairRecord: p}, nil
+	case t == related.NodeConflict && p.Kind == identity.Conflict:
+		return &store.Conflict{PairRecord: p}, nil
 	}
 	return nil, nil
 }

@@ -120,6 +120,16 @@ func TestCostExtension(t *testing.T) {
 	if body.Extensions.Cost != want {
 		t.Fatalf("extensions.cost %+v, want %+v: %s", body.Extensions.Cost, want, r.body)
 	}
+	// nodes resolves its selection once per id: 1 + (id 1 + messages 1 +
+	// edges (1 + node (1 + 1)) x 20) x 3 ids, from a variable.
+	r = g.raw("POST", "/graphql", map[string]string{"Authorization": "Bearer " + g.key, "Content-Type": "application/json"},
+		`{"query":"query($ids: [ID!]!) { nodes(ids: $ids) { id ... on Interaction { messages { edges { node { id } } } } } }","variables":{"ids":["a","b","c"]}}`)
+	if err := json.Unmarshal([]byte(r.body), &body); err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(1 + (1+1+3*20)*3); body.Extensions.Cost.RequestedQueryCost != want {
+		t.Fatalf("nodes of 3 ids: extensions.cost %+v, want a requested cost of %d: %s", body.Extensions.Cost, want, r.body)
+	}
 }
 
 func TestBatch(t *testing.T) {

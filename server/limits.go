@@ -246,11 +246,12 @@ func (p *precheck) check(query string) *gqlerror.Error {
 // is given (DESIGN.md section 3).
 const defaultPage = 20
 
-// complexity computes the cost of a validated operation: 1 per field, and
-// the edges and nodes of a connection (a field whose type's name ends in
-// "Connection") times the page size the arguments ask for. It is generic
-// over the schema so that connection fields added later are costed
-// without a table to keep up to date.
+// complexity computes the cost of a validated operation: 1 per field, the
+// edges and nodes of a connection (a field whose type's name ends in
+// "Connection") times the page size the arguments ask for, and the
+// selection of a field taking a list of ids (Query.nodes) times the number
+// of ids. It is generic over the schema so that connection and batch
+// fields added later are costed without a table to keep up to date.
 func complexity(op *ast.OperationDefinition, vars map[string]any) int64 {
 	return selectionCost(op.SelectionSet, vars)
 }
@@ -274,8 +275,19 @@ func selectionCost(ss ast.SelectionSet, vars map[string]any) int64 {
 }
 
 func fieldCost(f *ast.Field, vars map[string]any) int64 {
-	if f.Definition == nil || f.Definition.Type == nil || !strings.HasSuffix(f.Definition.Type.Name(), "Connection") {
+	if f.Definition == nil || f.Definition.Type == nil {
 		return 1 + selectionCost(f.SelectionSet, vars)
+	}
+	if !strings.HasSuffix(f.Definition.Type.Name(), "Connection") {
+		n := int64(1)
+		if a := f.Arguments.ForName("ids"); a != nil {
+			if v, err := a.Value.Value(vars); err == nil {
+				if ids, ok := v.([]any); ok {
+					n = int64(len(ids)) // each id resolves the selection once
+				}
+			}
+		}
+		return min(1+selectionCost(f.SelectionSet, vars)*n, saturate)
 	}
 	page := int64(defaultPage)
 	args := f.ArgumentMap(vars)

@@ -86,6 +86,7 @@ func TestRoleTableCoversSchema(t *testing.T) {
 var operations = map[string]string{
 	"Query.viewer":                   `{ viewer { tenant } }`,
 	"Query.node":                     `{ node(id: "x") { id } }`,
+	"Query.nodes":                    `{ nodes(ids: ["x", "y"]) { id } }`,
 	"Query.interaction":              `{ interaction(id: "x") { id } }`,
 	"Query.interactions":             `{ interactions(first: 1) { totalCount } }`,
 	"Query.profile":                  `{ profile(id: "x") { id } }`,

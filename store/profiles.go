@@ -130,6 +130,9 @@ type HistoryEvent struct {
 	At time.Time
 }
 
+// GID is the event's global id, for GraphQL; ProfileEvent is not a Node.
+func (e *HistoryEvent) GID() string { return related.GlobalID(related.TypeProfileEvent, e.ID) }
+
 // HistoryPage is one page of a profile's history.
 type HistoryPage struct {
 	Items           []*HistoryEvent

@@ -158,8 +158,12 @@ func BenchmarkPreview(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, run := range []func(context.Context, store.Store, string, int) (bool, error){
-		func(ctx context.Context, s store.Store, t string, n int) (bool, error) { return s.CanonicalizeContacts(ctx, t, n) },
-		func(ctx context.Context, s store.Store, t string, n int) (bool, error) { return s.EvaluateRules(ctx, t, n) },
+		func(ctx context.Context, s store.Store, t string, n int) (bool, error) {
+			return s.CanonicalizeContacts(ctx, t, n)
+		},
+		func(ctx context.Context, s store.Store, t string, n int) (bool, error) {
+			return s.EvaluateRules(ctx, t, n)
+		},
 	} {
 		for done := false; !done; {
 			if done, err = run(ctx, s, "demo", 500); err != nil {

@@ -31,8 +31,9 @@ type Env struct {
 	Atomic bool
 	// Events returns the events the store published so far.
 	Events func() []store.Event
-	// Slow reports a database that scans for every query (FerretDB): the
-	// randomized tests run smaller there.
+	// Slow asks the randomized tests to run smaller: the database scans
+	// for every query (FerretDB), or the suite runs for another purpose
+	// (the SQLite plan test collects statements).
 	Slow bool
 	// Search, when set, looks for needle in everything the database
 	// stores (its files, or every collection) and says where it is found,
