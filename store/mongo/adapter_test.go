@@ -200,7 +200,7 @@ func TestRecordCommandBudget(t *testing.T) {
 		// message and the append to the events collection (events.go);
 		// then the contact's first linking (TestLinkCommandBudget).
 		{"first message", message(t, related.ChannelEmail, "th", "a@x.io", "1", base),
-			map[string]int64{"aggregate": 1, "delete": 1, "find": 17, "findAndModify": 2, "insert": 5, "update": 5}},
+			map[string]int64{"aggregate": 1, "delete": 1, "find": 15, "findAndModify": 2, "insert": 5, "update": 5}},
 		// The interaction, the contact (unchanged), the message, the
 		// lastMessage update and the events.
 		{"same thread", message(t, related.ChannelEmail, "th", "a@x.io", "2", base.Add(time.Minute)),

@@ -15,7 +15,13 @@ import (
 
 // clusterReader reads the facts store.Gather asks for: every method is one
 // find (ClusterContacts two), whatever the batch.
-type clusterReader struct{ s *Store }
+type clusterReader struct {
+	s *Store
+	// memo holds contacts the caller read (and synced) under its leases:
+	// no recompute changes them while it holds them, so gathers take them
+	// from here.
+	memo map[string]identity.ContactFacts
+}
 
 var _ store.ClusterReader = clusterReader{}
 
@@ -25,7 +31,24 @@ func uniqSorted(ids []string) []string { return slices.Compact(slices.Sorted(sli
 
 // ClusterContacts implements store.ClusterReader.
 func (r clusterReader) ClusterContacts(ctx context.Context, tenant string, ids []string) ([]identity.ContactFacts, error) {
-	ids = uniqSorted(ids)
+	var (
+		known []identity.ContactFacts
+		rest  []string
+	)
+	for _, id := range uniqSorted(ids) {
+		if c, ok := r.memo[id]; ok {
+			c.Claims = slices.Clone(c.Claims)
+			known = append(known, c)
+		} else {
+			rest = append(rest, id)
+		}
+	}
+	read, err := r.readContacts(ctx, tenant, rest)
+	return append(known, read...), err
+}
+
+// readContacts reads contacts and their stored values.
+func (r clusterReader) readContacts(ctx context.Context, tenant string, ids []string) ([]identity.ContactFacts, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}

@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/relatedhq/related"
+	"github.com/relatedhq/related/identity"
 )
 
 // Leases serialize the recomputes of overlapping clusters (link.go). A
@@ -60,6 +61,9 @@ type leases struct {
 	// it waits for all of them at once.
 	wanted map[string]bool
 	since  time.Time // when the oldest held lease was taken or renewed
+	// memo holds contacts read and synced under these leases, for the
+	// gathers of the same hold (clusterReader.memo); release forgets it.
+	memo map[string]identity.ContactFacts
 }
 
 func (s *Store) newLeases(tenant string) *leases {
@@ -207,6 +211,7 @@ func (l *leases) release(ctx context.Context) {
 	}
 	l.drop(ctx, ids)
 	clear(l.held)
+	l.memo = nil
 }
 
 // renew extends the held leases when they have been held for a third of

@@ -270,10 +270,11 @@ func (s *Store) relinkSummary(ctx context.Context, tenant string, ids []string, 
 		if err != nil {
 			return fmt.Errorf("read contacts: %w", err)
 		}
-		f, err := s.syncValues(ctx, tenant, rules, docs, ts)
+		f, memo, err := s.syncValues(ctx, tenant, rules, docs, ts)
 		if err != nil {
 			return err
 		}
+		l.memo = memo
 		h, err := s.flipHistory(ctx, tenant, f)
 		if err != nil {
 			return err
@@ -398,10 +399,12 @@ func distinctValues(m map[string]string) []string {
 
 // syncValues stores each contact's claims under rules in contact_values
 // (one read, one bulk write), then counts the values whose holders changed
-// and returns the flips of their quarantine.
-func (s *Store) syncValues(ctx context.Context, tenant string, rules []identity.Rule, docs []contactDoc, ts time.Time) ([]flip, error) {
+// and returns the flips of their quarantine, and the contacts' facts as
+// now stored (for the gathers of the caller's hold).
+func (s *Store) syncValues(ctx context.Context, tenant string, rules []identity.Rule, docs []contactDoc, ts time.Time) ([]flip, map[string]identity.ContactFacts, error) {
+	memo := make(map[string]identity.ContactFacts, len(docs))
 	if len(docs) == 0 {
-		return nil, nil
+		return nil, memo, nil
 	}
 	ids := make([]string, len(docs))
 	for i, d := range docs {
@@ -409,7 +412,7 @@ func (s *Store) syncValues(ctx context.Context, tenant string, rules []identity.
 	}
 	stored, err := s.valuesOf(ctx, tenant, ids)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	byContact := map[string][]valueDoc{}
 	for _, v := range stored {
@@ -423,6 +426,7 @@ func (s *Store) syncValues(ctx context.Context, tenant string, rules []identity.
 		d := &docs[i]
 		claims := identity.Claims(rules, d.domain())
 		old := byContact[d.ID]
+		facts := identity.ContactFacts{ID: d.ID, Channel: related.Channel(d.Channel), Name: d.Name, Address: d.Address, Profile: d.ProfileID}
 		for _, v := range old {
 			id := related.Identifier{Key: v.Key, Value: v.Value}
 			if !slices.ContainsFunc(claims, func(cl identity.Claim) bool { return cl.Identifier == id }) {
@@ -433,21 +437,25 @@ func (s *Store) syncValues(ctx context.Context, tenant string, rules []identity.
 		for _, cl := range claims {
 			j := slices.IndexFunc(old, func(v valueDoc) bool { return v.Key == cl.Key && v.Value == cl.Value })
 			if j >= 0 && old[j].Source == string(cl.Source) && old[j].Agent == cl.Agent && old[j].RuleID == cl.RuleID {
+				facts.Claims = append(facts.Claims, old[j].holder().Claim)
 				continue
 			}
 			if j < 0 {
 				changed = append(changed, cl.Identifier)
 			}
 			doc := newValueDoc(tenant, d.ID, cl, ts)
+			facts.Claims = append(facts.Claims, doc.holder().Claim)
 			models = append(models, mongodriver.NewReplaceOneModel().SetFilter(byID(tenant, doc.ID)).SetReplacement(doc).SetUpsert(true))
 		}
+		memo[d.ID] = facts
 	}
 	if len(models) > 0 {
 		if _, err := s.coll(collValues).BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
-			return nil, fmt.Errorf("store contact values: %w", err)
+			return nil, nil, fmt.Errorf("store contact values: %w", err)
 		}
 	}
-	return s.countValues(ctx, tenant, rules, changed, ts)
+	flips, err := s.countValues(ctx, tenant, rules, changed, ts)
+	return flips, memo, err
 }
 
 // countValues counts the holders of values in contact_values and stores
@@ -628,7 +636,7 @@ func (s *Store) cover(ctx context.Context, l *leases, rules []identity.Rule, see
 		for id := range l.held {
 			held[id] = true
 		}
-		in, err := store.Gather(ctx, clusterReader{s}, l.tenant, rules, seeds)
+		in, err := store.Gather(ctx, clusterReader{s: s, memo: l.memo}, l.tenant, rules, seeds)
 		if err != nil {
 			return in, err
 		}

@@ -484,7 +484,7 @@ func (s *Store) ProfileLinks(ctx context.Context, tenant, profileID string) ([]*
 	if err != nil {
 		return nil, err
 	}
-	r := clusterReader{s}
+	r := clusterReader{s: s}
 	cs, err := r.ClusterContacts(ctx, tenant, members)
 	if err != nil {
 		return nil, fmt.Errorf("mongo: profile links: %w", err)
@@ -679,7 +679,7 @@ func (s *Store) TenantFacts(ctx context.Context, tenant string) (identity.Input,
 	for i, d := range docs {
 		ids[i] = d.ID
 	}
-	return store.Gather(ctx, clusterReader{s}, tenant, rules, ids)
+	return store.Gather(ctx, clusterReader{s: s}, tenant, rules, ids)
 }
 
 // scanPage is how many contacts ScanContacts reads at a time.
@@ -713,5 +713,5 @@ func (s *Store) PreviewRules(ctx context.Context, tenant string, next []identity
 	if err != nil {
 		return nil, fmt.Errorf("mongo: preview rules: %w", err)
 	}
-	return store.PreviewRules(ctx, s, clusterReader{s}, tenant, old, next)
+	return store.PreviewRules(ctx, s, clusterReader{s: s}, tenant, old, next)
 }
