@@ -103,7 +103,7 @@ func TestLinkCommandBudget(t *testing.T) {
 	// from what it just synced), the leases of the other ten, a gather
 	// again (9), the profile written (find, update), the contacts and
 	// interactions moved (find, two updates), the history, the claims
-	// digest and the release; besides the message's own five.
+	// digest and the release; besides the message's own four.
 	// (A joiner whose id sorts first becomes the profile's anchor: the
 	// profile's id changes, which deletes the old document, one command
 	// more. This one does not.)
