@@ -251,8 +251,8 @@ func TestExpiredLeaseTakenOver(t *testing.T) {
 		t.Fatalf("past an expired lease: contact in %q, %d leases left", r.Contact.ProfileID, leases())
 	}
 	// Live, expiring soon: waited for.
-	d.cur.leaseTTL = 200 * time.Millisecond
-	hold("v2", time.Now().Add(100*time.Millisecond))
+	d.cur.leaseTTL = 500 * time.Millisecond
+	hold("v2", time.Now().Add(50*time.Millisecond))
 	r = mustRecord(t, d.cur, "t1", attestedEmail(t, "c2", "v2", "ann@x.io", base))
 	if r.Contact.ProfileID == "" || leases() != 0 {
 		t.Fatalf("past a live lease: contact in %q, %d leases left", r.Contact.ProfileID, leases())
@@ -549,5 +549,101 @@ func TestManualDecisionsAreFacts(t *testing.T) {
 	h, err := d.cur.ProfileHistory(ctx, "t1", pb, store.Page{First: 10})
 	if err != nil || len(h.Items) == 0 || h.Items[0].Kind != identity.EventMerged || h.Items[0].By != admin {
 		t.Fatalf("history = %+v, %v", h, err)
+	}
+}
+
+// A holder renews its leases once it has held them for a third of their
+// time, and learns it lost one that expired and was taken over, so it
+// does not apply what it read under it.
+func TestLeaseRenewal(t *testing.T) {
+	d := newTestDB(t)
+	ctx := context.Background()
+	d.cur.leaseTTL = 60 * time.Millisecond
+	l := d.cur.newLeases("t1")
+	if err := l.try(ctx, []string{"a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	var first, doc leaseDoc
+	if err := d.cur.coll(collLeases).FindOne(ctx, byID("t1", leaseID("t1", "a"))).Decode(&first); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(30 * time.Millisecond)
+	if err := l.renew(ctx); err != nil {
+		t.Fatalf("renew = %v", err)
+	}
+	if err := d.cur.coll(collLeases).FindOne(ctx, byID("t1", leaseID("t1", "a"))).Decode(&doc); err != nil || !doc.Expires.After(first.Expires) {
+		t.Fatalf("lease after renewal = %+v (was %+v), %v", doc, first, err)
+	}
+	// Another writer takes b over once it expires.
+	time.Sleep(80 * time.Millisecond)
+	other := d.cur.newLeases("t1")
+	if err := other.try(ctx, []string{"b"}); err != nil {
+		t.Fatalf("taking over an expired lease = %v", err)
+	}
+	if err := l.renew(ctx); err != errLeaseLost {
+		t.Fatalf("renewing a lease taken over = %v, want errLeaseLost", err)
+	}
+	// Releasing leaves the other writer's lease alone.
+	l.release(ctx)
+	if err := d.cur.coll(collLeases).FindOne(ctx, byID("t1", leaseID("t1", "b"))).Decode(&doc); err != nil || doc.Token != other.token {
+		t.Fatalf("the other writer's lease = %+v, %v", doc, err)
+	}
+	other.release(ctx)
+}
+
+// A contact merge a crash interrupted (recorded, part done) is finished by
+// the canonicalization's next batch.
+func TestContactMergeResumed(t *testing.T) {
+	d := newTestDB(t)
+	ctx := context.Background()
+	raw := func(thread, addr string) related.RecordMessage {
+		in, err := related.RecordMessage{Channel: related.ChannelSMS, ThreadRef: thread, Direction: related.Inbound, Body: "hi " + addr, SentAt: base,
+			Contact: related.ContactInput{Address: addr}}.Normalize(time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	national := mustRecord(t, d.cur, "t1", raw("a", "07400 123456"))
+	intl := mustRecord(t, d.cur, "t1", raw("b", "+447400123456"))
+	if _, err := d.cur.SetTenantSettings(ctx, "t1", related.TenantSettings{DefaultRegion: "GB"}); err != nil {
+		t.Fatal(err)
+	}
+	// The merge of the national contact was recorded, and its interaction
+	// moved, when the process stopped.
+	src := rawContact(t, d.cur, national.Contact.ID)
+	md := &contactMergeDoc{ID: contactMergeID("t1", src.ID), Tenant: "t1", Src: src, Target: intl.Contact.ID, Address: "+447400123456",
+		Status: string(related.AddressValid), Marker: newMarker(), CreatedAt: base}
+	if _, err := d.cur.coll(collContactMerges).InsertOne(ctx, md); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.cur.interactions.UpdateOne(ctx, byID("t1", national.Interaction.ID), bson.D{{Key: "$set", Value: bson.D{{Key: "contactId", Value: intl.Contact.ID}}}}); err != nil {
+		t.Fatal(err)
+	}
+	s := d.reopen(t)
+	for done := false; !done; {
+		var err error
+		if done, err = s.CanonicalizeContacts(ctx, "t1", 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cs, _ := s.Contacts(ctx, "t1", []string{national.Contact.ID, intl.Contact.ID}); len(cs) != 1 || cs[0].ID != intl.Contact.ID {
+		t.Fatalf("contacts after the resumed merge = %+v", cs)
+	}
+	its, _ := s.Interactions(ctx, "t1", []string{national.Interaction.ID, intl.Interaction.ID})
+	for _, it := range its {
+		if it.ContactID != intl.Contact.ID {
+			t.Fatalf("interaction %s is on %s", it.ID, it.ContactID)
+		}
+	}
+	if n, _ := s.coll(collContactMerges).CountDocuments(ctx, bson.D{}); n != 0 {
+		t.Fatalf("%d contact merges left", n)
+	}
+	if cz, _ := s.Canonicalization(ctx, "t1"); cz == nil || cz.State != related.JobDone {
+		t.Fatalf("canonicalization = %+v", cz)
+	}
+	var alias aliasDoc
+	if err := s.coll(collAliases).FindOne(ctx, byID("t1", aliasID("t1", "contact", national.Contact.ID))).Decode(&alias); err != nil || alias.ContactID != intl.Contact.ID {
+		t.Fatalf("alias of the merged contact = %+v, %v", alias, err)
 	}
 }
