@@ -87,15 +87,17 @@ func subscriptionEnd(ctx context.Context) func(error) {
 		if err == nil || ctx.Err() != nil {
 			return
 		}
-		code := "INTERNAL"
-		switch {
+		code, msg := "INTERNAL", err.Error()
+		switch e, ok := related.AsError(err); {
+		case ok:
+			code, msg = e.Code, e.Message // the subject is gone (an erasure): NOT_FOUND
 		case errors.Is(err, live.ErrTooSlow):
 			code = "TOO_SLOW"
 		case errors.Is(err, live.ErrClosed):
 			code = "SHUTTING_DOWN"
 		}
 		addSubscriptionError(ctx, &gqlerror.Error{
-			Message:    err.Error(),
+			Message:    msg,
 			Extensions: map[string]any{"code": code},
 		})
 	}

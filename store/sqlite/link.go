@@ -117,14 +117,16 @@ func (s *Store) contactByID(ctx context.Context, q querier, tenant, id string) (
 	return c, nil
 }
 
-// claimsSig is a digest of the facts claims state (not their provenance):
-// a write whose contact's digest is unchanged has nothing to relink, and
-// knows it without a statement.
-func claimsSig(claims []identity.Claim) string {
-	if len(claims) == 0 {
+// claimsSig is a digest of what linking reads of a contact: the facts its
+// claims state (not their provenance) and its name (which names its
+// profile). A write whose contact's digest is unchanged has nothing to
+// relink, and knows it without a statement.
+func claimsSig(claims []identity.Claim, name string) string {
+	if len(claims) == 0 && name == "" {
 		return ""
 	}
 	h := sha256.New()
+	fmt.Fprintf(h, "%d:%s;", len(name), name)
 	for _, c := range claims {
 		fmt.Fprintf(h, "%d:%s%d:%s%s/%t/%s;", len(c.Key), c.Key, len(c.Value), c.Value, c.Source, c.Agent, c.RuleID)
 	}
@@ -165,7 +167,7 @@ func (s *Store) linkContact(ctx context.Context, tx *sql.Tx, tenant string, c *r
 // returns the history of those flips.
 func (s *Store) syncClaims(ctx context.Context, tx *sql.Tx, tenant string, c *related.Contact, rules []identity.Rule, now time.Time) ([]string, []identity.Event, error) {
 	claims := identity.Claims(rules, c)
-	sig := claimsSig(claims)
+	sig := claimsSig(claims, c.Name)
 	if sig == c.ClaimsSig {
 		return nil, nil, nil
 	}

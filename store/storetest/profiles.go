@@ -32,6 +32,7 @@ func RunProfiles(t *testing.T, open Opener) {
 		{"MaxPerProfileRecordsConflict", testMaxPerProfile},
 		{"UnlinkSplitsAndSticks", testUnlink},
 		{"ManualLinkAndRename", testManual},
+		{"PersonNameNamesTheProfile", testPersonName},
 		{"ExplicitMergeKeepsInto", testExplicitMerge},
 		{"ManualDecisionsSurviveRuleToggles", testDecisionsSurvive},
 		{"HistoryExplainsDecisions", testHistory},
@@ -837,5 +838,20 @@ func testProfileIsolation(t *testing.T, open Opener) {
 	wantCode(t, err, related.CodeNotFound)
 	if p := profileOf(t, e.Store, "t1", pa); p.Name == "mine" {
 		t.Fatal("t2 renamed t1's profile")
+	}
+}
+
+func testPersonName(t *testing.T, open Opener) {
+	e := open(t)
+	in := msg(t, related.ChannelEmail, "a", "hana.baker@x.io", "hi", base)
+	in.Contact.Name = ""
+	r := record(t, e.Store, "t1", in)
+	if p := profileOf(t, e.Store, "t1", pid(t, e.Store, "t1", r)); p.Name != "hana.baker@x.io" {
+		t.Fatalf("a profile with no person's name = %q, want its identifier", p.Name)
+	}
+	in.Contact.Name = "Hana Baker"
+	record(t, e.Store, "t1", in)
+	if p := profileOf(t, e.Store, "t1", pid(t, e.Store, "t1", r)); p.Name != "Hana Baker" {
+		t.Fatalf("once the person's name is known, the profile = %q, want it", p.Name)
 	}
 }
