@@ -40,8 +40,11 @@ func testPreviewIsApply(t *testing.T, open Opener) {
 		}},
 	}
 	ops, people := 240, 30
-	if open(t).Slow {
-		ops, people = 80, 12
+	switch slow := open(t).Slow; {
+	case slow && raceEnabled:
+		ops, people = 24, 6
+	case slow:
+		ops, people = 40, 8
 	}
 	for _, c := range changes {
 		t.Run(c.name, func(t *testing.T) {

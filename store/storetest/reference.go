@@ -33,8 +33,11 @@ import (
 func testReference(t *testing.T, open Opener) {
 	e := open(t)
 	ops, people := 360, 40
-	if e.Slow {
-		ops, people = 120, 16
+	switch {
+	case e.Slow && raceEnabled:
+		ops, people = 30, 8
+	case e.Slow:
+		ops, people = 60, 10
 	}
 	rng := rand.New(rand.NewPCG(7, 11))
 	script := newScript(rng, ops, people)
