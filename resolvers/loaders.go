@@ -3,6 +3,7 @@ package resolvers
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -126,12 +127,27 @@ func WithLoaders(ctx context.Context, l *Loaders) context.Context {
 	return context.WithValue(ctx, loadersKey{}, l)
 }
 
+// lazyLoaders are an operation's loaders, made when a resolver first
+// needs them: an operation a compiled plan answers (plan.go) needs none,
+// and making six loaders is a good part of its allocations.
+type lazyLoaders struct {
+	once   sync.Once
+	store  store.Store
+	tenant string
+	l      *Loaders
+}
+
+func (z *lazyLoaders) get() *Loaders {
+	z.once.Do(func() { z.l = NewLoaders(z.store, z.tenant) })
+	return z.l
+}
+
 // AroundOperations gives every GraphQL operation its own loaders, for the
 // tenant of the viewer the request acts for. Install it with
 // handler.Server.AroundOperations.
 func (r *Resolver) AroundOperations(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	if v, ok := related.ViewerFrom(ctx); ok {
-		ctx = WithLoaders(ctx, NewLoaders(r.Store, v.Tenant))
+		ctx = context.WithValue(ctx, loadersKey{}, &lazyLoaders{store: r.Store, tenant: v.Tenant})
 	}
 	return next(ctx)
 }
@@ -143,8 +159,14 @@ var errNoViewer = errors.New("resolvers: no viewer in context")
 // request returns the viewer and loaders of the operation ctx belongs to.
 func request(ctx context.Context) (related.Viewer, *Loaders, error) {
 	v, ok := related.ViewerFrom(ctx)
-	l, lok := ctx.Value(loadersKey{}).(*Loaders)
-	if !ok || !lok {
+	var l *Loaders
+	switch x := ctx.Value(loadersKey{}).(type) {
+	case *Loaders:
+		l = x
+	case *lazyLoaders:
+		l = x.get()
+	}
+	if !ok || l == nil {
 		return related.Viewer{}, nil, errNoViewer
 	}
 	return v, l, nil

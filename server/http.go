@@ -145,10 +145,17 @@ func (t httpTransport) run(ctx context.Context, exec graphql.GraphExecutor, medi
 		return t.requestError(ctx, exec, opCtx, media, gqlerror.List{refusal(CodeBadRequest,
 			"subscriptions are served over WebSocket (graphql-transport-ws) or server-sent events (POST with Accept: text/event-stream)")}, 0)
 	}
-	responses, ctx := exec.DispatchOperation(ctx, opCtx)
+	planned := new([]byte)
+	responses, ctx := exec.DispatchOperation(context.WithValue(ctx, plannedKey{}, planned), opCtx)
 	resp := responses(ctx)
 	if resp == nil {
 		resp = &graphql.Response{Errors: gqlerror.List{{Message: "the operation returned no result"}}}
+	}
+	if isPlanned(resp, *planned) {
+		// A compiled plan wrote the data in its final form (plan.go).
+		if b, err := appendResponse(make([]byte, 0, len(resp.Data)+128), resp); err == nil {
+			return statusOf(ctx, http.StatusOK), b
+		}
 	}
 	b, err := json.Marshal(resp)
 	if err != nil {

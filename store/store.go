@@ -196,3 +196,71 @@ type MessagePage struct {
 type Bulker interface {
 	Bulk(ctx context.Context, fn func(ctx context.Context) error) error
 }
+
+// OpenReader is implemented by stores that can read what opening an
+// interaction shows (operation.OpenInteraction, answered by the compiled
+// plan in package resolvers) straight into flat rows: only the columns the
+// operation selects, times as stored, nothing decoded that it does not
+// show (a contact's attributes, a profile's identifiers). It reads what
+// PanelReader reads, in the same statements and with the same outcome, so
+// the plan and the generic resolvers answer alike.
+type OpenReader interface {
+	// OpenView reads interaction id with its contact and profile into v;
+	// false when there is none (or its contact is missing).
+	OpenView(ctx context.Context, tenant, id string, v *OpenView) (bool, error)
+	// PanelRows reads one page of a Related panel with each row's contact
+	// and the list's total into out, reusing out.Rows' storage.
+	PanelRows(ctx context.Context, tenant string, q RelatedQuery, p Page, out *PanelRows) error
+}
+
+// OpenMessage is an interaction's copy of its newest message, as stored.
+type OpenMessage struct {
+	ID        string // "" when the interaction has no message
+	Body      string // the first related.InlineBodyLength bytes when Partial
+	Direction string
+	Author    string
+	SentAt    int64 // Unix milliseconds
+	Partial   bool
+}
+
+// OpenProfile is what a profile bar and the panel's scope rule need of a
+// profile.
+type OpenProfile struct {
+	ID         string // "" when the interaction's profile was not found
+	CustomName string
+	AutoName   string
+	// Channels is the stored JSON array of the profile's channels.
+	Channels   string
+	Contacts   int
+	MergedInto string
+}
+
+// OpenView is an interaction as opening it shows it. Times are Unix
+// milliseconds, 0 for none.
+type OpenView struct {
+	ID, Channel, Status, ClosedState string
+	ClosedAt, CreatedAt              int64
+	ContactID, ProfileID             string
+	QueueID, QueueName               string
+	ContactName, ContactAddress      string
+	Last                             OpenMessage
+	Profile                          OpenProfile
+}
+
+// PanelRow is one Related panel row as stored (Last.Author is not read).
+type PanelRow struct {
+	ID, Channel, Status, ClosedState string
+	ClosedAt, CreatedAt              int64
+	ContactID, ContactName           string
+	QueueID, QueueName               string
+	Last                             OpenMessage
+}
+
+// PanelRows is one page of a Related panel read by OpenReader.PanelRows.
+type PanelRows struct {
+	Rows            []PanelRow
+	HasNextPage     bool
+	HasPreviousPage bool
+	// Total is the size of the whole list.
+	Total int
+}

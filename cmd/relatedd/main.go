@@ -159,6 +159,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	maxLists := fs.Int("max-list-subscriptions", live.DefaultMaxListsPerKey, "most interactionsChanged subscriptions per API key (each receives every interaction write of its tenant), within --max-subscriptions")
 	var sec securityConfig
 	sec.register(fs, getenv)
+	var perf perfConfig
+	perf.register(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -172,6 +174,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := sec.options(&opts); err != nil {
 		return err
 	}
+	perf.options(&opts)
 	log := newLogger(c, stderr)
 	cmds := new(store.Commands)
 	// The store publishes to the hub, and the hub reads the store: the

@@ -93,12 +93,14 @@ type gateway struct {
 	endpoint string // base + "/graphql"
 	key      string
 	hc       *http.Client
+	peer     bool // the Node peer: no key, no /metrics
 }
 
 // newGateway returns a client of the gateway at rawURL (with or without
 // the /graphql path) that keeps up to conns connections open. Unless
-// allowRemote, the host must be a loopback address.
-func newGateway(rawURL, key string, conns int, allowRemote bool) (*gateway, error) {
+// allowRemote, the host must be a loopback address. A peer (bench/peer)
+// takes no key.
+func newGateway(rawURL, key string, conns int, allowRemote, peer bool) (*gateway, error) {
 	u, err := url.Parse(strings.TrimRight(rawURL, "/"))
 	if err != nil {
 		return nil, fmt.Errorf("-url: %w", err)
@@ -112,7 +114,7 @@ func newGateway(rawURL, key string, conns int, allowRemote bool) (*gateway, erro
 	if !allowRemote && !isLoopback(u.Hostname()) {
 		return nil, fmt.Errorf("-url %q is not a loopback address; pass -allow-remote to load another host", rawURL)
 	}
-	if key == "" {
+	if key == "" && !peer {
 		return nil, errors.New("no API key: pass -key or set RELATED_KEY")
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/graphql")
@@ -131,6 +133,7 @@ func newGateway(rawURL, key string, conns int, allowRemote bool) (*gateway, erro
 		base:     base,
 		endpoint: base + "/graphql",
 		key:      key,
+		peer:     peer,
 		hc: &http.Client{
 			Transport: tr,
 			// Requests go to the given URL only.
@@ -177,7 +180,9 @@ func (g *gateway) do(ctx context.Context, query string, vars map[string]any, out
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Authorization", "Bearer "+g.key)
+	if g.key != "" {
+		req.Header.Set("Authorization", "Bearer "+g.key)
+	}
 	resp, err := g.hc.Do(req)
 	if err != nil {
 		return transportKind(ctx, err), fmt.Errorf("post %s: %w", g.endpoint, err)

@@ -22,6 +22,10 @@ type job struct {
 type loopConfig struct {
 	rate     float64       // arrivals per second
 	duration time.Duration // arrivals are scheduled over [0, duration)
+	// segments, when set, replace rate and duration: arrivals at each
+	// segment's rate for its duration, one after the other, with no pause
+	// between them (an overload followed by a recovery: -phases).
+	segments []segment
 	cap      int           // most requests in flight at once
 	timeout  time.Duration // per request
 	progress io.Writer     // a progress line every 5 s (nil: none)
@@ -55,13 +59,18 @@ type loopResult struct {
 // stops scheduling at duration + timeout at the latest and then waits for
 // the requests in flight, each bounded by timeout.
 func openLoop(ctx context.Context, cfg loopConfig, next func() job, rec *recorder) loopResult {
-	n := int(math.Ceil(cfg.rate * cfg.duration.Seconds()))
+	segs := cfg.segments
+	if len(segs) == 0 {
+		segs = []segment{{Rate: cfg.rate, Duration: cfg.duration}}
+	}
+	dues, total := schedule(segs)
+	n := len(dues)
 	res := loopResult{Scheduled: n}
 	sem := make(chan struct{}, cfg.cap)
 	var wg sync.WaitGroup
 	var done, failed atomic.Int64
 	start := time.Now()
-	hardStop := time.NewTimer(cfg.duration + cfg.timeout)
+	hardStop := time.NewTimer(total + cfg.timeout)
 	defer hardStop.Stop()
 	wait := time.NewTimer(0)
 	defer wait.Stop()
@@ -89,7 +98,8 @@ func openLoop(ctx context.Context, cfg loopConfig, next func() job, rec *recorde
 
 schedule:
 	for i := 0; i < n; i++ {
-		due := start.Add(time.Duration(float64(i) * float64(time.Second) / cfg.rate))
+		offset := dues[i]
+		due := start.Add(offset)
 		if d := time.Until(due); d > 0 {
 			wait.Reset(d)
 			select {
@@ -124,6 +134,7 @@ schedule:
 			cancel()
 			end := time.Now()
 			rec.add(j.op, end.Sub(due), end.Sub(begin), begin.Sub(due), kind)
+			rec.event(offset, end.Sub(due), kind)
 			done.Add(1)
 			if kind != "" {
 				failed.Add(1)
@@ -140,4 +151,27 @@ schedule:
 		res.Interrupted = true
 	}
 	return res
+}
+
+// segment is a stretch of an open loop at one arrival rate.
+type segment struct {
+	Rate     float64       `json:"rate"`
+	Duration time.Duration `json:"-"`
+	// DurationS is Duration for the JSON report.
+	DurationS float64 `json:"duration_s"`
+}
+
+// schedule returns every arrival's due time as an offset from the loop's
+// start, and the loop's whole length.
+func schedule(segs []segment) ([]time.Duration, time.Duration) {
+	var dues []time.Duration
+	var at time.Duration
+	for _, s := range segs {
+		n := int(math.Ceil(s.Rate * s.Duration.Seconds()))
+		for i := range n {
+			dues = append(dues, at+time.Duration(float64(i)*float64(time.Second)/s.Rate))
+		}
+		at += s.Duration
+	}
+	return dues, at
 }

@@ -96,6 +96,11 @@ type config struct {
 	allowRemote bool
 	quiet       bool
 	diff        bool
+	pid         int
+	peer        bool
+	phasesText  string
+	segments    []segment
+	checkPeer   string
 }
 
 // maxDuration and maxRate bound a run.
@@ -126,6 +131,10 @@ func (c *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.BoolVar(&c.allowRemote, "allow-remote", false, "allow a non-loopback -url")
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress lines on stderr")
 	fs.BoolVar(&c.diff, "diff", false, "compare two saved -json reports: relatedload -diff FLOOR.json GATEWAY.json")
+	fs.IntVar(&c.pid, "pid", 0, "the server's process id: its CPU and memory are read from /proc/PID (else from the gateway's /metrics)")
+	fs.BoolVar(&c.peer, "peer", false, "the target is the Node peer (bench/peer): no key, no /metrics; open arrivals only, sampled from -data-dir")
+	fs.StringVar(&c.phasesText, "phases", "", "back-to-back rates instead of -rate and -duration, such as 300:10s,900:10s,300:20s (an overload, then recovery)")
+	fs.StringVar(&c.checkPeer, "check-peer", "", "compare the data of operation.OpenInteraction from -url (the gateway) and this URL (the peer) for -sample interactions of -data-dir")
 }
 
 // validate checks the flags of the selected mode.
@@ -160,7 +169,46 @@ func (c *config) validate() error {
 	if (c.floor || c.compare) && c.dataDir == "" {
 		return errors.New("-floor and -compare need -data-dir")
 	}
+	if (c.peer || c.checkPeer != "") && c.dataDir == "" {
+		return errors.New("-peer and -check-peer sample interactions from the database: give -data-dir")
+	}
+	if c.pid < 0 {
+		return errors.New("-pid must be a process id")
+	}
+	if c.phasesText != "" {
+		segs, err := parsePhases(c.phasesText)
+		if err != nil {
+			return err
+		}
+		c.segments = segs
+	}
 	return nil
+}
+
+// parsePhases reads -phases: rate:duration pairs, comma-separated.
+func parsePhases(s string) ([]segment, error) {
+	var out []segment
+	var total time.Duration
+	for _, part := range strings.Split(s, ",") {
+		r, d, ok := strings.Cut(strings.TrimSpace(part), ":")
+		if !ok {
+			return nil, fmt.Errorf("-phases: %q is not rate:duration", part)
+		}
+		rate, err := strconv.ParseFloat(strings.TrimSuffix(r, "/s"), 64)
+		if err != nil || rate <= 0 || rate > maxRate || math.IsNaN(rate) {
+			return nil, fmt.Errorf("-phases: rate %q must be in (0, %d]", r, maxRate)
+		}
+		dur, err := time.ParseDuration(d)
+		if err != nil || dur <= 0 {
+			return nil, fmt.Errorf("-phases: duration %q: want a positive duration such as 10s", d)
+		}
+		total += dur
+		out = append(out, segment{Rate: rate, Duration: dur, DurationS: dur.Seconds()})
+	}
+	if total > maxDuration {
+		return nil, fmt.Errorf("-phases: at most %s in all", maxDuration)
+	}
+	return out, nil
 }
 
 // run runs the command line args and returns the exit status: 0, 1 for a
@@ -211,6 +259,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var rep *Report
 	var err error
 	switch {
+	case c.checkPeer != "":
+		return runCheckPeer(ctx, c, stdout, progress)
 	case c.floor:
 		rep, err = runFloor(ctx, c, progress)
 	case c.compare:
@@ -306,14 +356,29 @@ func runGateway(ctx context.Context, c config, progress io.Writer) (*Report, err
 	if err != nil {
 		return nil, err
 	}
-	g, err := newGateway(c.url, c.key, c.cap, c.allowRemote)
+	if c.peer && (len(m.ops) != 1 || m.ops[0] != opOpen) {
+		return nil, errors.New("-peer answers open only: give -mix open=1")
+	}
+	g, err := newGateway(c.url, c.key, c.cap, c.allowRemote, c.peer)
 	if err != nil {
 		return nil, err
 	}
 	rep := newReport("gateway", c, m)
-	fmt.Fprintf(progress, "relatedload: sampling up to %d interactions from %s\n", c.sample, g.endpoint)
+	if c.peer {
+		rep.Mode = "peer"
+	}
 	t0 := time.Now()
-	p, err := g.sample(ctx, c.sample, c.first)
+	var p *pool
+	if c.dataDir != "" && len(m.ops) == 1 && m.ops[0] == opOpen {
+		// Open only: the interactions come from the database, so that a
+		// server that answers nothing but open (the peer) can be driven,
+		// and the same -seed opens the same interactions on either.
+		fmt.Fprintf(progress, "relatedload: sampling up to %d interactions from %s\n", c.sample, c.dataDir)
+		p, err = sampleDB(ctx, c)
+	} else {
+		fmt.Fprintf(progress, "relatedload: sampling up to %d interactions from %s\n", c.sample, g.endpoint)
+		p, err = g.sample(ctx, c.sample, c.first)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -330,7 +395,7 @@ func runGateway(ctx context.Context, c config, progress io.Writer) (*Report, err
 	if err := warm(ctx, c, progress, func() job { return jobs.build(opOpen, prep) }); err != nil {
 		return nil, err
 	}
-	if c.calibrate > 0 {
+	if c.calibrate > 0 && !c.peer {
 		for _, op := range m.ops {
 			fmt.Fprintf(progress, "relatedload: calibrating %s (%d serial requests)\n", op, c.calibrate)
 			cal, err := calibrate(ctx, g, jobs, op, c.calibrate, prep, c.timeout)
@@ -340,7 +405,11 @@ func runGateway(ctx context.Context, c config, progress io.Writer) (*Report, err
 			rep.Calibration = append(rep.Calibration, cal)
 		}
 	}
-	fmt.Fprintf(progress, "relatedload: open loop, %g/s for %s, mix %s\n", c.rate, c.duration, m)
+	if len(c.segments) > 0 {
+		fmt.Fprintf(progress, "relatedload: open loop, phases %s, mix %s\n", c.phasesText, m)
+	} else {
+		fmt.Fprintf(progress, "relatedload: open loop, %g/s for %s, mix %s\n", c.rate, c.duration, m)
+	}
 	ops, targets := newRand(c.seed, streamOps), newRand(c.seed, streamTargets)
 	rep.Gateway, err = gatewayPhase(ctx, c, g, func() job { return jobs.build(m.pick(ops), targets) }, progress)
 	if err != nil {
@@ -350,26 +419,59 @@ func runGateway(ctx context.Context, c config, progress io.Writer) (*Report, err
 	return rep, nil
 }
 
-// gatewayPhase runs one open-loop phase against the gateway, reading its
-// command counters before and after.
+// gatewayPhase runs one open-loop phase against the gateway (or the peer),
+// reading its command counters and its CPU before and after.
 func gatewayPhase(ctx context.Context, c config, g *gateway, next func() job, progress io.Writer) (*Phase, error) {
-	before, err := fetchCounters(ctx, g.hc, g.base)
-	if err != nil {
-		return nil, err
+	var before counters
+	var err error
+	if !g.peer {
+		if before, err = fetchCounters(ctx, g.hc, g.base); err != nil {
+			return nil, err
+		}
 	}
+	cpu := c.cpuSource(g)
+	var cpu0 procSample
+	if cpu != nil {
+		if cpu0, err = cpu.read(ctx); err != nil {
+			return nil, err
+		}
+	}
+	samples := startSampler(ctx, cpu, time.Second)
 	rec := newRecorder()
-	loop := openLoop(ctx, loopConfig{rate: c.rate, duration: c.duration, cap: c.cap, timeout: c.timeout, progress: progress}, next, rec)
+	loop := openLoop(ctx, loopConfig{rate: c.rate, duration: c.duration, segments: c.segments, cap: c.cap, timeout: c.timeout, progress: progress}, next, rec)
+	perSecond := samples()
 	// Read the counters even after Ctrl-C, for the partial report.
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
+	ph := newPhase(loop, rec)
+	all := ph.Ops[len(ph.Ops)-1]
+	if cpu != nil {
+		cpu1, err := cpu.read(mctx)
+		if err != nil {
+			return nil, err
+		}
+		ph.CPU = serverCPU(cpu.name(), cpu0, cpu1, loop.ElapsedS, all.Count, all.Count-all.Errors)
+	}
+	if len(c.segments) > 0 {
+		ph.Segments, ph.Recovery = segmentWindows(rec, c.segments)
+		_, length := schedule(c.segments)
+		ph.Timeline = rec.timeline(length, time.Second)
+		for i := range ph.Timeline {
+			if i < len(perSecond) {
+				ph.Timeline[i].CPUCores = perSecond[i]
+			}
+		}
+	}
+	if g.peer {
+		return ph, nil
+	}
 	after, err := fetchCounters(mctx, g.hc, g.base)
 	if err != nil {
 		return nil, err
 	}
-	ph := newPhase(loop, rec)
 	d, total := delta(before.Commands, after.Commands)
 	ph.Commands, ph.CommandsTotal = d, total
-	if n := ph.Ops[len(ph.Ops)-1].Count; n > 0 {
+	if n := all.Count; n > 0 {
 		ph.CommandsPerRequest = round2(float64(total) / float64(n))
 	}
 	if n := after.Requests - before.Requests; n > 0 {
@@ -378,6 +480,79 @@ func gatewayPhase(ctx context.Context, c config, g *gateway, next func() job, pr
 	}
 	return ph, nil
 }
+
+// cpuSource is where the server's CPU is read: /proc/PID with -pid, else
+// the gateway's /metrics; none for the peer without -pid.
+func (c config) cpuSource(g *gateway) cpuSource {
+	switch {
+	case c.pid > 0:
+		return procSource{pid: c.pid, root: "/proc"}
+	case !g.peer:
+		return metricsCPU{hc: g.hc, base: g.base}
+	}
+	return nil
+}
+
+// startSampler reads src every interval until the returned function is
+// called, which returns the cores busy in each interval (CPU seconds over
+// wall seconds). A nil src samples nothing.
+func startSampler(ctx context.Context, src cpuSource, interval time.Duration) func() []float64 {
+	if src == nil {
+		return func() []float64 { return nil }
+	}
+	stop := make(chan struct{})
+	done := make(chan []float64)
+	go func() {
+		var out []float64
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		prev, err := src.read(ctx)
+		last := time.Now()
+		for err == nil {
+			select {
+			case <-stop:
+				done <- out
+				return
+			case <-t.C:
+			}
+			cur, rerr := src.read(ctx)
+			if rerr != nil {
+				break
+			}
+			now := time.Now()
+			out = append(out, round2((cur.CPUSeconds-prev.CPUSeconds)/now.Sub(last).Seconds()))
+			prev, last = cur, now
+		}
+		<-stop
+		done <- out
+	}()
+	return func() []float64 {
+		close(stop)
+		return <-done
+	}
+}
+
+// segmentWindows summarizes each segment of a phased loop by its requests'
+// due times, and the last segment from 2 s after its start: the recovery
+// after an overload.
+func segmentWindows(rec *recorder, segs []segment) ([]Window, *Window) {
+	var out []Window
+	var at time.Duration
+	for _, s := range segs {
+		out = append(out, rec.window(at, at+s.Duration))
+		at += s.Duration
+	}
+	last := segs[len(segs)-1]
+	if len(segs) < 2 || last.Duration <= recoveryGrace {
+		return out, nil
+	}
+	w := rec.window(at-last.Duration+recoveryGrace, at)
+	return out, &w
+}
+
+// recoveryGrace is how long after an overload ends the recovery window
+// starts: the "within 2 s after the overload".
+const recoveryGrace = 2 * time.Second
 
 // warm runs c.warmup jobs serially, unrecorded, so the measured phases
 // start with warm caches and connections.
@@ -461,7 +636,7 @@ func floorPhase(ctx context.Context, c config, f *floorDB, ids []string, progres
 // arrivals only over the same interactions in the same order, and
 // compares their latency.
 func runCompare(ctx context.Context, c config, progress io.Writer) (*Report, error) {
-	g, err := newGateway(c.url, c.key, c.cap, c.allowRemote)
+	g, err := newGateway(c.url, c.key, c.cap, c.allowRemote, false)
 	if err != nil {
 		return nil, err
 	}

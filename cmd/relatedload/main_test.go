@@ -58,7 +58,7 @@ func TestNewGateway(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
-			g, err := newGateway(tt.url, "k", 4, tt.remote)
+			g, err := newGateway(tt.url, "k", 4, tt.remote, false)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)

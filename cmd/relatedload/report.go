@@ -38,6 +38,10 @@ type ReportConfig struct {
 	Seed           uint64  `json:"seed"`
 	Warmup         int     `json:"warmup"`
 	Calibrate      int     `json:"calibrate"`
+	// Phases are -phases' segments, when given (Rate and DurationS are
+	// then their first).
+	Phases []segment `json:"phases,omitempty"`
+	PID    int       `json:"pid,omitempty"`
 }
 
 // SampleInfo is what the pre-run sampling found.
@@ -66,6 +70,15 @@ type Phase struct {
 	// server (its own measure, from /metrics: no client, no network).
 	ServerRequests int64   `json:"server_requests,omitempty"`
 	ServerMeanMs   float64 `json:"server_mean_ms,omitempty"`
+	// CPU is the server process's CPU over the phase (-pid, or the
+	// gateway's /metrics).
+	CPU *ServerCPU `json:"server_cpu,omitempty"`
+	// Segments, Recovery and Timeline describe a phased loop (-phases):
+	// each segment's requests by due time, the last segment from 2 s after
+	// its start, and every second of the loop.
+	Segments []Window `json:"segments,omitempty"`
+	Recovery *Window  `json:"recovery,omitempty"`
+	Timeline []Window `json:"timeline,omitempty"`
 }
 
 // Overhead is the gateway's open latency over the floor's.
@@ -99,6 +112,7 @@ func newReport(mode string, c config, m mix) *Report {
 	rc := ReportConfig{
 		Rate: c.rate, DurationS: c.duration.Seconds(), Mix: m.String(), ConcurrencyCap: c.cap,
 		First: c.first, TimeoutS: c.timeout.Seconds(), Seed: c.seed, Warmup: c.warmup, Calibrate: c.calibrate,
+		Phases: c.segments, PID: c.pid,
 	}
 	if mode != "floor" {
 		rc.URL = c.url
@@ -161,8 +175,12 @@ func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
 func (r *Report) print(w io.Writer) {
 	c := r.Config
 	switch r.Mode {
-	case "gateway":
-		fmt.Fprintf(w, "relatedload: gateway %s, %g arrivals/s for %gs, mix %s, first %d, cap %d, seed %d\n", c.URL, c.Rate, c.DurationS, c.Mix, c.First, c.ConcurrencyCap, c.Seed)
+	case "gateway", "peer":
+		if len(c.Phases) > 0 {
+			fmt.Fprintf(w, "relatedload: %s %s, phases %s, mix %s, first %d, cap %d, seed %d\n", r.Mode, c.URL, formatSegments(c.Phases), c.Mix, c.First, c.ConcurrencyCap, c.Seed)
+		} else {
+			fmt.Fprintf(w, "relatedload: %s %s, %g arrivals/s for %gs, mix %s, first %d, cap %d, seed %d\n", r.Mode, c.URL, c.Rate, c.DurationS, c.Mix, c.First, c.ConcurrencyCap, c.Seed)
+		}
 	case "floor":
 		fmt.Fprintf(w, "relatedload: floor (panel reads in process) on %s, tenant %s, %g opens/s for %gs, first %d, cap %d, seed %d\n", c.DataDir, c.Tenant, c.Rate, c.DurationS, c.First, c.ConcurrencyCap, c.Seed)
 	case "diff":
@@ -171,7 +189,7 @@ func (r *Report) print(w io.Writer) {
 		fmt.Fprintf(w, "relatedload: floor on %s then gateway %s, tenant %s, %g opens/s for %gs each, first %d, cap %d, seed %d\n", c.DataDir, c.URL, c.Tenant, c.Rate, c.DurationS, c.First, c.ConcurrencyCap, c.Seed)
 	}
 	if s := r.Sample; s != nil {
-		if r.Mode == "gateway" {
+		if r.Mode == "gateway" && s.WithSecondPage+s.Open > 0 {
 			fmt.Fprintf(w, "sampled %d interactions in %.2fs: %d with a second Related page, %d open\n", s.Interactions, s.Seconds, s.WithSecondPage, s.Open)
 		} else {
 			fmt.Fprintf(w, "sampled %d interactions in %.2fs\n", s.Interactions, s.Seconds)
@@ -248,6 +266,22 @@ func (p *Phase) print(w io.Writer) {
 		fmt.Fprintf(w, "database commands during the phase: %d (%.2f per request, background included): %s\n", p.CommandsTotal, p.CommandsPerRequest, formatInts(p.Commands))
 	}
 	all := p.Ops[len(p.Ops)-1]
+	if c := p.CPU; c != nil {
+		fmt.Fprintf(w, "server CPU (%s): %.3f s, %.3f ms per request (%.3f per success), %.2f cores busy; RSS %.1f MiB at the end", c.Source, c.Seconds, c.PerRequestMs, c.PerSuccessMs, c.Cores, c.RSSMiB)
+		if c.PeakRSSMiB > 0 {
+			fmt.Fprintf(w, ", peak %.1f MiB", c.PeakRSSMiB)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(p.Segments) > 0 {
+		fmt.Fprintln(w, "\nby phase (requests by due time; latency of successes, ms)")
+		printWindows(w, p.Segments)
+		if r := p.Recovery; r != nil {
+			fmt.Fprintf(w, "recovery (the last phase from %gs after its start): %d requests, %d errors, p50 %.3f ms, p99 %.3f ms, max %.3f ms\n", recoveryGrace.Seconds(), r.Count, r.Errors, r.Latency.P50, r.Latency.P99, r.Latency.Max)
+		}
+		fmt.Fprintln(w, "\nevery second")
+		printWindows(w, p.Timeline)
+	}
 	if p.ServerRequests > 0 {
 		fmt.Fprintf(w, "server-side time per /graphql request (the gateway's own measure, from /metrics): mean %.3f ms over %d requests (client mean %.3f ms)\n", p.ServerMeanMs, p.ServerRequests, all.Service.Mean)
 	}
@@ -302,4 +336,24 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// printWindows writes a table of windows.
+func printWindows(w io.Writer, ws []Window) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "from s\tto s\tcount\terrors\tok/s\tp50\tp99\tmax\tserver cores\t errors by kind\t")
+	for _, x := range ws {
+		fmt.Fprintf(tw, "%.1f\t%.1f\t%d\t%d\t%.1f\t%.3f\t%.3f\t%.3f\t%.2f\t %s\t\n", x.FromS, x.ToS, x.Count, x.Errors, x.Throughput,
+			x.Latency.P50, x.Latency.P99, x.Latency.Max, x.CPUCores, formatInts64(x.Kinds))
+	}
+	tw.Flush()
+}
+
+// formatSegments writes -phases' segments back.
+func formatSegments(segs []segment) string {
+	parts := make([]string, len(segs))
+	for i, s := range segs {
+		parts[i] = fmt.Sprintf("%g/s for %gs", s.Rate, s.DurationS)
+	}
+	return strings.Join(parts, ", then ")
 }

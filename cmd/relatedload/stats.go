@@ -66,6 +66,8 @@ type recorder struct {
 	mu  sync.Mutex
 	ops map[string]*opLog
 	lag []time.Duration // start lag of every arrival: launch time - scheduled time
+	// events are every request's outcome by due time (event).
+	events []event
 }
 
 // opLog is what one operation's requests did.
@@ -189,4 +191,70 @@ func median(xs []int64) int64 {
 	}
 	slices.Sort(xs)
 	return xs[(len(xs)-1)/2]
+}
+
+// event is one request's outcome placed in time: its due time as an offset
+// from the loop's start, for the timeline and the per-segment windows.
+type event struct {
+	due, latency time.Duration
+	kind         string
+}
+
+// event records a request's outcome by its due time.
+func (r *recorder) event(due, latency time.Duration, kind string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, event{due, latency, kind})
+}
+
+// Window is what the requests due in a stretch of time did.
+type Window struct {
+	FromS float64 `json:"from_s"`
+	ToS   float64 `json:"to_s"`
+	// Count is the requests due in the window that completed, Errors
+	// those that failed (by kind in Kinds).
+	Count  int            `json:"count"`
+	Errors int            `json:"errors"`
+	Kinds  map[string]int `json:"error_kinds,omitempty"`
+	// Latency is of the successes, from their due time.
+	Latency Summary `json:"latency"`
+	// Throughput is successes per second of the window.
+	Throughput float64 `json:"ops_per_s"`
+	// CPU is the server's, over the window's wall time (timeline only).
+	CPUCores float64 `json:"cpu_cores,omitempty"`
+}
+
+// window summarizes the requests due in [from, to).
+func (r *recorder) window(from, to time.Duration) Window {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w := Window{FromS: round3(from.Seconds()), ToS: round3(to.Seconds()), Kinds: map[string]int{}}
+	var lat []time.Duration
+	for _, e := range r.events {
+		if e.due < from || e.due >= to {
+			continue
+		}
+		w.Count++
+		if e.kind != "" {
+			w.Errors++
+			w.Kinds[e.kind]++
+			continue
+		}
+		lat = append(lat, e.latency)
+	}
+	w.Latency = summarize(lat)
+	w.Throughput = perSecond(len(lat), to-from)
+	if len(w.Kinds) == 0 {
+		w.Kinds = nil
+	}
+	return w
+}
+
+// timeline summarizes the requests due in each bin of the loop's length.
+func (r *recorder) timeline(length, bin time.Duration) []Window {
+	var out []Window
+	for at := time.Duration(0); at < length; at += bin {
+		out = append(out, r.window(at, min(at+bin, length)))
+	}
+	return out
 }
