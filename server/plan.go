@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vektah/gqlparser/v2/ast"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -29,7 +30,14 @@ import (
 type plannedSchema struct {
 	graphql.ExecutableSchema
 	s     *Server
-	plans map[string]*resolvers.Plan // by the operation's exact text
+	plans map[string]*planEntry // by the operation's exact text
+}
+
+// planEntry is a plan with its counters
+// (related_compiled_plan_runs_total{operation,outcome}).
+type planEntry struct {
+	plan               *resolvers.Plan
+	answered, declined prometheus.Counter
 }
 
 // registeredOperations are the documents that have compiled plans.
@@ -41,32 +49,39 @@ func (s *Server) withPlans(es graphql.ExecutableSchema, res *resolvers.Resolver)
 	if s.opts.NoPlans {
 		return es
 	}
-	plans := map[string]*resolvers.Plan{}
+	runs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "related_compiled_plan_runs_total",
+		Help: "Operations a compiled plan was asked to answer, by operation name and outcome: answered, or declined (then run by gqlgen).",
+	}, []string{"operation", "outcome"})
+	plans := map[string]*planEntry{}
 	for _, q := range registeredOperations {
 		if p := res.PlanFor(q); p != nil {
-			plans[q] = p
+			plans[q] = &planEntry{plan: p, answered: runs.WithLabelValues(p.Name, "answered"), declined: runs.WithLabelValues(p.Name, "declined")}
 		}
 	}
 	if len(plans) == 0 {
 		return es
 	}
+	s.metrics.reg.MustRegister(runs)
 	return plannedSchema{ExecutableSchema: es, s: s, plans: plans}
 }
 
 // Exec implements graphql.ExecutableSchema.
 func (p plannedSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
-	plan := p.plans[opCtx.RawQuery]
-	if plan == nil || opCtx.Operation == nil || opCtx.Operation.Operation != ast.Query {
+	e := p.plans[opCtx.RawQuery]
+	if e == nil || opCtx.Operation == nil || opCtx.Operation.Operation != ast.Query {
 		return p.ExecutableSchema.Exec(ctx)
 	}
 	return func(ctx context.Context) *graphql.Response {
-		if data, ok := p.s.runPlan(ctx, plan, opCtx); ok {
+		if data, ok := p.s.runPlan(ctx, e.plan, opCtx); ok {
+			e.answered.Inc()
 			if f, ok := ctx.Value(plannedKey{}).(*[]byte); ok {
 				*f = data
 			}
 			return &graphql.Response{Data: data}
 		}
+		e.declined.Inc()
 		return p.ExecutableSchema.Exec(ctx)(ctx)
 	}
 }

@@ -98,6 +98,7 @@ func Run(t *testing.T, open Opener) {
 		{"RelatedChannelScope", testRelated},
 		{"RelatedPagingBothWays", testRelatedPaging},
 		{"RelatedPagingUnderInserts", testRelatedPagingUnderInserts},
+		{"OpenReaderMatchesPanelReader", testOpenReader},
 		{"ListInteractions", testListInteractions},
 		{"ContactAttributes", testContactAttributes},
 		{"Preferences", testPreferences},
