@@ -195,7 +195,7 @@ func TestPlanMatchesGqlgen(t *testing.T) {
 			in := related.RecordMessage{
 				Channel: ch, ThreadRef: fmt.Sprintf("t-%d-%d", c, k), Direction: []related.Direction{related.Inbound, related.Outbound}[rng.IntN(2)],
 				Body: body, SentAt: at.Add(time.Duration(rng.IntN(100000)) * time.Second).Add(time.Duration(rng.IntN(1000)) * time.Millisecond),
-				Author: planNames[rng.IntN(len(planNames))],
+				Author:  planNames[rng.IntN(len(planNames))],
 				Contact: related.ContactInput{Address: addr, Name: planNames[rng.IntN(len(planNames))]},
 			}
 			if rng.IntN(4) > 0 {
