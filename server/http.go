@@ -65,6 +65,11 @@ type requestErrorBody struct {
 
 // Do implements graphql.Transport.
 func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	release, ok := t.s.admit(w, r)
+	if !ok {
+		return
+	}
+	defer release()
 	media, ok := negotiate(r.Header.Get("Accept"))
 	if !ok {
 		writeError(w, r, http.StatusNotAcceptable, CodeNotAcceptable,

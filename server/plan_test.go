@@ -55,12 +55,7 @@ func newPlanPair(t *testing.T) *planPair {
 	}
 	p := &planPair{t: t, st: st, planned: planned.URL, gqlgen: reference.URL, key: secret}
 	p.metrics = func() string {
-		resp, err := http.Get(planned.URL + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		_, b := p.get(planned.URL + "/metrics")
 		return string(b)
 	}
 	return p
@@ -70,6 +65,16 @@ func newPlanPair(t *testing.T) *planPair {
 // of the answer.
 func (p *planPair) post(base string, body []byte, accept string) (int, []byte) {
 	p.t.Helper()
+	status, b, _ := p.send(base, body, accept)
+	return status, b
+}
+
+// postFull is post with the answer's header.
+func (p *planPair) postFull(base string, body []byte) (int, []byte, http.Header) {
+	return p.send(base, body, "")
+}
+
+func (p *planPair) send(base string, body []byte, accept string) (int, []byte, http.Header) {
 	req, _ := http.NewRequest("POST", base+"/graphql", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	if accept != "" {
@@ -78,13 +83,26 @@ func (p *planPair) post(base string, body []byte, accept string) (int, []byte) {
 	req.Header.Set("Authorization", "Bearer "+p.key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		p.t.Fatal(err)
+		p.t.Error(err)
+		return 0, nil, nil
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		p.t.Fatal(err)
+		p.t.Error(err)
 	}
+	return resp.StatusCode, b, resp.Header
+}
+
+// get fetches url.
+func (p *planPair) get(url string) (int, []byte) {
+	resp, err := http.Get(url)
+	if err != nil {
+		p.t.Error(err)
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, b
 }
 

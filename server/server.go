@@ -78,6 +78,9 @@ type Options struct {
 	// caller owns it: close it (Hub.Close) before shutting the server down,
 	// so subscriptions end cleanly.
 	Hub *live.Hub
+	// Admission bounds the GraphQL requests running at once and waiting
+	// (admission.go); the zero value takes the defaults.
+	Admission Admission
 	// NoPlans turns the compiled plans of registered operations off
 	// (plan.go): every operation then runs through gqlgen's execution, as
 	// the plans' differential test needs for its reference answers.
@@ -108,6 +111,7 @@ type Server struct {
 	corsPolicy *cors
 	tracer     trace.Tracer // nil: tracing off
 	dbSystem   string
+	admission  *admission
 }
 
 // New returns the gateway's handler over opts.Store.
@@ -144,6 +148,7 @@ func New(opts Options) *Server {
 		subs:      &subscriptions{max: l.MaxSubscriptions, open: map[string]int{}},
 	}
 	s.metrics.hub = opts.Hub
+	s.admission = newAdmission(opts.Admission, s.metrics.reg)
 	if opts.TracerProvider != nil {
 		s.tracer = opts.TracerProvider.Tracer(tracerName)
 	}

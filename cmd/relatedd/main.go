@@ -167,6 +167,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if *maxLists < 1 {
 		return fmt.Errorf("--max-list-subscriptions %d: want at least 1", *maxLists)
 	}
+	if err := perf.check(); err != nil {
+		return err
+	}
 	if err := sec.resolve(getenv); err != nil {
 		return err
 	}
