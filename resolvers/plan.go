@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
 
@@ -38,15 +39,31 @@ type Plan struct {
 // errDecline is how a plan leaves an operation to gqlgen.
 var errDecline = errors.New("resolvers: the plan declines")
 
-// Run answers the operation with variables vars: the JSON of its data, or
-// ok false when the plan declines (the operation must then run through
-// gqlgen). A declined run has sent at most the reads it had made.
-func (p *Plan) Run(ctx context.Context, vars map[string]any) (data []byte, ok bool) {
-	out, err := p.run(ctx, vars, make([]byte, 0, 8<<10))
+// Append answers the operation with variables vars: it appends the JSON
+// of the answer's data to dst, or reports false when the plan declines
+// (the operation must then run through gqlgen). A declined run has sent at
+// most the reads it had made; what it appended is to be dropped.
+func (p *Plan) Append(ctx context.Context, vars map[string]any, dst []byte) ([]byte, bool) {
+	out, err := p.run(ctx, vars, dst)
 	if err != nil {
 		return nil, false
 	}
 	return out, true
+}
+
+// panelRows recycles the rows a plan reads (a page of 20 is some 6 KB of
+// row structs): the strings they held are cleared before reuse.
+var panelRows = sync.Pool{New: func() any { return new(store.PanelRows) }}
+
+func getRows() *store.PanelRows { return panelRows.Get().(*store.PanelRows) }
+
+func putRows(r *store.PanelRows) {
+	if cap(r.Rows) > store.MaxPageSize+1 {
+		return
+	}
+	clear(r.Rows[:cap(r.Rows)])
+	r.Rows = r.Rows[:0]
+	panelRows.Put(r)
 }
 
 // PlanFor returns the compiled plan of the operation whose document is
@@ -114,8 +131,9 @@ func (r *Resolver) openInteraction(ctx context.Context, or store.OpenReader, var
 	if scope == related.ScopeProfile {
 		q = store.RelatedQuery{ProfileID: prof.ID, Exclude: v.ID}
 	}
-	var rows store.PanelRows
-	if err := or.PanelRows(ctx, viewer.Tenant, q, pg, &rows); err != nil {
+	rows := getRows()
+	defer putRows(rows)
+	if err := or.PanelRows(ctx, viewer.Tenant, q, pg, rows); err != nil {
 		return nil, err
 	}
 	// Long last messages: the interaction keeps only their start, and the

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -62,6 +64,35 @@ func FuzzLooksLikeKey(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		if store.LooksLikeKey(s) && (!strings.HasPrefix(s, store.KeyPrefix) || len(s) != len(secret)) {
 			t.Fatalf("LooksLikeKey(%q) = true", s)
+		}
+	})
+}
+
+// FuzzSplitParams holds the POST body splitter to encoding/json: whenever
+// it takes a body, each parameter is what decoding the body into a map
+// gives (the same bytes, the last of a repeated key).
+func FuzzSplitParams(f *testing.F) {
+	for _, s := range []string{
+		`{"query":"{ a }"}`, `{"query":"q","variables":{"id":"x","first":20},"operationName":null}`,
+		` { "query" : "a\"b" , "extensions" : {"persistedQuery":{"version":1}} } `, `{"query":"a","query":"b"}`,
+		`{"x":[1,{"y":"}"}],"query":"z"}`, `{}`, `[]`, `null`, `{"q\u0075ery":"a"}`, `{"query":1e5}`, `{"query":"a"} {}`,
+		`{"variables":{"a":[true,false,null,"\\"]}}`, `{"query":"\u2028<>&"}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		got, ok := splitParams([]byte(body))
+		if !ok {
+			return
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(body), &m); err != nil {
+			t.Fatalf("splitParams took %q, which does not decode: %v", body, err)
+		}
+		for name, raw := range map[string]json.RawMessage{"query": got.query, "operationName": got.operationName, "variables": got.variables, "extensions": got.extensions} {
+			if !bytes.Equal(raw, m[name]) {
+				t.Fatalf("%q: %s = %q, decoding gives %q", body, name, raw, m[name])
+			}
 		}
 	})
 }

@@ -77,10 +77,13 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		return
 	}
 	// Plain answers get the deadlines of plain requests even when the
-	// client also accepts an event stream (server.deadlines skips those).
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(30 * time.Second))
-	_ = rc.SetWriteDeadline(time.Now().Add(t.s.limits.OperationTimeout + 15*time.Second))
+	// client also accepts an event stream (server.deadlines skips those,
+	// and sets them for the others).
+	if strings.Contains(r.Header.Get("Accept"), mediaEventStream) {
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_ = rc.SetWriteDeadline(time.Now().Add(t.s.limits.OperationTimeout + 15*time.Second))
+	}
 	w.Header().Set("Content-Type", media+"; charset=utf-8")
 	w.Header().Add("Vary", "Accept")
 	start := graphql.Now()
@@ -127,47 +130,56 @@ func (t httpTransport) badRequest(w http.ResponseWriter, r *http.Request, msg st
 // single runs one operation and writes its result.
 func (t httpTransport) single(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, media string, params *graphql.RawParams, get bool) {
 	ctx := r.Context()
-	status, body := t.run(ctx, exec, media, params, get)
+	status, body, release := t.run(ctx, exec, media, params, get)
+	if release != nil {
+		defer release()
+	}
 	if status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", "POST")
 	}
+	body = append(body, '\n')
+	// Its length, so the answer goes out in one piece, not chunked.
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	w.Write(append(body, '\n'))
+	w.Write(body)
 }
 
 // run executes one operation and returns the status and JSON body of its
 // answer.
-func (t httpTransport) run(ctx context.Context, exec graphql.GraphExecutor, media string, params *graphql.RawParams, get bool) (int, []byte) {
+// release, when not nil, is to be called once the body is written: it
+// recycles the buffer of a compiled plan's answer.
+func (t httpTransport) run(ctx context.Context, exec graphql.GraphExecutor, media string, params *graphql.RawParams, get bool) (status int, body []byte, release func()) {
 	opCtx, errs := exec.CreateOperationContext(ctx, params)
 	if errs != nil {
-		return t.requestError(ctx, exec, opCtx, media, errs, 0)
+		status, b := t.requestError(ctx, exec, opCtx, media, errs, 0)
+		return status, b, nil
 	}
 	switch op := opCtx.Operation.Operation; {
 	case get && op != ast.Query:
-		return t.requestError(ctx, exec, opCtx, media, gqlerror.List{refusal(CodeMethodNotAllowed,
+		status, b := t.requestError(ctx, exec, opCtx, media, gqlerror.List{refusal(CodeMethodNotAllowed,
 			"a %s cannot be sent with GET: send it with POST", op)}, http.StatusMethodNotAllowed)
+		return status, b, nil
 	case op == ast.Subscription:
-		return t.requestError(ctx, exec, opCtx, media, gqlerror.List{refusal(CodeBadRequest,
+		status, b := t.requestError(ctx, exec, opCtx, media, gqlerror.List{refusal(CodeBadRequest,
 			"subscriptions are served over WebSocket (graphql-transport-ws) or server-sent events (POST with Accept: text/event-stream)")}, 0)
+		return status, b, nil
 	}
-	planned := new([]byte)
+	planned := new(plannedAnswer)
 	responses, ctx := exec.DispatchOperation(context.WithValue(ctx, plannedKey{}, planned), opCtx)
 	resp := responses(ctx)
 	if resp == nil {
 		resp = &graphql.Response{Errors: gqlerror.List{{Message: "the operation returned no result"}}}
 	}
-	if isPlanned(resp, *planned) {
-		// A compiled plan wrote the data in its final form (plan.go).
-		if b, err := appendResponse(make([]byte, 0, len(resp.Data)+128), resp); err == nil {
-			return statusOf(ctx, http.StatusOK), b
-		}
+	if b, release, ok := planned.finish(resp); ok {
+		// A compiled plan wrote the answer in its final form (plan.go).
+		return statusOf(ctx, http.StatusOK), b, release
 	}
 	b, err := json.Marshal(resp)
 	if err != nil {
 		t.s.log.ErrorContext(ctx, "could not encode a response", "request_id", RequestID(ctx), "err", err)
-		return http.StatusInternalServerError, mustJSON(requestErrorBody{Errors: gqlerror.List{refusal(CodeInternal, "internal server error (request id %s)", RequestID(ctx))}})
+		return http.StatusInternalServerError, mustJSON(requestErrorBody{Errors: gqlerror.List{refusal(CodeInternal, "internal server error (request id %s)", RequestID(ctx))}}), nil
 	}
-	return statusOf(ctx, http.StatusOK), b
+	return statusOf(ctx, http.StatusOK), b, nil
 }
 
 // requestError answers an operation that did not run: no "data" entry, and
@@ -258,8 +270,11 @@ func (t httpTransport) batch(w http.ResponseWriter, r *http.Request, exec graphq
 		}
 		params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
 		params.Headers = r.Header
-		_, b := t.run(ctx, exec, media, params, false)
+		_, b, release := t.run(ctx, exec, media, params, false)
 		out.Write(b)
+		if release != nil {
+			release()
+		}
 	}
 	out.WriteString("]\n")
 	w.WriteHeader(http.StatusOK)
@@ -269,39 +284,171 @@ func (t httpTransport) batch(w http.ResponseWriter, r *http.Request, exec graphq
 // postParams decodes a POST body's request parameters, checking each one's
 // type so a malformed request gets a message that names the parameter.
 func postParams(body []byte) (*graphql.RawParams, error) {
-	var fields map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&fields); err != nil {
-		return nil, fmt.Errorf("the body must be a JSON object with a \"query\" (or a JSON array of them): %s", jsonProblem(err))
-	}
-	if dec.More() {
-		return nil, errors.New("the body holds more than one JSON value")
-	}
-	if fields == nil {
-		return nil, errors.New("the body must be a JSON object with a \"query\"")
+	fields, ok := splitParams(body)
+	if !ok {
+		// Not a plain well-formed object: decoding says what is wrong.
+		var m map[string]json.RawMessage
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber()
+		if err := dec.Decode(&m); err != nil {
+			return nil, fmt.Errorf("the body must be a JSON object with a \"query\" (or a JSON array of them): %s", jsonProblem(err))
+		}
+		if dec.More() {
+			return nil, errors.New("the body holds more than one JSON value")
+		}
+		if m == nil {
+			return nil, errors.New("the body must be a JSON object with a \"query\"")
+		}
+		fields = rawParams{query: m["query"], operationName: m["operationName"], variables: m["variables"], extensions: m["extensions"]}
 	}
 	p := &graphql.RawParams{}
-	if err := decodeParam(fields, "query", &p.Query); err != nil {
+	if q, ok := registeredText(fields.query); ok {
+		p.Query = q // the text of a registered operation, without decoding it
+	} else if err := decodeParam(fields.query, "query", &p.Query); err != nil {
 		return nil, err
 	}
-	if err := decodeParam(fields, "operationName", &p.OperationName); err != nil {
+	if err := decodeParam(fields.operationName, "operationName", &p.OperationName); err != nil {
 		return nil, err
 	}
-	if err := decodeParam(fields, "variables", &p.Variables); err != nil {
+	if err := decodeParam(fields.variables, "variables", &p.Variables); err != nil {
 		return nil, err
 	}
-	if err := decodeParam(fields, "extensions", &p.Extensions); err != nil {
+	if err := decodeParam(fields.extensions, "extensions", &p.Extensions); err != nil {
 		return nil, err
 	}
 	return p, checkQuery(p)
 }
 
-// decodeParam decodes the parameter name of fields into dst when present
-// and not null.
-func decodeParam(fields map[string]json.RawMessage, name string, dst any) error {
-	raw, ok := fields[name]
-	if !ok || string(raw) == "null" {
+// rawParams are the request parameters of a POST body, undecoded (nil
+// when absent).
+type rawParams struct {
+	query, operationName, variables, extensions json.RawMessage
+}
+
+// splitParams splits a well-formed JSON object into its parameters without
+// decoding it: one validating pass and one split, where decoding into a
+// map scans the body twice and copies every value. It reports false for
+// anything but a valid object whose keys hold no escapes; the caller then
+// decodes the body to say what is wrong. As decoding does, a repeated key
+// keeps its last value and other keys are ignored.
+func splitParams(body []byte) (rawParams, bool) {
+	var out rawParams
+	if !json.Valid(body) {
+		return out, false
+	}
+	i := skipSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return out, false
+	}
+	i = skipSpace(body, i+1)
+	if i < len(body) && body[i] == '}' {
+		return out, true
+	}
+	for i < len(body) {
+		// A key: valid JSON, so it is a string; one with an escape is left
+		// to the decoder.
+		end := i + 1
+		for end < len(body) && body[end] != '"' {
+			if body[end] == '\\' {
+				return out, false
+			}
+			end++
+		}
+		key := body[i+1 : end]
+		i = skipSpace(body, end+1) // at the colon
+		start := skipSpace(body, i+1)
+		stop := skipValue(body, start)
+		raw := json.RawMessage(body[start:stop])
+		switch string(key) {
+		case "query":
+			out.query = raw
+		case "operationName":
+			out.operationName = raw
+		case "variables":
+			out.variables = raw
+		case "extensions":
+			out.extensions = raw
+		}
+		i = skipSpace(body, stop)
+		if i >= len(body) || body[i] == '}' {
+			break
+		}
+		i = skipSpace(body, i+1) // past the comma, at the next key
+	}
+	return out, true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the end of the valid JSON value that starts at i.
+func skipValue(b []byte, i int) int {
+	depth := 0
+	for i < len(b) {
+		switch c := b[i]; c {
+		case '"':
+			i++
+			for i < len(b) && b[i] != '"' {
+				if b[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			i++
+			if depth == 0 {
+				return i
+			}
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+			if depth < 0 {
+				return i // the end of the enclosing object
+			}
+		case ',':
+			if depth == 0 {
+				return i
+			}
+		case ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i
+			}
+		}
+		i++
+	}
+	return i
+}
+
+// registeredJSON maps the JSON encoding of each registered operation's
+// text to the text: the hot operations' documents are a kilobyte of
+// escaped JSON, and one comparison of bytes stands for decoding them.
+var registeredJSON = func() map[string]string {
+	m := map[string]string{}
+	for _, q := range registeredOperations {
+		b, _ := json.Marshal(q) // a string always encodes
+		m[string(b)] = q
+	}
+	return m
+}()
+
+// registeredText returns the operation whose JSON-encoded text raw is.
+func registeredText(raw json.RawMessage) (string, bool) {
+	q, ok := registeredJSON[string(raw)]
+	return q, ok
+}
+
+// decodeParam decodes the parameter name, raw, into dst when present and
+// not null.
+func decodeParam(raw json.RawMessage, name string, dst any) error {
+	if raw == nil || string(raw) == "null" {
 		return nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))

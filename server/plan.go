@@ -3,7 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/prometheus/client_golang/prometheus"
@@ -74,22 +74,24 @@ func (p plannedSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		return p.ExecutableSchema.Exec(ctx)
 	}
 	return func(ctx context.Context) *graphql.Response {
-		if data, ok := p.s.runPlan(ctx, e.plan, opCtx); ok {
+		buf := getAnswer()
+		if out, ok := p.s.runPlan(ctx, e.plan, opCtx, append(*buf, dataPrefix...)); ok {
 			e.answered.Inc()
-			if f, ok := ctx.Value(plannedKey{}).(*[]byte); ok {
-				*f = data
+			if a, ok := ctx.Value(plannedKey{}).(*plannedAnswer); ok {
+				*a = plannedAnswer{buf: buf, answer: out}
 			}
-			return &graphql.Response{Data: data}
+			return &graphql.Response{Data: out[len(dataPrefix):]}
 		}
+		putAnswer(buf)
 		e.declined.Inc()
 		return p.ExecutableSchema.Exec(ctx)(ctx)
 	}
 }
 
-// runPlan runs plan for the operation's viewer: false when the viewer may
-// not run its root fields (gqlgen then reports it, as aroundRootFields
-// does) or the plan declines.
-func (s *Server) runPlan(ctx context.Context, plan *resolvers.Plan, opCtx *graphql.OperationContext) ([]byte, bool) {
+// runPlan runs plan for the operation's viewer, appending the data to
+// dst: false when the viewer may not run its root fields (gqlgen then
+// reports it, as aroundRootFields does) or the plan declines.
+func (s *Server) runPlan(ctx context.Context, plan *resolvers.Plan, opCtx *graphql.OperationContext, dst []byte) ([]byte, bool) {
 	v, ok := related.ViewerFrom(ctx)
 	if !ok {
 		return nil, false
@@ -100,53 +102,72 @@ func (s *Server) runPlan(ctx context.Context, plan *resolvers.Plan, opCtx *graph
 		}
 	}
 	if s.tracer == nil {
-		return plan.Run(ctx, opCtx.Variables)
+		return plan.Append(ctx, opCtx.Variables, dst)
 	}
 	ctx, span := s.tracer.Start(ctx, "plan "+plan.Name, trace.WithAttributes(attribute.String("graphql.operation.name", opCtx.OperationName)))
 	defer span.End()
-	data, ok := plan.Run(ctx, opCtx.Variables)
+	out, ok := plan.Append(ctx, opCtx.Variables, dst)
 	span.SetAttributes(attribute.Bool("related.plan.answered", ok))
-	return data, ok
+	return out, ok
 }
 
-// plannedKey carries, for the HTTP transport, the data a plan wrote: a
-// response that still holds it (no interceptor replaced it) is written as
-// is, already in its final form, rather than compacted and escaped again
-// by encoding/json.
+// plannedKey carries, for the HTTP transport, the answer a plan wrote: a
+// response that still holds its data (no interceptor replaced it) is
+// written as is, already in its final form, rather than compacted and
+// escaped again by encoding/json, and without a copy: the plan writes the
+// data after the answer's opening (dataPrefix), in one buffer.
 type plannedKey struct{}
 
-// isPlanned reports whether resp's data is the data a plan wrote.
-func isPlanned(resp *graphql.Response, planned []byte) bool {
-	return len(planned) > 0 && len(resp.Data) == len(planned) && &resp.Data[0] == &planned[0]
+// plannedAnswer is what a plan wrote: dataPrefix and the data, in a
+// pooled buffer.
+type plannedAnswer struct {
+	buf    *[]byte
+	answer []byte
 }
 
-// appendResponse writes resp as json.Marshal would, taking resp.Data as
-// it is: only for data a plan wrote (compact, escaped as encoding/json
-// escapes).
-func appendResponse(dst []byte, resp *graphql.Response) ([]byte, error) {
-	if len(resp.Errors) > 0 {
-		b, err := json.Marshal(resp.Errors)
-		if err != nil {
-			return nil, err
-		}
-		dst = append(append(append(dst, `{"errors":`...), b...), `,"data":`...)
-	} else {
-		dst = append(dst, `{"data":`...)
+// dataPrefix opens an answer, as json.Marshal of a graphql.Response
+// without errors does.
+const dataPrefix = `{"data":`
+
+// answers recycles the buffers plans write answers in.
+var answers = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+func getAnswer() *[]byte { return answers.Get().(*[]byte) }
+
+func putAnswer(b *[]byte) {
+	if cap(*b) > 1<<20 {
+		return // a rare large answer is not kept
 	}
-	dst = append(dst, resp.Data...)
-	if resp.Label != "" || len(resp.Path) > 0 || resp.HasNext != nil {
-		return nil, errUnplannable
+	*b = (*b)[:0]
+	answers.Put(b)
+}
+
+// finish completes a planned answer to resp as json.Marshal would write
+// resp: the extensions (a plan answers without errors) and the closing
+// brace, in place. ok is false when resp is not
+// the plan's (an interceptor replaced its data or added errors); else
+// release gives the buffer back once the answer is written.
+func (a *plannedAnswer) finish(resp *graphql.Response) (out []byte, release func(), ok bool) {
+	if a.buf == nil {
+		return nil, nil, false
 	}
+	data := a.answer[len(dataPrefix):]
+	if len(resp.Errors) > 0 || len(data) == 0 || len(resp.Data) != len(data) || &resp.Data[0] != &data[0] ||
+		resp.Label != "" || len(resp.Path) > 0 || resp.HasNext != nil {
+		return nil, nil, false
+	}
+	out = a.answer
 	if len(resp.Extensions) > 0 {
-		b, err := json.Marshal(resp.Extensions)
+		ext, err := json.Marshal(resp.Extensions)
 		if err != nil {
-			return nil, err
+			return nil, nil, false
 		}
-		dst = append(append(dst, `,"extensions":`...), b...)
+		out = append(append(out, `,"extensions":`...), ext...)
 	}
-	return append(dst, '}'), nil
+	out = append(out, '}')
+	buf := a.buf
+	return out, func() {
+		*buf = out
+		putAnswer(buf)
+	}, true
 }
-
-// errUnplannable is a planned response with fields only incremental
-// delivery uses, which never happens: the caller encodes it as usual.
-var errUnplannable = errors.New("server: a planned response with incremental delivery fields")

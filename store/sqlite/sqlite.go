@@ -181,13 +181,28 @@ type querier interface {
 // count records one statement under its verb ("select", "insert", ...)
 // and returns the func to call when it has run (store.Commands.Start).
 func (s *Store) count(ctx context.Context, query string, args []any) func(error) {
-	q := strings.TrimSpace(query)
-	verb, _, _ := strings.Cut(q, " ")
-	end := s.cmd.Start(ctx, strings.ToLower(verb))
+	end := s.cmd.Start(ctx, verbOf(query))
 	if s.observe != nil {
 		s.observe(query, args)
 	}
 	return end
+}
+
+// verbOf is a statement's first word in lower case: its command name.
+// The common verbs are constants, so counting allocates nothing.
+func verbOf(query string) string {
+	verb, _, _ := strings.Cut(strings.TrimSpace(query), " ")
+	switch verb {
+	case "SELECT":
+		return "select"
+	case "INSERT":
+		return "insert"
+	case "UPDATE":
+		return "update"
+	case "DELETE":
+		return "delete"
+	}
+	return strings.ToLower(verb)
 }
 
 // The durations observed are those of running the statement; reading a
