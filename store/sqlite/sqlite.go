@@ -103,7 +103,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		s.w.Close()
 		return nil, err
 	}
-	if s.r, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)"); err != nil {
+	if s.r, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)"+readerPragmas); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("sqlite: open %s for reading: %w", path, err)
 	}
@@ -444,3 +444,13 @@ func fromMS(n int64) time.Time {
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
+
+// readerPragmas tune the reader connections: they read the database file
+// through a memory map (up to SQLite's largest, 2 GiB) rather than a read
+// system call per page the connection's own cache lacks. Opening an
+// interaction on 100k interactions then costs 11% less CPU in the driver
+// (BENCHMARKS.md). The mapped pages are the operating system's page cache:
+// they count in the process's resident size while touched, and the kernel
+// reclaims them like any cached file page. The writer keeps reading
+// through its cache (it rewrites pages, and erasure truncates files).
+const readerPragmas = "&_pragma=mmap_size(2147418112)"
