@@ -255,29 +255,28 @@ func selectionCost(ss ast.SelectionSet, vars map[string]any) int64 {
 	for _, sel := range ss {
 		switch s := sel.(type) {
 		case *ast.Field:
-			n += fieldCost(s, vars)
+			n = addSat(n, fieldCost(s, vars))
 		case *ast.InlineFragment:
-			n += selectionCost(s.SelectionSet, vars)
+			n = addSat(n, selectionCost(s.SelectionSet, vars))
 		case *ast.FragmentSpread:
 			if s.Definition != nil {
-				n += selectionCost(s.Definition.SelectionSet, vars)
+				n = addSat(n, selectionCost(s.Definition.SelectionSet, vars))
 			}
 		}
-		n = min(n, saturate)
 	}
 	return n
 }
 
 func fieldCost(f *ast.Field, vars map[string]any) int64 {
 	if f.Definition == nil || f.Definition.Type == nil || !strings.HasSuffix(f.Definition.Type.Name(), "Connection") {
-		return 1 + selectionCost(f.SelectionSet, vars)
+		return addSat(1, selectionCost(f.SelectionSet, vars))
 	}
 	page := int64(defaultPage)
 	args := f.ArgumentMap(vars)
 	for _, name := range []string{"first", "last"} {
 		if v, ok := args[name]; ok && v != nil {
 			if n, ok := asInt(v); ok {
-				page = max(n, 0)
+				page = n
 				break
 			}
 		}
@@ -289,33 +288,67 @@ func fieldCost(f *ast.Field, vars map[string]any) int64 {
 		case *ast.Field:
 			c = fieldCost(s, vars)
 			if s.Name == "edges" || s.Name == "nodes" {
-				c = min(c*page, saturate)
+				c = mulSat(c, page)
 			}
 		default:
 			// Fragments on a connection: cost them as items, the worst case.
-			c = min(selectionCost(ast.SelectionSet{sel}, vars)*page, saturate)
+			c = mulSat(selectionCost(ast.SelectionSet{sel}, vars), page)
 		}
-		cost = min(cost+c, saturate)
+		cost = addSat(cost, c)
 	}
 	return cost
 }
 
+// addSat and mulSat are the cost arithmetic: on operands in [0, saturate]
+// they never overflow, and their results stay in [0, saturate]. A cost
+// that wrapped around would turn an enormous query into a cheap one.
+func addSat(a, b int64) int64 { return min(a+b, saturate) }
+
+func mulSat(a, b int64) int64 {
+	if a <= 0 || b <= 0 {
+		return 0
+	}
+	if a > saturate/b {
+		return saturate
+	}
+	return min(a*b, saturate)
+}
+
+// asInt reads a page size argument as a count in [0, saturate]: negative
+// sizes count as 0 and sizes past saturate (the validator refuses them
+// anyway) as saturate, so no caller-chosen number can overflow the cost.
 func asInt(v any) (int64, bool) {
+	var f float64
 	switch n := v.(type) {
 	case int:
-		return int64(n), true
+		return clampCount(int64(n)), true
 	case int64:
-		return n, true
+		return clampCount(n), true
 	case int32:
-		return int64(n), true
+		return clampCount(int64(n)), true
 	case float64:
-		return int64(n), true
-	case interface{ Int64() (int64, error) }: // json.Number
-		i, err := n.Int64()
-		return i, err == nil
+		f = n
+	case interface{ Float64() (float64, error) }: // json.Number
+		x, err := n.Float64()
+		if err != nil {
+			return saturate, true // too long even for a float: as large as it gets
+		}
+		f = x
+	default:
+		return 0, false
 	}
-	return 0, false
+	switch {
+	case f != f: // NaN
+		return saturate, true
+	case f <= 0:
+		return 0, true
+	case f >= saturate:
+		return saturate, true
+	}
+	return int64(f), true
 }
+
+func clampCount(n int64) int64 { return max(0, min(n, saturate)) }
 
 // operationGuard is the gqlgen extension that runs once an operation is
 // parsed and validated, before anything executes: the role check of every

@@ -1,8 +1,14 @@
 package server
 
 import (
+	"encoding/json"
+	"math"
 	"testing"
 	"time"
+
+	"github.com/vektah/gqlparser/v2"
+
+	"github.com/relatedhq/related/graph"
 )
 
 var testNow = time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC)
@@ -47,6 +53,44 @@ func TestMeasure(t *testing.T) {
 		st, ops, err := measure(c.q, 1000)
 		if err != nil || st.fields != c.fields || st.aliases != c.aliases || int64(ops) != c.ops || st.depth != c.depth {
 			t.Errorf("measure(%s) = %+v, %d ops, %v", c.q, st, ops, err)
+		}
+	}
+}
+
+// TestComplexityNeverWraps holds the cost arithmetic to saturation: a
+// sibling with an enormous page size (the attack of issue 13: first:
+// 2^62 wrapped the int64 total negative, so an over-cost query beside it
+// passed) makes the whole operation cost the most there is, never less.
+func TestComplexityNeverWraps(t *testing.T) {
+	schema := graph.NewExecutableSchema(graph.Config{}).Schema()
+	q := `query($n: Int, $id: ID!) {
+	  a: interactions(first: $n) { edges { node { id } } }
+	  interaction(id: $id) { related(first: 100) { edges { node { messages(first: 100) { edges { node { body } } } } } } }
+	}`
+	doc, errs := gqlparser.LoadQuery(schema, q)
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	for _, n := range []any{
+		int64(4611686018427387904), int64(math.MaxInt64), json.Number("4611686018427387904"),
+		json.Number("1e300"), json.Number("99999999999999999999999999"), float64(1e300), math.Inf(1), math.NaN(),
+	} {
+		c := complexity(doc.Operations[0], map[string]any{"n": n, "id": "x"})
+		if c < int64(DefaultLimits.MaxComplexity) {
+			t.Errorf("first: %v costs %d, want at least the limit %d", n, c, DefaultLimits.MaxComplexity)
+		}
+	}
+	for _, n := range []any{int64(-5), json.Number("-4611686018427387904"), float64(-1e300)} {
+		c := complexity(doc.Operations[0], map[string]any{"n": n, "id": "x"})
+		if c < 0 {
+			t.Errorf("first: %v costs %d", n, c)
+		}
+	}
+	for _, c := range []struct{ a, b, want int64 }{
+		{saturate, saturate, saturate}, {1 << 39, 4, saturate}, {3, 4, 12}, {0, saturate, 0}, {-1, 5, 0},
+	} {
+		if got := mulSat(c.a, c.b); got != c.want {
+			t.Errorf("mulSat(%d, %d) = %d, want %d", c.a, c.b, got, c.want)
 		}
 	}
 }
