@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/relatedhq/related"
 	"github.com/relatedhq/related/store"
@@ -254,6 +255,12 @@ func isWebSocket(r *http.Request) bool {
 // writeError answers a request refused before GraphQL ran with a
 // GraphQL-shaped error body, so clients read every refusal the same way.
 func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	writeGraphQLError(w, r, status, refusal(code, "%s", msg))
+}
+
+// writeGraphQLError answers a request refused before GraphQL ran with e,
+// given the request id.
+func writeGraphQLError(w http.ResponseWriter, r *http.Request, status int, e *gqlerror.Error) {
 	ct := "application/json"
 	if strings.Contains(r.Header.Get("Accept"), "application/graphql-response+json") {
 		ct = "application/graphql-response+json"
@@ -261,9 +268,13 @@ func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg st
 	w.Header().Set("Content-Type", ct)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
+	ext := map[string]any{"requestId": RequestID(r.Context())}
+	for k, v := range e.Extensions {
+		ext[k] = v
+	}
 	body, _ := json.Marshal(map[string]any{"errors": []any{map[string]any{
-		"message":    msg,
-		"extensions": map[string]any{"code": code, "requestId": RequestID(r.Context())},
+		"message":    e.Message,
+		"extensions": ext,
 	}}})
 	w.Write(append(body, '\n'))
 }

@@ -16,19 +16,24 @@ import (
 // Error codes in GraphQL errors' extensions.code. They are part of the
 // API: clients branch on them, so they never change.
 const (
-	CodeInternal        = "INTERNAL"                 // the server failed; details are in its log under the request id
-	CodeUnauthenticated = "UNAUTHENTICATED"          // no API key, or one that is unknown, malformed or revoked (HTTP 401)
-	CodeForbidden       = "FORBIDDEN"                // the key's role may not run this field (HTTP 403)
-	CodeRateLimited     = "RATE_LIMITED"             // the key (or address) sent too many requests; see Retry-After (HTTP 429)
-	CodeTooLarge        = "REQUEST_TOO_LARGE"        // the body is over the limit (HTTP 413)
-	CodeTooComplex      = "QUERY_TOO_COMPLEX"        // the query's cost is over the limit
-	CodeTooDeep         = "QUERY_TOO_DEEP"           // the query nests fields deeper than the limit
-	CodeTooManyAliases  = "TOO_MANY_ALIASES"         // the document has more aliases than the limit
-	CodeTooManyFields   = "TOO_MANY_FIELDS"          // the document selects more fields (fragments expanded) than the limit
-	CodeTooManyOps      = "TOO_MANY_OPERATIONS"      // the document holds more operations than the limit
-	CodeNotPersisted    = "PERSISTED_QUERY_REQUIRED" // allow-list mode: the operation is not registered
-	CodeTooManySubs     = "TOO_MANY_SUBSCRIPTIONS"   // the key has as many open subscriptions as allowed
-	CodeTimeout         = "TIMEOUT"                  // the operation ran past its time limit
+	CodeInternal         = "INTERNAL"                 // the server failed; details are in its log under the request id
+	CodeUnauthenticated  = "UNAUTHENTICATED"          // no API key, or one that is unknown, malformed or revoked (HTTP 401)
+	CodeForbidden        = "FORBIDDEN"                // the key's role may not run this field (HTTP 403)
+	CodeRateLimited      = "RATE_LIMITED"             // the key (or address) sent too many requests; see Retry-After (HTTP 429)
+	CodeTooLarge         = "REQUEST_TOO_LARGE"        // the body is over the limit (HTTP 413)
+	CodeTooComplex       = "QUERY_TOO_COMPLEX"        // the query's cost is over the limit
+	CodeTooDeep          = "QUERY_TOO_DEEP"           // the query nests fields deeper than the limit
+	CodeTooManyAliases   = "TOO_MANY_ALIASES"         // the document has more aliases than the limit
+	CodeTooManyFields    = "TOO_MANY_FIELDS"          // the document selects more fields (fragments expanded) than the limit
+	CodeTooManyOps       = "TOO_MANY_OPERATIONS"      // the document holds more operations than the limit
+	CodeNotPersisted     = "PERSISTED_QUERY_REQUIRED" // allow-list mode: the operation is not registered
+	CodeTooManySubs      = "TOO_MANY_SUBSCRIPTIONS"   // the key has as many open subscriptions as allowed
+	CodeTimeout          = "TIMEOUT"                  // the operation ran past its time limit
+	CodeRequestTimeout   = "REQUEST_TIMEOUT"          // the request body took longer than the body timeout to arrive (HTTP 408)
+	CodeTooManyConns     = "TOO_MANY_CONNECTIONS"     // the key has as many WebSockets and event streams open as allowed (HTTP 429, WebSocket close 4429)
+	CodeResponseTooLarge = "RESPONSE_TOO_LARGE"       // the response (or a subscription event) would exceed the response byte limit
+	CodeUnavailable      = "UNAVAILABLE"              // the database is unavailable or full; retry after Retry-After (HTTP 503)
+	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"       // a mutation or subscription sent with GET (HTTP 405)
 )
 
 func init() {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/parser"
@@ -51,8 +50,25 @@ type Limits struct {
 	AnonBurst     int
 	// MaxSubscriptions bounds each key's open subscriptions.
 	MaxSubscriptions int
+	// MaxConnections bounds each key's open WebSockets and event streams.
+	MaxConnections int
+	// MaxInFlight bounds each key's operations running at once: HTTP
+	// requests (from the first byte of the body to the last of the
+	// answer), WebSocket queries and mutations, and subscription events
+	// being built (which wait for a slot rather than fail).
+	MaxInFlight int
+	// MaxResponseBytes bounds the bytes of one response (one subscription
+	// event's), counted while it is produced; the message bodies an
+	// operation reads are bounded by twice that.
+	MaxResponseBytes int64
+	// BodyTimeout bounds the time a client may take to send a request
+	// body (a slow body holds a connection).
+	BodyTimeout time.Duration
 	// OperationTimeout bounds a query or mutation's run time.
 	OperationTimeout time.Duration
+	// QueryCacheBytes bounds the parsed-query cache by the bytes its
+	// documents keep (an estimate: parsedBytesPerByte per byte of text).
+	QueryCacheBytes int64
 }
 
 // DefaultLimits are the limits a zero Limits field stands for: generous
@@ -70,7 +86,12 @@ var DefaultLimits = Limits{
 	AnonPerSecond:    10,
 	AnonBurst:        100,
 	MaxSubscriptions: 50,
+	MaxConnections:   20,
+	MaxInFlight:      8,
+	MaxResponseBytes: 4 << 20,
+	BodyTimeout:      10 * time.Second,
 	OperationTimeout: 15 * time.Second,
+	QueryCacheBytes:  32 << 20,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -89,6 +110,14 @@ func (l Limits) withDefaults() Limits {
 	set(&l.RateBurst, d.RateBurst)
 	set(&l.AnonBurst, d.AnonBurst)
 	set(&l.MaxSubscriptions, d.MaxSubscriptions)
+	set(&l.MaxConnections, d.MaxConnections)
+	set(&l.MaxInFlight, d.MaxInFlight)
+	if l.MaxResponseBytes == 0 {
+		l.MaxResponseBytes = d.MaxResponseBytes
+	}
+	if l.BodyTimeout == 0 {
+		l.BodyTimeout = d.BodyTimeout
+	}
 	if l.MaxBodyBytes == 0 {
 		l.MaxBodyBytes = d.MaxBodyBytes
 	}
@@ -100,6 +129,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.OperationTimeout == 0 {
 		l.OperationTimeout = d.OperationTimeout
+	}
+	if l.QueryCacheBytes == 0 {
+		l.QueryCacheBytes = d.QueryCacheBytes
 	}
 	return l
 }
@@ -121,16 +153,24 @@ func (a docStats) add(b docStats) docStats {
 // fragment spreads expanded by memoization so that a fragment used a
 // million times costs one walk. It is linear in the document's size.
 func measure(query string, maxTokens int) (docStats, int, error) {
-	doc, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: query}, maxTokens)
+	st, doc, err := measureDoc(query, maxTokens)
 	if err != nil {
 		return docStats{}, 0, err
+	}
+	return st, len(doc.Operations), nil
+}
+
+func measureDoc(query string, maxTokens int) (docStats, *ast.QueryDocument, error) {
+	doc, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: query}, maxTokens)
+	if err != nil {
+		return docStats{}, nil, err
 	}
 	m := measurer{doc: doc, memo: map[string]docStats{}, busy: map[string]bool{}}
 	var total docStats
 	for _, op := range doc.Operations {
 		total = total.add(m.set(op.SelectionSet))
 	}
-	return total, len(doc.Operations), nil
+	return total, doc, nil
 }
 
 type measurer struct {
@@ -177,13 +217,98 @@ func (m *measurer) fragment(name string) docStats {
 	return st
 }
 
-// precheck is a gqlgen extension that measures every document before
-// gqlgen validates it (validation has rules quadratic in a selection's
-// size) and refuses those over the limits. Results are cached by the
-// query's hash.
+// maxOverlapPairs bounds the work of validation's one quadratic rule
+// (OverlappingFieldsCanBeMerged): every two fields that answer under the
+// same response path are compared, so 2,000 copies of one field cost two
+// million comparisons, a third of a second of CPU per distinct document
+// (issue 13: one key held 1.8 cores with distinct documents). 20,000
+// comparisons take a few milliseconds (TestValidationWorkIsBounded); real
+// documents, where a few fragments each select an id, need dozens.
+const maxOverlapPairs = 20_000
+
+// overlapPairs counts the field pairs validation compares: for every
+// response path (fields merged by alias or name, fragments expanded), the
+// pairs among the fields selected there. It returns the count and the
+// path with the most pairs. The caller has checked that the expanded
+// document is small (MaxFields), which bounds this walk.
+func overlapPairs(doc *ast.QueryDocument) (int64, string) {
+	type node struct {
+		count    int64
+		children map[string]*node
+	}
+	var (
+		total, worst int64
+		worstPath    string
+		visits       int
+	)
+	const maxVisits = 1 << 20 // a guard: MaxFields keeps walks far smaller
+	var walk func(ss ast.SelectionSet, n *node, path string, busy map[string]bool)
+	walk = func(ss ast.SelectionSet, n *node, path string, busy map[string]bool) {
+		for _, sel := range ss {
+			if visits++; visits > maxVisits {
+				return
+			}
+			switch s := sel.(type) {
+			case *ast.Field:
+				key := s.Alias
+				if key == "" {
+					key = s.Name
+				}
+				if n.children == nil {
+					n.children = map[string]*node{}
+				}
+				c := n.children[key]
+				if c == nil {
+					c = &node{}
+					n.children[key] = c
+				}
+				total = addSat(total, c.count) // the new field pairs with each earlier one
+				c.count++
+				p := key
+				if path != "" {
+					p = path + "." + key
+				}
+				if pairs := c.count * (c.count - 1) / 2; pairs > worst {
+					worst, worstPath = pairs, p
+				}
+				walk(s.SelectionSet, c, p, busy)
+			case *ast.InlineFragment:
+				walk(s.SelectionSet, n, path, busy)
+			case *ast.FragmentSpread:
+				def := doc.Fragments.ForName(s.Name)
+				if def == nil || busy[s.Name] {
+					continue
+				}
+				busy[s.Name] = true
+				walk(def.SelectionSet, n, path, busy)
+				delete(busy, s.Name)
+			}
+		}
+	}
+	for _, op := range doc.Operations {
+		walk(op.SelectionSet, &node{}, "", map[string]bool{})
+	}
+	_ = worst
+	return total, worstPath
+}
+
+// precheck is a gqlgen extension that checks every document before gqlgen
+// parses and validates it (validation has rules quadratic in a selection's
+// size): its text (checkQueryText), its size (the limits), and each
+// request's variables against the types the document declares
+// (coerceVariables: before gqlparser's own, more lenient, coercion). What
+// it learns of a document is cached by the query's hash, within a bound on
+// bytes.
 type precheck struct {
 	limits Limits
-	cache  *lru.LRU[*gqlerror.Error]
+	schema *ast.Schema
+	cache  *sizedLRU[*checked]
+}
+
+// checked is what the pre-check keeps of a document.
+type checked struct {
+	err  *gqlerror.Error       // the document's refusal, if any
+	vars map[string][]varDef // each operation's declared variables
 }
 
 var _ interface {
@@ -191,15 +316,29 @@ var _ interface {
 	graphql.OperationParameterMutator
 } = (*precheck)(nil)
 
+// precheckCacheBytes bounds what the pre-check caches: a hash and a few
+// variable types per document, so it holds thousands of documents.
+const precheckCacheBytes = 4 << 20
+
 func newPrecheck(l Limits) *precheck {
-	return &precheck{limits: l, cache: lru.New[*gqlerror.Error](1000)}
+	return &precheck{limits: l, cache: newSizedLRU(precheckCacheBytes, func(_ string, c *checked) int64 {
+		n := int64(sha256.Size + entryOverhead + varDefsSize(c.vars))
+		if c.err != nil {
+			n += int64(len(c.err.Message)) + 128
+		}
+		return n
+	})}
 }
 
 // ExtensionName implements graphql.HandlerExtension.
 func (p *precheck) ExtensionName() string { return "RelatedPrecheck" }
 
-// Validate implements graphql.HandlerExtension.
-func (p *precheck) Validate(graphql.ExecutableSchema) error { return nil }
+// Validate implements graphql.HandlerExtension: it keeps the schema, which
+// variable coercion checks types against.
+func (p *precheck) Validate(s graphql.ExecutableSchema) error {
+	p.schema = s.Schema()
+	return nil
+}
 
 // MutateOperationParameters implements graphql.OperationParameterMutator.
 func (p *precheck) MutateOperationParameters(ctx context.Context, raw *graphql.RawParams) *gqlerror.Error {
@@ -210,31 +349,51 @@ func (p *precheck) MutateOperationParameters(ctx context.Context, raw *graphql.R
 	// gigabyte of keys.
 	sum := sha256.Sum256([]byte(raw.Query))
 	key := string(sum[:])
-	if err, ok := p.cache.Get(ctx, key); ok {
-		return err
+	c, ok := p.cache.Get(ctx, key)
+	if !ok {
+		c = p.check(raw.Query)
+		p.cache.Add(ctx, key, c)
 	}
-	err := p.check(raw.Query)
-	p.cache.Add(ctx, key, err)
-	return err
-}
-
-func (p *precheck) check(query string) *gqlerror.Error {
-	st, ops, err := measure(query, p.limits.MaxTokens)
-	if err != nil {
-		return nil // a syntax error: gqlgen's own parse reports it in full
+	if c.err != nil {
+		return c.err
 	}
-	l := p.limits
-	switch {
-	case ops > l.MaxOperations:
-		return refusal(CodeTooManyOps, "the document holds %d operations; at most %d are allowed", ops, l.MaxOperations)
-	case st.aliases > int64(l.MaxAliases):
-		return refusal(CodeTooManyAliases, "the document uses %d aliases; at most %d are allowed", st.aliases, l.MaxAliases)
-	case st.fields > int64(l.MaxFields):
-		return refusal(CodeTooManyFields, "the document selects %d fields (fragments expanded); at most %d are allowed", st.fields, l.MaxFields)
-	case st.depth > l.MaxDepth:
-		return refusal(CodeTooDeep, "the document nests fields %d deep; at most %d is allowed", st.depth, l.MaxDepth)
+	if defs, ok := c.vars[raw.OperationName]; ok && p.schema != nil {
+		return coerceVariables(p.schema, defs, raw.Variables)
 	}
 	return nil
+}
+
+func (p *precheck) check(query string) *checked {
+	if err := checkQueryText(query); err != nil {
+		return &checked{err: err}
+	}
+	st, doc, err := measureDoc(query, p.limits.MaxTokens)
+	if err != nil {
+		return &checked{} // a syntax error: gqlgen's own parse reports it in full
+	}
+	ops := len(doc.Operations)
+	l := p.limits
+	var refused *gqlerror.Error
+	switch {
+	case ops > l.MaxOperations:
+		refused = refusal(CodeTooManyOps, "the document holds %d operations; at most %d are allowed", ops, l.MaxOperations)
+	case st.aliases > int64(l.MaxAliases):
+		refused = refusal(CodeTooManyAliases, "the document uses %d aliases; at most %d are allowed", st.aliases, l.MaxAliases)
+	case st.fields > int64(l.MaxFields):
+		refused = refusal(CodeTooManyFields, "the document selects %d fields (fragments expanded); at most %d are allowed", st.fields, l.MaxFields)
+	case st.depth > l.MaxDepth:
+		refused = refusal(CodeTooDeep, "the document nests fields %d deep; at most %d is allowed", st.depth, l.MaxDepth)
+	default:
+		// Only now, with the expanded fields known to be few, is walking
+		// them cheap.
+		if pairs, at := overlapPairs(doc); pairs > maxOverlapPairs {
+			refused = refusal(CodeTooManyFields, "the document selects %s so many times (fragments expanded) that checking they agree takes %d comparisons; at most %d are allowed: select each field once", at, pairs, maxOverlapPairs)
+		}
+	}
+	if refused != nil {
+		return &checked{err: refused}
+	}
+	return &checked{vars: declaredVars(doc)}
 }
 
 // defaultPage is what a connection returns when neither first nor last
@@ -466,40 +625,13 @@ func persistedHash(ext map[string]any) string {
 	return h
 }
 
-// subscriptions counts each key's open subscriptions.
-type subscriptions struct {
-	max  int
-	mu   sync.Mutex
-	open map[string]int
-}
-
-// acquire takes a slot for principal until ctx ends; false when none is
-// left.
-func (s *subscriptions) acquire(ctx context.Context, principal string) bool {
-	s.mu.Lock()
-	if s.open[principal] >= s.max {
-		s.mu.Unlock()
-		return false
-	}
-	s.open[principal]++
-	s.mu.Unlock()
-	context.AfterFunc(ctx, func() {
-		s.mu.Lock()
-		if s.open[principal]--; s.open[principal] <= 0 {
-			delete(s.open, principal)
-		}
-		s.mu.Unlock()
-	})
-	return true
-}
-
 // aroundOperations bounds every query and mutation by the operation
 // timeout and every key's open subscriptions by the cap.
 func (s *Server) aroundOperations(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	rc := graphql.GetOperationContext(ctx)
 	if rc.Operation != nil && rc.Operation.Operation == ast.Subscription {
 		v, _ := related.ViewerFrom(ctx)
-		if !s.subs.acquire(ctx, v.Principal) {
+		if !s.subs.acquireUntil(ctx, v.Principal) {
 			return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{refusal(CodeTooManySubs,
 				"this key has %d open subscriptions, the most allowed: close one first", s.subs.max)}})
 		}

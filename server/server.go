@@ -13,9 +13,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/relatedhq/related"
 	"github.com/relatedhq/related/graph"
@@ -87,7 +85,9 @@ type Server struct {
 	auth      *authenticator
 	keyLimit  *limiter
 	anonLimit *limiter
-	subs      *subscriptions
+	subs      *perKey // open subscriptions per key
+	conns     *perKey // open WebSockets and event streams per key
+	inflight  *perKey // operations running per key
 	keyWatch  keyWatch // open WebSockets whose keys are re-checked
 }
 
@@ -122,10 +122,14 @@ func New(opts Options) *Server {
 		auth:      &authenticator{keys: opts.Keys, ttl: opts.KeyCacheTTL, log: opts.Logger, now: opts.Now, cache: map[string]cachedKey{}},
 		keyLimit:  newLimiter(l.RatePerSecond, l.RateBurst, opts.Now),
 		anonLimit: newLimiter(l.AnonPerSecond, l.AnonBurst, opts.Now),
-		subs:      &subscriptions{max: l.MaxSubscriptions, open: map[string]int{}},
+		subs:      newPerKey(l.MaxSubscriptions),
+		conns:     newPerKey(l.MaxConnections),
+		inflight:  newPerKey(l.MaxInFlight),
 	}
 	s.metrics.hub = opts.Hub
-	s.mux.Handle("/graphql", s.statusOverride(s.checkOrigin(s.requireKey(s.limitBody(s.deadlines(s.graphQL()))))))
+	// The body deadline is set before anything waits on the client, and
+	// the body is read (and its text checked) only once the key is known.
+	s.mux.Handle("/graphql", s.statusOverride(s.checkOrigin(s.deadlines(s.requireKey(s.limitBody(s.graphQL()))))))
 	if opts.GraphiQL {
 		s.mux.Handle(web.Prefix, web.GraphiQL())
 		s.mux.Handle(web.Prefix+"/", web.GraphiQL())
@@ -167,7 +171,7 @@ func (s *Server) graphQL() http.Handler {
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(boundedCache[*ast.QueryDocument]{lru.New[*ast.QueryDocument](1000)})
+	srv.SetQueryCache(parsedQueryCache(s.limits.QueryCacheBytes))
 	srv.SetParserTokenLimit(s.limits.MaxTokens)
 	if s.opts.Introspection {
 		srv.Use(extension.Introspection{})
@@ -175,7 +179,7 @@ func (s *Server) graphQL() http.Handler {
 	if s.opts.PersistedOnly {
 		srv.Use(persisted{ops: s.opts.Persisted})
 	} else {
-		srv.Use(extension.AutomaticPersistedQuery{Cache: boundedCache[string]{lru.New[string](1000)}})
+		srv.Use(extension.AutomaticPersistedQuery{Cache: persistedQueryCache(persistedCacheBytes)})
 	}
 	// After the persisted-query extensions, which may fill in the query.
 	srv.Use(newPrecheck(s.limits))
