@@ -39,6 +39,21 @@ func (r queryResolver) Node(ctx context.Context, id string) (related.Node, error
 		return nilNode(l.Contacts.Load(ctx, sid)())
 	case related.NodeQueue:
 		return nilNode(l.Queues.Load(ctx, sid)())
+	case related.NodeProfile:
+		// As Query.profile does: a merged-away profile's id resolves to
+		// the profile it was merged into.
+		return nilNode(loadProfile(ctx, l, sid))
+	case related.NodeProfileRule:
+		v, _, _ := request(ctx)
+		rules, err := r.Store.ProfileRules(ctx, v.Tenant)
+		if err != nil {
+			return nil, err
+		}
+		for i := range rules {
+			if rules[i].ID == sid {
+				return &rules[i], nil
+			}
+		}
 	}
 	return nil, nil
 }
@@ -112,6 +127,9 @@ func (r queryResolver) Interactions(ctx context.Context, first *int, after *stri
 	}
 	page, err := r.Store.ListInteractions(ctx, v.Tenant, f, p)
 	if err != nil {
+		return nil, err
+	}
+	if err := chargeInteractions(ctx, page.Items); err != nil {
 		return nil, err
 	}
 	if err := primeContacts(ctx, r.Store, l, v.Tenant, page.Items); err != nil {
