@@ -207,8 +207,41 @@ func (s *Server) requireKey(next http.Handler) http.Handler {
 			tooMany(w, r, wait)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(withAuth(ctx, ai)))
+		ctx = withAuth(ctx, ai)
+		switch {
+		case isWebSocket(r):
+			// The connection's slot and key watch are taken in wsInit.
+		case isEventStream(r):
+			// An event stream lives as long as its subscription: it holds
+			// one of the key's connections, and ends when the key is
+			// revoked, as a WebSocket does.
+			if !s.conns.acquireUntil(ctx, ai.key.ID) {
+				s.tooManyConnections(w, r)
+				return
+			}
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithCancel(ctx)
+			defer cancel()
+			s.watchKey(ctx, cancel, ai)
+		default:
+			// A plain request holds one of the key's operations in flight
+			// from its first byte of body to its last of answer.
+			release, ok := s.inflight.acquire(ai.key.ID)
+			if !ok {
+				w.Header().Set("Retry-After", "1")
+				writeGraphQLError(w, r, http.StatusTooManyRequests, s.tooManyInFlight())
+				return
+			}
+			defer release()
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+func (s *Server) tooManyConnections(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Retry-After", "1")
+	writeError(w, r, http.StatusTooManyRequests, CodeTooManyConns,
+		fmt.Sprintf("this key has %d WebSockets and event streams open, the most allowed: close one first", s.conns.max))
 }
 
 // allowFailure counts an unauthenticated request against its client
@@ -243,9 +276,13 @@ func (s *Server) clientIP(r *http.Request) string {
 }
 
 func tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration) {
-	secs := int(math.Ceil(wait.Seconds()))
-	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+	w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(wait)))
 	writeError(w, r, http.StatusTooManyRequests, CodeRateLimited, "too many requests: retry after the delay in the Retry-After header")
+}
+
+// retrySeconds is a Retry-After value: whole seconds, at least one.
+func retrySeconds(wait time.Duration) int {
+	return max(int(math.Ceil(wait.Seconds())), 1)
 }
 
 func isWebSocket(r *http.Request) bool {
@@ -308,6 +345,11 @@ func (s *Server) wsInit(ctx context.Context, p transport.InitPayload) (context.C
 		ctx = withAuth(ctx, ai)
 	}
 	ctx, cancel := context.WithCancel(ctx)
+	if !s.conns.acquireUntil(ctx, ai.key.ID) {
+		cancel()
+		return transport.WithWebsocketCloseCode(ctx, 4429), nil, fmt.Errorf("%s: this key has %d WebSockets and event streams open, the most allowed: close one first", CodeTooManyConns, s.conns.max)
+	}
+	ctx = context.WithValue(ctx, onWebSocketKey{}, true)
 	s.watchKey(ctx, cancel, ai)
 	// The reason is sent only if the context ends while the client still
 	// listens, which is when the key was revoked.

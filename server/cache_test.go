@@ -40,7 +40,7 @@ func TestSizedLRUKeepsWithinItsBytes(t *testing.T) {
 	if _, ok := c.Get(ctx, "big"); ok {
 		t.Fatal("an entry over an eighth of the cache was kept")
 	}
-	if _, ok := parsedQueryCache(1<<20).(*sizedLRU[*ast.QueryDocument]); !ok {
+	if _, ok := parsedQueryCache(1 << 20).(*sizedLRU[*ast.QueryDocument]); !ok {
 		t.Fatal("the parsed-query cache is not bounded by bytes")
 	}
 }

@@ -11,6 +11,9 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/relatedhq/related"
+	"github.com/relatedhq/related/live"
+	"github.com/relatedhq/related/resolvers"
+	"github.com/relatedhq/related/store"
 )
 
 // Error codes in GraphQL errors' extensions.code. They are part of the
@@ -34,6 +37,8 @@ const (
 	CodeResponseTooLarge = "RESPONSE_TOO_LARGE"       // the response (or a subscription event) would exceed the response byte limit
 	CodeUnavailable      = "UNAVAILABLE"              // the database is unavailable or full; retry after Retry-After (HTTP 503)
 	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"       // a mutation or subscription sent with GET (HTTP 405)
+	CodeTooSlow          = "TOO_SLOW"                 // a subscription's client fell too far behind and was dropped: resubscribe
+	CodeShuttingDown     = "SHUTTING_DOWN"            // the server is shutting down: reconnect and resubscribe
 )
 
 func init() {
@@ -71,23 +76,56 @@ func (s *Server) presentError(ctx context.Context, err error) *gqlerror.Error {
 		return graphql.DefaultErrorPresenter(ctx, err)
 	}
 	id := RequestID(ctx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		s.log.WarnContext(ctx, "graphql operation timed out", "err", err, "operation", operationName(ctx), "path", graphql.GetPath(ctx).String())
-		out := gqlerror.WrapPath(graphql.GetPath(ctx), errTimeout)
+	path := graphql.GetPath(ctx)
+	switch {
+	case errors.Is(err, resolvers.ErrTooLarge):
+		// The response is replaced whole (aroundResponses); this error
+		// stands for it on the fields that stopped.
+		out := gqlerror.WrapPath(path, resolvers.ErrTooLarge)
+		out.Extensions = map[string]any{"code": CodeResponseTooLarge, "requestId": id}
+		return out
+	case errors.Is(err, live.ErrTooSlow):
+		out := gqlerror.WrapPath(path, err)
+		out.Message = "this subscription fell too far behind and was dropped: resubscribe and refetch"
+		out.Extensions = map[string]any{"code": CodeTooSlow, "requestId": id}
+		return out
+	case errors.Is(err, live.ErrClosed):
+		out := gqlerror.WrapPath(path, err)
+		out.Message = "the server is shutting down: reconnect and resubscribe"
+		out.Extensions = map[string]any{"code": CodeShuttingDown, "requestId": id}
+		return out
+	case errors.Is(err, context.DeadlineExceeded):
+		s.log.WarnContext(ctx, "graphql operation timed out", "err", err, "operation", operationName(ctx), "path", path.String())
+		out := gqlerror.WrapPath(path, errTimeout)
 		out.Message = fmt.Sprintf("the operation ran out of time (request id %s)", id)
 		out.Extensions = map[string]any{"code": CodeTimeout, "requestId": id}
 		return out
+	case store.Unavailable(s.opts.Store, err):
+		// Not a defect of this code: the database is down, unreachable or
+		// out of space. Writes were rolled back whole; the client retries.
+		s.log.ErrorContext(ctx, "database unavailable", "err", err, "operation", operationName(ctx), "path", path.String())
+		markUnavailable(ctx)
+		out := gqlerror.WrapPath(path, errUnavailable)
+		out.Message = fmt.Sprintf("the database is unavailable for now (out of space or unreachable): nothing was changed; retry later (request id %s)", id)
+		out.Extensions = map[string]any{"code": CodeUnavailable, "requestId": id, "retryAfter": retryAfterUnavailable}
+		return out
 	}
-	s.log.ErrorContext(ctx, "graphql operation failed", "err", err, "operation", operationName(ctx), "path", graphql.GetPath(ctx).String())
-	out := gqlerror.WrapPath(graphql.GetPath(ctx), errInternal)
+	s.log.ErrorContext(ctx, "graphql operation failed", "err", err, "operation", operationName(ctx), "path", path.String())
+	out := gqlerror.WrapPath(path, errInternal)
 	out.Message = fmt.Sprintf("internal server error (request id %s)", id)
 	out.Extensions = map[string]any{"code": CodeInternal, "requestId": id}
 	return out
 }
 
+// retryAfterUnavailable is the Retry-After, in seconds, of an UNAVAILABLE
+// answer: long enough for a failover, short enough not to idle a client
+// once an operator has freed space.
+const retryAfterUnavailable = 10
+
 var (
-	errInternal = errors.New("internal server error")
-	errTimeout  = errors.New("operation timed out")
+	errInternal    = errors.New("internal server error")
+	errTimeout     = errors.New("operation timed out")
+	errUnavailable = errors.New("database unavailable")
 )
 
 // recoverPanic turns a resolver's panic into an INTERNAL error and logs its

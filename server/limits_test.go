@@ -108,10 +108,10 @@ func TestValidationWorkIsBounded(t *testing.T) {
 	rep := func(s string, n int) string { return strings.Repeat(s+" ", n) }
 	p := newPrecheck(DefaultLimits)
 	for name, q := range map[string]string{
-		"one field 1990 times":     "{ viewer { " + rep("role", 1990) + "} }",
-		"nested 50 x 38":           "query($id: ID!) { interaction(id: $id) { " + rep("contact { "+rep("name", 38)+" }", 50) + " } }",
-		"three levels":             "query($id: ID!) { interaction(id: $id) { " + rep("contact { "+rep("profile { "+rep("name", 10)+" }", 10)+" }", 18) + " } }",
-		"through fragments":        "{ viewer { " + rep("...F", 300) + " } } fragment F on Viewer { role tenant }",
+		"one field 1990 times": "{ viewer { " + rep("role", 1990) + "} }",
+		"nested 50 x 38":       "query($id: ID!) { interaction(id: $id) { " + rep("contact { "+rep("name", 38)+" }", 50) + " } }",
+		"three levels":         "query($id: ID!) { interaction(id: $id) { " + rep("contact { "+rep("profile { "+rep("name", 10)+" }", 10)+" }", 18) + " } }",
+		"through fragments":    "{ viewer { " + rep("...F", 300) + " } } fragment F on Viewer { role tenant }",
 		"through distinct fragments": func() string {
 			var b strings.Builder
 			b.WriteString("{ viewer { ")
@@ -132,7 +132,7 @@ func TestValidationWorkIsBounded(t *testing.T) {
 	}
 	for name, q := range map[string]string{
 		"one field 200 times (19,900 pairs)": "{ viewer { " + rep("role", 200) + "} }",
-		"1,990 distinct paths":               "query($id: ID!) { " + func() string {
+		"1,990 distinct paths": "query($id: ID!) { " + func() string {
 			var b strings.Builder
 			for i := range 49 {
 				fmt.Fprintf(&b, "a%d: interaction(id: $id) { id channel status createdAt closedAt closedState threadRef updatedAt queue { id name } contact { id name address channel attributes { key value } } lastMessage { id body preview sentAt direction author } profile { id name channels } } ", i)

@@ -85,9 +85,9 @@ type Server struct {
 	auth      *authenticator
 	keyLimit  *limiter
 	anonLimit *limiter
-	subs      *perKey // open subscriptions per key
-	conns     *perKey // open WebSockets and event streams per key
-	inflight  *perKey // operations running per key
+	subs      *perKey  // open subscriptions per key
+	conns     *perKey  // open WebSockets and event streams per key
+	inflight  *perKey  // operations running per key
 	keyWatch  keyWatch // open WebSockets whose keys are re-checked
 }
 
@@ -153,6 +153,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 func (s *Server) graphQL() http.Handler {
 	res := resolvers.New(s.opts.Store, s.log)
 	res.Hub = s.opts.Hub
+	res.PresentError = s.presentError
 	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: res}))
 	srv.AddTransport(transport.SSE{})
 	readLimit := s.limits.MaxBodyBytes
@@ -172,6 +173,8 @@ func (s *Server) graphQL() http.Handler {
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
 	srv.SetQueryCache(parsedQueryCache(s.limits.QueryCacheBytes))
+	// First: a WebSocket's operations pay the rate limit before any work.
+	srv.Use(operationRate{s})
 	srv.SetParserTokenLimit(s.limits.MaxTokens)
 	if s.opts.Introspection {
 		srv.Use(extension.Introspection{})
@@ -186,8 +189,10 @@ func (s *Server) graphQL() http.Handler {
 	srv.Use(operationGuard{maxComplexity: s.limits.MaxComplexity})
 	srv.AroundOperations(s.aroundOperations)
 	srv.AroundOperations(res.AroundOperations)
+	srv.AroundResponses(s.aroundResponses)   // the byte budget, per response
 	srv.AroundResponses(res.AroundResponses) // fresh loaders per subscription event
 	srv.AroundRootFields(s.aroundRootFields)
+	srv.AroundFields(s.aroundFields)
 	srv.SetErrorPresenter(s.presentError)
 	srv.SetRecoverFunc(s.recoverPanic)
 	return srv
