@@ -650,13 +650,19 @@ func checkLiteral(v *ast.Value, t *ast.Type, where string) *gqlerror.Error {
 				return err
 			}
 		}
-	case ast.StringValue, ast.BlockValue:
-		if t != nil && t.Elem == nil && t.NamedType == "Time" {
-			if p := timeProblem(v.Raw); p != "" {
-				e := gqlerror.ErrorPosf(v.Position, "%s: %s", where, p)
-				errcode.Set(e, CodeValidationFailed)
-				return e
-			}
+	case ast.Variable, ast.NullValue:
+	default:
+		if t == nil || t.Elem != nil || t.NamedType != "Time" {
+			return nil
+		}
+		p := fmt.Sprintf("cannot use %s as a Time: send an RFC 3339 date-time string such as %q", v.String(), timeExample)
+		if v.Kind == ast.StringValue || v.Kind == ast.BlockValue {
+			p = timeProblem(v.Raw)
+		}
+		if p != "" {
+			e := gqlerror.ErrorPosf(v.Position, "%s: %s", where, p)
+			errcode.Set(e, CodeValidationFailed)
+			return e
 		}
 	}
 	return nil
