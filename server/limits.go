@@ -52,12 +52,14 @@ type Limits struct {
 	AnonBurst     int
 	// MaxSubscriptions bounds each key's open subscriptions.
 	MaxSubscriptions int
-	// MaxConnections bounds each key's open WebSockets and event streams.
+	// MaxConnections bounds each key's open WebSockets and event streams;
+	// negative means no limit (load tests).
 	MaxConnections int
 	// MaxInFlight bounds each key's operations running at once: HTTP
 	// requests (from the first byte of the body to the last of the
 	// answer), WebSocket queries and mutations, and subscription events
-	// being built (which wait for a slot rather than fail).
+	// being built (which wait for a slot rather than fail). Negative means
+	// no limit (load tests).
 	MaxInFlight int
 	// MaxResponseBytes bounds the bytes of one response (one subscription
 	// event's), counted while it is produced; the message bodies an

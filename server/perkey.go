@@ -6,8 +6,9 @@ import (
 )
 
 // perKey counts what each API key holds open (subscriptions, streaming
-// connections, operations in flight) against a maximum. Slots are taken
-// with acquire or wait and given back with the returned release.
+// connections, operations in flight) against a maximum; a negative one
+// means no limit. Slots are taken with acquire or wait and given back with
+// the returned release.
 type perKey struct {
 	max int
 
@@ -24,6 +25,9 @@ func newPerKey(max int) *perKey { return &perKey{max: max, keys: map[string]*key
 
 // acquire takes a slot of key, or returns false when all are held.
 func (p *perKey) acquire(key string) (release func(), ok bool) {
+	if p.max < 0 {
+		return func() {}, true
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	k := p.keys[key]

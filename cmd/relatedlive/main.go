@@ -136,7 +136,7 @@ func serveChild(panels, subscribers int) error {
 	out.Addr = ln.Addr().String()
 	srv := &http.Server{Handler: server.New(server.Options{
 		Store: st, Hub: hub, Logger: log,
-		Limits: server.Limits{RatePerSecond: -1, AnonPerSecond: -1, MaxSubscriptions: subscribers + 100},
+		Limits: server.Limits{RatePerSecond: -1, AnonPerSecond: -1, MaxSubscriptions: subscribers + 100, MaxConnections: -1, MaxInFlight: -1},
 	})}
 	go srv.Serve(ln)
 	b, _ := json.Marshal(out)
