@@ -236,7 +236,7 @@ func TestAttackCostOverflow(t *testing.T) {
 // is spent (counted in statements).
 func TestAttackHugeResponse(t *testing.T) {
 	const limit = 1 << 20
-	g, _ := liveGateway(t, server.Options{Limits: server.Limits{RatePerSecond: -1, MaxResponseBytes: limit}}, nil)
+	g, hub := liveGateway(t, server.Options{Limits: server.Limits{RatePerSecond: -1, MaxResponseBytes: limit}}, nil)
 	body := strings.Repeat("A long email, quoted and requoted. ", 64<<10/35)
 	var iid string
 	for i := range 40 {
@@ -290,6 +290,18 @@ func TestAttackHugeResponse(t *testing.T) {
 		}
 		if len(got) != 1 || !strings.Contains(got[0], server.CodeResponseTooLarge) || len(got[0]) > 4<<10 {
 			t.Fatalf("events %.300q", got)
+		}
+	})
+	t.Run("subscription event", func(t *testing.T) {
+		c := g.wsOpen(g.key)
+		wsSubscribe(t, c, "s", `subscription($id: ID!) { interactionUpdated(id: $id) { messages(first: 40) { edges { node { body } } } } }`, vars)
+		for hub.Stats().Subscriptions == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		g.record(message("EMAIL", "huge", "huge@example.com", "one more", t0.Add(time.Hour)))
+		m, err := wsNext(c, 10*time.Second)
+		if err != nil || m.Type != "next" || !strings.Contains(string(m.Payload), server.CodeResponseTooLarge) || len(m.Payload) > 4<<10 {
+			t.Fatalf("%s %.300s %v", m.Type, m.Payload, err)
 		}
 	})
 	t.Run("within the limit", func(t *testing.T) {
@@ -526,5 +538,34 @@ func TestAttackSlowBody(t *testing.T) {
 				t.Fatalf("a body trickling in for %d bytes held its connection without an answer", sent)
 			}
 		})
+	}
+}
+
+// TestSubscriptionEventsPayTheRate: a subscription event is work its key
+// causes, so building one takes a token of the key's rate limit, as an
+// operation does. Otherwise fifty subscriptions with heavy selections,
+// fed by writes, made one key's work per second unbounded.
+func TestSubscriptionEventsPayTheRate(t *testing.T) {
+	g, hub := liveGateway(t, server.Options{Limits: server.Limits{RatePerSecond: 0.0001, RateBurst: 5}}, nil)
+	iid := g.record(message("EMAIL", "rate", "rate@example.com", "hi", t0)).RecordMessage.Interaction.ID
+	writer := g.newKey(server.DemoTenant, related.RoleAgent)
+	key := g.newKey(server.DemoTenant, related.RoleAgent)
+	c := g.wsOpen(key) // a token
+	wsSubscribe(t, c, "s", `subscription($id: ID!) { interactionUpdated(id: $id) { id } }`, map[string]any{"id": iid}) // a token
+	for hub.Stats().Subscriptions == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i := range 3 {
+		var out recorded
+		if r, status := g.doAs(writer, recordMutation, map[string]any{"in": message("EMAIL", "rate", "rate@example.com", fmt.Sprint("write ", i), t0.Add(time.Minute))}, &out); status != 200 {
+			t.Fatalf("write %d: %d %+v", i, status, r.Errors)
+		}
+		if m, err := wsNext(c, 10*time.Second); err != nil || m.Type != "next" {
+			t.Fatalf("event %d: %s %s %v", i, m.Type, m.Payload, err)
+		}
+	}
+	// Five tokens: the socket, the subscription and three events.
+	if _, status := g.doAs(key, `{ viewer { tenant } }`, nil, nil); status != http.StatusTooManyRequests {
+		t.Fatalf("the key's bucket should be empty after three events; a request got %d", status)
 	}
 }

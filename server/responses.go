@@ -18,11 +18,14 @@ import (
 // aroundResponses gives every response (every event of a subscription) its
 // byte budget (resolvers.Budget: MaxResponseBytes of response, twice that
 // of message bodies read) and replaces a response that went over it with
-// one RESPONSE_TOO_LARGE error: a partial answer would look complete. A
-// subscription event also takes a slot of its key's operations in flight
-// before its first field resolves (not while it waits for the event), so
-// a fan-out of events to one key's many subscriptions is built a few at a
-// time.
+// one RESPONSE_TOO_LARGE error: a partial answer would look complete.
+//
+// A subscription event is work its key causes, like an operation it sends:
+// before its first field resolves (not while it waits for the event) it
+// waits for a token of the key's rate limit and a slot of its operations
+// in flight. A write fanned out to one key's fifty subscriptions is then
+// built at the key's rate, a few at a time, rather than all at once; a
+// subscriber that falls behind so is dropped with TOO_SLOW as any slow one.
 func (s *Server) aroundResponses(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 	b := resolvers.NewBudget(s.limits.MaxResponseBytes, 2*s.limits.MaxResponseBytes)
 	var release func()
@@ -30,6 +33,9 @@ func (s *Server) aroundResponses(ctx context.Context, next graphql.ResponseHandl
 		op := graphql.GetOperationContext(ctx).Operation
 		if v, ok := related.ViewerFrom(ctx); ok && op != nil && op.Operation == ast.Subscription {
 			b.OnStart(func(ctx context.Context) error {
+				if err := s.keyLimit.wait(ctx, v.Principal); err != nil {
+					return err
+				}
 				r, err := s.inflight.wait(ctx, v.Principal)
 				release = r
 				return err
