@@ -550,8 +550,9 @@ func TestSubscriptionEventsPayTheRate(t *testing.T) {
 	iid := g.record(message("EMAIL", "rate", "rate@example.com", "hi", t0)).RecordMessage.Interaction.ID
 	writer := g.newKey(server.DemoTenant, related.RoleAgent)
 	key := g.newKey(server.DemoTenant, related.RoleAgent)
-	c := g.wsOpen(key)                                                                                                 // a token
-	wsSubscribe(t, c, "s", `subscription($id: ID!) { interactionUpdated(id: $id) { id } }`, map[string]any{"id": iid}) // a token
+	// The socket takes a token, and the subscription another.
+	c := g.wsOpen(key)
+	wsSubscribe(t, c, "s", `subscription($id: ID!) { interactionUpdated(id: $id) { id } }`, map[string]any{"id": iid})
 	for hub.Stats().Subscriptions == 0 {
 		time.Sleep(5 * time.Millisecond)
 	}
