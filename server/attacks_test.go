@@ -570,3 +570,38 @@ func TestSubscriptionEventsPayTheRate(t *testing.T) {
 		t.Fatalf("the key's bucket should be empty after three events; a request got %d", status)
 	}
 }
+
+// TestDocumentLimits covers the remaining per-request limits, each refused
+// with its code before the database or stopped by it: the lexer's tokens,
+// the fields of a document, a connection's page size, the operation
+// timeout.
+func TestDocumentLimits(t *testing.T) {
+	bs := &blockingStore{entered: make(chan struct{}, 10), release: make(chan struct{})}
+	g, _ := liveGateway(t, server.Options{Limits: server.Limits{RatePerSecond: -1, OperationTimeout: 200 * time.Millisecond}},
+		func(s store.Store) store.Store { bs.Store = s; return bs })
+	g.must(`{ viewer { tenant } }`, nil, nil)
+	fields := "{ viewer { " + strings.Repeat("...V ", 700) + "} } fragment V on Viewer { tenant role name }"
+	for _, c := range []struct{ name, query, code string }{
+		{"tokens", "{ viewer { " + strings.Repeat("tenant ", 25_000) + "} }", "GRAPHQL_PARSE_FAILED"},
+		{"fields", fields, server.CodeTooManyFields},
+		{"page size", `{ interactions(first: 101) { totalCount } }`, related.CodeInvalid},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := g.cmds.Total()
+			resp, _ := g.doAs(g.key, c.query, map[string]any{"id": "x"}, nil)
+			if len(resp.Errors) == 0 || resp.Errors[0].Extensions["code"] != c.code {
+				t.Fatalf("errors %+v, want %s", resp.Errors, c.code)
+			}
+			if n := g.cmds.Total() - before; n != 0 {
+				t.Fatalf("%d database commands ran", n)
+			}
+		})
+	}
+	t.Run("operation timeout", func(t *testing.T) {
+		// The store never answers: the operation's own deadline ends it.
+		resp, _ := g.doAs(g.key, `{ interactions(first: 1) { totalCount } }`, nil, nil)
+		if len(resp.Errors) != 1 || resp.Errors[0].Extensions["code"] != server.CodeTimeout {
+			t.Fatalf("errors %+v", resp.Errors)
+		}
+	})
+}

@@ -165,7 +165,7 @@ func (s *Server) graphQL() http.Handler {
 		Implementation:        websockets{open: &s.metrics.websockets},
 		KeepAlivePingInterval: 15 * time.Second,
 		PingPongInterval:      15 * time.Second,
-		InitTimeout:           10 * time.Second,
+		InitTimeout:           wsInitTimeout,
 		InitFunc:              s.wsInit,
 		PayloadReadLimit:      &readLimit,
 	})

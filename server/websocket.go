@@ -21,7 +21,13 @@ import (
 // a dead NAT) would hold its connection, its goroutines and a blocked
 // payload forever. After this long the write fails, coder/websocket closes
 // the connection, and gqlgen ends its subscriptions: the client reconnects.
-const wsWriteTimeout = 10 * time.Second
+//
+// A variable so that tests can shorten it; nothing else changes it.
+var wsWriteTimeout = 10 * time.Second
+
+// wsInitTimeout bounds the time a WebSocket may stay open without sending
+// connection_init (and its key). A variable for tests, like wsWriteTimeout.
+var wsInitTimeout = 10 * time.Second
 
 // websockets accepts WebSocket connections for gqlgen's transport with a
 // write deadline, and counts the open ones for /metrics. It is gqlgen's
