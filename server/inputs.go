@@ -346,11 +346,9 @@ func coerceValue(schema *ast.Schema, t *ast.Type, v any, path ast.Path) *gqlerro
 	case ast.Scalar:
 		switch def.Name {
 		case "Int":
-			n, problem := asGraphQLInt(v)
-			if problem != "" {
+			if _, problem := asGraphQLInt(v); problem != "" {
 				return bad("%s", problem)
 			}
-			_ = n
 		case "Float":
 			if !isNumber(v) {
 				return bad("cannot use %s as a Float: send a JSON number", describe(v))

@@ -292,7 +292,6 @@ func overlapPairs(doc *ast.QueryDocument) (int64, string) {
 	for _, op := range doc.Operations {
 		walk(op.SelectionSet, &node{}, "", map[string]bool{})
 	}
-	_ = worst
 	return total, worstPath
 }
 
