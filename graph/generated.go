@@ -108,6 +108,12 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	InteractionListChange struct {
+		Interaction   func(childComplexity int) int
+		InteractionID func(childComplexity int) int
+		Kind          func(childComplexity int) int
+	}
+
 	InteractionPayload struct {
 		Interaction func(childComplexity int) int
 		UserErrors  func(childComplexity int) int
@@ -256,8 +262,9 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
-		InteractionUpdated func(childComplexity int, id string) int
-		RelatedChanged     func(childComplexity int, interactionID string) int
+		InteractionUpdated  func(childComplexity int, id string) int
+		InteractionsChanged func(childComplexity int, status *related.Status) int
+		RelatedChanged      func(childComplexity int, interactionID string) int
 	}
 
 	UserError struct {
@@ -354,6 +361,7 @@ type QueryResolver interface {
 type SubscriptionResolver interface {
 	RelatedChanged(ctx context.Context, interactionID string) (<-chan *live.Change, error)
 	InteractionUpdated(ctx context.Context, id string) (<-chan *related.Interaction, error)
+	InteractionsChanged(ctx context.Context, status *related.Status) (<-chan *live.ListChange, error)
 }
 type ViewerResolver interface {
 	Preferences(ctx context.Context, obj *Viewer) (*related.Preferences, error)
@@ -598,6 +606,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.InteractionEdge.Node(childComplexity), true
+
+	case "InteractionListChange.interaction":
+		if e.ComplexityRoot.InteractionListChange.Interaction == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InteractionListChange.Interaction(childComplexity), true
+	case "InteractionListChange.interactionId":
+		if e.ComplexityRoot.InteractionListChange.InteractionID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InteractionListChange.InteractionID(childComplexity), true
+	case "InteractionListChange.kind":
+		if e.ComplexityRoot.InteractionListChange.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InteractionListChange.Kind(childComplexity), true
 
 	case "InteractionPayload.interaction":
 		if e.ComplexityRoot.InteractionPayload.Interaction == nil {
@@ -1260,6 +1287,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.InteractionUpdated(childComplexity, args["id"].(string)), true
+	case "Subscription.interactionsChanged":
+		if e.ComplexityRoot.Subscription.InteractionsChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_interactionsChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.InteractionsChanged(childComplexity, args["status"].(*related.Status)), true
 	case "Subscription.relatedChanged":
 		if e.ComplexityRoot.Subscription.RelatedChanged == nil {
 			break
@@ -1857,6 +1895,16 @@ type Subscription {
   relatedChanged(interactionId: ID!): RelatedChange!
   "The interaction after each committed change to it."
   interactionUpdated(id: ID!): Interaction!
+  """
+  The tenant's interaction list, live: a change for every committed write of an interaction
+  (a new one, a message, a close, a reopen, a queue change), in commit order, as
+  Query.interactions lists them with the same status filter (omitted: every status). An agent's
+  inbox is interactionsChanged(status: OPEN) beside interactions(status: OPEN). Each API key may
+  hold a few of these open (relatedd serve --max-list-subscriptions, 10 by default), within its
+  overall subscription cap; one more is refused with TOO_MANY_SUBSCRIPTIONS. A client that loses
+  the stream (a reconnect, TOO_SLOW) refetches the list.
+  """
+  interactionsChanged(status: InteractionStatus): InteractionListChange!
 }
 
 "One change of a Related panel."
@@ -1868,6 +1916,32 @@ type RelatedChange {
   scope: RelatedScope!
   "The global id of the interaction that changed: the row to add, update or remove."
   interactionId: ID!
+}
+
+"One change of the tenant's interaction list."
+type InteractionListChange {
+  kind: InteractionListChangeKind!
+  "The interaction that changed, as it is now."
+  interaction: Interaction!
+  "The global id of the interaction that changed: the row to add, move or remove."
+  interactionId: ID!
+}
+
+"""
+How an interaction list changed. A write does not say what the interaction was before it, so
+UPDATED may bring an interaction the client does not show yet, and REMOVED one it never showed.
+"""
+enum InteractionListChangeKind {
+  "A new interaction that matches the list's filter: add it, at the top."
+  ADDED
+  """
+  An interaction that matches the filter changed: move it to its place by last message (the top
+  for a new message), or add it when not shown (it has just entered the list: a reopen into OPEN,
+  a close into CLOSED).
+  """
+  UPDATED
+  "An interaction changed and no longer matches the filter (a close, for OPEN): remove it if shown."
+  REMOVED
 }
 
 enum RelatedChangeKind {
@@ -2000,6 +2074,18 @@ func (ec *executionContext) childFields_InteractionEdge(ctx context.Context, fie
 		return ec.fieldContext_InteractionEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type InteractionEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_InteractionListChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_InteractionListChange_kind(ctx, field)
+	case "interaction":
+		return ec.fieldContext_InteractionListChange_interaction(ctx, field)
+	case "interactionId":
+		return ec.fieldContext_InteractionListChange_interactionId(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type InteractionListChange", field.Name)
 }
 
 func (ec *executionContext) childFields_InteractionPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2819,6 +2905,20 @@ func (ec *executionContext) field_Subscription_interactionUpdated_args(ctx conte
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_interactionsChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "status",
+		func(ctx context.Context, v any) (*related.Status, error) {
+			return ec.unmarshalOInteractionStatus2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐStatus(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["status"] = arg0
 	return args, nil
 }
 
@@ -3886,6 +3986,84 @@ func (ec *executionContext) fieldContext_InteractionEdge_node(_ context.Context,
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _InteractionListChange_kind(ctx context.Context, field graphql.CollectedField, obj *live.ListChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InteractionListChange_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v live.ChangeKind) graphql.Marshaler {
+			return ec.marshalNInteractionListChangeKind2githubᚗcomᚋrelatedhqᚋrelatedᚋliveᚐChangeKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InteractionListChange_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InteractionListChange", field, false, false, "InteractionListChangeKind")
+}
+
+func (ec *executionContext) _InteractionListChange_interaction(ctx context.Context, field graphql.CollectedField, obj *live.ListChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InteractionListChange_interaction(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Interaction, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *related.Interaction) graphql.Marshaler {
+			return ec.marshalNInteraction2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐInteraction(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InteractionListChange_interaction(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "InteractionListChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Interaction(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _InteractionListChange_interactionId(ctx context.Context, field graphql.CollectedField, obj *live.ListChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InteractionListChange_interactionId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InteractionID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InteractionListChange_interactionId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InteractionListChange", field, true, false, "ID")
 }
 
 func (ec *executionContext) _InteractionPayload_interaction(ctx context.Context, field graphql.CollectedField, obj *InteractionPayload) (ret graphql.Marshaler) {
@@ -6725,6 +6903,50 @@ func (ec *executionContext) fieldContext_Subscription_interactionUpdated(ctx con
 	return fc, nil
 }
 
+func (ec *executionContext) _Subscription_interactionsChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_interactionsChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().InteractionsChanged(ctx, fc.Args["status"].(*related.Status))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *live.ListChange) graphql.Marshaler {
+			return ec.marshalNInteractionListChange2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋliveᚐListChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_interactionsChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InteractionListChange(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_interactionsChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _UserError_field(ctx context.Context, field graphql.CollectedField, obj *UserError) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9127,6 +9349,49 @@ func (ec *executionContext) _InteractionEdge(ctx context.Context, sel ast.Select
 	return out
 }
 
+var interactionListChangeImplementors = []string{"InteractionListChange"}
+
+func (ec *executionContext) _InteractionListChange(ctx context.Context, sel ast.SelectionSet, obj *live.ListChange) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, interactionListChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("InteractionListChange")
+		case "kind":
+			out.Values[i] = ec._InteractionListChange_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "interaction":
+			out.Values[i] = ec._InteractionListChange_interaction(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "interactionId":
+			out.Values[i] = ec._InteractionListChange_interactionId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var interactionPayloadImplementors = []string{"InteractionPayload"}
 
 func (ec *executionContext) _InteractionPayload(ctx context.Context, sel ast.SelectionSet, obj *InteractionPayload) graphql.Marshaler {
@@ -10204,6 +10469,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 		return ec._Subscription_relatedChanged(ctx, fields[0])
 	case "interactionUpdated":
 		return ec._Subscription_interactionUpdated(ctx, fields[0])
+	case "interactionsChanged":
+		return ec._Subscription_interactionsChanged(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
@@ -10917,6 +11184,24 @@ func (ec *executionContext) marshalNInteractionEdge2ᚖgithubᚗcomᚋrelatedhq�
 		return graphql.Null
 	}
 	return ec._InteractionEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNInteractionListChange2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋliveᚐListChange(ctx context.Context, sel ast.SelectionSet, v *live.ListChange) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "InteractionListChange!")
+		return graphql.Null
+	}
+	return ec._InteractionListChange(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNInteractionListChangeKind2githubᚗcomᚋrelatedhqᚋrelatedᚋliveᚐChangeKind(ctx context.Context, v any) (live.ChangeKind, error) {
+	var res live.ChangeKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNInteractionListChangeKind2githubᚗcomᚋrelatedhqᚋrelatedᚋliveᚐChangeKind(ctx context.Context, sel ast.SelectionSet, v live.ChangeKind) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) marshalNInteractionPayload2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋgraphᚐInteractionPayload(ctx context.Context, sel ast.SelectionSet, v *InteractionPayload) graphql.Marshaler {

@@ -91,17 +91,19 @@ func (f *forward) Publish(ctx context.Context, events []store.Event) {
 // replica is one gateway: a store, its hub, (on MongoDB) its feed, and a
 // real HTTP server on a loopback port.
 type replica struct {
-	t   *testing.T
-	st  store.Store
-	hub *live.Hub
-	url string
-	key string // an admin key of the demo tenant
+	t    *testing.T
+	st   store.Store
+	cmds *store.Commands // the store's command counters
+	hub  *live.Hub
+	url  string
+	key  string // an admin key of the demo tenant
 }
 
 type replicaOpts struct {
-	buffer int
-	mongo  string // the MongoDB URI; "" for SQLite
-	db     string
+	buffer   int
+	maxLists int
+	mongo    string // the MongoDB URI; "" for SQLite
+	db       string
 }
 
 func newSQLite(t *testing.T) *replica {
@@ -112,17 +114,18 @@ func newReplica(t *testing.T, o replicaOpts) *replica {
 	t.Helper()
 	ctx := context.Background()
 	fwd := &forward{}
+	cmds := new(store.Commands)
 	var st store.Store
 	var err error
 	if o.mongo == "" {
-		st, err = sqlite.Open(ctx, sqlite.Options{Dir: t.TempDir(), Publisher: fwd, Logger: quietLog()})
+		st, err = sqlite.Open(ctx, sqlite.Options{Dir: t.TempDir(), Publisher: fwd, Logger: quietLog(), Commands: cmds})
 	} else {
-		st, err = mongo.Open(ctx, mongo.Options{URI: o.mongo, Database: o.db, Publisher: fwd, Logger: quietLog()})
+		st, err = mongo.Open(ctx, mongo.Options{URI: o.mongo, Database: o.db, Publisher: fwd, Logger: quietLog(), Commands: cmds})
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := live.New(live.Options{Store: st, Buffer: o.buffer, Logger: quietLog()})
+	hub := live.New(live.Options{Store: st, Buffer: o.buffer, MaxListsPerKey: o.maxLists, Logger: quietLog()})
 	fwd.hub.Store(hub)
 	var feed *mongo.Feed
 	if o.mongo != "" {
@@ -135,7 +138,7 @@ func newReplica(t *testing.T, o replicaOpts) *replica {
 		Store: st, Hub: hub, Logger: quietLog(),
 		Limits: server.Limits{RatePerSecond: -1, MaxSubscriptions: 1000},
 	}))
-	r := &replica{t: t, st: st, hub: hub, url: srv.URL}
+	r := &replica{t: t, st: st, cmds: cmds, hub: hub, url: srv.URL}
 	r.key = r.newKey(server.DemoTenant)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -1,6 +1,8 @@
 // Package live is the subscription hub: it fans the store's committed-write
 // events out to GraphQL subscribers, by tenant and by the keys a Related
-// panel is scoped by (DESIGN.md section 2, "Live updates").
+// panel is scoped by (DESIGN.md section 2, "Live updates"), and to the
+// tenant's interaction lists (an agent's inbox), which every interaction
+// write reaches.
 //
 // Events reach the hub through Publish (the hub is a store.Publisher): on
 // the embedded database the store calls it directly after each commit; on
@@ -59,14 +61,18 @@ type Options struct {
 	Buffer int
 	// Logger receives the hub's diagnostics (slog.Default() when nil).
 	Logger *slog.Logger
+	// MaxListsPerKey bounds each API key's open interaction-list
+	// subscriptions (DefaultMaxListsPerKey when 0).
+	MaxListsPerKey int
 }
 
 // Hub routes events to subscribers. It is safe for concurrent use. The
 // zero value is not usable: call New.
 type Hub struct {
-	st     store.Store
-	buffer int
-	log    *slog.Logger
+	st       store.Store
+	buffer   int
+	log      *slog.Logger
+	maxLists int
 
 	mu     sync.Mutex
 	closed bool
@@ -77,6 +83,8 @@ type Hub struct {
 	index map[string]map[string]map[*subscriber]struct{}
 	seen  *idSet
 	wg    sync.WaitGroup
+	// lists counts each principal's open list subscriptions.
+	lists map[string]int
 
 	subs      atomic.Int64 // live subscriptions
 	delivered atomic.Int64 // payloads handed to transports
@@ -91,10 +99,14 @@ func New(opts Options) *Hub {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.MaxListsPerKey <= 0 {
+		opts.MaxListsPerKey = DefaultMaxListsPerKey
+	}
 	return &Hub{
-		st: opts.Store, buffer: opts.Buffer, log: opts.Logger,
+		st: opts.Store, buffer: opts.Buffer, log: opts.Logger, maxLists: opts.MaxListsPerKey,
 		index: map[string]map[string]map[*subscriber]struct{}{},
 		seen:  newIDSet(dedupWindow),
+		lists: map[string]int{},
 	}
 }
 
@@ -119,6 +131,10 @@ type subscriber struct {
 	done   chan struct{} // closed when the hub drops the subscriber
 	err    error         // why done was closed; written before closing done
 	gone   bool          // guarded by Hub.mu: dropped or unsubscribed
+	// list marks an interaction-list subscription, counted in Hub.lists
+	// under principal.
+	list      bool
+	principal string
 }
 
 // Publish routes events to the subscribers indexed under their keys. It
@@ -175,11 +191,17 @@ func (h *Hub) Publish(_ context.Context, events []store.Event) {
 }
 
 // eventKeys are the index keys an event concerns: its interaction, its
-// contact, its profile and, when it moved, the profile it left.
+// contact, its profile and, when it moved, the profile it left; and for a
+// write of an interaction, the tenant's interaction lists. Membership
+// events (a merge moves many interactions at once) change no list row, so
+// they never reach a list subscriber's buffer.
 func eventKeys(e store.Event) []string {
-	keys := make([]string, 0, 4)
+	keys := make([]string, 0, 5)
 	if e.InteractionID != "" {
 		keys = append(keys, "i:"+e.InteractionID)
+		if e.Kind == store.InteractionCreated || e.Kind == store.InteractionUpdated {
+			keys = append(keys, listKey)
+		}
 	}
 	if e.ContactID != "" {
 		keys = append(keys, "c:"+e.ContactID)
@@ -195,16 +217,25 @@ func eventKeys(e store.Event) []string {
 
 // subscribe indexes a new subscriber under keys.
 func (h *Hub) subscribe(tenant string, keys []string) (*subscriber, error) {
-	s := &subscriber{tenant: tenant, in: make(chan *routed, h.buffer), done: make(chan struct{})}
+	s := h.newSubscriber(tenant)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil, ErrClosed
 	}
+	h.addLocked(s, keys)
+	return s, nil
+}
+
+func (h *Hub) newSubscriber(tenant string) *subscriber {
+	return &subscriber{tenant: tenant, in: make(chan *routed, h.buffer), done: make(chan struct{})}
+}
+
+// addLocked indexes s under keys and counts it until unsubscribe.
+func (h *Hub) addLocked(s *subscriber, keys []string) {
 	h.setKeysLocked(s, keys)
 	h.subs.Add(1)
 	h.wg.Add(1)
-	return s, nil
 }
 
 // rekey moves s to keys, when its scope changed.
@@ -266,6 +297,11 @@ func (h *Hub) unsubscribe(s *subscriber) {
 	if !s.gone {
 		s.gone = true
 		h.unindexLocked(s)
+	}
+	if s.list {
+		if h.lists[s.principal]--; h.lists[s.principal] <= 0 {
+			delete(h.lists, s.principal)
+		}
 	}
 	h.mu.Unlock()
 	h.subs.Add(-1)

@@ -10,7 +10,7 @@ import (
 	"github.com/relatedhq/related/store"
 )
 
-// ChangeKind says how a Related panel changed.
+// ChangeKind says how a Related panel, or an interaction list, changed.
 type ChangeKind string
 
 // The kinds of Related panel changes.
@@ -30,7 +30,7 @@ func (k ChangeKind) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(st
 func (k *ChangeKind) UnmarshalGQL(v any) error {
 	s, ok := v.(string)
 	if !ok || !ChangeKind(s).Valid() {
-		return fmt.Errorf("%v is not a valid RelatedChangeKind", v)
+		return fmt.Errorf("%v is not a valid change kind", v)
 	}
 	*k = ChangeKind(s)
 	return nil

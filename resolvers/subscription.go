@@ -39,6 +39,24 @@ func (r subscriptionResolver) InteractionUpdated(ctx context.Context, id string)
 	return r.Hub.Interaction(ctx, v.Tenant, sid, r.subscriptionEnd(ctx))
 }
 
+// InteractionsChanged streams the changes of the tenant's interaction
+// list filtered by status (nil: every status). The hub counts it against
+// the key's allowance of list subscriptions.
+func (r subscriptionResolver) InteractionsChanged(ctx context.Context, status *related.Status) (<-chan *live.ListChange, error) {
+	v, ok := related.ViewerFrom(ctx)
+	if !ok {
+		return nil, errNoViewer
+	}
+	if r.Hub == nil {
+		return nil, errNoHub
+	}
+	var filter related.Status
+	if status != nil {
+		filter = *status
+	}
+	return r.Hub.List(ctx, v.Tenant, v.Principal, filter, r.subscriptionEnd(ctx))
+}
+
 // subscriptionTarget checks what a subscription needs and parses the
 // interaction id it names. A malformed id, or one of another type, is
 // reported like one that names nothing: NOT_FOUND.

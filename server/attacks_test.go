@@ -170,9 +170,9 @@ func codes(payload []byte) []string {
 	return out
 }
 
-// sse posts an operation asking for an event stream and returns the
+// sseOpen posts an operation asking for an event stream and returns the
 // response (the stream, or a refusal).
-func (g *gateway) sse(ctx context.Context, key, query string, vars map[string]any) *http.Response {
+func (g *gateway) sseOpen(ctx context.Context, key, query string, vars map[string]any) *http.Response {
 	g.t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 	req, _ := http.NewRequestWithContext(ctx, "POST", g.url+"/graphql", bytes.NewReader(body))
@@ -283,7 +283,7 @@ func TestAttackHugeResponse(t *testing.T) {
 		}
 	})
 	t.Run("sse", func(t *testing.T) {
-		resp := g.sse(context.Background(), g.key, huge, vars)
+		resp := g.sseOpen(context.Background(), g.key, huge, vars)
 		var got []string
 		for l := range sseData(resp.Body) {
 			got = append(got, l)
@@ -439,14 +439,14 @@ func TestConnectionsPerKey(t *testing.T) {
 	first := g.wsOpen(g.key)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stream := g.sse(ctx, g.key, `subscription($id: ID!) { interactionUpdated(id: $id) { id } }`, map[string]any{"id": iid})
+	stream := g.sseOpen(ctx, g.key, `subscription($id: ID!) { interactionUpdated(id: $id) { id } }`, map[string]any{"id": iid})
 	if stream.StatusCode != 200 {
 		t.Fatalf("the event stream: %d", stream.StatusCode)
 	}
 	if _, err := g.wsTry(g.key); err == nil || websocket.CloseStatus(err) != 4429 {
 		t.Fatalf("a third connection: %v, want close 4429", err)
 	}
-	resp := g.sse(context.Background(), g.key, `subscription($id: ID!) { interactionUpdated(id: $id) { id } }`, map[string]any{"id": iid})
+	resp := g.sseOpen(context.Background(), g.key, `subscription($id: ID!) { interactionUpdated(id: $id) { id } }`, map[string]any{"id": iid})
 	raw, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(raw), server.CodeTooManyConns) {
 		t.Fatalf("a third stream: %d %s", resp.StatusCode, raw)
@@ -472,7 +472,7 @@ func TestAttackSSEOutlivesRevocation(t *testing.T) {
 		Limits: server.Limits{RatePerSecond: -1}}, nil)
 	iid := g.record(message("EMAIL", "sse", "sse@example.com", "hi", t0)).RecordMessage.Interaction.ID
 	key := g.newKey(server.DemoTenant, related.RoleAgent)
-	resp := g.sse(context.Background(), key, `subscription($id: ID!) { interactionUpdated(id: $id) { id status } }`, map[string]any{"id": iid})
+	resp := g.sseOpen(context.Background(), key, `subscription($id: ID!) { interactionUpdated(id: $id) { id status } }`, map[string]any{"id": iid})
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}

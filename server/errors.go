@@ -36,7 +36,6 @@ const (
 	CodeTooManyConns     = "TOO_MANY_CONNECTIONS"     // the key has as many WebSockets and event streams open as allowed (HTTP 429, WebSocket close 4429)
 	CodeResponseTooLarge = "RESPONSE_TOO_LARGE"       // the response (or a subscription event) would exceed the response byte limit
 	CodeUnavailable      = "UNAVAILABLE"              // the database is unavailable or full; retry after Retry-After (HTTP 503)
-	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"       // a mutation or subscription sent with GET (HTTP 405)
 	CodeTooSlow          = "TOO_SLOW"                 // a subscription's client fell too far behind and was dropped: resubscribe
 	CodeShuttingDown     = "SHUTTING_DOWN"            // the server is shutting down: reconnect and resubscribe
 )

@@ -135,7 +135,7 @@ func (s *Server) deadlines(next http.Handler) http.Handler {
 // (markStatus), so a FORBIDDEN refusal is a 403 rather than a 200.
 func (s *Server) statusOverride(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		o := &statusOverride{get: r.Method == http.MethodGet && !isWebSocket(r)}
+		o := &statusOverride{}
 		next.ServeHTTP(&overrideWriter{ResponseWriter: w, o: o}, r.WithContext(context.WithValue(r.Context(), statusKey{}, o)))
 	})
 }
@@ -151,8 +151,10 @@ func (w *overrideWriter) WriteHeader(code int) {
 		return
 	}
 	w.wrote = true
-	if c, h := w.o.status(); c != 0 && code < 300 {
-		code = c
+	if c, h := w.o.status(); c != 0 {
+		if code < 300 {
+			code = c
+		}
 		for k, v := range h {
 			w.Header()[k] = v
 		}

@@ -71,8 +71,11 @@ type Limits struct {
 	// OperationTimeout bounds a query or mutation's run time.
 	OperationTimeout time.Duration
 	// QueryCacheBytes bounds the parsed-query cache by the bytes its
-	// documents keep (an estimate: parsedBytesPerByte per byte of text).
+	// documents keep (an estimate: parsedBytesPerNode per node).
 	QueryCacheBytes int64
+	// MaxBatch bounds the operations of one batched request (a JSON array
+	// body); a negative value refuses batches.
+	MaxBatch int
 }
 
 // DefaultLimits are the limits a zero Limits field stands for: generous
@@ -96,6 +99,7 @@ var DefaultLimits = Limits{
 	BodyTimeout:      10 * time.Second,
 	OperationTimeout: 15 * time.Second,
 	QueryCacheBytes:  32 << 20,
+	MaxBatch:         10,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -122,6 +126,7 @@ func (l Limits) withDefaults() Limits {
 	if l.BodyTimeout == 0 {
 		l.BodyTimeout = d.BodyTimeout
 	}
+	set(&l.MaxBatch, d.MaxBatch)
 	if l.MaxBodyBytes == 0 {
 		l.MaxBodyBytes = d.MaxBodyBytes
 	}
@@ -537,11 +542,6 @@ func (g operationGuard) MutateOperationContext(ctx context.Context, rc *graphql.
 	if rc.Operation == nil {
 		return nil
 	}
-	if rc.Operation.Operation != ast.Query && plainGET(ctx) {
-		// GraphQL over HTTP: GET may not change anything, nor stream.
-		markStatus(ctx, http.StatusMethodNotAllowed, "Allow", "POST")
-		return refusal(CodeMethodNotAllowed, "a %s cannot be sent with GET: send it with POST", rc.Operation.Operation)
-	}
 	if err := checkLiterals(rc.Operation); err != nil {
 		return err
 	}
@@ -744,11 +744,8 @@ type statusKey struct{}
 
 // statusOverride lets the GraphQL layer choose the HTTP status of a
 // refusal gqlgen would answer with 200, such as 403 for FORBIDDEN, and the
-// headers that go with it (Retry-After, Allow). It also says whether the
-// request is a plain GET, which may run queries only.
+// headers that go with it (Retry-After).
 type statusOverride struct {
-	get bool // a GET request that is not a WebSocket upgrade
-
 	mu     sync.Mutex
 	code   int
 	header http.Header
@@ -773,16 +770,12 @@ func markUnavailable(ctx context.Context) {
 	markStatus(ctx, http.StatusServiceUnavailable, "Retry-After", strconv.Itoa(retryAfterUnavailable))
 }
 
-// plainGET reports whether ctx is a plain GET request's.
-func plainGET(ctx context.Context) bool {
-	o, ok := ctx.Value(statusKey{}).(*statusOverride)
-	return ok && o.get
-}
-
 // String implements fmt.Stringer for logs.
-func (o *statusOverride) String() string {
+func (o *statusOverride) String() string { return fmt.Sprint(o.get()) }
+
+func (o *statusOverride) get() int {
 	code, _ := o.status()
-	return fmt.Sprint(code)
+	return code
 }
 
 func (o *statusOverride) status() (int, http.Header) {

@@ -12,6 +12,10 @@ import (
 	"github.com/relatedhq/related/store/mongo/mongotest"
 )
 
+// mongoURI is the test binary's MongoDB wire-protocol server, for tests
+// that open a store of their own (with a publisher and an events feed).
+var mongoURI string
+
 // TestMain starts one MongoDB wire-protocol server for the test binary (a
 // FerretDB unless MONGODB_URI names a real MongoDB), so every end-to-end
 // test also runs on the MongoDB adapter.
@@ -21,6 +25,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	mongoURI = srv.URI
 	backends = append(backends, backend{"mongo", func(t *testing.T) (store.Store, *store.Commands) {
 		cmds := new(store.Commands)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -27,7 +27,11 @@ import (
 // built at the key's rate, a few at a time, rather than all at once; a
 // subscriber that falls behind so is dropped with TOO_SLOW as any slow one.
 func (s *Server) aroundResponses(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
-	b := resolvers.NewBudget(s.limits.MaxResponseBytes, 2*s.limits.MaxResponseBytes)
+	limit := s.limits.MaxResponseBytes
+	if left, ok := ctx.Value(responseLimitKey{}).(int64); ok {
+		limit = max(0, min(limit, left))
+	}
+	b := resolvers.NewBudget(limit, 2*s.limits.MaxResponseBytes)
 	var release func()
 	if graphql.HasOperationContext(ctx) {
 		op := graphql.GetOperationContext(ctx).Operation
@@ -52,6 +56,14 @@ func (s *Server) aroundResponses(ctx context.Context, next graphql.ResponseHandl
 		resp = &graphql.Response{Errors: gqlerror.List{s.tooLargeError(ctx)}, Extensions: resp.Extensions}
 	}
 	return resp
+}
+
+type responseLimitKey struct{}
+
+// withResponseLimit lowers the response budget of the operation ctx runs to
+// left bytes: what a batch's answer has left.
+func withResponseLimit(ctx context.Context, left int64) context.Context {
+	return context.WithValue(ctx, responseLimitKey{}, left)
 }
 
 func (s *Server) tooLargeError(ctx context.Context) *gqlerror.Error {

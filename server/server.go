@@ -14,6 +14,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/relatedhq/related"
 	"github.com/relatedhq/related/graph"
@@ -43,6 +44,11 @@ type Options struct {
 	// pages may open WebSockets to /graphql: host patterns such as
 	// "app.example.com" or "*.example.com" (path.Match syntax).
 	AllowedOrigins []string
+	// CORSOrigins are the origins whose pages may call /graphql from a
+	// browser (cors.go): "*", exact origins such as
+	// "https://app.example.com", or patterns such as "https://*.example.com"
+	// and "http://localhost:*". Empty: none (same-origin only).
+	CORSOrigins []string
 	// PersistedOnly runs only the operations of Persisted (sha256 hex of
 	// the query text -> the query): the allow-list mode. Automatic
 	// persisted queries are off in it, since they would let any client
@@ -60,6 +66,12 @@ type Options struct {
 	KeyRecheck time.Duration
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// TracerProvider receives the gateway's spans (HTTP requests, GraphQL
+	// operations, resolvers, database commands); nil turns tracing off
+	// and installs none of its hooks. NewTracerProvider makes the OTLP one.
+	TracerProvider trace.TracerProvider
+	// DBSystem names the database in spans: "sqlite" or "mongodb".
+	DBSystem string
 	// Hub serves subscriptions (live updates); nil refuses them. The
 	// caller owns it: close it (Hub.Close) before shutting the server down,
 	// so subscriptions end cleanly.
@@ -76,19 +88,22 @@ var DemoViewer = related.Viewer{Tenant: DemoTenant, Role: related.RoleAdmin, Nam
 
 // Server is the gateway's http.Handler.
 type Server struct {
-	opts      Options
-	limits    Limits
-	log       *slog.Logger
-	mux       *http.ServeMux
-	metrics   *metrics
-	handler   http.Handler
-	auth      *authenticator
-	keyLimit  *limiter
-	anonLimit *limiter
-	subs      *perKey  // open subscriptions per key
-	conns     *perKey  // open WebSockets and event streams per key
-	inflight  *perKey  // operations running per key
-	keyWatch  keyWatch // open WebSockets whose keys are re-checked
+	opts       Options
+	limits     Limits
+	log        *slog.Logger
+	mux        *http.ServeMux
+	metrics    *metrics
+	handler    http.Handler
+	auth       *authenticator
+	keyLimit   *limiter
+	anonLimit  *limiter
+	subs       *perKey  // open subscriptions per key
+	conns      *perKey  // open WebSockets and event streams per key
+	inflight   *perKey  // operations running per key
+	keyWatch   keyWatch // open WebSockets and event streams whose keys are re-checked
+	corsPolicy *cors
+	tracer     trace.Tracer // nil: tracing off
+	dbSystem   string
 }
 
 // New returns the gateway's handler over opts.Store.
@@ -127,9 +142,25 @@ func New(opts Options) *Server {
 		inflight:  newPerKey(l.MaxInFlight),
 	}
 	s.metrics.hub = opts.Hub
+	if opts.TracerProvider != nil {
+		s.tracer = opts.TracerProvider.Tracer(tracerName)
+	}
+	s.dbSystem = opts.DBSystem
+	if s.dbSystem == "" {
+		s.dbSystem = "db"
+	}
+	opts.Commands.Observe(s.observeCommand)
+	cp, err := newCORS(opts.CORSOrigins)
+	if err != nil {
+		// The command line checks the list first (CheckCORSOrigins); a
+		// bad entry from elsewhere allows nothing rather than too much.
+		opts.Logger.Error("CORS origins refused: cross-origin requests are not allowed", "err", err)
+		cp = &cors{}
+	}
+	s.corsPolicy = cp
 	// The body deadline is set before anything waits on the client, and
 	// the body is read (and its text checked) only once the key is known.
-	s.mux.Handle("/graphql", s.statusOverride(s.checkOrigin(s.deadlines(s.requireKey(s.limitBody(s.graphQL()))))))
+	s.mux.Handle("/graphql", s.cors(s.statusOverride(s.checkOrigin(s.deadlines(s.requireKey(s.limitBody(s.graphQL())))))))
 	if opts.GraphiQL {
 		s.mux.Handle(web.Prefix, web.GraphiQL())
 		s.mux.Handle(web.Prefix+"/", web.GraphiQL())
@@ -139,7 +170,11 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", s.metrics)
-	s.handler = s.requestID(s.accessLog(s.mux))
+	var h http.Handler = s.mux
+	if s.tracer != nil {
+		h = s.traceHTTP(h)
+	}
+	s.handler = s.requestID(s.accessLog(h))
 	return s
 }
 
@@ -154,8 +189,8 @@ func (s *Server) graphQL() http.Handler {
 	res := resolvers.New(s.opts.Store, s.log)
 	res.Hub = s.opts.Hub
 	res.PresentError = s.presentError
-	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: res}))
-	srv.AddTransport(transport.SSE{})
+	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: res, Schema: servedSchema()}))
+	srv.AddTransport(sseTransport{maxTokens: s.limits.MaxTokens})
 	readLimit := s.limits.MaxBodyBytes
 	srv.AddTransport(transport.Websocket{
 		// Keepalive: legacy graphql-ws clients get "ka" messages;
@@ -170,8 +205,7 @@ func (s *Server) graphQL() http.Handler {
 		PayloadReadLimit:      &readLimit,
 	})
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(httpTransport{s: s}) // GET and POST (http.go)
 	srv.SetQueryCache(parsedQueryCache(s.limits.QueryCacheBytes))
 	// First: a WebSocket's operations pay the rate limit before any work.
 	srv.Use(operationRate{s})
@@ -187,10 +221,16 @@ func (s *Server) graphQL() http.Handler {
 	// After the persisted-query extensions, which may fill in the query.
 	srv.Use(newPrecheck(s.limits))
 	srv.Use(operationGuard{maxComplexity: s.limits.MaxComplexity})
+	srv.AroundOperations(s.metrics.observeOperations)
+	if s.tracer != nil {
+		srv.AroundOperations(s.traceOperations)
+		srv.AroundFields(s.traceFields)
+	}
 	srv.AroundOperations(s.aroundOperations)
 	srv.AroundOperations(res.AroundOperations)
 	srv.AroundResponses(s.aroundResponses)   // the byte budget, per response
 	srv.AroundResponses(res.AroundResponses) // fresh loaders per subscription event
+	srv.AroundResponses(s.reportCost)
 	srv.AroundRootFields(s.aroundRootFields)
 	srv.AroundFields(s.aroundFields)
 	srv.SetErrorPresenter(s.presentError)

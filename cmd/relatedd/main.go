@@ -120,8 +120,9 @@ func openStore(ctx context.Context, c config, log *slog.Logger, cmds *store.Comm
 // startLive makes the live hub over st. On MongoDB it also starts this
 // replica's feed reader, which brings the other replicas' writes to the
 // hub; the returned stop closes both, subscriptions first.
-func startLive(ctx context.Context, c config, log *slog.Logger, st store.Store, hub **live.Hub) (func(), error) {
-	*hub = live.New(live.Options{Store: st, Logger: log})
+// maxLists bounds each key's interaction-list subscriptions.
+func startLive(ctx context.Context, c config, log *slog.Logger, st store.Store, maxLists int, hub **live.Hub) (func(), error) {
+	*hub = live.New(live.Options{Store: st, Logger: log, MaxListsPerKey: maxLists})
 	var feed *mongo.Feed
 	if c.mongoURI != "" {
 		var err error
@@ -155,10 +156,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	c.register(fs, getenv)
 	demo := fs.Int("seed", 0, "when the database has no data yet, load a sample of this many customers first (0: none)")
 	debugAddr := fs.String("debug-addr", getenv("RELATED_DEBUG_ADDR"), "serve Go's profiler (/debug/pprof/) on this address, such as 127.0.0.1:6060; keep it off public interfaces (env RELATED_DEBUG_ADDR)")
+	maxLists := fs.Int("max-list-subscriptions", live.DefaultMaxListsPerKey, "most interactionsChanged subscriptions per API key (each receives every interaction write of its tenant), within --max-subscriptions")
 	var sec securityConfig
 	sec.register(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *maxLists < 1 {
+		return fmt.Errorf("--max-list-subscriptions %d: want at least 1", *maxLists)
 	}
 	if err := sec.resolve(getenv); err != nil {
 		return err
@@ -178,7 +183,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer st.Close()
-	stopLive, err := startLive(ctx, c, log, st, &hub)
+	stopLive, err := startLive(ctx, c, log, st, *maxLists, &hub)
 	if err != nil {
 		return err
 	}
@@ -214,6 +219,26 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("listen: %w", err)
 	}
 	opts.Store, opts.Commands, opts.Logger, opts.Hub = st, cmds, log, hub
+	opts.DBSystem = "sqlite"
+	if c.mongoURI != "" {
+		opts.DBSystem = "mongodb"
+	}
+	// Tracing: on when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+	tp, err := server.NewTracerProvider(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	if tp != nil {
+		opts.TracerProvider = tp
+		log.Info("exporting traces over OTLP")
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(sctx); err != nil {
+				log.Warn("flushing traces", "err", err)
+			}
+		}()
+	}
 	srv := &http.Server{
 		Handler:           server.New(opts),
 		ReadHeaderTimeout: 10 * time.Second,

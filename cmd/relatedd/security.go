@@ -36,6 +36,7 @@ type securityConfig struct {
 	introspection  bool
 	graphiql       bool
 	allowedOrigins string
+	corsOrigins    string
 	persistedOnly  bool
 	persistedFile  string
 	limits         server.Limits
@@ -62,6 +63,7 @@ func (sc *securityConfig) register(fs *flag.FlagSet, getenv func(string) string)
 	fs.BoolVar(&sc.introspection, "introspection", envBool("RELATED_INTROSPECTION"), "answer schema introspection (default on in development) (env RELATED_INTROSPECTION)")
 	fs.BoolVar(&sc.graphiql, "graphiql", envBool("RELATED_GRAPHIQL"), "serve GraphiQL at /graphiql (default on in development) (env RELATED_GRAPHIQL)")
 	fs.StringVar(&sc.allowedOrigins, "allowed-origins", env("RELATED_ALLOWED_ORIGINS", ""), "comma-separated hosts (patterns like *.example.com) whose pages may open WebSockets; the server's own origin always may (env RELATED_ALLOWED_ORIGINS)")
+	fs.StringVar(&sc.corsOrigins, "cors-origins", env("RELATED_CORS_ORIGINS", ""), "comma-separated origins whose pages may call /graphql from a browser: https://app.example.com, https://*.example.com, http://localhost:*, * (any, without credentials) or none (default: localhost origins in development, none in production) (env RELATED_CORS_ORIGINS)")
 	fs.BoolVar(&sc.persistedOnly, "persisted-only", envBool("RELATED_PERSISTED_ONLY"), "run only the operations registered in --persisted-queries (env RELATED_PERSISTED_ONLY)")
 	fs.StringVar(&sc.persistedFile, "persisted-queries", env("RELATED_PERSISTED_QUERIES", ""), "JSON file of registered operations: an array of query texts, or an object of sha256 hex -> query text (env RELATED_PERSISTED_QUERIES)")
 	fs.Float64Var(&sc.limits.RatePerSecond, "rate-limit", d.RatePerSecond, "requests per second per API key (token bucket; negative disables)")
@@ -76,6 +78,7 @@ func (sc *securityConfig) register(fs *flag.FlagSet, getenv func(string) string)
 	fs.Int64Var(&sc.limits.MaxResponseBytes, "max-response-bytes", d.MaxResponseBytes, "largest response (or subscription event) in bytes, counted as it is produced; an operation reads at most twice that of message bodies")
 	fs.DurationVar(&sc.limits.BodyTimeout, "body-timeout", d.BodyTimeout, "longest a client may take to send a request body (408 past it)")
 	fs.Int64Var(&sc.limits.QueryCacheBytes, "query-cache-bytes", d.QueryCacheBytes, "bytes of parsed queries kept for reuse")
+	fs.IntVar(&sc.limits.MaxBatch, "max-batch", d.MaxBatch, "most operations in one batched request (a JSON array body); each counts against the rate limit; negative refuses batches")
 	fs.DurationVar(&sc.limits.OperationTimeout, "operation-timeout", d.OperationTimeout, "longest a query or mutation may run")
 }
 
@@ -97,6 +100,9 @@ func (sc *securityConfig) resolve(getenv func(string) string) error {
 		}
 		if !sc.set("graphiql", "RELATED_GRAPHIQL", getenv) {
 			sc.graphiql = true
+		}
+		if !sc.set("cors-origins", "RELATED_CORS_ORIGINS", getenv) {
+			sc.corsOrigins = strings.Join(server.DevCORSOrigins, ",")
 		}
 	case envProduction:
 		if (sc.tlsCert == "") != (sc.tlsKey == "") {
@@ -128,6 +134,16 @@ func (sc *securityConfig) options(opts *server.Options) error {
 		if o = strings.TrimSpace(o); o != "" {
 			opts.AllowedOrigins = append(opts.AllowedOrigins, o)
 		}
+	}
+	if !strings.EqualFold(strings.TrimSpace(sc.corsOrigins), "none") {
+		for _, o := range strings.Split(sc.corsOrigins, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				opts.CORSOrigins = append(opts.CORSOrigins, o)
+			}
+		}
+	}
+	if err := server.CheckCORSOrigins(opts.CORSOrigins); err != nil {
+		return fmt.Errorf("--cors-origins: %w", err)
 	}
 	if sc.persistedFile != "" {
 		data, err := os.ReadFile(sc.persistedFile)

@@ -1,13 +1,16 @@
 // Command relatedlive is the live-updates load benchmark: N WebSocket
 // subscribers (graphql-transport-ws) watch the Related panels of M
-// interactions while writes flow at a fixed rate, and it reports the
-// delivery latency, the server's memory per subscriber and its CPU.
+// interactions, and K more watch the tenant's inbox (interactionsChanged,
+// which receives every write), while writes flow at a fixed rate; it
+// reports the delivery latency, the server's memory per subscriber and its
+// CPU.
 //
 // It runs the gateway as a child process (itself with -serve), on the
 // embedded database in a temporary directory, so the server's RSS and CPU
 // are measured apart from the clients':
 //
 //	go run ./cmd/relatedlive -subscribers 10000 -panels 1000 -rate 200 -duration 30s
+//	go run ./cmd/relatedlive -subscribers 1000 -panels 100 -inboxes 50 -rate 200 -duration 30s
 //
 // Latency is measured from just before a write is sent to the moment a
 // subscriber receives its event: an upper bound of commit-to-client, since
@@ -55,17 +58,18 @@ func main() {
 		panels      = flag.Int("panels", 100, "distinct Related panels the subscribers watch")
 		rate        = flag.Int("rate", 200, "writes per second, spread over the panels")
 		duration    = flag.Duration("duration", 30*time.Second, "how long writes flow while measuring")
+		inboxes     = flag.Int("inboxes", 0, "more subscribers, each on the tenant's inbox (interactionsChanged(status: OPEN)), which every write reaches")
 	)
 	flag.Parse()
 	raiseFileLimit()
 	if *serve {
-		if err := serveChild(*panels, *subscribers); err != nil {
+		if err := serveChild(*panels, *subscribers, *inboxes); err != nil {
 			fmt.Fprintln(os.Stderr, "relatedlive -serve:", err)
 			os.Exit(1)
 		}
 		return
 	}
-	if err := bench(*subscribers, *panels, *rate, *duration); err != nil {
+	if err := bench(*subscribers, *panels, *inboxes, *rate, *duration); err != nil {
 		fmt.Fprintln(os.Stderr, "relatedlive:", err)
 		os.Exit(1)
 	}
@@ -90,7 +94,7 @@ func (f *forward) Publish(ctx context.Context, events []store.Event) {
 }
 
 // serveChild runs a gateway on a fresh embedded database with M panels.
-func serveChild(panels, subscribers int) error {
+func serveChild(panels, subscribers, inboxes int) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	dir, err := os.MkdirTemp("", "relatedlive-")
@@ -105,7 +109,7 @@ func serveChild(panels, subscribers int) error {
 		return err
 	}
 	defer st.Close()
-	hub := live.New(live.Options{Store: st, Logger: log})
+	hub := live.New(live.Options{Store: st, Logger: log, MaxListsPerKey: inboxes + 1})
 	fwd.hub.Store(hub)
 	secret, k, err := store.NewKey(server.DemoTenant, related.RoleAdmin, "bench", time.Now())
 	if err != nil {
@@ -136,7 +140,7 @@ func serveChild(panels, subscribers int) error {
 	out.Addr = ln.Addr().String()
 	srv := &http.Server{Handler: server.New(server.Options{
 		Store: st, Hub: hub, Logger: log,
-		Limits: server.Limits{RatePerSecond: -1, AnonPerSecond: -1, MaxSubscriptions: subscribers + 100, MaxConnections: -1, MaxInFlight: -1},
+		Limits: server.Limits{RatePerSecond: -1, AnonPerSecond: -1, MaxSubscriptions: subscribers + inboxes + 100, MaxConnections: -1, MaxInFlight: -1},
 	})}
 	go srv.Serve(ln)
 	b, _ := json.Marshal(out)
@@ -192,7 +196,7 @@ func readProc(pid int) (procStat, error) {
 	return ps, nil
 }
 
-func bench(n, m, rate int, duration time.Duration) error {
+func bench(n, m, k, rate int, duration time.Duration) error {
 	if m > n {
 		m = n
 	}
@@ -200,7 +204,7 @@ func bench(n, m, rate int, duration time.Duration) error {
 	if err != nil {
 		return err
 	}
-	child := exec.Command(exe, "-serve", "-panels", strconv.Itoa(m), "-subscribers", strconv.Itoa(n))
+	child := exec.Command(exe, "-serve", "-panels", strconv.Itoa(m), "-subscribers", strconv.Itoa(n), "-inboxes", strconv.Itoa(k))
 	child.Stderr = os.Stderr
 	stdout, err := child.StdoutPipe()
 	if err != nil {
@@ -239,13 +243,17 @@ func bench(n, m, rate int, duration time.Duration) error {
 	defer cf()
 	start := time.Now()
 	sem := make(chan struct{}, 64) // connect 64 at a time
-	for i := range n {
+	for i := range n + k {
 		wg.Add(1)
 		ready.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
-			err := subscribe(ctx, s, s.Panels[i%m], &ready, sem, lat)
+			panel := "" // the inbox
+			if i < n {
+				panel = s.Panels[i%m]
+			}
+			err := subscribe(ctx, s, panel, &ready, sem, lat)
 			if err != nil && ctx.Err() == nil {
 				if errs.Add(1) <= 5 {
 					fmt.Fprintln(os.Stderr, "subscriber:", err)
@@ -257,13 +265,13 @@ func bench(n, m, rate int, duration time.Duration) error {
 	if e := errs.Load(); e > 0 {
 		return fmt.Errorf("%d subscribers failed", e)
 	}
-	if err := waitSubscriptions(s, n); err != nil {
+	if err := waitSubscriptions(s, n+k); err != nil {
 		return err
 	}
 	runtime.GC()
 	subscribed, _ := readProc(s.Pid)
-	fmt.Printf("%d subscribers connected in %s; RSS %.1f MiB (%.1f KiB per subscriber)\n",
-		n, time.Since(start).Round(time.Millisecond), mib(subscribed.rss), float64(subscribed.rss-base.rss)/1024/float64(n))
+	fmt.Printf("%d subscribers (%d on panels, %d on the inbox) connected in %s; RSS %.1f MiB (%.1f KiB per subscriber)\n",
+		n+k, n, k, time.Since(start).Round(time.Millisecond), mib(subscribed.rss), float64(subscribed.rss-base.rss)/1024/float64(n+k))
 
 	// Writes at a fixed rate, each to a random panel's other interaction.
 	var sent, failed atomic.Int64
@@ -310,10 +318,10 @@ func bench(n, m, rate int, duration time.Duration) error {
 	close(lat)
 	<-collected
 
-	expected := sent.Load() * int64(n/m)
+	expected := sent.Load() * int64(n/m+k)
 	slices.Sort(samples)
-	fmt.Printf("writes: %d sent (%.0f/s), %d failed; events: %d received of %d expected (%d subscribers per panel); %d subscribers dropped as too slow\n",
-		sent.Load(), float64(sent.Load())/elapsed.Seconds(), failed.Load(), len(samples), expected, n/m, dropped)
+	fmt.Printf("writes: %d sent (%.0f/s), %d failed; events: %d received of %d expected (%d subscribers per panel, %d inboxes); %d subscribers dropped as too slow\n",
+		sent.Load(), float64(sent.Load())/elapsed.Seconds(), failed.Load(), len(samples), expected, n/m, k, dropped)
 	if len(samples) > 0 {
 		fmt.Printf("latency write-sent -> client: p50 %s  p90 %s  p99 %s  max %s\n",
 			pct(samples, 0.50), pct(samples, 0.90), pct(samples, 0.99), samples[len(samples)-1].Round(time.Millisecond/10))
@@ -337,8 +345,8 @@ func pct(s []time.Duration, q float64) time.Duration {
 	return s[min(len(s)-1, int(q*float64(len(s))))].Round(time.Millisecond / 10)
 }
 
-// subscribe opens one connection, subscribes to panel and reports the
-// latency of every event until ctx ends.
+// subscribe opens one connection, subscribes to panel (the inbox when
+// panel is "") and reports the latency of every event until ctx ends.
 func subscribe(ctx context.Context, s setup, panel string, ready *sync.WaitGroup, sem chan struct{}, lat chan<- time.Duration) error {
 	once := sync.OnceFunc(func() { <-sem; ready.Done() })
 	defer once()
@@ -361,10 +369,14 @@ func subscribe(ctx context.Context, s setup, panel string, ready *sync.WaitGroup
 	if _, _, err := conn.Read(dctx); err != nil {
 		return err
 	}
-	if err := send(map[string]any{"type": "subscribe", "id": "1", "payload": map[string]any{
+	payload := map[string]any{
 		"query":     `subscription($id: ID!) { relatedChanged(interactionId: $id) { kind interactionId interaction { lastMessage { body } } } }`,
 		"variables": map[string]any{"id": panel},
-	}}); err != nil {
+	}
+	if panel == "" {
+		payload = map[string]any{"query": `subscription { interactionsChanged(status: OPEN) { kind interactionId interaction { lastMessage { body } } } }`}
+	}
+	if err := send(map[string]any{"type": "subscribe", "id": "1", "payload": payload}); err != nil {
 		return err
 	}
 	once()
@@ -374,13 +386,12 @@ func subscribe(ctx context.Context, s setup, panel string, ready *sync.WaitGroup
 			return err
 		}
 		now := time.Now()
+		// The payload of either subscription: data.<field>.interaction.
 		var m struct {
 			Type    string
 			Payload struct {
-				Data struct {
-					RelatedChanged struct {
-						Interaction struct{ LastMessage struct{ Body string } }
-					}
+				Data map[string]struct {
+					Interaction struct{ LastMessage struct{ Body string } }
 				}
 			}
 		}
@@ -393,7 +404,10 @@ func subscribe(ctx context.Context, s setup, panel string, ready *sync.WaitGroup
 				return err
 			}
 		case "next":
-			body := m.Payload.Data.RelatedChanged.Interaction.LastMessage.Body
+			var body string
+			for _, c := range m.Payload.Data {
+				body = c.Interaction.LastMessage.Body
+			}
 			if ns, err := strconv.ParseInt(strings.TrimPrefix(body, "t="), 10, 64); err == nil {
 				select {
 				case lat <- now.Sub(time.Unix(0, ns)):

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/event"
@@ -101,12 +102,27 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	// pending holds the end funcs of observed commands in flight, by the
+	// driver's request id, until their Succeeded or Failed event.
+	var pending sync.Map
+	finish := func(id int64, err error) {
+		if end, ok := pending.LoadAndDelete(id); ok {
+			end.(func(error))(err)
+		}
+	}
 	monitor := &event.CommandMonitor{
-		Started: func(_ context.Context, e *event.CommandStartedEvent) {
-			if !handshake[e.CommandName] {
-				s.cmds.Add(e.CommandName)
+		Started: func(ctx context.Context, e *event.CommandStartedEvent) {
+			if handshake[e.CommandName] {
+				return
 			}
+			if !s.cmds.Observed() {
+				s.cmds.Add(e.CommandName)
+				return
+			}
+			pending.Store(e.RequestID, s.cmds.Start(ctx, e.CommandName))
 		},
+		Succeeded: func(_ context.Context, e *event.CommandSucceededEvent) { finish(e.RequestID, nil) },
+		Failed:    func(_ context.Context, e *event.CommandFailedEvent) { finish(e.RequestID, e.Failure) },
 	}
 	client, err := mongodriver.Connect(options.Client().ApplyURI(opts.URI).SetMonitor(monitor).SetAppName("related"))
 	if err != nil {

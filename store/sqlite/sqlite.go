@@ -178,34 +178,42 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// count records one statement under its verb ("select", "insert", ...).
-func (s *Store) count(query string, args []any) {
+// count records one statement under its verb ("select", "insert", ...)
+// and returns the func to call when it has run (store.Commands.Start).
+func (s *Store) count(ctx context.Context, query string, args []any) func(error) {
 	q := strings.TrimSpace(query)
 	verb, _, _ := strings.Cut(q, " ")
-	s.cmd.Add(strings.ToLower(verb))
+	end := s.cmd.Start(ctx, strings.ToLower(verb))
 	if s.observe != nil {
 		s.observe(query, args)
 	}
+	return end
 }
 
-func (s *Store) exec(ctx context.Context, q querier, query string, args ...any) (sql.Result, error) {
-	s.count(query, args)
+// The durations observed are those of running the statement; reading a
+// query's further rows is the caller's.
+
+func (s *Store) exec(ctx context.Context, q querier, query string, args ...any) (res sql.Result, err error) {
+	end := s.count(ctx, query, args)
+	defer func() { end(err) }()
 	if st := s.prepared(ctx, q, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
 	return q.ExecContext(ctx, query, args...)
 }
 
-func (s *Store) query(ctx context.Context, q querier, query string, args ...any) (*sql.Rows, error) {
-	s.count(query, args)
+func (s *Store) query(ctx context.Context, q querier, query string, args ...any) (rows *sql.Rows, err error) {
+	end := s.count(ctx, query, args)
+	defer func() { end(err) }()
 	if st := s.prepared(ctx, q, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
 	return q.QueryContext(ctx, query, args...)
 }
 
-func (s *Store) queryRow(ctx context.Context, q querier, query string, args ...any) *sql.Row {
-	s.count(query, args)
+func (s *Store) queryRow(ctx context.Context, q querier, query string, args ...any) (row *sql.Row) {
+	end := s.count(ctx, query, args)
+	defer func() { end(row.Err()) }()
 	if st := s.prepared(ctx, q, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}

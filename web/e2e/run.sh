@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Browser tests of the agent console and GraphiQL: builds relatedd, starts it
+# Browser and client tests (the agent console, GraphiQL, CORS from another
+# origin, the graphql-http audit): builds relatedd, starts it
 # on a temporary embedded database with demo data, makes an agent key, runs
 # web/e2e/tests in headless Chromium (Debian's chromium, driven by
 # playwright-core), then stops the server.
@@ -49,7 +50,10 @@ trap cleanup EXIT
 (cd "$root" && go build -o "$tmp/relatedd" ./cmd/relatedd)
 
 port="${E2E_PORT:-$(( 20000 + RANDOM % 20000 ))}"
+# *.partner.test: tests/cors.test.mjs serves a page there (Chromium maps
+# *.test to this machine) to call the API from another origin.
 "$tmp/relatedd" serve --addr "127.0.0.1:$port" --data-dir "$tmp/data" --seed 50 \
+  --cors-origins 'http://localhost:*,http://127.0.0.1:*,http://*.partner.test:*' \
   >"$tmp/stdout.txt" 2>"$ARTIFACTS_DIR/server.log" &
 server_pid=$!
 
@@ -83,7 +87,7 @@ done
 agent_key="$("$tmp/relatedd" keys create --data-dir "$tmp/data" --tenant demo --role agent --name 'E2E agent' |
   grep -o 'rk_[A-Za-z0-9_-]*' | head -1)"
 
-export RELATED_URL="http://127.0.0.1:$port" RELATED_KEY="$admin_key" RELATED_AGENT_KEY="$agent_key"
+export RELATED_URL="http://127.0.0.1:$port" RELATED_KEY="$admin_key" RELATED_AGENT_KEY="$agent_key" RELATED_BIN="$tmp/relatedd"
 cd "$e2e_dir"
 node --test --test-concurrency=1 --test-reporter=spec tests/
 echo "screenshots: $ARTIFACTS_DIR"

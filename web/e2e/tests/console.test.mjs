@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
   ADMIN_KEY,
+  channelNames,
   AGENT_KEY,
   api,
   BASE,
@@ -166,7 +167,7 @@ describe('agent console', () => {
     const q = await api(
       `query($id: ID!) { interaction(id: $id) {
         channel contact { name address } queue { name } status closedState
-        profile { name channels }
+        profile { name channels contacts { name } }
         messages(last: 20) { totalCount edges { node { id body } } pageInfo { hasPreviousPage } }
         all: messages(first: 100) { edges { node { id } } }
         ${PANEL('first: 10')}
@@ -177,11 +178,19 @@ describe('agent console', () => {
     const it = q.interaction;
     const now = new Date();
 
-    // Profile bar.
-    assert.equal(await page.textContent('[data-testid=profile-bar] .profile-name'), it.profile.name);
+    // Profile bar: the person's name (a contact's own name; the profile's
+    // automatic name is an identifier), and each channel labelled.
+    const person = it.contact.name || it.profile.contacts.find((c) => c.name)?.name || it.profile.name;
+    assert.equal(await page.textContent('[data-testid=profile-bar] [data-testid=person-name]'), person);
+    if (person !== it.profile.name) assert.equal(await page.textContent('[data-testid=profile-bar] .profile-key'), it.profile.name);
     assert.deepEqual(
       await page.$$eval('[data-testid=profile-bar] .ch', (cs) => cs.map((c) => c.getAttribute('data-channel'))),
       it.profile.channels,
+    );
+    assert.deepEqual(
+      await page.$$eval('[data-testid=profile-bar] .chip-label', (ls) => ls.map((l) => l.textContent)),
+      it.profile.channels.map((c) => channelNames[c]),
+      'every channel icon has a text label',
     );
     // Header.
     assert.equal(await page.textContent('#conv-title'), it.contact.name || it.contact.address);
@@ -390,12 +399,21 @@ describe('agent console', () => {
     const overflow = () => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok((await overflow()) <= 0, 'no horizontal scrolling on the list');
     await openInteraction(page, target.id);
-    await page.locator('[data-testid=related-rows]').waitFor();
+    await page.locator('[data-testid=messages] li.msg').first().waitFor();
     assert.ok((await overflow()) <= 0, 'no horizontal scrolling on an interaction');
     // One column: the list gives way to the interaction, with a way back.
     assert.ok(!(await page.isVisible('[data-testid=recent]')));
     assert.ok(await page.isVisible('button.back'));
     await shot(page, 'interaction-360', { fullPage: true });
+    // The panels are tabs.
+    await page.click('[role=tab][data-tab=related]');
+    await page.locator('[data-testid=related-rows]').waitFor();
+    assert.ok((await overflow()) <= 0, 'no horizontal scrolling on the Related tab');
+    await shot(page, 'interaction-related-360', { fullPage: true });
+    await page.click('[role=tab][data-tab=customer]');
+    await page.locator('[data-testid=contact-details]').waitFor();
+    assert.ok((await overflow()) <= 0, 'no horizontal scrolling on the Customer tab');
+    await shot(page, 'interaction-customer-360', { fullPage: true });
     await page.click('button.back');
     await page.locator('[data-testid=recent] a.item').first().waitFor();
     assertNoProblems(page);
@@ -404,31 +422,54 @@ describe('agent console', () => {
 });
 
 describe('GraphiQL', () => {
-  it('runs a query with the key in the Headers tab', async () => {
+  it('asks for the key first, then opens on a real Related panel', async () => {
     const page = await newPage(browser);
+    const introspections = [];
+    page.on('request', (r) => {
+      if (r.method() === 'POST' && r.url().endsWith('/graphql') && /IntrospectionQuery/.test(r.postData() ?? '')) {
+        introspections.push(r.headers().authorization ?? '');
+      }
+    });
     await page.goto(`${BASE}/graphiql`);
+    // The key first: nothing is fetched with no key.
+    await page.locator('[data-testid=key-prompt]').waitFor();
+    await shot(page, 'graphiql-key-prompt');
+    await page.fill('#api-key', 'rk_this-is-not-a-key');
+    await page.click('[data-testid=key-prompt] button[type=submit]');
+    await page.locator('.key-error').waitFor();
+    assert.match(await page.textContent('.key-error'), /did not work/);
+    page.problems.length = 0; // the refused key's 401 is the point of that step
+    await page.fill('#api-key', ADMIN_KEY);
+    await page.click('[data-testid=key-prompt] button[type=submit]');
     await page.locator('.graphiql-query-editor .CodeMirror').waitFor();
-    // Type the query and the headers into the editors (CodeMirror 5).
-    await page.evaluate((key) => {
-      const cm = (sel) => document.querySelector(sel).CodeMirror;
-      cm('.graphiql-query-editor .CodeMirror').setValue('query Who { viewer { tenant role } interactions(first: 1) { totalCount } }');
-      const editors = [...document.querySelectorAll('.graphiql-editor-tool .CodeMirror')];
-      // The Headers tab is open (the page's default); the Variables editor is hidden.
-      const headers = editors.find((e) => !e.parentElement.classList.contains('hidden'));
-      headers.CodeMirror.setValue(JSON.stringify({ Authorization: `Bearer ${key}` }));
-    }, ADMIN_KEY);
-    await page.waitForTimeout(800); // GraphiQL picks up the edit (operation name) after a debounce
+    // The example's variables name an interaction with related ones.
+    const variables = await until('the example variables', () =>
+      page.evaluate(() => {
+        const editors = [...document.querySelectorAll('.graphiql-editor-tool .CodeMirror')];
+        return editors.map((e) => e.CodeMirror.getValue()).find((v) => v.includes('"id"'));
+      }),
+    );
+    const id = JSON.parse(variables).id;
+    assert.ok(id, `the example has an interaction id: ${variables}`);
+    const want = await api(`query($id: ID!) { interaction(id: $id) { related(first: 20) { totalCount } } }`, { id });
+    assert.ok(want.interaction.related.totalCount > 0, 'the example interaction has related ones');
+    await until('the schema, fetched with the key', () => introspections.length > 0);
+    assert.equal(introspections[0], `Bearer ${ADMIN_KEY}`);
     await page.click('button.graphiql-execute-button');
-    const want = await api(`{ viewer { tenant role } interactions(first: 1) { totalCount } }`);
-    await until('the result pane', async () => {
+    await until('the Related panel in the result pane', async () => {
       const text = await page.textContent('.graphiql-response');
-      return text && text.includes(`"tenant": "${want.viewer.tenant}"`) && text.includes(`"totalCount": ${want.interactions.totalCount}`);
+      return text && text.includes(`"totalCount": ${want.interaction.related.totalCount}`) && text.includes('"scope"');
     });
     await shot(page, 'graphiql-1280');
-    // Without a key, GraphiQL's schema fetch on load is refused (401), and
-    // the refusal can land at any point of the test: expected. The keyed
-    // query's own success is what the result pane above proves.
-    assertNoProblems(page, (p) => /status of 401/.test(p));
+    // Another key in the Headers tab: the schema is fetched again with it.
+    await page.click('button:has-text("Headers")');
+    await page.evaluate((key) => {
+      const editors = [...document.querySelectorAll('.graphiql-editor-tool .CodeMirror')];
+      const headers = editors.find((e) => e.CodeMirror.getValue().includes('Authorization'));
+      headers.CodeMirror.setValue(JSON.stringify({ Authorization: `Bearer ${key}` }));
+    }, AGENT_KEY);
+    await until('the schema fetched again with the new key', () => introspections.includes(`Bearer ${AGENT_KEY}`));
+    assertNoProblems(page);
     await page.context().close();
   });
 });

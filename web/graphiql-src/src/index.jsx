@@ -5,7 +5,7 @@
 import { createGraphiQLFetcher } from '@graphiql/toolkit';
 import { GraphiQL } from 'graphiql';
 import { createClient } from 'graphql-ws';
-import { StrictMode } from 'react';
+import { StrictMode, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 
 import '@graphiql/react/font/roboto.css';
@@ -16,11 +16,13 @@ import './page.css';
 
 const ENDPOINT = '/graphql';
 
-const DEFAULT_QUERY = `# Related GraphQL API
-#
-# Needs an API key? In the Headers tab, enter
-#   {"Authorization": "Bearer <key>"}
-# Set "id" in Variables, then press Ctrl-Enter.
+// The example opens the Related panel of a demo interaction: once the key is
+// known, the page picks an open interaction that has related ones (exampleID)
+// and puts its id in the Variables tab.
+const DEFAULT_QUERY = `# The Related panel of a demo interaction.
+# Run it: Ctrl-Enter, or the pink button.
+# Its id is in Variables, your key in Headers.
+# Docs (top left) list every type and field.
 
 query Panel($id: ID!) {
   interaction(id: $id) {
@@ -37,10 +39,156 @@ query Panel($id: ID!) {
 }
 `;
 
-const DEFAULT_VARIABLES = `{
-  "id": ""
+const KEY_STORAGE = 'related.graphiql.authorization';
+
+// authorizationOf reads the Authorization value out of the Headers tab's
+// JSON text; undefined when the text does not parse or has none.
+function authorizationOf(headersText) {
+  try {
+    const h = JSON.parse(headersText || '{}');
+    const k = Object.keys(h).find((n) => n.toLowerCase() === 'authorization');
+    return k && typeof h[k] === 'string' ? h[k].trim() : undefined;
+  } catch {
+    return undefined;
+  }
 }
-`;
+
+// asAuthorization turns what a person pastes (a bare key, "Bearer rk_...",
+// or the whole {"Authorization": ...} object) into the header's value.
+function asAuthorization(pasted) {
+  const text = pasted.trim();
+  const fromJSON = text.startsWith('{') ? authorizationOf(text) : undefined;
+  const value = fromJSON ?? text;
+  return /^bearer\s/i.test(value) ? value : `Bearer ${value}`;
+}
+
+// exampleID checks the key and finds the open interaction with the most
+// related ones: the example query then shows a real panel. It throws with a
+// message to show when the key is refused.
+async function exampleID(authorization) {
+  const res = await fetch(ENDPOINT, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Accept: 'application/graphql-response+json', Authorization: authorization },
+    body: JSON.stringify({
+      operationName: 'Example',
+      query: 'query Example { interactions(first: 25, status: OPEN) { edges { node { id related(first: 1) { totalCount } } } } }',
+    }),
+  });
+  const body = await res.json().catch(() => ({}));
+  if (res.status === 401 || res.status === 403) {
+    throw new Error(body.errors?.[0]?.message ?? 'the server refused this key');
+  }
+  if (!res.ok && !body.data) {
+    throw new Error(body.errors?.[0]?.message ?? `the server answered ${res.status}`);
+  }
+  let best = null;
+  for (const { node } of body.data?.interactions?.edges ?? []) {
+    if (!best || node.related.totalCount > best.related.totalCount) best = node;
+  }
+  return best?.id ?? '';
+}
+
+// KeyPrompt asks for the API key before GraphiQL loads, so the schema is
+// fetched with it: the docs and autocompletion work from the start.
+function KeyPrompt({ onKey, error: initialError }) {
+  const [value, setValue] = useState('');
+  const [error, setError] = useState(initialError ?? '');
+  const [busy, setBusy] = useState(false);
+  async function submit(e) {
+    e.preventDefault();
+    if (!value.trim()) {
+      setError('Paste an API key first.');
+      return;
+    }
+    setBusy(true);
+    setError('');
+    const authorization = asAuthorization(value);
+    try {
+      const id = await exampleID(authorization);
+      onKey(authorization, id);
+    } catch (err) {
+      setError(`That key did not work: ${err.message}`);
+      setBusy(false);
+    }
+  }
+  return (
+    <form className="key-prompt" data-testid="key-prompt" onSubmit={submit}>
+      <h1>Related GraphQL API</h1>
+      <label htmlFor="api-key">API key</label>
+      <input id="api-key" type="password" autoComplete="off" spellCheck={false} placeholder="rk_..." value={value} onChange={(e) => setValue(e.target.value)} autoFocus />
+      <button type="submit" disabled={busy}>{busy ? 'Checking…' : 'Open GraphiQL'}</button>
+      {error && (
+        <p className="key-error" role="alert">
+          {error}
+        </p>
+      )}
+      <p className="key-help">
+        On its first start on the embedded database, <code>relatedd serve</code> prints an admin key for tenant{' '}
+        <code>demo</code>. Make another with <code>go run ./cmd/relatedd keys create --tenant demo --role admin --name you</code>.
+        The key stays in this browser tab (session storage) and goes to the server in the Authorization header.
+      </p>
+    </form>
+  );
+}
+
+function App() {
+  const [authorization, setAuthorization] = useState(() => sessionStorage.getItem(KEY_STORAGE) ?? '');
+  const [example, setExample] = useState(null);
+  const [error, setError] = useState('');
+  // A stored key is checked again (it may have been revoked), and gives the
+  // example its id.
+  useEffect(() => {
+    if (!authorization || example !== null) return;
+    exampleID(authorization).then(setExample, (err) => {
+      sessionStorage.removeItem(KEY_STORAGE);
+      setAuthorization('');
+      setError(`The saved key did not work: ${err.message}`);
+    });
+  }, [authorization, example]);
+  // A new fetcher for each key: GraphiQL fetches the schema again whenever
+  // its fetcher changes, so editing the Authorization header in the Headers
+  // tab brings the docs and autocompletion of that key at once.
+  const keyedFetcher = useMemo(() => (params, opts) => fetcher(params, opts), [authorization]);
+  const timer = useRef(null);
+  const onEditHeaders = useCallback(
+    (text) => {
+      clearTimeout(timer.current);
+      timer.current = setTimeout(() => {
+        const a = authorizationOf(text);
+        if (a && a !== authorization) {
+          sessionStorage.setItem(KEY_STORAGE, a);
+          setAuthorization(a);
+        }
+      }, 500);
+    },
+    [authorization],
+  );
+  if (!authorization || example === null) {
+    if (authorization && !error) return <p className="graphiql-boot">Loading GraphiQL…</p>;
+    return (
+      <KeyPrompt
+        error={error}
+        onKey={(a, id) => {
+          sessionStorage.setItem(KEY_STORAGE, a);
+          setError('');
+          setExample(id);
+          setAuthorization(a);
+        }}
+      />
+    );
+  }
+  return (
+    <GraphiQL
+      fetcher={keyedFetcher}
+      defaultHeaders={JSON.stringify({ Authorization: authorization }, null, 2)}
+      defaultTabs={[{ query: DEFAULT_QUERY }]}
+      variables={JSON.stringify({ id: example }, null, 2)}
+      defaultEditorToolsVisibility="variables"
+      isHeadersEditorEnabled
+      onEditHeaders={onEditHeaders}
+    />
+  );
+}
 
 function webSocketURL(path) {
   const { protocol, host } = window.location;
@@ -66,8 +214,8 @@ function wsClientFor(headers) {
 
 const httpFetcher = createGraphiQLFetcher({ url: ENDPOINT });
 
-// Queries and mutations go over HTTP (multipart incremental delivery is
-// supported); subscriptions go over the WebSocket client for the current headers.
+// Queries and mutations go over HTTP; subscriptions go over the WebSocket
+// client for the current headers.
 function fetcher(params, opts) {
   const headers = opts && opts.headers;
   if (!opts || !opts.documentAST || !isSubscription(opts.documentAST, params.operationName)) {
@@ -84,11 +232,6 @@ function isSubscription(doc, operationName) {
 
 createRoot(document.getElementById('graphiql')).render(
   <StrictMode>
-    <GraphiQL
-      fetcher={fetcher}
-      defaultTabs={[{ query: DEFAULT_QUERY, variables: DEFAULT_VARIABLES }]}
-      defaultEditorToolsVisibility="headers"
-      isHeadersEditorEnabled
-    />
+    <App />
   </StrictMode>,
 );

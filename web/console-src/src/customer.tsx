@@ -1,0 +1,211 @@
+// The customer pane: who the agent is talking to. The contact (its channel,
+// address and attributes), and its profile: the identifiers that tie the
+// profile together, each marked attested or claimed, and why each contact
+// is linked. Each part is a section of its own, so that more (suggested links
+// for an admin to confirm or dismiss) can join as another section.
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { explain, gql, Q_CUSTOMER, type ContactInfo, type Customer, type ProfileLink } from './api';
+import { Breakable, useCtx } from './ctx';
+import { channelNames, fullWhen, shortWhen } from './format';
+import { ChannelIcon } from './icons';
+
+/** How much a profile's identifier is worth: the channel vouches for it, someone said so, or it was linked by hand. */
+export type Trust = 'attested' | 'claimed' | 'manual';
+
+const trustText: Record<Trust, { label: string; help: string }> = {
+  attested: { label: 'Attested', help: 'The channel vouches for this value (it is the sender’s own address or number).' },
+  claimed: { label: 'Claimed', help: 'Someone said so (a form, a workflow, an agent): not proven by the channel.' },
+  manual: { label: 'Manual', help: 'An admin linked it by hand.' },
+};
+
+/** The trust of a link, from its source and reason. */
+export function linkTrust(l: ProfileLink): Trust {
+  if (l.reason === 'MANUAL') return 'manual';
+  return l.source === 'ATTESTED' ? 'attested' : 'claimed';
+}
+
+/** An identifier's trust: attested when any link by it is attested, else claimed (null when no link names it). */
+export function identifierTrust(key: string, value: string, links: ProfileLink[]): Trust | null {
+  const by = links.filter((l) => l.reason === 'RULE' && l.key === key && l.value === value);
+  if (by.length === 0) return null;
+  return by.some((l) => linkTrust(l) === 'attested') ? 'attested' : 'claimed';
+}
+
+function TrustMark({ trust }: { trust: Trust }) {
+  const t = trustText[trust];
+  return (
+    <span class={`mark mark-${trust}`} title={t.help} data-testid="trust" data-trust={trust}>
+      {t.label}
+    </span>
+  );
+}
+
+const contactLabel = (c: ContactInfo) => c.name || c.address;
+
+/** Why a contact is in the profile, in a sentence. */
+function why(l: ProfileLink): string {
+  if (l.reason === 'MANUAL') return `Linked by hand${l.by ? ` by ${l.by}` : ''}.`;
+  const how = linkTrust(l) === 'attested' ? 'its channel vouches for' : 'it claims';
+  return l.key ? `Shares ${l.key} ${l.value ?? ''}: ${how} it.` : 'Linked by a rule.';
+}
+
+export function CustomerPane({ id, epoch }: { id: string; epoch: number }) {
+  const { apiKey, live, now, refused } = useCtx();
+  const [c, setC] = useState<Customer | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [loading, setLoading] = useState(false);
+  const seq = useRef(0);
+
+  const load = useCallback(async () => {
+    const n = ++seq.current;
+    setLoading(true);
+    try {
+      const d = await gql<{ interaction: Customer | null }>(apiKey, Q_CUSTOMER, { id });
+      if (n !== seq.current) return;
+      setC(d.interaction);
+      setError(null);
+    } catch (e) {
+      if (n === seq.current && !refused(e)) setError(explain(e, 'load the customer'));
+    } finally {
+      if (n === seq.current) setLoading(false);
+    }
+  }, [apiKey, id, refused]);
+
+  useEffect(() => {
+    load();
+  }, [load, epoch]);
+  useEffect(() => live.onReconnect(() => load()), [live, load]);
+
+  const p = c?.profile ?? null;
+  return (
+    <section class="customer" aria-labelledby="customer-title" data-testid="customer" aria-busy={loading}>
+      <div class="pane-head">
+        <h2 id="customer-title">Customer</h2>
+        <button type="button" class="btn small" onClick={load} disabled={loading} aria-label="Reload the customer details">
+          Reload
+        </button>
+      </div>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      {!c && !error && <p class="empty">Loading…</p>}
+      {c && (
+        <div class="pane-body">
+          <section class="cust-section" aria-labelledby="contact-title" data-testid="contact-details" data-id={c.contact.id}>
+            <h3 id="contact-title">Contact</h3>
+            <dl class="facts">
+              <dt>Name</dt>
+              <dd data-testid="contact-name">{c.contact.name ?? <span class="muted">Not given</span>}</dd>
+              <dt>Channel</dt>
+              <dd>
+                <span class="chip">
+                  <ChannelIcon channel={c.contact.channel} size="sm" />
+                  <span>{channelNames[c.contact.channel]}</span>
+                </span>
+              </dd>
+              <dt>Address</dt>
+              <dd class="breakable" data-testid="contact-address">
+                <Breakable text={c.contact.address} />
+              </dd>
+            </dl>
+            <h4>Attributes</h4>
+            {c.contact.attributes.length === 0 ? (
+              <p class="empty-inline">None recorded.</p>
+            ) : (
+              <dl class="facts" data-testid="attributes">
+                {c.contact.attributes.map((a) => (
+                  <div class="fact" key={a.key} data-key={a.key}>
+                    <dt>{a.key}</dt>
+                    <dd class="breakable">
+                      <Breakable text={a.value} />
+                    </dd>
+                  </div>
+                ))}
+              </dl>
+            )}
+          </section>
+          {p ? (
+            <section class="cust-section" aria-labelledby="profile-title" data-testid="profile-details" data-id={p.id}>
+              <h3 id="profile-title">
+                Profile{' '}
+                <span class="profile-title-name">
+                  <Breakable text={p.name} />
+                </span>
+              </h3>
+              <p class="chips" aria-label="Channels">
+                {p.channels.map((ch) => (
+                  <span class="chip" key={ch} data-channel={ch}>
+                    <ChannelIcon channel={ch} size="sm" />
+                    <span>{channelNames[ch]}</span>
+                  </span>
+                ))}
+              </p>
+              <h4>Identifiers</h4>
+              {p.identifiers.length === 0 ? (
+                <p class="empty-inline">None.</p>
+              ) : (
+                <ul class="idents" data-testid="identifiers">
+                  {p.identifiers.map((i) => {
+                    const t = identifierTrust(i.key, i.value, p.links);
+                    return (
+                      <li key={`${i.key}=${i.value}`} data-key={i.key} data-value={i.value}>
+                        <div class="ident-top">
+                          <span class="ident-value breakable">
+                            <Breakable text={i.value} />
+                          </span>
+                          {t && <TrustMark trust={t} />}
+                        </div>
+                        <span class="ident-key">{i.key}</span>
+                      </li>
+                    );
+                  })}
+                </ul>
+              )}
+              <h4>Why each contact is linked</h4>
+              {p.links.length === 0 ? (
+                <p class="empty-inline">No links recorded.</p>
+              ) : (
+                <ul class="links" data-testid="links">
+                  {p.links.map((l, i) => (
+                    <li key={`${l.contact.id}-${i}`} data-contact={l.contact.id} data-reason={l.reason} data-source={l.source ?? ''}>
+                      <ChannelIcon channel={l.contact.channel} size="sm" />
+                      <div class="link-main">
+                        <div class="link-top">
+                          <span class="link-name breakable">
+                            <Breakable text={contactLabel(l.contact)} />
+                            {l.contact.id === c.contact.id && <span class="muted"> (this contact)</span>}
+                          </span>
+                          <TrustMark trust={linkTrust(l)} />
+                        </div>
+                        {l.contact.name && (
+                          <p class="link-addr breakable">
+                            {channelNames[l.contact.channel]} · <Breakable text={l.contact.address} />
+                          </p>
+                        )}
+                        <p class="link-why breakable" data-testid="why">
+                          <Breakable text={why(l)} />
+                        </p>
+                        <p class="link-when">
+                          <time dateTime={l.linkedAt} title={fullWhen(l.linkedAt)}>
+                            Linked {shortWhen(l.linkedAt, now)}
+                          </time>
+                        </p>
+                      </div>
+                    </li>
+                  ))}
+                </ul>
+              )}
+            </section>
+          ) : (
+            <section class="cust-section" data-testid="profile-details" data-id="">
+              <h3>Profile</h3>
+              <p class="empty-inline">This contact belongs to no profile: no rule has linked it to another contact yet.</p>
+            </section>
+          )}
+        </div>
+      )}
+    </section>
+  );
+}
