@@ -304,6 +304,25 @@ func TestAttackHugeResponse(t *testing.T) {
 			t.Fatalf("%s %.300s %v", m.Type, m.Payload, err)
 		}
 	})
+	t.Run("batch", func(t *testing.T) {
+		// A batch's answer is held whole: its operations share one budget.
+		op := map[string]any{"query": `query($id: ID!) { interaction(id: $id) { messages(first: 10) { edges { node { body } } } } }`, "variables": vars}
+		body, _ := json.Marshal([]any{op, op, op, op, op})
+		status, _, raw := g.post(g.key, body, "application/json")
+		var results []json.RawMessage
+		if status != 200 || json.Unmarshal(raw, &results) != nil || len(results) != 5 {
+			t.Fatalf("status %d: %.300s", status, raw)
+		}
+		tooLarge := 0
+		for _, r := range results {
+			if c := codes(r); len(c) == 1 && c[0] == server.CodeResponseTooLarge {
+				tooLarge++
+			}
+		}
+		if tooLarge != 4 || len(raw) > limit+64<<10 {
+			t.Fatalf("%d of 5 results refused, a %d-byte answer for a %d-byte budget", tooLarge, len(raw), limit)
+		}
+	})
 	t.Run("within the limit", func(t *testing.T) {
 		var out struct {
 			Interaction struct {
