@@ -470,6 +470,13 @@ func TestConnectionsPerKey(t *testing.T) {
 	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(raw), server.CodeTooManyConns) {
 		t.Fatalf("a third stream: %d %s", resp.StatusCode, raw)
 	}
+	// A query from a client that accepts event streams too (urql lists
+	// text/event-stream in every request) is answered in JSON and holds
+	// no connection slot.
+	reqBody, _ := json.Marshal(map[string]any{"query": `{ viewer { tenant } }`})
+	if status, _, raw := g.post(g.key, reqBody, "application/graphql-response+json, application/json, text/event-stream"); status != 200 || !strings.Contains(string(raw), `"tenant"`) {
+		t.Fatalf("a query accepting event streams too: %d %s", status, raw)
+	}
 	first.Close(websocket.StatusNormalClosure, "")
 	for i := 0; ; i++ {
 		c, err := g.wsTry(g.key)

@@ -208,24 +208,11 @@ func (s *Server) requireKey(next http.Handler) http.Handler {
 			return
 		}
 		ctx = withAuth(ctx, ai)
-		switch {
-		case isWebSocket(r):
-			// The connection's slot and key watch are taken in wsInit.
-		case isEventStream(r):
-			// An event stream lives as long as its subscription: it holds
-			// one of the key's connections, and ends when the key is
-			// revoked, as a WebSocket does.
-			if !s.conns.acquireUntil(ctx, ai.key.ID) {
-				s.tooManyConnections(w, r)
-				return
-			}
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithCancel(ctx)
-			defer cancel()
-			s.watchKey(ctx, cancel, ai)
-		default:
-			// A plain request holds one of the key's operations in flight
-			// from its first byte of body to its last of answer.
+		if !isWebSocket(r) { // a WebSocket's slot and key watch are taken in wsInit
+			// A request holds one of the key's operations in flight from
+			// its first byte of body to its last of answer; one that turns
+			// out to be an event stream trades it for a connection once
+			// its body is in (streams).
 			release, ok := s.inflight.acquire(ai.key.ID)
 			if !ok {
 				w.Header().Set("Retry-After", "1")
@@ -233,7 +220,41 @@ func (s *Server) requireKey(next http.Handler) http.Handler {
 				return
 			}
 			defer release()
+			ctx = context.WithValue(ctx, inflightKey{}, release)
 		}
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// inflightKey carries the release of a request's in-flight slot.
+type inflightKey struct{}
+
+// streams admits the event streams, once their bodies are in: a request
+// the SSE transport will serve (a subscription, or a client that accepts
+// nothing else) lives as long as its subscription, so it gives back its
+// operation slot and holds one of the key's connections instead, has its
+// read deadline lifted, and ends when its key is revoked, as a WebSocket
+// does. Every other request goes on as it came.
+func (s *Server) streams(next http.Handler) http.Handler {
+	sse := sseTransport{maxTokens: s.limits.MaxTokens}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ai, ok := authFrom(r.Context())
+		if !ok || isWebSocket(r) || !sse.Supports(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx := r.Context()
+		if !s.conns.acquireUntil(ctx, ai.key.ID) {
+			s.tooManyConnections(w, r)
+			return
+		}
+		if release, ok := ctx.Value(inflightKey{}).(func()); ok {
+			release()
+		}
+		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		s.watchKey(ctx, cancel, ai)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

@@ -59,11 +59,6 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 			tooLarge(w, r, max)
 			return
 		}
-		if isEventStream(r) {
-			// The body is in: from here the stream lives as long as its
-			// subscription, bounded by the key's connection cap instead.
-			_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
-		}
 		if p := checkJSONText(b); p != nil {
 			writeGraphQLError(w, r, http.StatusBadRequest, textRefusal(p))
 			return
@@ -114,7 +109,7 @@ func isEventStream(r *http.Request) bool {
 // client cannot hold a connection. It runs before anything reads from the
 // client. The http.Server's own timeouts cannot do it: they would also cut
 // WebSockets and event streams, which live long by design (an event
-// stream's read deadline is lifted once its body is in: limitBody).
+// stream's read deadline is lifted once its body is in: streams).
 func (s *Server) deadlines(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !isWebSocket(r) {

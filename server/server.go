@@ -158,9 +158,10 @@ func New(opts Options) *Server {
 		cp = &cors{}
 	}
 	s.corsPolicy = cp
-	// The body deadline is set before anything waits on the client, and
-	// the body is read (and its text checked) only once the key is known.
-	s.mux.Handle("/graphql", s.cors(s.statusOverride(s.checkOrigin(s.deadlines(s.requireKey(s.limitBody(s.graphQL())))))))
+	// The body deadline is set before anything waits on the client; the
+	// body is read (and its text checked) only once the key is known, and
+	// an event stream is told from a plain request once it is in.
+	s.mux.Handle("/graphql", s.cors(s.statusOverride(s.checkOrigin(s.deadlines(s.requireKey(s.limitBody(s.streams(s.graphQL()))))))))
 	if opts.GraphiQL {
 		s.mux.Handle(web.Prefix, web.GraphiQL())
 		s.mux.Handle(web.Prefix+"/", web.GraphiQL())
