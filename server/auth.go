@@ -199,6 +199,12 @@ func (s *Server) requireKey(next http.Handler) http.Handler {
 			return
 		case err != nil:
 			s.log.ErrorContext(ctx, "authentication failed", "request_id", RequestID(ctx), "err", err)
+			if s.unavailable(err) {
+				w.Header().Set("Retry-After", strconv.Itoa(retryAfterUnavailable))
+				writeError(w, r, http.StatusServiceUnavailable, CodeUnavailable,
+					fmt.Sprintf("the database is unavailable for now: retry later (request id %s)", RequestID(ctx)))
+				return
+			}
 			writeError(w, r, http.StatusServiceUnavailable, CodeInternal,
 				fmt.Sprintf("internal server error (request id %s)", RequestID(ctx)))
 			return
@@ -263,6 +269,12 @@ func (s *Server) tooManyConnections(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Retry-After", "1")
 	writeError(w, r, http.StatusTooManyRequests, CodeTooManyConns,
 		fmt.Sprintf("this key has %d WebSockets and event streams open, the most allowed: close one first", s.conns.max))
+}
+
+// unavailable reports whether err, from the key store or the store, means
+// the database is unavailable.
+func (s *Server) unavailable(err error) bool {
+	return store.Unavailable(s.opts.Keys, err) || store.Unavailable(s.opts.Store, err)
 }
 
 // allowFailure counts an unauthenticated request against its client
@@ -358,6 +370,10 @@ func (s *Server) wsInit(ctx context.Context, p transport.InitPayload) (context.C
 		}
 		if err != nil {
 			s.log.ErrorContext(ctx, "websocket authentication failed", "err", err)
+			if s.unavailable(err) {
+				// 1013: try again later.
+				return transport.WithWebsocketCloseCode(ctx, 1013), nil, errors.New(CodeUnavailable + ": the database is unavailable for now: retry later")
+			}
 			return transport.WithWebsocketCloseCode(ctx, 1011), nil, errors.New("internal server error")
 		}
 		if ok, _ := s.keyLimit.allow(ai.key.ID); !ok {

@@ -13,7 +13,6 @@ import (
 	"github.com/relatedhq/related"
 	"github.com/relatedhq/related/live"
 	"github.com/relatedhq/related/resolvers"
-	"github.com/relatedhq/related/store"
 )
 
 // Error codes in GraphQL errors' extensions.code. They are part of the
@@ -99,7 +98,7 @@ func (s *Server) presentError(ctx context.Context, err error) *gqlerror.Error {
 		out.Message = fmt.Sprintf("the operation ran out of time (request id %s)", id)
 		out.Extensions = map[string]any{"code": CodeTimeout, "requestId": id}
 		return out
-	case store.Unavailable(s.opts.Store, err):
+	case s.unavailable(err):
 		// Not a defect of this code: the database is down, unreachable or
 		// out of space. Writes were rolled back whole; the client retries.
 		s.log.ErrorContext(ctx, "database unavailable", "err", err, "operation", operationName(ctx), "path", path.String())
