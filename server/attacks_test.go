@@ -631,3 +631,22 @@ func TestDocumentLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestOversizedWebSocketMessage: a WebSocket message over the body limit
+// closes the connection (1009, message too big) before it is decoded.
+func TestOversizedWebSocketMessage(t *testing.T) {
+	g, _ := liveGateway(t, server.Options{Limits: server.Limits{RatePerSecond: -1, MaxBodyBytes: 64 << 10}}, nil)
+	c := g.wsOpen(g.key)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	big := `{"id":"1","type":"subscribe","payload":{"query":"{ viewer { tenant } }","variables":{"pad":"` + strings.Repeat("x", 128<<10) + `"}}}`
+	c.Write(ctx, websocket.MessageText, []byte(big))
+	for {
+		if _, _, err := c.Read(ctx); err != nil {
+			if websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+				t.Fatalf("closed with %v, want 1009", err)
+			}
+			return
+		}
+	}
+}
