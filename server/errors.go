@@ -37,6 +37,7 @@ const (
 	CodeUnavailable      = "UNAVAILABLE"              // the database is unavailable or full; retry after Retry-After (HTTP 503)
 	CodeTooSlow          = "TOO_SLOW"                 // a subscription's client fell too far behind and was dropped: resubscribe
 	CodeShuttingDown     = "SHUTTING_DOWN"            // the server is shutting down: reconnect and resubscribe
+	CodeCancelled        = "CANCELLED"                // the client went away before the answer: nobody's failure
 )
 
 func init() {
@@ -91,6 +92,15 @@ func (s *Server) presentError(ctx context.Context, err error) *gqlerror.Error {
 		out := gqlerror.WrapPath(path, err)
 		out.Message = "the server is shutting down: reconnect and resubscribe"
 		out.Extensions = map[string]any{"code": CodeShuttingDown, "requestId": id}
+		return out
+	case errors.Is(err, context.Canceled):
+		// The client went away (a closed socket, a dropped request, a
+		// subscription ended mid-event): nobody reads this error, and it
+		// is nobody's defect.
+		s.log.InfoContext(ctx, "graphql operation cancelled", "operation", operationName(ctx), "path", path.String())
+		out := gqlerror.WrapPath(path, err)
+		out.Message = fmt.Sprintf("the operation was cancelled (request id %s)", id)
+		out.Extensions = map[string]any{"code": CodeCancelled, "requestId": id}
 		return out
 	case errors.Is(err, context.DeadlineExceeded):
 		s.log.WarnContext(ctx, "graphql operation timed out", "err", err, "operation", operationName(ctx), "path", path.String())
