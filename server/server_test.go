@@ -456,35 +456,6 @@ func TestClientMutationIDIsIdempotent(t *testing.T) {
 	}
 }
 
-func TestNodeResolvesEveryType(t *testing.T) {
-	g := newGateway(t, backends[0])
-	r := g.record(message("EMAIL", "n", "node@example.com", "hi", t0))
-	var q struct {
-		Interaction struct {
-			Queue       struct{ ID string }
-			LastMessage struct{ ID string }
-		}
-	}
-	g.must(`query($id: ID!) { interaction(id: $id) { queue { id } lastMessage { id } } }`, map[string]any{"id": r.RecordMessage.Interaction.ID}, &q)
-	for typ, id := range map[string]string{
-		"Interaction": r.RecordMessage.Interaction.ID,
-		"Contact":     r.RecordMessage.Interaction.Contact.ID,
-		"Message":     q.Interaction.LastMessage.ID,
-		"Queue":       q.Interaction.Queue.ID,
-	} {
-		var out struct {
-			Node *struct {
-				Typename string `json:"__typename"`
-				ID       string
-			}
-		}
-		g.must(`query($id: ID!) { node(id: $id) { __typename id } }`, map[string]any{"id": id}, &out)
-		if out.Node == nil || out.Node.Typename != typ || out.Node.ID != id {
-			t.Fatalf("node(%s) = %+v, want a %s", id, out.Node, typ)
-		}
-	}
-}
-
 func TestPreferencesPersist(t *testing.T) {
 	g := newGateway(t, backends[0])
 	var out struct {
