@@ -337,7 +337,9 @@ func TestNodeResolvesEveryType(t *testing.T) {
 		map[string]any{"key": "customerId", "value": "C2", "attested": true}}
 	g.record(other)
 	var pairs struct {
-		ProfileSuggestions, ProfileConflicts struct{ Edges []struct{ Node struct{ ID string } } }
+		ProfileSuggestions, ProfileConflicts struct {
+			Edges []struct{ Node struct{ ID string } }
+		}
 	}
 	g.must(`{ profileSuggestions { edges { node { id } } } profileConflicts { edges { node { id } } } }`, nil, &pairs)
 	if len(pairs.ProfileSuggestions.Edges) == 0 || len(pairs.ProfileConflicts.Edges) == 0 {
