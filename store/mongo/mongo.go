@@ -67,6 +67,10 @@ type Store struct {
 	// leaseTTL is how long a lease on a contact lasts (leases.go); tests
 	// shorten it.
 	leaseTTL time.Duration
+	// eraseCrash, when set (by tests), runs once an erasure has deleted a
+	// chunk's messages; an error stops the erasure there, as a crash
+	// would.
+	eraseCrash func() error
 }
 
 var _ store.Store = (*Store)(nil)
