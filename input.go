@@ -80,6 +80,12 @@ func (r RecordMessage) Normalize(now time.Time) (RecordMessage, error) {
 	if !utf8.ValidString(r.Body) {
 		return r, Invalid("is not valid UTF-8", "body")
 	}
+	if strings.IndexByte(r.Body, 0) >= 0 {
+		// Every other text field refuses control characters; a body keeps
+		// them (a pasted log may hold a form feed) but not NUL, which no
+		// text means and some clients read as the end of the string.
+		return r, Invalid("contains a NUL character", "body")
+	}
 	if r.SentAt.IsZero() {
 		r.SentAt = now
 	}

@@ -160,7 +160,7 @@ func (h *Hub) Publish(_ context.Context, events []store.Event) {
 			continue
 		}
 		var sent map[*subscriber]bool
-		r := &routed{Event: e}
+		r := &routed{Event: e, lock: make(chan struct{}, 1)}
 		for _, k := range eventKeys(e) {
 			for s := range keys[k] {
 				if sent[s] || s.gone {
@@ -363,26 +363,40 @@ func (s *idSet) add(id string) bool {
 }
 
 // routed is an event on its way to subscribers. Every subscriber of an
-// event shows the same interaction, so the first to need it loads it and
-// the others share that load: one store read per event, not one per
-// subscriber. The shared interaction is never modified.
+// event shows the same interaction, so the first to load it shares it with
+// the others: one store read per event, not one per subscriber. Only a
+// success is shared. Each subscriber loads with its own context, so one
+// whose client went away (its context cancelled mid-read) or whose key was
+// revoked fails alone; the next subscriber loads again with its own
+// (issue 13: an attacker dropping its socket ended a victim's
+// subscriptions with the attacker's "context canceled"). The shared
+// interaction is never modified.
 type routed struct {
 	store.Event
-	once sync.Once
-	it   *related.Interaction
-	err  error
+	lock   chan struct{} // held by the subscriber loading or reading
+	loaded bool
+	it     *related.Interaction
 }
 
-// interaction loads the event's interaction once, for all its subscribers.
+// interaction loads the event's interaction, or returns the one another
+// subscriber loaded. It waits for a load in progress only while ctx lasts.
 func (r *routed) interaction(ctx context.Context, st store.Store) (*related.Interaction, error) {
-	r.once.Do(func() {
-		its, err := st.Interactions(ctx, r.Tenant, []string{r.InteractionID})
-		switch {
-		case err != nil:
-			r.err = fmt.Errorf("load interaction %s: %w", r.InteractionID, err)
-		case len(its) > 0:
-			r.it = its[0]
-		}
-	})
-	return r.it, r.err
+	select {
+	case r.lock <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-r.lock }()
+	if r.loaded {
+		return r.it, nil
+	}
+	its, err := st.Interactions(ctx, r.Tenant, []string{r.InteractionID})
+	if err != nil {
+		return nil, fmt.Errorf("load interaction %s: %w", r.InteractionID, err)
+	}
+	if len(its) > 0 {
+		r.it = its[0]
+	}
+	r.loaded = true
+	return r.it, nil
 }

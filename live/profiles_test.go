@@ -70,7 +70,9 @@ func TestProfileChanges(t *testing.T) {
 	r.gql(r.key, `{ profileSuggestions { edges { node { id contacts { id } } } } }`, nil, &sug)
 	// The suggestion between Ann's email and the typed chat (the chat and
 	// the unlinked visitor make another).
-	var ann struct{ Interaction struct{ Contact struct{ ID string } } }
+	var ann struct {
+		Interaction struct{ Contact struct{ ID string } }
+	}
 	r.gql(r.key, `query($id: ID!) { interaction(id: $id) { contact { id } } }`, map[string]any{"id": a}, &ann)
 	var sugID string
 	for _, e := range sug.ProfileSuggestions.Edges {

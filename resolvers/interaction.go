@@ -77,7 +77,13 @@ func (r interactionResolver) Messages(ctx context.Context, obj *related.Interact
 	if err != nil {
 		return nil, err
 	}
-	page, err := r.Store.ListMessages(ctx, obj.Tenant, obj.ID, p)
+	page, err := loadBodies(ctx, func() (*store.MessagePage, int64, error) {
+		pg, err := r.Store.ListMessages(ctx, obj.Tenant, obj.ID, p)
+		if err != nil {
+			return nil, 0, err
+		}
+		return pg, bodyBytes(pg.Items), nil
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -126,6 +132,9 @@ func (r interactionResolver) Related(ctx context.Context, obj *related.Interacti
 		if err != nil {
 			return nil, err
 		}
+		if err := chargeInteractions(ctx, page.Items); err != nil {
+			return nil, err
+		}
 		for _, c := range page.Contacts {
 			l.Contacts.Prime(ctx, c.ID, c)
 		}
@@ -135,6 +144,9 @@ func (r interactionResolver) Related(ctx context.Context, obj *related.Interacti
 	}
 	page, err := r.Store.ListRelated(ctx, obj.Tenant, q, p)
 	if err != nil {
+		return nil, err
+	}
+	if err := chargeInteractions(ctx, page.Items); err != nil {
 		return nil, err
 	}
 	if err := primeContacts(ctx, r.Store, l, obj.Tenant, page.Items); err != nil {

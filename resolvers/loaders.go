@@ -83,10 +83,16 @@ func newLoader[V identified](tenant string, get func(context.Context, string, []
 func NewLoaders(s store.Store, tenant string) *Loaders {
 	l := &Loaders{
 		Interactions: newLoader(tenant, s.Interactions),
-		Messages:     newLoader(tenant, s.Messages),
-		Contacts:     newLoader(tenant, s.Contacts),
-		Queues:       newLoader(tenant, s.Queues),
-		Profiles:     newLoader(tenant, s.Profiles),
+		Messages: newLoader(tenant, func(ctx context.Context, tenant string, ids []string) ([]*related.Message, error) {
+			// Whole bodies, up to 256 KiB each: read within the budget.
+			return loadBodies(ctx, func() ([]*related.Message, int64, error) {
+				ms, err := s.Messages(ctx, tenant, ids)
+				return ms, bodyBytes(ms), err
+			})
+		}),
+		Contacts: newLoader(tenant, s.Contacts),
+		Queues:   newLoader(tenant, s.Queues),
+		Profiles: newLoader(tenant, s.Profiles),
 		ProfileContacts: dataloader.NewBatchedLoader(func(ctx context.Context, keys []string) []*dataloader.Result[[]*related.Contact] {
 			cs, err := s.ProfileContacts(ctx, tenant, keys)
 			byProfile := map[string][]*related.Contact{}

@@ -106,6 +106,7 @@ func (r *Resolver) openInteraction(ctx context.Context, or store.OpenReader, var
 	if err != nil {
 		return nil, errDecline // an INVALID error on related: gqlgen's to write
 	}
+	start := len(dst)
 	dst = append(dst, `{"interaction":`...)
 	id, err := related.ParseTypedID(gid, related.NodeInteraction)
 	if err != nil {
@@ -288,7 +289,50 @@ func (r *Resolver) openInteraction(ctx context.Context, or store.OpenReader, var
 		}
 		dst = append(dst, "}}}"...)
 	}
-	return append(dst, "]}}}"...), nil
+	dst = append(dst, "]}}}"...)
+	if !withinBudget(ctx, int64(len(dst)-start), loaded(&v, rows.Rows, full)) {
+		return nil, errDecline
+	}
+	return dst, nil
+}
+
+// planBudgetMargin is how far within its response budget (Budget) a plan
+// answers: gqlgen's execution counts the budget field by field, by an
+// estimate of each field's bytes that is above the bytes the field takes
+// (within twice for this operation's fields), and a plan must not answer
+// where gqlgen would refuse. An answer within a quarter of what is left of
+// the budget is one gqlgen answers too; nearer the limit, the plan
+// declines and gqlgen decides, exactly.
+const planBudgetMargin = 4
+
+// withinBudget charges what a plan wrote and read to ctx's response
+// budget, unless that comes near the budget's limits: then it reports
+// false and charges nothing.
+func withinBudget(ctx context.Context, written, read int64) bool {
+	b := BudgetFrom(ctx)
+	if b == nil {
+		return true
+	}
+	if b.Exceeded() || written*planBudgetMargin > b.maxWritten-b.written.Load() || (b.loaded.Load()+read)*planBudgetMargin > b.maxLoaded {
+		return false
+	}
+	b.written.Add(written)
+	b.loaded.Add(read)
+	return true
+}
+
+// loaded is the bytes of message bodies a plan read, as the resolvers
+// count them: the kept copies of the interactions' last messages, and the
+// whole messages read for the long ones.
+func loaded(v *store.OpenView, rows []store.PanelRow, full map[string]store.OpenMessage) int64 {
+	n := int64(len(v.Last.Body))
+	for i := range rows {
+		n += int64(len(rows[i].Last.Body))
+	}
+	for _, m := range full {
+		n += int64(len(m.Body))
+	}
+	return n
 }
 
 // rowLastAt is the time a row sorts by (related.Interaction.LastAt): its

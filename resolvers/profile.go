@@ -75,6 +75,9 @@ func (r profileResolver) Interactions(ctx context.Context, obj *related.Profile,
 	if err != nil {
 		return nil, err
 	}
+	if err := chargeInteractions(ctx, page.Items); err != nil {
+		return nil, err
+	}
 	if err := primeContacts(ctx, r.Store, l, obj.Tenant, page.Items); err != nil {
 		return nil, err
 	}

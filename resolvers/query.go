@@ -222,6 +222,9 @@ func (r queryResolver) Interactions(ctx context.Context, first *int, after *stri
 	if err != nil {
 		return nil, err
 	}
+	if err := chargeInteractions(ctx, page.Items); err != nil {
+		return nil, err
+	}
 	if err := primeContacts(ctx, r.Store, l, v.Tenant, page.Items); err != nil {
 		return nil, err
 	}

@@ -5,8 +5,11 @@
 package resolvers
 
 import (
+	"context"
 	"log/slog"
 	"time"
+
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/relatedhq/related/graph"
 	"github.com/relatedhq/related/live"
@@ -21,6 +24,10 @@ type Resolver struct {
 	Now func() time.Time
 	// Hub serves subscriptions (live updates); nil refuses them.
 	Hub *live.Hub
+	// PresentError shapes the errors the resolvers hand to a transport
+	// themselves (a subscription's end), as the server's error presenter
+	// shapes all the others; nil gives them a bare code.
+	PresentError func(context.Context, error) *gqlerror.Error
 }
 
 var _ graph.ResolverRoot = (*Resolver)(nil)

@@ -27,7 +27,7 @@ func (r subscriptionResolver) RelatedChanged(ctx context.Context, interactionID 
 	if err != nil {
 		return nil, err
 	}
-	return r.Hub.Related(ctx, v.Tenant, id, subscriptionEnd(ctx))
+	return r.Hub.Related(ctx, v.Tenant, id, r.subscriptionEnd(ctx))
 }
 
 // InteractionUpdated streams interaction id as it is after each change.
@@ -36,7 +36,7 @@ func (r subscriptionResolver) InteractionUpdated(ctx context.Context, id string)
 	if err != nil {
 		return nil, err
 	}
-	return r.Hub.Interaction(ctx, v.Tenant, sid, subscriptionEnd(ctx))
+	return r.Hub.Interaction(ctx, v.Tenant, sid, r.subscriptionEnd(ctx))
 }
 
 // InteractionsChanged streams the changes of the tenant's interaction
@@ -54,7 +54,7 @@ func (r subscriptionResolver) InteractionsChanged(ctx context.Context, status *r
 	if status != nil {
 		filter = *status
 	}
-	return r.Hub.List(ctx, v.Tenant, v.Principal, filter, subscriptionEnd(ctx))
+	return r.Hub.List(ctx, v.Tenant, v.Principal, filter, r.subscriptionEnd(ctx))
 }
 
 // subscriptionTarget checks what a subscription needs and parses the
@@ -79,7 +79,10 @@ func (r subscriptionResolver) subscriptionTarget(ctx context.Context, gid, field
 // an ending that is not the client's own (it fell behind, the server is
 // shutting down, the store failed) reaches a WebSocket client as an error
 // message for the subscription, so it knows to resubscribe and refetch.
-func subscriptionEnd(ctx context.Context) func(error) {
+// The error is shaped by PresentError, as every other error is: a store
+// failure reaches the client as INTERNAL with the request id, never as
+// the failure's own text.
+func (r subscriptionResolver) subscriptionEnd(ctx context.Context) func(error) {
 	return func(err error) {
 		// Once the operation's context has ended, gqlgen has stopped
 		// listening and may be reading the error holder already: an error
@@ -87,20 +90,25 @@ func subscriptionEnd(ctx context.Context) func(error) {
 		if err == nil || ctx.Err() != nil {
 			return
 		}
-		code, msg := "INTERNAL", err.Error()
-		switch e, ok := related.AsError(err); {
-		case ok:
-			code, msg = e.Code, e.Message // the subject is gone (an erasure): NOT_FOUND
-		case errors.Is(err, live.ErrTooSlow):
-			code = "TOO_SLOW"
-		case errors.Is(err, live.ErrClosed):
-			code = "SHUTTING_DOWN"
-		}
-		addSubscriptionError(ctx, &gqlerror.Error{
-			Message:    msg,
-			Extensions: map[string]any{"code": code},
-		})
+		addSubscriptionError(ctx, r.presentError(ctx, err))
 	}
+}
+
+// presentError shapes an error the resolvers hand to a transport
+// themselves, with PresentError when the server set it.
+func (r *Resolver) presentError(ctx context.Context, err error) *gqlerror.Error {
+	if r.PresentError != nil {
+		return r.PresentError(ctx, err)
+	}
+	code := "INTERNAL"
+	switch {
+	case errors.Is(err, live.ErrTooSlow):
+		code = "TOO_SLOW"
+	case errors.Is(err, live.ErrClosed):
+		code = "SHUTTING_DOWN"
+	}
+	r.Log.ErrorContext(ctx, "subscription ended", "err", err)
+	return &gqlerror.Error{Message: "the subscription ended: resubscribe and refetch", Extensions: map[string]any{"code": code}}
 }
 
 // addSubscriptionError hands err to the WebSocket transport. Only that

@@ -60,11 +60,6 @@ const DefaultQueueWait = 20 * time.Millisecond
 // burst.
 const retryAfterOverload = 1
 
-// codeUnavailable is the code of a request refused because the server is
-// at capacity: the same UNAVAILABLE (503, Retry-After) a server reports
-// when its database cannot answer, so clients handle both alike.
-const codeUnavailable = "UNAVAILABLE"
-
 // withDefaults fills in the zero fields.
 func (a Admission) withDefaults() Admission {
 	if a.Concurrency == 0 {
@@ -155,7 +150,9 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) (release func(), 
 		return release, true
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(retryAfterOverload))
-	writeError(w, r, http.StatusServiceUnavailable, codeUnavailable,
+	// The same UNAVAILABLE (503, Retry-After) as a database that cannot
+	// answer: clients handle both alike, by retrying later.
+	writeError(w, r, http.StatusServiceUnavailable, CodeUnavailable,
 		"the server is at capacity: retry after the delay in the Retry-After header")
 	return nil, false
 }

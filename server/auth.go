@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/relatedhq/related"
 	"github.com/relatedhq/related/store"
@@ -198,6 +199,12 @@ func (s *Server) requireKey(next http.Handler) http.Handler {
 			return
 		case err != nil:
 			s.log.ErrorContext(ctx, "authentication failed", "request_id", RequestID(ctx), "err", err)
+			if s.unavailable(err) {
+				w.Header().Set("Retry-After", strconv.Itoa(retryAfterUnavailable))
+				writeError(w, r, http.StatusServiceUnavailable, CodeUnavailable,
+					fmt.Sprintf("the database is unavailable for now: retry later (request id %s)", RequestID(ctx)))
+				return
+			}
 			writeError(w, r, http.StatusServiceUnavailable, CodeInternal,
 				fmt.Sprintf("internal server error (request id %s)", RequestID(ctx)))
 			return
@@ -206,8 +213,68 @@ func (s *Server) requireKey(next http.Handler) http.Handler {
 			tooMany(w, r, wait)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(withAuth(ctx, ai)))
+		ctx = withAuth(ctx, ai)
+		if !isWebSocket(r) { // a WebSocket's slot and key watch are taken in wsInit
+			// A request holds one of the key's operations in flight from
+			// its first byte of body to its last of answer; one that turns
+			// out to be an event stream trades it for a connection once
+			// its body is in (streams).
+			release, ok := s.inflight.acquire(ai.key.ID)
+			if !ok {
+				w.Header().Set("Retry-After", "1")
+				writeGraphQLError(w, r, http.StatusTooManyRequests, s.tooManyInFlight())
+				return
+			}
+			defer release()
+			ctx = context.WithValue(ctx, inflightKey{}, release)
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// inflightKey carries the release of a request's in-flight slot.
+type inflightKey struct{}
+
+// streams admits the event streams, once their bodies are in: a request
+// the SSE transport will serve (a subscription, or a client that accepts
+// nothing else) lives as long as its subscription, so it gives back its
+// operation slot and holds one of the key's connections instead, has its
+// read deadline lifted, and ends when its key is revoked, as a WebSocket
+// does. Every other request goes on as it came.
+func (s *Server) streams(next http.Handler) http.Handler {
+	sse := sseTransport{maxTokens: s.limits.MaxTokens}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ai, ok := authFrom(r.Context())
+		if !ok || isWebSocket(r) || !sse.Supports(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx := r.Context()
+		if !s.conns.acquireUntil(ctx, ai.key.ID) {
+			s.tooManyConnections(w, r)
+			return
+		}
+		if release, ok := ctx.Value(inflightKey{}).(func()); ok {
+			release()
+		}
+		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		s.watchKey(ctx, cancel, ai)
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func (s *Server) tooManyConnections(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Retry-After", "1")
+	writeError(w, r, http.StatusTooManyRequests, CodeTooManyConns,
+		fmt.Sprintf("this key has %d WebSockets and event streams open, the most allowed: close one first", s.conns.max))
+}
+
+// unavailable reports whether err, from the key store or the store, means
+// the database is unavailable.
+func (s *Server) unavailable(err error) bool {
+	return store.Unavailable(s.opts.Keys, err) || store.Unavailable(s.opts.Store, err)
 }
 
 // allowFailure counts an unauthenticated request against its client
@@ -242,9 +309,13 @@ func (s *Server) clientIP(r *http.Request) string {
 }
 
 func tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration) {
-	secs := int(math.Ceil(wait.Seconds()))
-	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+	w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(wait)))
 	writeError(w, r, http.StatusTooManyRequests, CodeRateLimited, "too many requests: retry after the delay in the Retry-After header")
+}
+
+// retrySeconds is a Retry-After value: whole seconds, at least one.
+func retrySeconds(wait time.Duration) int {
+	return max(int(math.Ceil(wait.Seconds())), 1)
 }
 
 func isWebSocket(r *http.Request) bool {
@@ -254,6 +325,12 @@ func isWebSocket(r *http.Request) bool {
 // writeError answers a request refused before GraphQL ran with a
 // GraphQL-shaped error body, so clients read every refusal the same way.
 func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	writeGraphQLError(w, r, status, refusal(code, "%s", msg))
+}
+
+// writeGraphQLError answers a request refused before GraphQL ran with e,
+// given the request id.
+func writeGraphQLError(w http.ResponseWriter, r *http.Request, status int, e *gqlerror.Error) {
 	ct := "application/json"
 	if strings.Contains(r.Header.Get("Accept"), "application/graphql-response+json") {
 		ct = "application/graphql-response+json"
@@ -261,9 +338,13 @@ func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg st
 	w.Header().Set("Content-Type", ct)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
+	ext := map[string]any{"requestId": RequestID(r.Context())}
+	for k, v := range e.Extensions {
+		ext[k] = v
+	}
 	body, _ := json.Marshal(map[string]any{"errors": []any{map[string]any{
-		"message":    msg,
-		"extensions": map[string]any{"code": code, "requestId": RequestID(r.Context())},
+		"message":    e.Message,
+		"extensions": ext,
 	}}})
 	w.Write(append(body, '\n'))
 }
@@ -289,6 +370,10 @@ func (s *Server) wsInit(ctx context.Context, p transport.InitPayload) (context.C
 		}
 		if err != nil {
 			s.log.ErrorContext(ctx, "websocket authentication failed", "err", err)
+			if s.unavailable(err) {
+				// 1013: try again later.
+				return transport.WithWebsocketCloseCode(ctx, 1013), nil, errors.New(CodeUnavailable + ": the database is unavailable for now: retry later")
+			}
 			return transport.WithWebsocketCloseCode(ctx, 1011), nil, errors.New("internal server error")
 		}
 		if ok, _ := s.keyLimit.allow(ai.key.ID); !ok {
@@ -297,6 +382,11 @@ func (s *Server) wsInit(ctx context.Context, p transport.InitPayload) (context.C
 		ctx = withAuth(ctx, ai)
 	}
 	ctx, cancel := context.WithCancel(ctx)
+	if !s.conns.acquireUntil(ctx, ai.key.ID) {
+		cancel()
+		return transport.WithWebsocketCloseCode(ctx, 4429), nil, fmt.Errorf("%s: this key has %d WebSockets and event streams open, the most allowed: close one first", CodeTooManyConns, s.conns.max)
+	}
+	ctx = context.WithValue(ctx, onWebSocketKey{}, true)
 	s.watchKey(ctx, cancel, ai)
 	// The reason is sent only if the context ends while the client still
 	// listens, which is when the key was revoked.

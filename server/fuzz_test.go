@@ -49,7 +49,7 @@ func FuzzPrecheck(f *testing.F) {
 		if err == nil && (st.fields < 0 || st.aliases < 0 || st.depth < 0 || ops < 0) {
 			t.Fatalf("measure(%q) = %+v, %d", q, st, ops)
 		}
-		if e := p.check(q); e != nil && e.Extensions["code"] == nil {
+		if e := p.check(q).err; e != nil && e.Extensions["code"] == nil {
 			t.Fatalf("a refusal without a code: %v", e)
 		}
 	})

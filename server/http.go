@@ -261,8 +261,10 @@ func (t httpTransport) batch(w http.ResponseWriter, r *http.Request, exec graphq
 			out.WriteByte(',')
 		}
 		// Each operation chooses no status for the batch: a FORBIDDEN
-		// refusal of one is an error in its own result.
+		// refusal of one is an error in its own result. The operations
+		// share one response budget: the batch's answer is held whole.
 		ctx := context.WithValue(r.Context(), statusKey{}, &statusOverride{})
+		ctx = withResponseLimit(ctx, t.s.limits.MaxResponseBytes-int64(out.Len()))
 		params, err := postParams(item)
 		if err != nil {
 			out.Write(mustJSON(requestErrorBody{Errors: gqlerror.List{refusal(CodeBadRequest, "operation %d of the batch: %s", i, err.Error())}}))

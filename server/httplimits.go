@@ -3,10 +3,12 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"strings"
 	"time"
@@ -15,13 +17,26 @@ import (
 	"github.com/relatedhq/related/store"
 )
 
-// limitBody refuses a body over MaxBodyBytes with 413 before gqlgen reads
-// it. It reads at most one byte more than the limit, whatever the client
-// sends or claims in Content-Length.
+// limitBody reads the request body before gqlgen does: it refuses one over
+// MaxBodyBytes with 413 (reading at most one byte more than the limit,
+// whatever the client sends or claims in Content-Length), one that takes
+// longer than BodyTimeout to arrive with 408, and one whose text is not
+// Unicode with 400 (checkJSONText). GET requests have their parameters
+// checked the same way.
 func (s *Server) limitBody(next http.Handler) http.Handler {
 	max := s.limits.MaxBodyBytes
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body == nil || r.Body == http.NoBody || isWebSocket(r) {
+		if isWebSocket(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if r.Method == http.MethodGet {
+			if p := checkQueryParams(r.URL.RawQuery); p != nil {
+				writeGraphQLError(w, r, http.StatusBadRequest, textRefusal(p))
+				return
+			}
+		}
+		if r.Body == nil || r.Body == http.NoBody {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -31,6 +46,12 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 		}
 		b, err := io.ReadAll(io.LimitReader(r.Body, max+1))
 		if err != nil {
+			w.Header().Set("Connection", "close")
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				writeError(w, r, http.StatusRequestTimeout, CodeRequestTimeout,
+					fmt.Sprintf("the request body took longer than %v to arrive", s.limits.BodyTimeout))
+				return
+			}
 			writeError(w, r, http.StatusBadRequest, "BAD_REQUEST", "could not read the request body")
 			return
 		}
@@ -38,9 +59,38 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 			tooLarge(w, r, max)
 			return
 		}
+		if p := checkJSONText(b); p != nil {
+			writeGraphQLError(w, r, http.StatusBadRequest, textRefusal(p))
+			return
+		}
 		r.Body = io.NopCloser(bytes.NewReader(b))
 		next.ServeHTTP(w, r)
 	})
+}
+
+// checkQueryParams checks the text of a GET request's GraphQL parameters:
+// the query and operation name as text, variables and extensions as JSON.
+func checkQueryParams(rawQuery string) *textProblem {
+	params, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return nil // the transport answers it
+	}
+	for _, name := range []string{"query", "operationName"} {
+		for _, v := range params[name] {
+			if p := decodedTextProblem(v); p != "" {
+				return &textProblem{path: []string{name}, problem: p}
+			}
+		}
+	}
+	for _, name := range []string{"variables", "extensions"} {
+		for _, v := range params[name] {
+			if p := checkJSONText([]byte(v)); p != nil {
+				p.path = append([]string{name}, p.path...)
+				return p
+			}
+		}
+	}
+	return nil
 }
 
 func tooLarge(w http.ResponseWriter, r *http.Request, max int64) {
@@ -48,19 +98,29 @@ func tooLarge(w http.ResponseWriter, r *http.Request, max int64) {
 	writeError(w, r, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("the request body is over %d bytes", max))
 }
 
-// deadlines bounds the time a plain request may take to send its body and
-// receive its answer, so a slow client cannot hold a connection. The
-// http.Server's own timeouts cannot do it: they would also cut
-// WebSockets and event streams, which live long by design.
+// isEventStream reports whether r asks for a server-sent event stream.
+func isEventStream(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+}
+
+// deadlines bounds the time a request may take to send its body (issue 13:
+// a body trickling in a byte every two seconds held its connection for
+// ever) and a plain request the time to receive its answer, so a slow
+// client cannot hold a connection. It runs before anything reads from the
+// client. The http.Server's own timeouts cannot do it: they would also cut
+// WebSockets and event streams, which live long by design (an event
+// stream's read deadline is lifted once its body is in: streams).
 func (s *Server) deadlines(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !isWebSocket(r) && !strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+		if !isWebSocket(r) {
 			rc := http.NewResponseController(w)
 			now := time.Now()
 			// Errors mean the writer cannot set deadlines (a test
 			// recorder); the operation timeout still applies.
-			_ = rc.SetReadDeadline(now.Add(30 * time.Second))
-			_ = rc.SetWriteDeadline(now.Add(s.limits.OperationTimeout + 15*time.Second))
+			_ = rc.SetReadDeadline(now.Add(s.limits.BodyTimeout))
+			if !isEventStream(r) {
+				_ = rc.SetWriteDeadline(now.Add(s.limits.BodyTimeout + s.limits.OperationTimeout + 5*time.Second))
+			}
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -86,8 +146,13 @@ func (w *overrideWriter) WriteHeader(code int) {
 		return
 	}
 	w.wrote = true
-	if c := w.o.get(); c != 0 && code < 300 {
-		code = c
+	if c, h := w.o.status(); c != 0 {
+		if code < 300 {
+			code = c
+		}
+		for k, v := range h {
+			w.Header()[k] = v
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -61,6 +62,23 @@ func (l *limiter) allow(key string) (bool, time.Duration) {
 		return true, 0
 	}
 	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+}
+
+// wait takes a token from key's bucket, waiting for one while ctx lasts.
+func (l *limiter) wait(ctx context.Context, key string) error {
+	for {
+		ok, d := l.allow(key)
+		if ok {
+			return nil
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
 }
 
 // evict drops the buckets that have refilled completely: forgetting them

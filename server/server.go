@@ -13,9 +13,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/vektah/gqlparser/v2/ast"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/relatedhq/related"
@@ -106,8 +104,10 @@ type Server struct {
 	auth       *authenticator
 	keyLimit   *limiter
 	anonLimit  *limiter
-	subs       *subscriptions
-	keyWatch   keyWatch // open WebSockets whose keys are re-checked
+	subs       *perKey  // open subscriptions per key
+	conns      *perKey  // open WebSockets and event streams per key
+	inflight   *perKey  // operations running per key
+	keyWatch   keyWatch // open WebSockets and event streams whose keys are re-checked
 	corsPolicy *cors
 	tracer     trace.Tracer // nil: tracing off
 	dbSystem   string
@@ -145,7 +145,9 @@ func New(opts Options) *Server {
 		auth:      &authenticator{keys: opts.Keys, ttl: opts.KeyCacheTTL, log: opts.Logger, now: opts.Now, cache: map[string]cachedKey{}},
 		keyLimit:  newLimiter(l.RatePerSecond, l.RateBurst, opts.Now),
 		anonLimit: newLimiter(l.AnonPerSecond, l.AnonBurst, opts.Now),
-		subs:      &subscriptions{max: l.MaxSubscriptions, open: map[string]int{}},
+		subs:      newPerKey(l.MaxSubscriptions),
+		conns:     newPerKey(l.MaxConnections),
+		inflight:  newPerKey(l.MaxInFlight),
 	}
 	s.metrics.hub = opts.Hub
 	s.admission = newAdmission(opts.Admission, s.metrics.reg)
@@ -165,7 +167,10 @@ func New(opts Options) *Server {
 		cp = &cors{}
 	}
 	s.corsPolicy = cp
-	s.mux.Handle("/graphql", s.cors(s.statusOverride(s.checkOrigin(s.requireKey(s.limitBody(s.deadlines(s.graphQL())))))))
+	// The body deadline is set before anything waits on the client; the
+	// body is read (and its text checked) only once the key is known, and
+	// an event stream is told from a plain request once it is in.
+	s.mux.Handle("/graphql", s.cors(s.statusOverride(s.checkOrigin(s.deadlines(s.requireKey(s.limitBody(s.streams(s.graphQL()))))))))
 	if opts.GraphiQL {
 		s.mux.Handle(web.Prefix, web.GraphiQL())
 		s.mux.Handle(web.Prefix+"/", web.GraphiQL())
@@ -194,6 +199,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 func (s *Server) graphQL() http.Handler {
 	res := resolvers.New(s.opts.Store, s.log)
 	res.Hub = s.opts.Hub
+	res.PresentError = s.presentError
 	srv := handler.New(s.withPlans(graph.NewExecutableSchema(graph.Config{Resolvers: res, Schema: servedSchema()}), res))
 	srv.AddTransport(sseTransport{maxTokens: s.limits.MaxTokens})
 	readLimit := s.limits.MaxBodyBytes
@@ -205,13 +211,15 @@ func (s *Server) graphQL() http.Handler {
 		Implementation:        websockets{open: &s.metrics.websockets},
 		KeepAlivePingInterval: 15 * time.Second,
 		PingPongInterval:      15 * time.Second,
-		InitTimeout:           10 * time.Second,
+		InitTimeout:           wsInitTimeout,
 		InitFunc:              s.wsInit,
 		PayloadReadLimit:      &readLimit,
 	})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(httpTransport{s: s}) // GET and POST (http.go)
-	srv.SetQueryCache(boundedCache[*ast.QueryDocument]{lru.New[*ast.QueryDocument](1000)})
+	srv.SetQueryCache(parsedQueryCache(s.limits.QueryCacheBytes))
+	// First: a WebSocket's operations pay the rate limit before any work.
+	srv.Use(operationRate{s})
 	srv.SetParserTokenLimit(s.limits.MaxTokens)
 	if s.opts.Introspection {
 		srv.Use(extension.Introspection{})
@@ -219,7 +227,7 @@ func (s *Server) graphQL() http.Handler {
 	if s.opts.PersistedOnly {
 		srv.Use(persisted{ops: s.opts.Persisted})
 	} else {
-		srv.Use(extension.AutomaticPersistedQuery{Cache: boundedCache[string]{lru.New[string](1000)}})
+		srv.Use(extension.AutomaticPersistedQuery{Cache: persistedQueryCache(persistedCacheBytes)})
 	}
 	// After the persisted-query extensions, which may fill in the query.
 	srv.Use(newPrecheck(s.limits))
@@ -231,9 +239,11 @@ func (s *Server) graphQL() http.Handler {
 	}
 	srv.AroundOperations(s.aroundOperations)
 	srv.AroundOperations(res.AroundOperations)
+	srv.AroundResponses(s.aroundResponses)   // the byte budget, per response
 	srv.AroundResponses(res.AroundResponses) // fresh loaders per subscription event
 	srv.AroundResponses(s.reportCost)
 	srv.AroundRootFields(s.aroundRootFields)
+	srv.AroundFields(s.aroundFields)
 	srv.SetErrorPresenter(s.presentError)
 	srv.SetRecoverFunc(s.recoverPanic)
 	return srv

@@ -48,7 +48,9 @@ type gateway struct {
 
 func newGateway(t *testing.T, b backend) *gateway {
 	t.Helper()
-	return newGatewayWith(t, b, server.Options{GraphiQL: true, Introspection: true, Limits: server.Limits{RatePerSecond: -1}, KeyCacheTTL: time.Minute})
+	// An hour: a test that counts a request's database commands must not
+	// see the key cache expire while the race detector slows it down.
+	return newGatewayWith(t, b, server.Options{GraphiQL: true, Introspection: true, Limits: server.Limits{RatePerSecond: -1}, KeyCacheTTL: time.Hour})
 }
 
 // newGatewayWith starts a gateway with opts (Store and Commands filled in)
@@ -453,35 +455,6 @@ func TestClientMutationIDIsIdempotent(t *testing.T) {
 	g.must(`query($id: ID!) { interaction(id: $id) { messages { totalCount } } }`, map[string]any{"id": a.RecordMessage.Interaction.ID}, &out)
 	if out.Interaction.Messages.TotalCount != 1 {
 		t.Fatalf("%d messages, want 1", out.Interaction.Messages.TotalCount)
-	}
-}
-
-func TestNodeResolvesEveryType(t *testing.T) {
-	g := newGateway(t, backends[0])
-	r := g.record(message("EMAIL", "n", "node@example.com", "hi", t0))
-	var q struct {
-		Interaction struct {
-			Queue       struct{ ID string }
-			LastMessage struct{ ID string }
-		}
-	}
-	g.must(`query($id: ID!) { interaction(id: $id) { queue { id } lastMessage { id } } }`, map[string]any{"id": r.RecordMessage.Interaction.ID}, &q)
-	for typ, id := range map[string]string{
-		"Interaction": r.RecordMessage.Interaction.ID,
-		"Contact":     r.RecordMessage.Interaction.Contact.ID,
-		"Message":     q.Interaction.LastMessage.ID,
-		"Queue":       q.Interaction.Queue.ID,
-	} {
-		var out struct {
-			Node *struct {
-				Typename string `json:"__typename"`
-				ID       string
-			}
-		}
-		g.must(`query($id: ID!) { node(id: $id) { __typename id } }`, map[string]any{"id": id}, &out)
-		if out.Node == nil || out.Node.Typename != typ || out.Node.ID != id {
-			t.Fatalf("node(%s) = %+v, want a %s", id, out.Node, typ)
-		}
 	}
 }
 

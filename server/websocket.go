@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,7 +21,13 @@ import (
 // a dead NAT) would hold its connection, its goroutines and a blocked
 // payload forever. After this long the write fails, coder/websocket closes
 // the connection, and gqlgen ends its subscriptions: the client reconnects.
-const wsWriteTimeout = 10 * time.Second
+//
+// A variable so that tests can shorten it; nothing else changes it.
+var wsWriteTimeout = 10 * time.Second
+
+// wsInitTimeout bounds the time a WebSocket may stay open without sending
+// connection_init (and its key). A variable for tests, like wsWriteTimeout.
+var wsInitTimeout = 10 * time.Second
 
 // websockets accepts WebSocket connections for gqlgen's transport with a
 // write deadline, and counts the open ones for /metrics. It is gqlgen's
@@ -84,15 +91,69 @@ func (c *wsConn) Close() error {
 }
 
 func (c *wsConn) NextReader() (int, io.Reader, error) {
-	typ, data, err := c.conn.Read(context.Background())
-	if err != nil {
-		switch websocket.CloseStatus(err) {
-		case websocket.StatusNormalClosure, websocket.StatusNoStatusRcvd:
-			return int(typ), nil, transport.ErrWebsocketClosed
+	for {
+		typ, data, err := c.conn.Read(context.Background())
+		if err != nil {
+			switch websocket.CloseStatus(err) {
+			case websocket.StatusNormalClosure, websocket.StatusNoStatusRcvd:
+				return int(typ), nil, transport.ErrWebsocketClosed
+			}
+			return int(typ), nil, err
 		}
-		return int(typ), nil, err
+		if p := checkJSONText(data); p != nil {
+			// gqlgen would decode the message with its broken text
+			// silently replaced: refuse the operation it carries here.
+			if err := c.refuse(data, p); err != nil {
+				return int(typ), nil, err
+			}
+			continue
+		}
+		return int(typ), bytes.NewReader(data), nil
 	}
-	return int(typ), bytes.NewReader(data), nil
+}
+
+// refuse answers a message whose text is not Unicode: a subscribe (start)
+// message gets an error for its operation, as a validation error would;
+// anything else closes the connection, as a malformed message does.
+func (c *wsConn) refuse(data []byte, p *textProblem) error {
+	var m struct {
+		ID   string `json:"id"`
+		Type string `json:"type"`
+	}
+	_ = json.Unmarshal(data, &m)
+	if m.ID == "" || (m.Type != "subscribe" && m.Type != "start") {
+		_ = c.conn.Close(websocket.StatusCode(4400), "invalid text: "+truncate(p.Error(), 100))
+		return transport.ErrWebsocketClosed
+	}
+	if len(p.path) > 0 && p.path[0] == "payload" {
+		p.path = p.path[1:] // the path within the operation, as over HTTP
+	}
+	e := textRefusal(p)
+	ctx, cancel := context.WithTimeout(context.Background(), wsWriteTimeout)
+	defer cancel()
+	legacy := c.conn.Subprotocol() != "graphql-transport-ws"
+	var payload any = []any{e}
+	if legacy {
+		payload = e // graphql-ws's error payload is one error
+	}
+	msg, _ := json.Marshal(map[string]any{"id": m.ID, "type": "error", "payload": payload})
+	if err := c.conn.Write(ctx, websocket.MessageText, msg); err != nil {
+		return err
+	}
+	if legacy {
+		done, _ := json.Marshal(map[string]any{"id": m.ID, "type": "complete"})
+		return c.conn.Write(ctx, websocket.MessageText, done)
+	}
+	return nil
+}
+
+// truncate cuts s to at most n bytes, on a character boundary (a close
+// reason must be valid UTF-8 and short).
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
 }
 
 // WriteJSON writes v within wsWriteTimeout; on expiry coder/websocket

@@ -264,3 +264,20 @@ type PanelRows struct {
 	// Total is the size of the whole list.
 	Total int
 }
+
+// AvailabilityReporter is implemented by stores that can tell a failure of
+// the database itself (down, unreachable, out of disk space, stepping
+// down) from other errors: the server answers those as UNAVAILABLE, a
+// condition to retry after, rather than as its own defect.
+type AvailabilityReporter interface {
+	// Unavailable reports whether err, returned by one of the store's
+	// methods, means the database is unavailable for now.
+	Unavailable(err error) bool
+}
+
+// Unavailable reports whether err, returned by s, means the database is
+// unavailable for now (see AvailabilityReporter).
+func Unavailable(s any, err error) bool {
+	r, ok := s.(AvailabilityReporter)
+	return ok && err != nil && r.Unavailable(err)
+}

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -51,6 +52,7 @@ type config struct {
 	mongoURI string
 	db       string
 	logJSON  bool
+	maxDB    int64
 }
 
 func (c *config) register(fs *flag.FlagSet, getenv func(string) string) {
@@ -65,6 +67,8 @@ func (c *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&c.mongoURI, "mongodb-uri", env("MONGODB_URI", ""), "MongoDB connection string; unset means the embedded database (env MONGODB_URI)")
 	fs.StringVar(&c.db, "db", env("RELATED_DB", "related"), "MongoDB database name (env RELATED_DB)")
 	fs.BoolVar(&c.logJSON, "log-json", env("RELATED_LOG_FORMAT", "") == "json", "log as JSON lines instead of text (env RELATED_LOG_FORMAT=json)")
+	maxDB, _ := strconv.ParseInt(env("RELATED_MAX_DB_BYTES", "0"), 10, 64)
+	fs.Int64Var(&c.maxDB, "max-db-bytes", maxDB, "largest the embedded database file may grow, in bytes; past it writes fail with UNAVAILABLE and reads go on (0: the disk is the limit) (env RELATED_MAX_DB_BYTES)")
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -114,7 +118,7 @@ func openStore(ctx context.Context, c config, log *slog.Logger, cmds *store.Comm
 		return mongo.Open(ctx, mongo.Options{URI: c.mongoURI, Database: c.db, Commands: cmds, Logger: log, Publisher: pub})
 	}
 	log.Info("opening embedded database", "dir", c.dataDir)
-	return sqlite.Open(ctx, sqlite.Options{Dir: c.dataDir, Commands: cmds, Logger: log, Publisher: pub})
+	return sqlite.Open(ctx, sqlite.Options{Dir: c.dataDir, Commands: cmds, Logger: log, Publisher: pub, MaxBytes: c.maxDB})
 }
 
 // startLive makes the live hub over st. On MongoDB it also starts this

@@ -73,6 +73,11 @@ func (sc *securityConfig) register(fs *flag.FlagSet, getenv func(string) string)
 	fs.IntVar(&sc.limits.MaxComplexity, "max-complexity", d.MaxComplexity, "highest query cost (1 per field, connection items times first/last)")
 	fs.IntVar(&sc.limits.MaxAliases, "max-aliases", d.MaxAliases, "most aliases in one document")
 	fs.IntVar(&sc.limits.MaxSubscriptions, "max-subscriptions", d.MaxSubscriptions, "most open subscriptions per API key")
+	fs.IntVar(&sc.limits.MaxConnections, "max-connections", d.MaxConnections, "most open WebSockets and event streams per API key")
+	fs.IntVar(&sc.limits.MaxInFlight, "max-inflight", d.MaxInFlight, "most operations per API key running at once (HTTP requests, WebSocket queries and mutations, subscription events)")
+	fs.Int64Var(&sc.limits.MaxResponseBytes, "max-response-bytes", d.MaxResponseBytes, "largest response (or subscription event) in bytes, counted as it is produced; an operation reads at most twice that of message bodies")
+	fs.DurationVar(&sc.limits.BodyTimeout, "body-timeout", d.BodyTimeout, "longest a client may take to send a request body (408 past it)")
+	fs.Int64Var(&sc.limits.QueryCacheBytes, "query-cache-bytes", d.QueryCacheBytes, "bytes of parsed queries kept for reuse")
 	fs.IntVar(&sc.limits.MaxBatch, "max-batch", d.MaxBatch, "most operations in one batched request (a JSON array body); each counts against the rate limit; negative refuses batches")
 	fs.DurationVar(&sc.limits.OperationTimeout, "operation-timeout", d.OperationTimeout, "longest a query or mutation may run")
 }
@@ -208,8 +213,8 @@ func (sc *securityConfig) scheme() string {
 }
 
 // hardenServer sets the http.Server limits that do not cut long-lived
-// WebSockets and event streams (the handler bounds plain requests
-// itself: server.deadlines).
+// WebSockets and event streams (the handler bounds request bodies and
+// plain requests itself: server.deadlines).
 func hardenServer(srv *http.Server) {
 	srv.ReadHeaderTimeout = 10 * time.Second
 	srv.IdleTimeout = 2 * time.Minute

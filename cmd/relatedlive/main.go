@@ -140,7 +140,7 @@ func serveChild(panels, subscribers, inboxes int) error {
 	out.Addr = ln.Addr().String()
 	srv := &http.Server{Handler: server.New(server.Options{
 		Store: st, Hub: hub, Logger: log,
-		Limits: server.Limits{RatePerSecond: -1, AnonPerSecond: -1, MaxSubscriptions: subscribers + inboxes + 100},
+		Limits: server.Limits{RatePerSecond: -1, AnonPerSecond: -1, MaxSubscriptions: subscribers + inboxes + 100, MaxConnections: -1, MaxInFlight: -1},
 	})}
 	go srv.Serve(ln)
 	b, _ := json.Marshal(out)

@@ -333,7 +333,7 @@ func hint(kind string) string {
 	case strings.HasPrefix(kind, "http_401"):
 		return " (is -key a valid key of the tenant?)"
 	case strings.HasPrefix(kind, "http_429"):
-		return " (start the server with --rate-limit -1)"
+		return " (start the server with --rate-limit -1 --max-inflight -1)"
 	case kind == "transport":
 		return " (is the server running at -url?)"
 	}

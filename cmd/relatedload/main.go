@@ -5,8 +5,8 @@
 // floor mode performs the Related panel's database reads directly, in
 // process, on the same embedded database, to show what the gateway adds.
 //
-// Gateway mode (the server runs with --rate-limit -1 so the per-key limit
-// does not shape the load):
+// Gateway mode (the server runs with --rate-limit -1 --max-inflight -1 so
+// the per-key limits do not shape the load):
 //
 //	relatedload -url http://127.0.0.1:8080 -key rk_... -rate 200 -duration 30s \
 //	    -mix open=70,page=10,messages=10,record=7,close=3

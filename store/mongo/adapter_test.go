@@ -97,7 +97,7 @@ func TestServedBy(t *testing.T) {
 }
 
 // Open sends the index commands, the migrations' check and the
-// recovery's two finds, and only the gateway's commands are counted: no
+// recovery's three finds, and only the gateway's commands are counted: no
 // handshake, heartbeat or session clean-up.
 func TestOpenCommands(t *testing.T) {
 	d := newTestDB(t)
@@ -110,14 +110,14 @@ func TestOpenCommands(t *testing.T) {
 	}
 	// A new database: is the migration done, are there contacts to
 	// migrate (no: it is marked done), then the recovery's finds of dirty
-	// contacts and values.
-	if snap["createIndexes"] != int64(created) || snap["listIndexes"] == 0 || snap["find"] != 4 || snap["update"] != 1 || len(snap) != 4 {
-		t.Fatalf("Open sent %v, want %d createIndexes, the listIndexes that check them, 4 finds and the migration's mark", snap, created)
+	// contacts, values and unfinished erasures.
+	if snap["createIndexes"] != int64(created) || snap["listIndexes"] == 0 || snap["find"] != 5 || snap["update"] != 1 || len(snap) != 4 {
+		t.Fatalf("Open sent %v, want %d createIndexes, the listIndexes that check them, 5 finds and the migration's mark", snap, created)
 	}
 	snap = d.cmds.Snapshot()
 	d.reopen(t)
-	if got := d.cmds.Snapshot(); got["find"]-snap["find"] != 3 || got["update"] != snap["update"] {
-		t.Fatalf("a second Open sent %d finds and %d updates, want 3 finds (the migration is done) and no update",
+	if got := d.cmds.Snapshot(); got["find"]-snap["find"] != 4 || got["update"] != snap["update"] {
+		t.Fatalf("a second Open sent %d finds and %d updates, want 4 finds (the migration is done) and no update",
 			got["find"]-snap["find"], got["update"]-snap["update"])
 	}
 	before := d.cmds.Total()

@@ -2,6 +2,7 @@ package mongo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -14,16 +15,18 @@ import (
 	"github.com/relatedhq/related/store"
 )
 
-// Erasure (the right to be forgotten) without a transaction: under leases
-// on the erased contacts and everything they touch (their profiles'
-// members, their decisions' and pairs' partners), each chunk of contacts
-// loses its messages, interactions, names, pairs, aliases, decisions,
-// values, history and profiles, and the contact documents go last. A
-// crash part way leaves contacts that still exist, with less: the caller,
-// who got no answer, asks again, and the erasure finds them and finishes
-// (every step deletes what is there). The others the erased contacts held
-// together are then decided again, and a tombstone without personal data
-// records the erasure.
+// Erasure (the right to be forgotten) without a transaction: the
+// tombstone is written first, PENDING, naming the contacts to erase (by
+// their ids, which are hashes, not personal data); then, under leases on
+// the erased contacts and everything they touch (their profiles' members,
+// their decisions' and pairs' partners), each chunk of contacts loses its
+// messages, interactions, names, pairs, aliases, decisions, values,
+// history and profiles, the contact documents last; then the tombstone
+// becomes DONE and forgets the ids. A crash part way leaves a PENDING
+// tombstone: the next start (and the background worker, once the
+// erasure's leases have expired) erases what is left of its contacts, so
+// no person stays half-erased (every step deletes what is there). The
+// others the erased contacts held together are then decided again.
 
 // EraseProfile implements store.Store.
 func (s *Store) EraseProfile(ctx context.Context, tenant, profileID, reason string, by related.Actor) (*related.Erasure, error) {
@@ -70,7 +73,14 @@ type erasureDoc struct {
 	Contacts     int       `bson:"contacts"`
 	Interactions int       `bson:"interactions"`
 	Messages     int       `bson:"messages"`
+	// State is erasurePending while the erasure runs; Pending then names
+	// the contacts to erase, so a crash part way is finished.
+	State   string   `bson:"state,omitempty"`
+	Pending []string `bson:"pending,omitempty"`
 }
+
+// erasurePending marks a tombstone whose erasure has not finished.
+const erasurePending = "PENDING"
 
 func (d *erasureDoc) domain() *related.Erasure {
 	return &related.Erasure{ID: d.ID, Tenant: d.Tenant, Subject: d.Subject, Reason: d.Reason, By: related.Actor{Name: d.ByName, Role: d.ByRole},
@@ -80,7 +90,14 @@ func (d *erasureDoc) domain() *related.Erasure {
 // erase deletes the contacts who returns and everything about them.
 func (s *Store) erase(ctx context.Context, tenant, subject, reason string, by related.Actor, who func() ([]string, error)) (*related.Erasure, error) {
 	ts := now()
-	out := &erasureDoc{ID: related.NewID(), Tenant: tenant, Subject: subject, Reason: reason, ByName: by.Name, ByRole: by.Role, At: ts}
+	return s.eraseUnder(ctx, &erasureDoc{ID: related.NewID(), Tenant: tenant, Subject: subject, Reason: reason, ByName: by.Name, ByRole: by.Role, At: ts}, false, who)
+}
+
+// eraseUnder runs an erasure recorded by the tombstone out: a new one, or
+// (resume) one a crash left PENDING, whose contact count stands and whose
+// other counts it adds to (what the crashed run deleted is not counted).
+func (s *Store) eraseUnder(ctx context.Context, out *erasureDoc, resume bool, who func() ([]string, error)) (*related.Erasure, error) {
+	tenant, ts, by := out.Tenant, now(), related.Actor{Name: out.ByName, Role: out.ByRole}
 	// When a round meets a contended lease after its deletions began, the
 	// next round erases the same contacts (some are gone by then) and
 	// keeps counting.
@@ -133,7 +150,13 @@ func (s *Store) erase(ctx context.Context, tenant, subject, reason string, by re
 		others = slices.DeleteFunc(uniqSorted(seeds), func(c string) bool { return slices.Contains(contacts, c) })
 		return append(slices.Clone(contacts), others...), nil
 	}, func(l *leases, rules []identity.Rule, _ []string) error {
-		started, out.Contacts = true, len(contacts)
+		if !started && !resume {
+			out.Contacts = len(contacts)
+			if err := s.startErasure(ctx, out, contacts); err != nil {
+				return err
+			}
+		}
+		started = true
 		for start := 0; start < len(contacts); start += eraseChunk {
 			chunk := contacts[start:min(start+eraseChunk, len(contacts))]
 			ev, its, msgs, f, err := s.eraseContacts(ctx, tenant, rules, chunk, profiles, ts)
@@ -165,12 +188,65 @@ func (s *Store) erase(ctx context.Context, tenant, subject, reason string, by re
 	if err != nil {
 		return nil, wrapManual("erase", err)
 	}
-	if _, err := s.coll(collErasures).InsertOne(ctx, out); err != nil {
+	out.State, out.Pending = "", nil
+	if _, err := s.coll(collErasures).ReplaceOne(ctx, bson.D{{Key: "_id", Value: out.ID}, {Key: "tenant", Value: tenant}}, out,
+		options.Replace().SetUpsert(true)); err != nil {
 		return nil, fmt.Errorf("mongo: record erasure: %w", err)
 	}
-	s.log.InfoContext(ctx, "erased", "tenant", tenant, "erasure", out.ID, "subject", subject, "by", by.String(),
+	s.log.InfoContext(ctx, "erased", "tenant", tenant, "erasure", out.ID, "subject", out.Subject, "by", by.String(),
 		"contacts", out.Contacts, "interactions", out.Interactions, "messages", out.Messages)
 	return out.domain(), nil
+}
+
+// startErasure records the tombstone PENDING with the contacts to erase,
+// before anything is deleted.
+func (s *Store) startErasure(ctx context.Context, out *erasureDoc, contacts []string) error {
+	doc := *out
+	doc.State, doc.Pending = erasurePending, contacts
+	if _, err := s.coll(collErasures).ReplaceOne(ctx, bson.D{{Key: "_id", Value: out.ID}, {Key: "tenant", Value: out.Tenant}}, &doc,
+		options.Replace().SetUpsert(true)); err != nil {
+		return fmt.Errorf("mongo: start erasure: %w", err)
+	}
+	return nil
+}
+
+// finishErasures erases what is left of the contacts of erasures a crash
+// interrupted: those PENDING since before a lease's time (a live one is
+// left to its writer).
+func (s *Store) finishErasures(ctx context.Context) error {
+	docs, err := findAll[erasureDoc](ctx, s.coll(collErasures), bson.D{{Key: "state", Value: erasurePending}}, options.Find(), recoveryBatch)
+	if err != nil {
+		return fmt.Errorf("mongo: find unfinished erasures: %w", err)
+	}
+	var errs []error
+	for i := range docs {
+		d := &docs[i]
+		if now().Sub(d.At) < s.leaseTTL {
+			continue
+		}
+		s.log.InfoContext(ctx, "mongo: finishing an erasure a crash interrupted", "tenant", d.Tenant, "erasure", d.ID)
+		pending := d.Pending
+		if _, err := s.eraseUnder(ctx, d, true, func() ([]string, error) {
+			return s.existingContacts(ctx, d.Tenant, pending)
+		}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// existingContacts returns which of ids still exist.
+func (s *Store) existingContacts(ctx context.Context, tenant string, ids []string) ([]string, error) {
+	docs, err := findEvery[contactDoc](ctx, s.contacts, bson.D{{Key: "_id", Value: idIn(ids)}, {Key: "tenant", Value: tenant}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("mongo: read contacts: %w", err)
+	}
+	out := make([]string, len(docs))
+	for i, d := range docs {
+		out[i] = d.ID
+	}
+	return out, nil
 }
 
 // eraseContacts deletes some contacts with everything about them, the
@@ -200,6 +276,11 @@ func (s *Store) eraseContacts(ctx context.Context, tenant string, rules []identi
 			return events, 0, 0, nil, fmt.Errorf("erase messages: %w", err)
 		}
 		msgs += int(res.DeletedCount)
+	}
+	if s.eraseCrash != nil {
+		if err := s.eraseCrash(); err != nil {
+			return events, len(its), msgs, nil, err // the process dies with the messages gone, the rest not
+		}
 	}
 	del := func(coll string, filter bson.D) error {
 		if _, err := s.coll(coll).DeleteMany(ctx, filter); err != nil {

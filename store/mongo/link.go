@@ -913,6 +913,9 @@ func (s *Store) recover(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("tenant %s: %w", d.Tenant, err))
 		}
 	}
+	if err := s.finishErasures(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("mongo: recovery: %w", errors.Join(errs...))
 	}

@@ -25,6 +25,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/event"
 	mongodriver "go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
 	"github.com/relatedhq/related"
 	"github.com/relatedhq/related/identity"
@@ -66,6 +67,10 @@ type Store struct {
 	// leaseTTL is how long a lease on a contact lasts (leases.go); tests
 	// shorten it.
 	leaseTTL time.Duration
+	// eraseCrash, when set (by tests), runs once an erasure has deleted a
+	// chunk's messages; an error stops the erasure there, as a crash
+	// would.
+	eraseCrash func() error
 }
 
 var _ store.Store = (*Store)(nil)
@@ -221,3 +226,49 @@ func notFound(err error) bool { return errors.Is(err, mongodriver.ErrNoDocuments
 // now is the time writes are stamped with, at the millisecond precision
 // BSON dates keep, so what RecordMessage returns equals what a read gets.
 func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+
+// unavailableCodes are server error codes that mean the deployment cannot
+// serve the command for now: out of disk, shutting down, stepping down,
+// no primary, network trouble between members.
+var unavailableCodes = []int{
+	6,     // HostUnreachable
+	7,     // HostNotFound
+	89,    // NetworkTimeout
+	91,    // ShutdownInProgress
+	189,   // PrimarySteppedDown
+	9001,  // SocketException
+	10107, // NotWritablePrimary
+	11600, // InterruptedAtShutdown
+	11602, // InterruptedDueToReplStateChange
+	13435, // NotPrimaryNoSecondaryOk
+	13436, // NotPrimaryOrSecondary
+	14031, // OutOfDiskSpace
+}
+
+// Unavailable implements store.AvailabilityReporter: the deployment is
+// unreachable (no server selected, network errors), out of disk space, or
+// between primaries.
+func (s *Store) Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if mongodriver.IsNetworkError(err) || errors.Is(err, mongodriver.ErrClientDisconnected) {
+		return true
+	}
+	var sel topology.ServerSelectionError
+	if errors.As(err, &sel) {
+		return true
+	}
+	var se mongodriver.ServerError
+	if errors.As(err, &se) {
+		if se.HasErrorLabel("RetryableWriteError") {
+			return true
+		}
+		for _, c := range unavailableCodes {
+			if se.HasErrorCode(c) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -157,6 +157,7 @@ var Indexes = []IndexSpec{
 	// Tombstones of erasures, newest first.
 	{Collection: collErasures, Keys: []IndexKey{{Field: "tenant"}, {Field: "at", Desc: true}, {Field: "_id", Desc: true}}},
 	{Collection: collErasures, Keys: keys("_id"), Unique: true, Builtin: true},
+	{Collection: collErasures, Keys: keys("state")},
 	{Collection: collAliases, Keys: keys("tenant", "contactId")},
 	{Collection: collAliases, Keys: keys("_id"), Unique: true, Builtin: true},
 	// A lease's _id is derived from (tenant, contact): inserting it is
@@ -270,6 +271,9 @@ var QueryShapes = []QueryShape{
 	{Name: "EraseProfile, EraseContact: the history naming an erased contact", Collection: collHistory, Equality: []string{"tenant", "contactId"}},
 	{Name: "Erasures", Collection: collErasures, Equality: []string{"tenant"},
 		Sort: []IndexKey{{Field: "at", Desc: true}, {Field: "_id", Desc: true}}, Range: []string{"at", "_id"}},
+	{Name: "recover: erasures a crash left unfinished", Collection: collErasures, Equality: []string{"state"},
+		CrossTenant: "the start and the background worker finish every tenant's interrupted erasures"},
+	{Name: "EraseProfile, EraseContact: start and finish the tombstone", Collection: collErasures, Equality: []string{"_id"}, Filter: []string{"tenant"}},
 	{Name: "EraseProfile, EraseContact: an erased contact's messages", Collection: collMessages, Equality: []string{"tenant", "interactionId"}},
 	{Name: "EraseProfile, EraseContact: the aliases leading to an erased contact", Collection: collAliases, Equality: []string{"tenant", "contactId"}},
 	{Name: "Profiles: the contact an old or merged id leads to", Collection: collAliases, Equality: []string{"_id"}, Filter: []string{"tenant"}},

@@ -38,6 +38,10 @@ type Options struct {
 	Commands *store.Commands
 	// Logger logs the store's own notices (nil: slog.Default()).
 	Logger *slog.Logger
+	// MaxBytes bounds the database file (0: the disk is the limit). Past
+	// it, writes fail as a full disk does (store.Unavailable) and reads go
+	// on: a quota that keeps the database from filling a disk it shares.
+	MaxBytes int64
 }
 
 // Store is the SQLite adapter of store.Store.
@@ -90,6 +94,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	// synchronous=NORMAL is durable across process crashes in WAL mode (a
 	// power loss may lose the last transactions, never corrupt the file).
 	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(0)"
+	if opts.MaxBytes > 0 {
+		// SQLite's pages are 4 KiB unless the file says otherwise; a
+		// larger page size only makes the quota looser.
+		pragmas += fmt.Sprintf("&_pragma=max_page_count(%d)", max(1, opts.MaxBytes/4096))
+	}
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + pragmas
 	var err error
 	// The writer overwrites what it deletes (secure_delete), so an erased
@@ -416,6 +425,23 @@ func (s *Store) Bulk(ctx context.Context, fn func(ctx context.Context) error) er
 		s.pub.Publish(ctx, b.events)
 	}
 	return nil
+}
+
+// Unavailable implements store.AvailabilityReporter: the disk is full (or
+// the database at its MaxBytes), the file cannot be read, written or
+// opened, or the lock stayed busy past the busy timeout. A write that fails
+// so was rolled back whole; reads go on working.
+func (s *Store) Unavailable(err error) bool {
+	var e *sqlite3.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Code() & 0xff { // the primary code, without the extended bits
+	case sqlite3lib.SQLITE_FULL, sqlite3lib.SQLITE_IOERR, sqlite3lib.SQLITE_BUSY, sqlite3lib.SQLITE_LOCKED,
+		sqlite3lib.SQLITE_CANTOPEN, sqlite3lib.SQLITE_READONLY, sqlite3lib.SQLITE_NOMEM, sqlite3lib.SQLITE_PROTOCOL:
+		return true
+	}
+	return false
 }
 
 // isUnique reports whether err is a unique-constraint violation.

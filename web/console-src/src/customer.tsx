@@ -211,8 +211,11 @@ export function CustomerPane({ id, epoch }: { id: string; epoch: number }) {
                   <div class="fact" key={a.key} data-key={a.key}>
                     <dt>{a.key}</dt>
                     <dd class="breakable">
-                      <Breakable text={a.value} /> <TrustMark trust={a.source === 'ATTESTED' ? 'attested' : 'claimed'} />
-                      {a.by && <span class="muted"> by {a.by}</span>}
+                      <span data-testid="value">
+                        <Breakable text={a.value} />
+                      </span>{' '}
+                      <TrustMark trust={a.source === 'ATTESTED' ? 'attested' : 'claimed'} />
+                      {a.by && <span class="muted" data-testid="by"> by {a.by}</span>}
                     </dd>
                   </div>
                 ))}

@@ -187,7 +187,7 @@ describe('the customer', () => {
     const target = await richTarget();
     const d = await api(
       `query($id: ID!) { interaction(id: $id) {
-        contact { id name address attributes { key value } }
+        contact { id name address attributes { key value source by } }
         profile { id name identifiers { key value } links { contact { id address } reason key value source } }
       } }`,
       { id: target },
@@ -200,8 +200,18 @@ describe('the customer', () => {
 
     assert.equal(await page.getAttribute('[data-testid=contact-details]', 'data-id'), contact.id);
     assert.equal(await page.textContent('[data-testid=contact-address]'), contact.address);
-    const attrs = await page.$$eval('[data-testid=attributes] .fact', (fs) => fs.map((f) => [f.dataset.key, f.querySelector('dd').textContent]));
-    assert.deepEqual(attrs, contact.attributes.map((a) => [a.key, a.value]));
+    const attrs = await page.$$eval('[data-testid=attributes] .fact', (fs) =>
+      fs.map((f) => [
+        f.dataset.key,
+        f.querySelector('[data-testid=value]').textContent,
+        f.querySelector('[data-testid=trust]').dataset.trust,
+        f.querySelector('[data-testid=by]')?.textContent ?? null,
+      ]),
+    );
+    assert.deepEqual(
+      attrs,
+      contact.attributes.map((a) => [a.key, a.value, a.source === 'ATTESTED' ? 'attested' : 'claimed', a.by ? ` by ${a.by}` : null]),
+    );
 
     assert.equal(await page.getAttribute('[data-testid=profile-details]', 'data-id'), profile.id);
     const idents = await page.$$eval('[data-testid=identifiers] li', (ls) =>
