@@ -29,6 +29,7 @@ type procSample struct {
 	CPUSeconds float64 // user + system
 	RSSBytes   int64   // resident set now
 	PeakRSS    int64   // the most resident set so far (VmHWM)
+	AnonBytes  int64   // the resident set's anonymous part (RssAnon): the heap, not mapped files
 }
 
 // cpuSource reads a server's CPU seconds.
@@ -57,7 +58,7 @@ func (p procSource) read(context.Context) (procSample, error) {
 	}
 	s := procSample{CPUSeconds: cpu}
 	if b, err := os.ReadFile(dir + "/status"); err == nil {
-		s.RSSBytes, s.PeakRSS = parseProcStatus(string(b))
+		s.RSSBytes, s.PeakRSS, s.AnonBytes = parseProcStatus(string(b))
 	}
 	return s, nil
 }
@@ -83,13 +84,13 @@ func parseProcStat(s string) (float64, error) {
 	return float64(u+st) / clockTicks, nil
 }
 
-// parseProcStatus returns VmRSS and VmHWM of /proc/PID/status, in bytes
-// (0 when absent).
-func parseProcStatus(s string) (rss, peak int64) {
+// parseProcStatus returns VmRSS, VmHWM and RssAnon of /proc/PID/status,
+// in bytes (0 when absent).
+func parseProcStatus(s string) (rss, peak, anon int64) {
 	sc := bufio.NewScanner(strings.NewReader(s))
 	for sc.Scan() {
 		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (name != "VmRSS" && name != "VmHWM") {
+		if !ok || (name != "VmRSS" && name != "VmHWM" && name != "RssAnon") {
 			continue
 		}
 		f := strings.Fields(rest)
@@ -100,13 +101,16 @@ func parseProcStatus(s string) (rss, peak int64) {
 		if err != nil {
 			continue
 		}
-		if name == "VmRSS" {
+		switch name {
+		case "VmRSS":
 			rss = kb << 10
-		} else {
+		case "VmHWM":
 			peak = kb << 10
+		default:
+			anon = kb << 10
 		}
 	}
-	return rss, peak
+	return rss, peak, anon
 }
 
 // metricsCPU reads process_cpu_seconds_total and
@@ -180,6 +184,10 @@ type ServerCPU struct {
 	// /proc only: since the process started).
 	RSSMiB     float64 `json:"rss_mib,omitempty"`
 	PeakRSSMiB float64 `json:"peak_rss_mib,omitempty"`
+	// AnonMiB is the resident set's anonymous part at the end (/proc
+	// only): RSS less the mapped files, such as a database file read
+	// through a memory map.
+	AnonMiB float64 `json:"anon_mib,omitempty"`
 }
 
 // serverCPU computes a phase's CPU figures from readings before and after.
@@ -196,5 +204,6 @@ func serverCPU(src string, before, after procSample, wallS float64, requests, su
 	}
 	c.RSSMiB = round2(float64(after.RSSBytes) / (1 << 20))
 	c.PeakRSSMiB = round2(float64(after.PeakRSS) / (1 << 20))
+	c.AnonMiB = round2(float64(after.AnonBytes) / (1 << 20))
 	return c
 }

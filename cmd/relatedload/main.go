@@ -101,6 +101,7 @@ type config struct {
 	phasesText  string
 	segments    []segment
 	checkPeer   string
+	summary     bool
 }
 
 // maxDuration and maxRate bound a run.
@@ -134,6 +135,7 @@ func (c *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.IntVar(&c.pid, "pid", 0, "the server's process id: its CPU and memory are read from /proc/PID (else from the gateway's /metrics)")
 	fs.BoolVar(&c.peer, "peer", false, "the target is the Node peer (bench/peer): no key, no /metrics; open arrivals only, sampled from -data-dir")
 	fs.StringVar(&c.phasesText, "phases", "", "back-to-back rates instead of -rate and -duration, such as 300:10s,900:10s,300:20s (an overload, then recovery)")
+	fs.BoolVar(&c.summary, "summary", false, "print one tab-separated line: mode, rate, requests, errors, p50 and p99 ms, server CPU ms per request, cores, RSS and peak RSS MiB, load average, anonymous RSS MiB (for scripts: bench/side-by-side.sh)")
 	fs.StringVar(&c.checkPeer, "check-peer", "", "compare the data of operation.OpenInteraction from -url (the gateway) and this URL (the peer) for -sample interactions of -data-dir")
 }
 
@@ -273,6 +275,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 1
 	}
 	rep.Machine.Load1End = load1()
+	if c.summary {
+		return writeSummary(rep, stdout)
+	}
 	return writeReport(rep, c.jsonOut, stdout, stderr)
 }
 
@@ -436,7 +441,11 @@ func gatewayPhase(ctx context.Context, c config, g *gateway, next func() job, pr
 			return nil, err
 		}
 	}
-	samples := startSampler(ctx, cpu, time.Second)
+	var sampled cpuSource // the timeline of a phased loop reads the CPU each second
+	if len(c.segments) > 0 {
+		sampled = cpu
+	}
+	samples := startSampler(ctx, sampled, time.Second)
 	rec := newRecorder()
 	loop := openLoop(ctx, loopConfig{rate: c.rate, duration: c.duration, segments: c.segments, cap: c.cap, timeout: c.timeout, progress: progress}, next, rec)
 	perSecond := samples()
@@ -688,4 +697,26 @@ func runCompare(ctx context.Context, c config, progress io.Writer) (*Report, err
 	rep.Interrupted = rep.Gateway.Loop.Interrupted
 	rep.Overhead = overhead(rep.Floor, rep.Gateway)
 	return rep, nil
+}
+
+// writeSummary prints rep's phase as one tab-separated line.
+func writeSummary(rep *Report, w io.Writer) int {
+	ph := rep.Gateway
+	if ph == nil {
+		ph = rep.Floor
+	}
+	if ph == nil {
+		return 1
+	}
+	all := ph.Ops[len(ph.Ops)-1]
+	cpu := ServerCPU{}
+	if ph.CPU != nil {
+		cpu = *ph.CPU
+	}
+	fmt.Fprintf(w, "%s\t%g\t%d\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%.1f\t%.1f\t%.2f\t%.1f\n", rep.Mode, rep.Config.Rate, all.Count, all.Errors,
+		all.Latency.P50, all.Latency.P99, cpu.PerRequestMs, cpu.Cores, cpu.RSSMiB, cpu.PeakRSSMiB, rep.Machine.Load1Start, cpu.AnonMiB)
+	if rep.Interrupted {
+		return 130
+	}
+	return 0
 }
