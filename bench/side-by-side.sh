@@ -34,7 +34,7 @@ for _ in $(seq 50); do
 done
 
 echo "# same data: $("$bin/relatedload" -check-peer http://127.0.0.1:18194 -url http://127.0.0.1:18193 -key "$key" -data-dir "$dir" -sample 2000 -quiet)"
-echo -e "# run\tserver\trate\trequests\terrors\tp50_ms\tp99_ms\tcpu_ms_per_request\tcores\trss_mib\tpeak_rss_mib\tload1\tanon_rss_mib"
+echo -e "# run\tserver\trate\trequests\terrors\tp50_ms\tp99_ms\tcpu_ms_per_request\tcores\trss_mib\tpeak_rss_mib\tload1\tanon_rss_mib\tpss_mib"
 out="$bin/runs.tsv"
 for r in $(seq "$repeats"); do
   for rate in $rates; do
@@ -53,7 +53,7 @@ done
 
 echo
 echo "# medians of $repeats runs (CPU per request from /proc/PID/stat)"
-echo "| rate | gateway CPU/request | peer CPU/request | ratio | gateway p99 | peer p99 | gateway peak RSS (anonymous) | peer peak RSS (anonymous) | load1 at start (range) |"
+echo "| rate | gateway CPU/request | peer CPU/request | ratio | gateway p99 | peer p99 | gateway peak RSS (anonymous, Pss) | peer peak RSS (anonymous, Pss) | load1 at start (range) |"
 echo "|---|---|---|---|---|---|---|---|---|"
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 for rate in $rates; do
@@ -65,7 +65,9 @@ for rate in $rates; do
   prss=$(awk -v r="$rate" '$2=="peer" && $3==r {print $11}' "$out" | median)
   ganon=$(awk -v r="$rate" '$2=="gateway" && $3==r {print $13}' "$out" | median)
   panon=$(awk -v r="$rate" '$2=="peer" && $3==r {print $13}' "$out" | median)
+  gpss=$(awk -v r="$rate" '$2=="gateway" && $3==r {print $14}' "$out" | median)
+  ppss=$(awk -v r="$rate" '$2=="peer" && $3==r {print $14}' "$out" | median)
   load=$(awk -v r="$rate" '$3==r {print $12}' "$out" | sort -g | awk 'NR==1{lo=$1} {hi=$1} END {print lo "-" hi}')
   ratio=$(awk -v g="$g" -v p="$p" 'BEGIN {printf "%.2f", g/p}')
-  echo "| $rate/s | $g ms | $p ms | $ratio | $gp ms | $pp ms | $grss MiB ($ganon) | $prss MiB ($panon) | $load |"
+  echo "| $rate/s | $g ms | $p ms | $ratio | $gp ms | $pp ms | $grss MiB ($ganon, $gpss) | $prss MiB ($panon, $ppss) | $load |"
 done

@@ -53,6 +53,7 @@ type config struct {
 	db       string
 	logJSON  bool
 	maxDB    int64
+	mapDB    int64
 }
 
 func (c *config) register(fs *flag.FlagSet, getenv func(string) string) {
@@ -68,6 +69,8 @@ func (c *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&c.db, "db", env("RELATED_DB", "related"), "MongoDB database name (env RELATED_DB)")
 	fs.BoolVar(&c.logJSON, "log-json", env("RELATED_LOG_FORMAT", "") == "json", "log as JSON lines instead of text (env RELATED_LOG_FORMAT=json)")
 	maxDB, _ := strconv.ParseInt(env("RELATED_MAX_DB_BYTES", "0"), 10, 64)
+	mapDB, _ := strconv.ParseInt(env("RELATED_SQLITE_MAP_BYTES", "0"), 10, 64)
+	fs.Int64Var(&c.mapDB, "sqlite-map-bytes", mapDB, "how much of the embedded database file each reader connection reads through a memory map (0: 2 GiB, the most SQLite maps; negative: none); mapped pages count once per connection in the reported resident size (env RELATED_SQLITE_MAP_BYTES)")
 	fs.Int64Var(&c.maxDB, "max-db-bytes", maxDB, "largest the embedded database file may grow, in bytes; past it writes fail with UNAVAILABLE and reads go on (0: the disk is the limit) (env RELATED_MAX_DB_BYTES)")
 }
 
@@ -118,7 +121,7 @@ func openStore(ctx context.Context, c config, log *slog.Logger, cmds *store.Comm
 		return mongo.Open(ctx, mongo.Options{URI: c.mongoURI, Database: c.db, Commands: cmds, Logger: log, Publisher: pub})
 	}
 	log.Info("opening embedded database", "dir", c.dataDir)
-	return sqlite.Open(ctx, sqlite.Options{Dir: c.dataDir, Commands: cmds, Logger: log, Publisher: pub, MaxBytes: c.maxDB})
+	return sqlite.Open(ctx, sqlite.Options{Dir: c.dataDir, Commands: cmds, Logger: log, Publisher: pub, MaxBytes: c.maxDB, MapBytes: c.mapDB})
 }
 
 // startLive makes the live hub over st. On MongoDB it also starts this

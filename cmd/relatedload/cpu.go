@@ -30,6 +30,7 @@ type procSample struct {
 	RSSBytes   int64   // resident set now
 	PeakRSS    int64   // the most resident set so far (VmHWM)
 	AnonBytes  int64   // the resident set's anonymous part (RssAnon): the heap, not mapped files
+	PssBytes   int64   // the proportional set size: shared pages counted once (smaps_rollup)
 }
 
 // cpuSource reads a server's CPU seconds.
@@ -59,6 +60,15 @@ func (p procSource) read(context.Context) (procSample, error) {
 	s := procSample{CPUSeconds: cpu}
 	if b, err := os.ReadFile(dir + "/status"); err == nil {
 		s.RSSBytes, s.PeakRSS, s.AnonBytes = parseProcStatus(string(b))
+	}
+	if b, err := os.ReadFile(dir + "/smaps_rollup"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "Pss:" {
+				if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+					s.PssBytes = kb << 10
+				}
+			}
+		}
 	}
 	return s, nil
 }
@@ -188,6 +198,9 @@ type ServerCPU struct {
 	// only): RSS less the mapped files, such as a database file read
 	// through a memory map.
 	AnonMiB float64 `json:"anon_mib,omitempty"`
+	// PssMiB is the proportional set size at the end (/proc only): a page
+	// shared between mappings counted once.
+	PssMiB float64 `json:"pss_mib,omitempty"`
 }
 
 // serverCPU computes a phase's CPU figures from readings before and after.
@@ -205,5 +218,6 @@ func serverCPU(src string, before, after procSample, wallS float64, requests, su
 	c.RSSMiB = round2(float64(after.RSSBytes) / (1 << 20))
 	c.PeakRSSMiB = round2(float64(after.PeakRSS) / (1 << 20))
 	c.AnonMiB = round2(float64(after.AnonBytes) / (1 << 20))
+	c.PssMiB = round2(float64(after.PssBytes) / (1 << 20))
 	return c
 }

@@ -135,7 +135,7 @@ func (c *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.IntVar(&c.pid, "pid", 0, "the server's process id: its CPU and memory are read from /proc/PID (else from the gateway's /metrics)")
 	fs.BoolVar(&c.peer, "peer", false, "the target is the Node peer (bench/peer): no key, no /metrics; open arrivals only, sampled from -data-dir")
 	fs.StringVar(&c.phasesText, "phases", "", "back-to-back rates instead of -rate and -duration, such as 300:10s,900:10s,300:20s (an overload, then recovery)")
-	fs.BoolVar(&c.summary, "summary", false, "print one tab-separated line: mode, rate, requests, errors, p50 and p99 ms, server CPU ms per request, cores, RSS and peak RSS MiB, load average, anonymous RSS MiB (for scripts: bench/side-by-side.sh)")
+	fs.BoolVar(&c.summary, "summary", false, "print one tab-separated line: mode, rate, requests, errors, p50 and p99 ms, server CPU ms per request, cores, RSS and peak RSS MiB, load average, anonymous RSS and Pss MiB (for scripts: bench/side-by-side.sh)")
 	fs.StringVar(&c.checkPeer, "check-peer", "", "compare the data of operation.OpenInteraction from -url (the gateway) and this URL (the peer) for -sample interactions of -data-dir")
 }
 
@@ -713,8 +713,8 @@ func writeSummary(rep *Report, w io.Writer) int {
 	if ph.CPU != nil {
 		cpu = *ph.CPU
 	}
-	fmt.Fprintf(w, "%s\t%g\t%d\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%.1f\t%.1f\t%.2f\t%.1f\n", rep.Mode, rep.Config.Rate, all.Count, all.Errors,
-		all.Latency.P50, all.Latency.P99, cpu.PerRequestMs, cpu.Cores, cpu.RSSMiB, cpu.PeakRSSMiB, rep.Machine.Load1Start, cpu.AnonMiB)
+	fmt.Fprintf(w, "%s\t%g\t%d\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%.1f\t%.1f\t%.2f\t%.1f\t%.1f\n", rep.Mode, rep.Config.Rate, all.Count, all.Errors,
+		all.Latency.P50, all.Latency.P99, cpu.PerRequestMs, cpu.Cores, cpu.RSSMiB, cpu.PeakRSSMiB, rep.Machine.Load1Start, cpu.AnonMiB, cpu.PssMiB)
 	if rep.Interrupted {
 		return 130
 	}

@@ -269,7 +269,7 @@ func (p *Phase) print(w io.Writer) {
 	if c := p.CPU; c != nil {
 		fmt.Fprintf(w, "server CPU (%s): %.3f s, %.3f ms per request (%.3f per success), %.2f cores busy; RSS %.1f MiB at the end", c.Source, c.Seconds, c.PerRequestMs, c.PerSuccessMs, c.Cores, c.RSSMiB)
 		if c.PeakRSSMiB > 0 {
-			fmt.Fprintf(w, ", peak %.1f MiB, anonymous %.1f MiB", c.PeakRSSMiB, c.AnonMiB)
+			fmt.Fprintf(w, ", peak %.1f MiB, anonymous %.1f MiB, Pss %.1f MiB", c.PeakRSSMiB, c.AnonMiB, c.PssMiB)
 		}
 		fmt.Fprintln(w)
 	}

@@ -42,6 +42,11 @@ type Options struct {
 	// it, writes fail as a full disk does (store.Unavailable) and reads go
 	// on: a quota that keeps the database from filling a disk it shares.
 	MaxBytes int64
+	// MapBytes is how much of the database file each reader connection
+	// reads through a memory map: 0 means DefaultMapBytes, a negative
+	// value none (every page through a read system call into the
+	// connection's own cache). See DefaultMapBytes.
+	MapBytes int64
 }
 
 // Store is the SQLite adapter of store.Store.
@@ -112,7 +117,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		s.w.Close()
 		return nil, err
 	}
-	if s.r, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)"+readerPragmas); err != nil {
+	if s.r, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)"+mapPragma(opts.MapBytes)); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("sqlite: open %s for reading: %w", path, err)
 	}
@@ -471,12 +476,24 @@ func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
 
-// readerPragmas tune the reader connections: they read the database file
-// through a memory map (up to SQLite's largest, 2 GiB) rather than a read
-// system call per page the connection's own cache lacks. Opening an
-// interaction on 100k interactions then costs 11% less CPU in the driver
-// (BENCHMARKS.md). The mapped pages are the operating system's page cache:
-// they count in the process's resident size while touched, and the kernel
-// reclaims them like any cached file page. The writer keeps reading
-// through its cache (it rewrites pages, and erasure truncates files).
-const readerPragmas = "&_pragma=mmap_size(2147418112)"
+// DefaultMapBytes is SQLite's largest memory map, 2 GiB: the reader
+// connections read the database file through it rather than a read
+// system call per page their own cache lacks. Opening an interaction costs
+// 10% less CPU on 100k interactions (BENCHMARKS.md). The mapped pages are
+// the kernel's page cache, shared and reclaimable, but the resident size
+// the kernel reports counts them once per reader connection that touched
+// them (up to GOMAXPROCS*2 connections): a 200 MB database can show as
+// 800 MB of RSS that is 200 MB of memory (the proportional size, Pss,
+// counts it once). The writer keeps reading through its cache.
+const DefaultMapBytes = 2147418112
+
+// mapPragma is the readers' mmap_size pragma for Options.MapBytes.
+func mapPragma(n int64) string {
+	switch {
+	case n == 0:
+		n = DefaultMapBytes
+	case n < 0:
+		n = 0
+	}
+	return fmt.Sprintf("&_pragma=mmap_size(%d)", n)
+}
