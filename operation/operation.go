@@ -9,6 +9,10 @@ package operation
 // interaction: the interaction, its profile bar, and the first page of its
 // Related panel with every field the panel shows. Variables: id (the
 // interaction's global id) and first (the page size).
+//
+// The server answers exactly this text with a compiled plan
+// (resolvers.Plan) that writes these fields in this order: a change here is
+// a change there, and server's TestPlanMatchesGqlgen fails until both agree.
 const OpenInteraction = `query Open($id: ID!, $first: Int) {
   interaction(id: $id) {
     id channel status closedState closedAt createdAt
