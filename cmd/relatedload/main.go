@@ -27,6 +27,19 @@
 //	relatedload -mix open=1 -url http://127.0.0.1:8080 -key rk_... -rate 200 -json > gateway.json
 //	relatedload -diff floor.json gateway.json
 //
+// The server's CPU per request is reported beside the latency: from
+// /proc/PID/stat with -pid (any local server), else from the gateway's
+// process_cpu_seconds_total. The Node peer (bench/peer) is driven with
+// -peer (open only, interactions sampled from -data-dir, no key), and
+// -check-peer URL first proves it answers the same data as the gateway.
+// -phases runs back-to-back rates in one open loop (an overload, then
+// recovery) and reports each phase, the recovery window and every second:
+//
+//	relatedload -url http://127.0.0.1:8080 -key rk_... -data-dir ./data -mix open=1 -pid PID -rate 1000 -duration 10s
+//	relatedload -peer -url http://127.0.0.1:4000 -data-dir ./data -mix open=1 -pid PID -rate 1000 -duration 10s
+//	relatedload -check-peer http://127.0.0.1:4000 -url http://127.0.0.1:8080 -key rk_... -data-dir ./data
+//	relatedload -url ... -key ... -data-dir ./data -mix open=1 -pid PID -phases 3000:10s,9000:10s,3000:20s
+//
 // Operations: open (operation.OpenInteraction: the
 // interaction, its profile bar and its Related panel's first page with
 // every panel field), page (the panel's second page by the first page's
