@@ -200,21 +200,8 @@ func (s *Store) LinkContact(ctx context.Context, tenant, profileID, contactID st
 			return err
 		}
 		if c.ProfileID != "" {
-			// The contact leaves its profile: it is kept apart from the
-			// parts of what remains, which it no longer holds together.
-			if err := s.dropDecisions(ctx, tenant, identity.KeepTogether, []string{c.ID}, nil); err != nil {
+			if err := s.detach(ctx, l, rules, tenant, c.ID, old, "link", by, ts); err != nil {
 				return err
-			}
-			anchors, err := s.pieces(ctx, l, rules, old, c.ID)
-			if err != nil {
-				return err
-			}
-			for _, a := range anchors {
-				d := identity.NewDecision(identity.KeepApart, c.ID, a)
-				d.Reason, d.By, d.At = "link", by, ts
-				if err := s.putDecision(ctx, tenant, d); err != nil {
-					return err
-				}
 			}
 		}
 		d := identity.NewDecision(identity.KeepTogether, c.ID, p.Anchor)
@@ -234,6 +221,27 @@ func (s *Store) LinkContact(ctx context.Context, tenant, profileID, contactID st
 		return nil, wrapManual("link contact", err)
 	}
 	return out, nil
+}
+
+// detach takes contact c out of the profile whose members were old, by
+// decisions: what held it there by hand is dropped, and it is kept apart
+// from each part of what remains, which it no longer holds together.
+func (s *Store) detach(ctx context.Context, l *leases, rules []identity.Rule, tenant, c string, old []string, reason string, by related.Actor, ts time.Time) error {
+	if err := s.dropDecisions(ctx, tenant, identity.KeepTogether, []string{c}, nil); err != nil {
+		return err
+	}
+	anchors, err := s.pieces(ctx, l, rules, old, c)
+	if err != nil {
+		return err
+	}
+	for _, a := range anchors {
+		d := identity.NewDecision(identity.KeepApart, c, a)
+		d.Reason, d.By, d.At = reason, by, ts
+		if err := s.putDecision(ctx, tenant, d); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // wrapManual wraps a database failure of a manual operation and passes
@@ -271,20 +279,10 @@ func (s *Store) UnlinkContact(ctx context.Context, tenant, contactID string, by 
 			out = c.domain()
 			return nil
 		}
-		if err := s.dropDecisions(ctx, tenant, identity.KeepTogether, []string{c.ID}, nil); err != nil {
+		if err := s.detach(ctx, l, rules, tenant, c.ID, old, "unlink", by, ts); err != nil {
 			return err
 		}
-		anchors, err := s.pieces(ctx, l, rules, old, c.ID)
-		if err != nil {
-			return err
-		}
-		for _, a := range anchors {
-			d := identity.NewDecision(identity.KeepApart, c.ID, a)
-			d.Reason, d.By, d.At = "unlink", by, ts
-			if err := s.putDecision(ctx, tenant, d); err != nil {
-				return err
-			}
-		}
+		var err error
 		if events, _, err = s.recompute(ctx, l, rules, seeds, by, ts); err != nil {
 			return err
 		}

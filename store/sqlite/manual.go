@@ -101,25 +101,9 @@ func (s *Store) LinkContact(ctx context.Context, tenant, profileID, contactID st
 		}
 		seeds := append([]string{c.ID}, into...)
 		if c.ProfileID != "" {
-			// The contact leaves its profile: it is kept apart from the
-			// parts of what remains, which it no longer holds together.
-			old, err := s.members(ctx, tx, tenant, c.ProfileID)
+			old, err := s.detach(ctx, tx, tenant, rules, c, "link", by, now)
 			if err != nil {
 				return nil, err
-			}
-			if err := s.dropDecisions(ctx, tx, tenant, identity.KeepTogether, []string{c.ID}, nil); err != nil {
-				return nil, err
-			}
-			anchors, err := s.pieces(ctx, tx, tenant, rules, old, c.ID)
-			if err != nil {
-				return nil, err
-			}
-			for _, a := range anchors {
-				d := identity.NewDecision(identity.KeepApart, c.ID, a)
-				d.Reason, d.By, d.At = "link", by, now
-				if err := s.putDecision(ctx, tx, tenant, d); err != nil {
-					return nil, err
-				}
 			}
 			seeds = append(seeds, old...)
 		}
@@ -136,6 +120,32 @@ func (s *Store) LinkContact(ctx context.Context, tenant, profileID, contactID st
 		return events, err
 	})
 	return out, err
+}
+
+// detach takes contact c out of its profile by decisions: what held it
+// there by hand is dropped, and it is kept apart from each part of what
+// remains, which it no longer holds together. It returns the profile's
+// members before, the seeds of the recompute that follows.
+func (s *Store) detach(ctx context.Context, tx *sql.Tx, tenant string, rules []identity.Rule, c *related.Contact, reason string, by related.Actor, now time.Time) ([]string, error) {
+	old, err := s.members(ctx, tx, tenant, c.ProfileID)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.dropDecisions(ctx, tx, tenant, identity.KeepTogether, []string{c.ID}, nil); err != nil {
+		return nil, err
+	}
+	anchors, err := s.pieces(ctx, tx, tenant, rules, old, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range anchors {
+		d := identity.NewDecision(identity.KeepApart, c.ID, a)
+		d.Reason, d.By, d.At = reason, by, now
+		if err := s.putDecision(ctx, tx, tenant, d); err != nil {
+			return nil, err
+		}
+	}
+	return old, nil
 }
 
 // UnlinkContact implements store.ProfileStore.
@@ -155,23 +165,9 @@ func (s *Store) UnlinkContact(ctx context.Context, tenant, contactID string, by 
 		if err != nil {
 			return nil, err
 		}
-		old, err := s.members(ctx, tx, tenant, c.ProfileID)
+		old, err := s.detach(ctx, tx, tenant, rules, c, "unlink", by, now)
 		if err != nil {
 			return nil, err
-		}
-		if err := s.dropDecisions(ctx, tx, tenant, identity.KeepTogether, []string{c.ID}, nil); err != nil {
-			return nil, err
-		}
-		anchors, err := s.pieces(ctx, tx, tenant, rules, old, c.ID)
-		if err != nil {
-			return nil, err
-		}
-		for _, a := range anchors {
-			d := identity.NewDecision(identity.KeepApart, c.ID, a)
-			d.Reason, d.By, d.At = "unlink", by, now
-			if err := s.putDecision(ctx, tx, tenant, d); err != nil {
-				return nil, err
-			}
 		}
 		events, err := s.recompute(ctx, tx, tenant, rules, old, by, now)
 		if err != nil {
