@@ -184,7 +184,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := sec.options(&opts); err != nil {
 		return err
 	}
-	perf.options(&opts)
+	perf.options(&opts, c.mongoURI != "")
 	log := newLogger(c, stderr)
 	cmds := new(store.Commands)
 	// The store publishes to the hub, and the hub reads the store: the
