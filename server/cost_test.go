@@ -102,7 +102,9 @@ func openCost(t *testing.T, name string, g *gateway, self string) {
 	t.Helper()
 	// A first request fills the server's key cache: its lookup is the
 	// key's cost, not the operation's.
-	var warm struct{ Typename string `json:"__typename"` }
+	var warm struct {
+		Typename string `json:"__typename"`
+	}
 	g.must(`{ __typename }`, nil, &warm)
 	costs := map[int]int64{}
 	for _, n := range []int{1, 20, 59} {
