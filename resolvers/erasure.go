@@ -57,7 +57,7 @@ func (r mutationResolver) EraseContact(ctx context.Context, input graph.EraseCon
 		return nil, err
 	}
 	payload := &graph.ErasePayload{ClientMutationID: input.ClientMutationID}
-	id, err := inputID(input.ID, related.NodeContact, "id")
+	id, err := r.contactInputID(ctx, v.Tenant, input.ID, "id")
 	var why string
 	if err == nil {
 		why, err = reason(input.Reason)

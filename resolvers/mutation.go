@@ -2,6 +2,7 @@ package resolvers
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -104,7 +105,7 @@ func (r mutationResolver) SetContactAttributes(ctx context.Context, input graph.
 	}
 	payload := &graph.ContactPayload{ClientMutationID: input.ClientMutationID}
 	actor := related.ActorFrom(ctx)
-	id, err := inputID(input.ContactID, related.NodeContact, "contactId")
+	id, err := r.contactInputID(ctx, v.Tenant, input.ContactID, "contactId")
 	var attrs []related.Attribute
 	if err == nil {
 		attrs, err = attributes(input.Attributes, v, actor)
@@ -150,6 +151,25 @@ func inputID(gid string, t related.NodeType, field string) (string, error) {
 		return "", &related.Error{Code: related.CodeNotFound, Field: []string{field}, Message: "no such " + field + ": " + e.Message}
 	}
 	return id, err
+}
+
+// contactInputID parses the contact id of a mutation's input. The id of a
+// contact that canonicalization folded into another (two spellings of one
+// address) leads to the contact it became, as node(id:) does, so an id a
+// workflow kept keeps working.
+func (r *Resolver) contactInputID(ctx context.Context, tenant, gid, field string) (string, error) {
+	id, err := inputID(gid, related.NodeContact, field)
+	if err != nil {
+		return "", err
+	}
+	m, err := r.Store.ContactAliases(ctx, tenant, []string{id})
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", field, err)
+	}
+	if to, ok := m[id]; ok {
+		return to, nil
+	}
+	return id, nil
 }
 
 func deref(s *string) string {

@@ -498,7 +498,7 @@ func (r mutationResolver) LinkContact(ctx context.Context, input graph.LinkConta
 	}
 	payload := &graph.ProfilePayload{ClientMutationID: input.ClientMutationID}
 	pid, perr := inputID(input.ProfileID, related.NodeProfile, "profileId")
-	cid, cerr := inputID(input.ContactID, related.NodeContact, "contactId")
+	cid, cerr := r.contactInputID(ctx, v.Tenant, input.ContactID, "contactId")
 	switch {
 	case perr != nil:
 		err = perr
@@ -518,7 +518,7 @@ func (r mutationResolver) UnlinkContact(ctx context.Context, input graph.UnlinkC
 		return nil, err
 	}
 	payload := &graph.ContactPayload{ClientMutationID: input.ClientMutationID}
-	cid, err := inputID(input.ContactID, related.NodeContact, "contactId")
+	cid, err := r.contactInputID(ctx, v.Tenant, input.ContactID, "contactId")
 	if err == nil {
 		payload.Contact, err = r.Store.UnlinkContact(ctx, v.Tenant, cid, related.ActorFrom(ctx))
 	}

@@ -70,6 +70,20 @@ type nodeLoader struct {
 	rules func() ([]identity.Rule, error)
 }
 
+// mergedContact loads the contact that id, no longer a contact of its
+// own, was folded into by canonicalization; nil if id was never one.
+func (n *nodeLoader) mergedContact(ctx context.Context, id string) (*related.Contact, error) {
+	v, _, err := request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, err := n.r.Store.ContactAliases(ctx, v.Tenant, []string{id})
+	if err != nil || m[id] == "" {
+		return nil, err
+	}
+	return n.l.Contacts.Load(ctx, m[id])()
+}
+
 // nodeLoader returns the loader of one field, whose rules are read with
 // ctx when first needed.
 func (r queryResolver) nodeLoader(ctx context.Context, l *Loaders) *nodeLoader {
@@ -98,7 +112,13 @@ func (n *nodeLoader) load(ctx context.Context, id string) func() (related.Node, 
 		return func() (related.Node, error) { return nilNode(th()) }
 	case related.NodeContact:
 		th := l.Contacts.Load(ctx, sid)
-		return func() (related.Node, error) { return nilNode(th()) }
+		return func() (related.Node, error) {
+			c, err := th()
+			if err == nil && c == nil {
+				c, err = n.mergedContact(ctx, sid) // a folded-away id leads to the contact now
+			}
+			return nilNode(c, err)
+		}
 	case related.NodeQueue:
 		th := l.Queues.Load(ctx, sid)
 		return func() (related.Node, error) { return nilNode(th()) }

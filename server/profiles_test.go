@@ -1,10 +1,13 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relatedhq/related/server"
 )
 
 // profileBackends returns the backends whose profile support is complete.
@@ -255,5 +258,48 @@ func sharedCustomerRule(t *testing.T, g *gateway) {
 		rule { id } userErrors { message } } }`, nil, &rule)
 	if rule.UpsertProfileRule.Rule == nil {
 		t.Fatalf("upsert = %+v", rule)
+	}
+}
+
+// TestFoldedContactIDStillLeads: a contact id a client kept from before
+// canonicalization folded that contact into another (the tenant's region
+// arrived later) leads to the contact it became, in node(id:) and in the
+// mutations that take a contact id.
+func TestFoldedContactIDStillLeads(t *testing.T) {
+	for _, b := range profileBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			g := newGateway(t, b)
+			national := g.record(message("SMS", "n1", "07400 123456", "national", t0))
+			intl := g.record(message("SMS", "i1", "+44 7400 123456", "international", t0.Add(time.Minute)))
+			old, now := national.RecordMessage.Interaction.Contact.ID, intl.RecordMessage.Interaction.Contact.ID
+			if old == now {
+				t.Fatal("without a region the national number is a contact of its own")
+			}
+			g.must(`mutation { setTenantSettings(input: {defaultRegion: "GB"}) { userErrors { field } } }`, nil, nil)
+			for done := false; !done; {
+				var err error
+				if done, err = g.st.CanonicalizeContacts(context.Background(), server.DemoTenant, 10); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var node struct {
+				Node *struct{ ID, Address string }
+			}
+			g.must(`query($id: ID!) { node(id: $id) { id ... on Contact { address } } }`, map[string]any{"id": old}, &node)
+			if node.Node == nil || node.Node.ID != now || node.Node.Address != "+447400123456" {
+				t.Fatalf("node(old id) = %+v, want the contact %s", node.Node, now)
+			}
+			var set struct {
+				SetContactAttributes struct {
+					Contact    *struct{ ID string }
+					UserErrors []struct{ Field []string }
+				}
+			}
+			g.must(`mutation($id: ID!) { setContactAttributes(input: {contactId: $id, attributes: [{key: "customerId", value: "C-1"}]}) {
+				contact { id } userErrors { field } } }`, map[string]any{"id": old}, &set)
+			if c := set.SetContactAttributes.Contact; c == nil || c.ID != now || len(set.SetContactAttributes.UserErrors) > 0 {
+				t.Fatalf("setContactAttributes(old id) = %+v", set)
+			}
+		})
 	}
 }

@@ -52,6 +52,11 @@ type Store interface {
 	Interactions(ctx context.Context, tenant string, ids []string) ([]*related.Interaction, error)
 	Messages(ctx context.Context, tenant string, ids []string) ([]*related.Message, error)
 	Contacts(ctx context.Context, tenant string, ids []string) ([]*related.Contact, error)
+	// ContactAliases maps each of ids that names a contact merged into
+	// another (two spellings of one address, folded by canonicalization)
+	// to the contact it became, so an id a client kept still leads to the
+	// person. Current and unknown ids are absent from the map.
+	ContactAliases(ctx context.Context, tenant string, ids []string) (map[string]string, error)
 	Queues(ctx context.Context, tenant string, ids []string) ([]*related.Queue, error)
 
 	// ListInteractions pages through a tenant's interactions, newest last

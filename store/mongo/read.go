@@ -30,6 +30,28 @@ func (s *Store) Contacts(ctx context.Context, tenant string, ids []string) ([]*r
 	return byIDs(ctx, s.contacts, tenant, ids, (*contactDoc).domain)
 }
 
+// ContactAliases implements store.Store: one find on the aliases' _id.
+func (s *Store) ContactAliases(ctx context.Context, tenant string, ids []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = aliasID(tenant, "contact", id)
+	}
+	docs, err := findEvery[aliasDoc](ctx, s.coll(collAliases), bson.D{{Key: "_id", Value: idIn(uniqSorted(keys))}, {Key: "tenant", Value: tenant}}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("mongo: read contact aliases: %w", err)
+	}
+	for _, a := range docs {
+		if a.Kind == "contact" {
+			out[a.Alias] = a.ContactID
+		}
+	}
+	return out, nil
+}
+
 // Queues returns the queues with the given ids.
 func (s *Store) Queues(ctx context.Context, tenant string, ids []string) ([]*related.Queue, error) {
 	return byIDs(ctx, s.queues, tenant, ids, (*queueDoc).domain)

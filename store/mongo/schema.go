@@ -277,6 +277,7 @@ var QueryShapes = []QueryShape{
 	{Name: "EraseProfile, EraseContact: an erased contact's messages", Collection: collMessages, Equality: []string{"tenant", "interactionId"}},
 	{Name: "EraseProfile, EraseContact: the aliases leading to an erased contact", Collection: collAliases, Equality: []string{"tenant", "contactId"}},
 	{Name: "Profiles: the contact an old or merged id leads to", Collection: collAliases, Equality: []string{"_id"}, Filter: []string{"tenant"}},
+	{Name: "ContactAliases", Collection: collAliases, Equality: []string{"_id"}, Filter: []string{"tenant"}},
 	{Name: "CanonicalizeContacts: a merged contact's aliases follow it", Collection: collAliases, Equality: []string{"tenant", "contactId"}},
 	{Name: "leases: take, read, renew, take over and release", Collection: collLeases, Equality: []string{"_id"}, Filter: []string{"tenant", "token"}},
 	{Name: "RuleEvaluation, EvaluateRules, SaveProfileRule (start)", Collection: collEvaluations, Equality: []string{"_id"}, Filter: []string{"tenant", "run", "afterId"}},

@@ -186,12 +186,18 @@ func (s *Store) CanonicalizeContacts(ctx context.Context, tenant string, batch i
 			events = append(events, ev...)
 		}
 		processed += len(contacts)
+		// The total is what is done and what is left: contacts written
+		// during the run (the seed's, say) are counted as they come.
+		var left int
+		if err := s.queryRow(ctx, tx, `SELECT count(*) FROM contacts WHERE tenant = ? AND id > ?`, tenant, after).Scan(&left); err != nil {
+			return nil, fmt.Errorf("sqlite: count contacts: %w", err)
+		}
 		state = "RUNNING"
 		if len(contacts) < batch {
 			state, done = "DONE", true
 		}
-		if _, err := s.exec(ctx, tx, `UPDATE canonicalizations SET state = ?, processed = ?, merged = ?, after_id = ?, updated_at = ? WHERE tenant = ?`,
-			state, processed, merged, after, ms(now), tenant); err != nil {
+		if _, err := s.exec(ctx, tx, `UPDATE canonicalizations SET state = ?, processed = ?, total = ?, merged = ?, after_id = ?, updated_at = ? WHERE tenant = ?`,
+			state, processed, processed+left, merged, after, ms(now), tenant); err != nil {
 			return nil, fmt.Errorf("sqlite: record canonicalization: %w", err)
 		}
 		return events, nil

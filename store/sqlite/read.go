@@ -61,6 +61,34 @@ func (s *Store) Contacts(ctx context.Context, tenant string, ids []string) ([]*r
 	return byIDs(ctx, s, "contacts", contactCols, tenant, ids, scanContact)
 }
 
+// ContactAliases implements store.Store.
+func (s *Store) ContactAliases(ctx context.Context, tenant string, ids []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, tenant)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	rows, err := s.query(ctx, s.r, `SELECT alias, contact_id FROM aliases WHERE tenant = ? AND kind = 'contact' AND alias IN (`+placeholders(len(ids))+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read contact aliases: %w", err)
+	}
+	pairs, err := collect(rows, func(r scanner) ([2]string, error) {
+		var p [2]string
+		return p, r.Scan(&p[0], &p[1])
+	}, "contact aliases")
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pairs {
+		out[p[0]] = p[1]
+	}
+	return out, nil
+}
+
 // Queues implements store.Store.
 func (s *Store) Queues(ctx context.Context, tenant string, ids []string) ([]*related.Queue, error) {
 	return byIDs(ctx, s, "queues", "id, tenant, name", tenant, ids, func(r scanner) (*related.Queue, error) {

@@ -159,18 +159,32 @@ func testRegionChange(t *testing.T, open Opener) {
 	if national.Contact.ID == intl.Contact.ID || national.Contact.AddressStatus != related.AddressUnparseable {
 		t.Fatalf("without a region: %+v and %+v", national.Contact, intl.Contact)
 	}
-	setRegion(t, e.Store, "t1", "GB")
+	if _, err := e.Store.SetTenantSettings(ctx, "t1", related.TenantSettings{DefaultRegion: "GB"}); err != nil {
+		t.Fatal(err)
+	}
+	// Contacts written after the run started count in its total.
+	record(t, e.Store, "t1", raw(t, related.ChannelSMS, "e", "+44 7400 555555", "", base.Add(3*time.Minute)))
+	drainCanonical(t, e.Store, "t1")
+	drain(t, e.Store, "t1")
 	if s, _ := e.Store.TenantSettings(ctx, "t1"); s.DefaultRegion != "GB" {
 		t.Fatalf("settings = %+v", s)
 	}
 	cz, err := e.Store.Canonicalization(ctx, "t1")
-	if err != nil || cz == nil || cz.State != "DONE" || cz.Merged != 1 || cz.Processed < 3 {
+	if err != nil || cz == nil || cz.State != "DONE" || cz.Merged != 1 || cz.Processed < 4 || cz.Total != cz.Processed {
 		t.Fatalf("canonicalization = %+v, %v", cz, err)
 	}
 	want := related.ContactID("t1", related.ChannelSMS, "+447400123456")
 	cs, _ := e.Store.Contacts(ctx, "t1", []string{national.Contact.ID, intl.Contact.ID, want})
 	if len(cs) != 1 || cs[0].ID != want || cs[0].Name != "Ann" || cs[0].AddressStatus != related.AddressValid {
 		t.Fatalf("contacts after the region = %+v, want one, %s, named Ann", cs, want)
+	}
+	// The merged-away id leads to the contact it became, in its tenant only.
+	if m, err := e.Store.ContactAliases(ctx, "t1", []string{national.Contact.ID, intl.Contact.ID, want}); err != nil ||
+		len(m) != 1 || m[national.Contact.ID] != want {
+		t.Fatalf("ContactAliases = %v, %v; want %s -> %s only", m, err, national.Contact.ID, want)
+	}
+	if m, err := e.Store.ContactAliases(ctx, "t2", []string{national.Contact.ID}); err != nil || len(m) != 0 {
+		t.Fatalf("t2 ContactAliases = %v, %v; want none", m, err)
 	}
 	its, _ := e.Store.Interactions(ctx, "t1", []string{national.Interaction.ID, intl.Interaction.ID})
 	for _, i := range its {
@@ -205,8 +219,8 @@ func testRegionChange(t *testing.T, open Opener) {
 	if _, err := e.Store.SetTenantSettings(ctx, "t1", related.TenantSettings{DefaultRegion: "GB"}); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := e.Store.CountInteractions(ctx, "t1", store.InteractionFilter{}); n != 4 {
-		t.Fatalf("interactions = %d, want 4", n)
+	if n, _ := e.Store.CountInteractions(ctx, "t1", store.InteractionFilter{}); n != 5 {
+		t.Fatalf("interactions = %d, want 5", n)
 	}
 }
 

@@ -66,6 +66,7 @@ var TenantChecked = map[string]string{
 	"LinkContact":   "ProfileTenantIsolation",
 	"UnlinkContact": "ProfileTenantIsolation", "MergeProfiles": "ProfileTenantIsolation",
 	"RenameProfile":  "ProfileTenantIsolation",
+	"ContactAliases": "RegionChangeMergesContacts (t2 sees none of t1's)",
 	"TenantSettings": "RegionChangeMergesContacts", "SetTenantSettings": "RegionChangeMergesContacts",
 	"Canonicalization": "RegionChangeMergesContacts", "CanonicalizeContacts": "RegionChangeMergesContacts",
 	"PendingCanonicalizations": "none: it lists the tenants that have work",
