@@ -360,7 +360,8 @@ func (s *Store) twoProfiles(ctx context.Context, tenant string, a, b *related.Pr
 }
 
 // keepTogether records that profiles a and b (members ma and mb) are one
-// person, keeping the id of the profile anchored at into, if set, and
+// person, keeping the id and the name of the profile anchored at into, if
+// set, and
 // recomputes them: the keep-apart decisions between them are lifted, and
 // b's names give way to a's.
 func (s *Store) keepTogether(ctx context.Context, l *leases, rules []identity.Rule, a, b *related.Profile, ma, mb []string, into, reason string, by related.Actor, ts time.Time) ([]store.Event, error) {
@@ -370,6 +371,15 @@ func (s *Store) keepTogether(ctx context.Context, l *leases, rules []identity.Ru
 	if into != "" {
 		if err := s.dropRenames(ctx, l.tenant, mb); err != nil {
 			return nil, err
+		}
+	}
+	if into != "" && a.CustomName == "" && a.Name != "" {
+		// A merge keeps into's name as the admin saw it. Written down as
+		// a name given with the merge, else from's contacts (more of them,
+		// perhaps, under another person's name) could outvote it.
+		doc := &renameDoc{ID: renameID(l.tenant, into), Tenant: l.tenant, Anchor: into, Name: a.Name, ByName: by.Name, ByRole: by.Role, At: ts}
+		if _, err := s.coll(collRenames).ReplaceOne(ctx, byID(l.tenant, doc.ID), doc, options.Replace().SetUpsert(true)); err != nil {
+			return nil, fmt.Errorf("keep the merged profile's name: %w", err)
 		}
 	}
 	d := identity.NewDecision(identity.KeepTogether, a.Anchor, b.Anchor)

@@ -210,9 +210,9 @@ func (s *Store) MergeProfiles(ctx context.Context, tenant, intoID, fromID string
 }
 
 // keepTogether records that profiles a and b are one person (keeping the
-// id of the profile anchored at into, if set) and recomputes them: the
-// keep-apart decisions between them are lifted, and b's names give way to
-// a's.
+// id and the name of the profile anchored at into, if set) and recomputes
+// them: the keep-apart decisions between them are lifted, and b's names
+// give way to a's.
 func (s *Store) keepTogether(ctx context.Context, tx *sql.Tx, tenant string, a, b *related.Profile, into, reason string, by related.Actor, now time.Time) ([]store.Event, error) {
 	rules, err := s.rules(ctx, tx, tenant)
 	if err != nil {
@@ -233,6 +233,15 @@ func (s *Store) keepTogether(ctx context.Context, tx *sql.Tx, tenant string, a, 
 		if _, err := s.exec(ctx, tx, `DELETE FROM renames WHERE tenant = ? AND anchor IN (`+placeholders(len(mb))+`)`,
 			append([]any{tenant}, anys(mb)...)...); err != nil {
 			return nil, fmt.Errorf("sqlite: drop names: %w", err)
+		}
+	}
+	if into != "" && a.CustomName == "" && a.Name != "" {
+		// A merge keeps into's name as the admin saw it. Written down as
+		// a name given with the merge, else from's contacts (more of them,
+		// perhaps, under another person's name) could outvote it.
+		if _, err := s.exec(ctx, tx, `INSERT OR REPLACE INTO renames (tenant, anchor, name, by_name, by_role, at) VALUES (?, ?, ?, ?, ?, ?)`,
+			tenant, into, a.Name, by.Name, by.Role, ms(now)); err != nil {
+			return nil, fmt.Errorf("sqlite: keep the merged profile's name: %w", err)
 		}
 	}
 	d := identity.NewDecision(identity.KeepTogether, a.Anchor, b.Anchor)

@@ -34,6 +34,7 @@ func RunProfiles(t *testing.T, open Opener) {
 		{"ManualLinkAndRename", testManual},
 		{"PersonNameNamesTheProfile", testPersonName},
 		{"ExplicitMergeKeepsInto", testExplicitMerge},
+		{"MergeKeepsAutomaticName", testMergeKeepsAutomaticName},
 		{"ManualDecisionsSurviveRuleToggles", testDecisionsSurvive},
 		{"HistoryExplainsDecisions", testHistory},
 		{"RuleChangeReevaluates", testReevaluate},
@@ -646,6 +647,38 @@ func testExplicitMerge(t *testing.T, open Opener) {
 			}
 		})
 	}
+}
+
+// testMergeKeepsAutomaticName: a merge keeps into's name when it is the
+// automatic one too, though from brings more contacts under another
+// person's name.
+func testMergeKeepsAutomaticName(t *testing.T, open Opener) {
+	e := open(t)
+	ctx := context.Background()
+	named := func(ch related.Channel, thread, addr, name string) related.RecordMessage {
+		in := msg(t, ch, thread, addr, thread, base)
+		in.Contact.Name = name
+		return in
+	}
+	jon := record(t, e.Store, "t1", named(related.ChannelEmail, "j", "jon@x.io", "Jon Smith"))
+	ivy := record(t, e.Store, "t1", withAttested(named(related.ChannelEmail, "i", "ivy@x.io", "Ivy Jones"), "email", "ivy@x.io"))
+	record(t, e.Store, "t1", withAttested(named(related.ChannelWebChat, "i2", "v-ivy", "Ivy Jones"), "email", "ivy@x.io"))
+	into, from := pid(t, e.Store, "t1", jon), pid(t, e.Store, "t1", ivy)
+	if p := profileOf(t, e.Store, "t1", from); p.ContactCount != 2 || p.Name != "Ivy Jones" {
+		t.Fatalf("Ivy's profile = %+v", p)
+	}
+	p, err := e.Store.MergeProfiles(ctx, "t1", into, from, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ID != into || p.Name != "Jon Smith" || p.ContactCount != 3 {
+		t.Fatalf("merged = %+v, want %s named Jon Smith with 3 contacts", p, into)
+	}
+	drain(t, e.Store, "t1")
+	if p := profileOf(t, e.Store, "t1", into); p.Name != "Jon Smith" {
+		t.Fatalf("after a re-evaluation the name is %q", p.Name)
+	}
+	checkAgainstFacts(t, e.Store)
 }
 
 func testDecisionsSurvive(t *testing.T, open Opener) {
