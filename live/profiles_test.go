@@ -1,6 +1,9 @@
 package live_test
 
 import (
+	"bufio"
+	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -169,5 +172,56 @@ func TestErasure(t *testing.T) {
 	m := c.next("gone", 5*time.Second)
 	if m.Type != "error" || !strings.Contains(string(m.Payload), "NOT_FOUND") {
 		t.Fatalf("the erased interaction's subscription got %s %s, want an error with NOT_FOUND", m.Type, m.Payload)
+	}
+}
+
+// TestErasureOverSSE: over server-sent events, a subscription on an erased
+// interaction ends with a last event carrying NOT_FOUND before "complete",
+// as the WebSocket's error message does, so a client can tell an erasure
+// from an ordinary end.
+func TestErasureOverSSE(t *testing.T) {
+	r := newSQLite(t)
+	gone := r.record(r.key, "a", "ann@example.com", "Ann by email", "")
+	var it struct {
+		Interaction struct{ Contact struct{ ID string } }
+	}
+	r.gql(r.key, `query($id: ID!) { interaction(id: $id) { contact { id } } }`, map[string]any{"id": gone}, &it)
+	body, _ := json.Marshal(map[string]any{"query": interactionSub, "variables": map[string]any{"id": gone}})
+	req, _ := http.NewRequest("POST", r.url+"/graphql", strings.NewReader(string(body)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+r.key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	r.waitSubs(1)
+	r.gql(r.key, `mutation($id: ID!) { eraseContact(input: {id: $id, reason: "request 10"}) { userErrors { message } } }`,
+		map[string]any{"id": it.Interaction.Contact.ID}, nil)
+	done := make(chan []string)
+	go func() {
+		var events []string
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if l := sc.Text(); strings.HasPrefix(l, "event:") || strings.HasPrefix(l, "data:") {
+				events = append(events, l)
+			}
+		}
+		done <- events
+	}()
+	var events []string
+	select {
+	case events = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream did not end")
+	}
+	n := len(events)
+	if n < 4 || events[n-2] != "event: complete" || !strings.Contains(events[n-3], `"NOT_FOUND"`) ||
+		strings.Contains(events[n-3], `"data"`) || events[n-4] != "event: next" {
+		t.Fatalf("the stream ended with %q, want a last next event with NOT_FOUND (and no data), then complete", events)
 	}
 }

@@ -3,6 +3,8 @@ package resolvers
 import (
 	"context"
 	"errors"
+	"slices"
+	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
@@ -111,14 +113,42 @@ func (r *Resolver) presentError(ctx context.Context, err error) *gqlerror.Error 
 	return &gqlerror.Error{Message: "the subscription ended: resubscribe and refetch", Extensions: map[string]any{"code": code}}
 }
 
-// addSubscriptionError hands err to the WebSocket transport. Only that
-// transport puts the error holder in the context and gqlgen exports no way
-// to ask whether it is there (AddSubscriptionError dereferences it), so
-// over SSE the call panics and is recovered: SSE has no per-subscription
-// error message, and the stream simply ends.
+// addSubscriptionError hands err, the reason a subscription ends, to its
+// transport: to the holder of WithEndErrors (server-sent events, whose
+// transport sends it as a last event), else to gqlgen's WebSocket
+// transport. Only that transport puts its holder in the context, and
+// gqlgen exports no way to ask whether it is there (AddSubscriptionError
+// dereferences it), so elsewhere the call panics and is recovered.
 func addSubscriptionError(ctx context.Context, err *gqlerror.Error) {
+	if h, ok := ctx.Value(endErrorsKey{}).(*endErrors); ok {
+		h.mu.Lock()
+		h.list = append(h.list, err)
+		h.mu.Unlock()
+		return
+	}
 	defer func() { _ = recover() }()
 	transport.AddSubscriptionError(ctx, err)
+}
+
+type endErrorsKey struct{}
+
+// endErrors holds the errors a subscription ended with.
+type endErrors struct {
+	mu   sync.Mutex
+	list gqlerror.List
+}
+
+// WithEndErrors returns a context whose subscription keeps the error it
+// ends with (NOT_FOUND for an erased interaction, TOO_SLOW, ...) for a
+// transport that has no message of its own for it, and the function that
+// returns them once the subscription's responses are done.
+func WithEndErrors(ctx context.Context) (context.Context, func() gqlerror.List) {
+	h := &endErrors{}
+	return context.WithValue(ctx, endErrorsKey{}, h), func() gqlerror.List {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return slices.Clone(h.list)
+	}
 }
 
 // AroundResponses gives each event of a subscription its own loaders.

@@ -15,10 +15,11 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/parser"
+
+	"github.com/relatedhq/related/resolvers"
 )
 
 // Codes of the refusals of GraphQL-over-HTTP requests that are not well
@@ -603,14 +604,25 @@ func negotiate(header string) (string, bool) {
 // answer, or when the operation is a subscription. Clients such as urql
 // list text/event-stream in every request's Accept, and a query or
 // mutation must still get one JSON answer.
+//
+// It is the distinct-connections mode of the GraphQL over SSE protocol:
+// one POST, one operation, answered by "next" events and a "complete".
+// A request that cannot run (a malformed body, a batch, a parse or
+// validation error) is answered before the stream starts, as a 400 JSON
+// body with a code, like the JSON transport's. A subscription that ends
+// for a reason (its interaction erased, the client too slow) says so in a
+// last "next" event carrying only errors, as a WebSocket's error message
+// does.
 type sseTransport struct {
-	transport.SSE
 	maxTokens int
 }
 
 // Supports implements graphql.Transport.
 func (t sseTransport) Supports(r *http.Request) bool {
-	if !t.SSE.Supports(r) {
+	if r.Method != http.MethodPost {
+		return false
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != mediaJSON {
 		return false
 	}
 	ranges := parseAccept(r.Header.Get("Accept"))
@@ -621,6 +633,83 @@ func (t sseTransport) Supports(r *http.Request) bool {
 		return true // only the event stream is acceptable
 	}
 	return isSubscription(r, t.maxTokens)
+}
+
+// Do implements graphql.Transport.
+func (t sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	ctx := r.Context()
+	start := graphql.Now()
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, r, http.StatusInternalServerError, CodeInternal, "this connection cannot stream events")
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		writeError(w, r, http.StatusBadRequest, CodeBadRequest, "could not read the request body")
+		return
+	}
+	body = bytes.TrimLeft(body, " \t\r\n")
+	if len(body) > 0 && body[0] == '[' {
+		writeError(w, r, http.StatusBadRequest, CodeBadRequest,
+			"an event stream carries one operation: send a batch (a JSON array) with Accept: application/json")
+		return
+	}
+	params, err := postParams(body)
+	if err != nil {
+		writeError(w, r, http.StatusBadRequest, CodeBadRequest, err.Error())
+		return
+	}
+	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
+	params.Headers = r.Header
+	opCtx, errs := exec.CreateOperationContext(ctx, params)
+	if errs != nil {
+		if opCtx != nil {
+			ctx = graphql.WithOperationContext(ctx, opCtx)
+		}
+		resp := exec.DispatchError(ctx, errs)
+		w.Header().Set("Content-Type", mediaJSON+"; charset=utf-8")
+		w.WriteHeader(statusOf(ctx, http.StatusBadRequest))
+		w.Write(append(mustJSON(requestErrorBody{Errors: resp.Errors, Extensions: resp.Extensions}), '\n'))
+		return
+	}
+	ctx = graphql.WithOperationContext(ctx, opCtx)
+	ctx, ended := resolvers.WithEndErrors(ctx)
+	w.Header().Set("Content-Type", mediaEventStream)
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	io.WriteString(w, ":\n\n")
+	flusher.Flush()
+	send := func(v any) bool {
+		b, err := json.Marshal(v)
+		if err != nil {
+			b = mustJSON(requestErrorBody{Errors: gqlerror.List{refusal(CodeInternal, "internal server error (request id %s)", RequestID(ctx))}})
+		}
+		if _, err := fmt.Fprintf(w, "event: next\ndata: %s\n\n", b); err != nil {
+			return false // the client has gone
+		}
+		flusher.Flush()
+		return true
+	}
+	responses, ctx := exec.DispatchOperation(ctx, opCtx)
+	for {
+		resp := responses(ctx)
+		if resp == nil {
+			break
+		}
+		var v any = resp
+		if resp.Data == nil {
+			v = requestErrorBody{Errors: resp.Errors, Extensions: resp.Extensions} // no "data" entry
+		}
+		if !send(v) {
+			return
+		}
+	}
+	if errs := ended(); len(errs) > 0 && !send(requestErrorBody{Errors: errs}) {
+		return
+	}
+	io.WriteString(w, "event: complete\ndata:\n\n")
+	flusher.Flush()
 }
 
 // isSubscription reports whether a POST body's operation is a

@@ -48,6 +48,11 @@ func TestGraphQLOverHTTP(t *testing.T) {
 		{"Accept nothing we speak", "POST", "/graphql", "text/html", "application/json", `{"query":"{ viewer { tenant } }"}`, 406, "application/json", false, server.CodeNotAcceptable},
 		{"mutation from urql", "POST", "/graphql", urqlAccept, "application/json", `{"query":"mutation { setPreferences(input: {showRelated: true}) { preferences { showRelated } } }"}`, 200, "application/graphql-response+json", true, ""},
 		{"mutation asking only for a stream", "POST", "/graphql", "text/event-stream", "application/json", `{"query":"mutation { setPreferences(input: {showRelated: true}) { preferences { showRelated } } }"}`, 200, "text/event-stream", true, ""},
+		{"a batch asking only for a stream", "POST", "/graphql", "text/event-stream", "application/json", `[{"query":"subscription { interactionsChanged { kind } }"}]`, 400, "application/json", false, server.CodeBadRequest},
+		{"a bad body asking only for a stream", "POST", "/graphql", "text/event-stream", "application/json", `{"query":1}`, 400, "application/json", false, server.CodeBadRequest},
+		{"not JSON, asking only for a stream", "POST", "/graphql", "text/event-stream", "application/json", `{"query":`, 400, "application/json", false, server.CodeBadRequest},
+		{"no query, asking only for a stream", "POST", "/graphql", "text/event-stream", "application/json", `{}`, 400, "application/json", false, server.CodeBadRequest},
+		{"validation error, asking only for a stream", "POST", "/graphql", "text/event-stream", "application/json", `{"query":"subscription { nope }"}`, 400, "application/json", false, "GRAPHQL_VALIDATION_FAILED"},
 		{"@defer is not offered", "POST", "/graphql", "application/json", "application/json", `{"query":"{ viewer { tenant ... @defer { role } } }"}`, 200, "application/json", false, "GRAPHQL_VALIDATION_FAILED"},
 		{"subscription over plain POST", "POST", "/graphql", "application/json", "application/json", `{"query":"subscription { relatedChanged(interactionId: \"x\") { kind } }"}`, 200, "application/json", false, server.CodeBadRequest},
 	} {
