@@ -518,7 +518,8 @@ func varPath(p ast.Path) string {
 
 // varDef is one declared variable, kept apart from the parsed document:
 // the document's positions pin the whole query text, which a cache of
-// these must not.
+// these must not. Its strings are copies for the same reason: the parser's
+// names are slices of the query text.
 type varDef struct {
 	name string
 	typ  *ast.Type
@@ -531,9 +532,9 @@ func declaredVars(doc *ast.QueryDocument) map[string][]varDef {
 	for _, op := range doc.Operations {
 		defs := make([]varDef, len(op.VariableDefinitions))
 		for i, vd := range op.VariableDefinitions {
-			defs[i] = varDef{name: vd.Variable, typ: bareType(vd.Type)}
+			defs[i] = varDef{name: strings.Clone(vd.Variable), typ: bareType(vd.Type)}
 		}
-		out[op.Name] = defs
+		out[strings.Clone(op.Name)] = defs
 	}
 	if len(doc.Operations) == 1 {
 		out[""] = out[doc.Operations[0].Name]
@@ -541,12 +542,12 @@ func declaredVars(doc *ast.QueryDocument) map[string][]varDef {
 	return out
 }
 
-// bareType copies t without its positions.
+// bareType copies t without its positions and out of the query text.
 func bareType(t *ast.Type) *ast.Type {
 	if t == nil {
 		return nil
 	}
-	return &ast.Type{NamedType: t.NamedType, Elem: bareType(t.Elem), NonNull: t.NonNull}
+	return &ast.Type{NamedType: strings.Clone(t.NamedType), Elem: bareType(t.Elem), NonNull: t.NonNull}
 }
 
 // varDefsSize estimates the bytes defs keep, for the byte-bounded cache.
