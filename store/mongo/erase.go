@@ -333,6 +333,15 @@ func (s *Store) eraseContacts(ctx context.Context, tenant string, rules []identi
 		if flips, err = s.countValues(ctx, tenant, rules, held, ts); err != nil {
 			return events, len(its), msgs, flips, err
 		}
+		// A value nobody holds any more was the erased person's: it goes,
+		// even if an admin had blocked or allowed it.
+		stats := make([]string, len(held))
+		for i, v := range held {
+			stats[i] = statID(tenant, v)
+		}
+		if err := del(collValueStats, bson.D{{Key: "_id", Value: idIn(uniqSorted(stats))}, {Key: "tenant", Value: tenant}, {Key: "contacts", Value: 0}}); err != nil {
+			return events, len(its), msgs, flips, err
+		}
 	}
 	if err := del(collProfiles, byIDs(profiles)); err != nil {
 		return events, len(its), msgs, flips, err

@@ -275,6 +275,7 @@ var QueryShapes = []QueryShape{
 		CrossTenant: "the start and the background worker finish every tenant's interrupted erasures"},
 	{Name: "EraseProfile, EraseContact: start and finish the tombstone", Collection: collErasures, Equality: []string{"_id"}, Filter: []string{"tenant"}},
 	{Name: "EraseProfile, EraseContact: an erased contact's messages", Collection: collMessages, Equality: []string{"tenant", "interactionId"}},
+	{Name: "EraseProfile, EraseContact: the values nobody holds any more", Collection: collValueStats, Equality: []string{"_id"}, Filter: []string{"tenant", "contacts"}},
 	{Name: "EraseProfile, EraseContact: the aliases leading to an erased contact", Collection: collAliases, Equality: []string{"tenant", "contactId"}},
 	{Name: "Profiles: the contact an old or merged id leads to", Collection: collAliases, Equality: []string{"_id"}, Filter: []string{"tenant"}},
 	{Name: "ContactAliases", Collection: collAliases, Equality: []string{"_id"}, Filter: []string{"tenant"}},

@@ -258,7 +258,7 @@ func (s *Store) mergeInto(ctx context.Context, tx *sql.Tx, tenant string, src, d
 	oldProfile := src.ProfileID
 	// src goes first: it may hold the canonical address already (an id
 	// derived by an older version).
-	released, err := s.releaseValues(ctx, tx, tenant, src.ID, now)
+	released, _, err := s.releaseValues(ctx, tx, tenant, src.ID, now)
 	if err != nil {
 		return nil, err
 	}
@@ -384,36 +384,36 @@ func (s *Store) mergeInto(ctx context.Context, tx *sql.Tx, tenant string, src, d
 // releaseValues deletes a contact's stored values, keeping the counts, and
 // returns the holders of the values whose quarantine that flipped: their
 // clusters must be recomputed.
-func (s *Store) releaseValues(ctx context.Context, tx *sql.Tx, tenant, contactID string, now time.Time) ([]string, error) {
+func (s *Store) releaseValues(ctx context.Context, tx *sql.Tx, tenant, contactID string, now time.Time) ([]string, []identity.Identifier, error) {
 	rows, err := s.query(ctx, tx, `DELETE FROM contact_values WHERE tenant = ? AND contact_id = ? RETURNING key, value`, tenant, contactID)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: release values: %w", err)
+		return nil, nil, fmt.Errorf("sqlite: release values: %w", err)
 	}
 	ids, err := collect(rows, func(r scanner) (identity.Identifier, error) {
 		var id identity.Identifier
 		return id, r.Scan(&id.Key, &id.Value)
 	}, "values")
 	if err != nil || len(ids) == 0 {
-		return nil, err
+		return nil, nil, err
 	}
 	rules, err := s.rules(ctx, tx, tenant)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	flipped, err := s.countValues(ctx, tx, tenant, rules, nil, ids, now)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	var seeds []string
 	for _, f := range flipped {
 		hs, err := s.holders(ctx, tx, tenant, []related.Identifier{f.id})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, h := range hs {
 			seeds = append(seeds, h.Contact)
 		}
 	}
-	return seeds, nil
+	return seeds, ids, nil
 }
