@@ -89,7 +89,7 @@ var DefaultLimits = Limits{
 	MaxOperations:    10,
 	MaxComplexity:    5_000,
 	RatePerSecond:    20,
-	RateBurst:        60,
+	RateBurst:        100,
 	AnonPerSecond:    10,
 	AnonBurst:        100,
 	MaxSubscriptions: 50,

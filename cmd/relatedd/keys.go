@@ -190,9 +190,9 @@ An admin API key for tenant %q was created. It is shown this ONCE (only its hash
 
     %s
 
-In GraphiQL, open the Headers tab (bottom left) and paste:
+GraphiQL and the agent console ask for it when they open. Any other client sends:
 
-    {"Authorization": "Bearer %s"}
+    Authorization: Bearer %s
 
 More keys: relatedd keys create --tenant %s --role agent   (list: relatedd keys list; revoke: relatedd keys revoke ID)
 
