@@ -358,7 +358,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) ([]store.Event, e
 	defer s.done()
 	events, err := fn(tx)
 	if err != nil {
-		if rerr := tx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
+		if rerr := tx.Rollback(); rerr != nil && !alreadyRolledBack(rerr) {
 			return errors.Join(err, fmt.Errorf("sqlite: rollback: %w", rerr))
 		}
 		return err
@@ -370,6 +370,14 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) ([]store.Event, e
 		s.pub.Publish(ctx, events)
 	}
 	return nil
+}
+
+// alreadyRolledBack reports whether a rollback failed only because there
+// was nothing left to roll back: SQLite rolls a transaction back itself
+// after some errors (a full disk, an I/O error), and database/sql may have
+// ended it already.
+func alreadyRolledBack(err error) bool {
+	return errors.Is(err, sql.ErrTxDone) || strings.Contains(err.Error(), "no transaction is active")
 }
 
 type bulkKey struct{}
@@ -418,7 +426,7 @@ func (s *Store) Bulk(ctx context.Context, fn func(ctx context.Context) error) er
 	defer s.done()
 	b := &bulk{store: s, tx: tx}
 	if err := fn(context.WithValue(ctx, bulkKey{}, b)); err != nil {
-		if rerr := tx.Rollback(); rerr != nil {
+		if rerr := tx.Rollback(); rerr != nil && !alreadyRolledBack(rerr) {
 			return errors.Join(err, fmt.Errorf("sqlite: rollback: %w", rerr))
 		}
 		return err
