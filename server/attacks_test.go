@@ -492,7 +492,8 @@ func TestConnectionsPerKey(t *testing.T) {
 }
 
 // TestAttackSSEOutlivesRevocation: event streams went on delivering 15 s
-// after their key was revoked (item 4). They end as WebSockets do.
+// after their key was revoked (item 4). They end as WebSockets do, with a
+// last event that says why (UNAUTHENTICATED).
 func TestAttackSSEOutlivesRevocation(t *testing.T) {
 	g, _ := liveGateway(t, server.Options{KeyCacheTTL: 50 * time.Millisecond, KeyRecheck: 50 * time.Millisecond,
 		Limits: server.Limits{RatePerSecond: -1}}, nil)
@@ -505,11 +506,18 @@ func TestAttackSSEOutlivesRevocation(t *testing.T) {
 	events := sseData(resp.Body)
 	revoke(t, g, key)
 	deadline := time.After(10 * time.Second)
+	last := ""
 	for {
 		select {
-		case _, ok := <-events:
+		case d, ok := <-events:
 			if !ok {
+				if !strings.Contains(last, `"UNAUTHENTICATED"`) {
+					t.Fatalf("the stream ended after %q, want a last event with UNAUTHENTICATED", last)
+				}
 				return // the stream ended
+			}
+			if d != "" {
+				last = d
 			}
 		case <-deadline:
 			t.Fatal("the event stream of a revoked key is still open")

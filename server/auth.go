@@ -258,9 +258,9 @@ func (s *Server) streams(next http.Handler) http.Handler {
 			release()
 		}
 		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		s.watchKey(ctx, cancel, ai)
+		ctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		s.watchKey(ctx, func() { cancel(errKeyRevoked) }, ai)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
@@ -405,14 +405,18 @@ type keyWatch struct {
 
 // watched is one open connection.
 type watched struct {
-	cancel context.CancelFunc
+	cancel func()
 	ai     *authInfo
 }
+
+// errKeyRevoked is why an event stream's context ends when its key is
+// revoked: the stream says so in a last event.
+var errKeyRevoked = errors.New("the API key was revoked")
 
 // watchKey cancels an open connection's context once its key stops being
 // valid. A database error keeps the connection: an outage is no reason
 // to drop every agent's live panel.
-func (s *Server) watchKey(ctx context.Context, cancel context.CancelFunc, ai *authInfo) {
+func (s *Server) watchKey(ctx context.Context, cancel func(), ai *authInfo) {
 	w := &watched{cancel: cancel, ai: ai}
 	kw := &s.keyWatch
 	kw.mu.Lock()

@@ -705,7 +705,11 @@ func (t sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 			return
 		}
 	}
-	if errs := ended(); len(errs) > 0 && !send(requestErrorBody{Errors: errs}) {
+	errs = ended()
+	if errors.Is(context.Cause(r.Context()), errKeyRevoked) {
+		errs = append(errs, refusal(CodeUnauthenticated, "the API key was revoked: sign in with another key"))
+	}
+	if len(errs) > 0 && !send(requestErrorBody{Errors: errs}) {
 		return
 	}
 	io.WriteString(w, "event: complete\ndata:\n\n")
