@@ -4,7 +4,24 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/relatedhq/related"
+	"github.com/relatedhq/related/identity"
 )
+
+// RuleEvaluation is the progress of re-evaluating a tenant's contacts
+// after its rules changed, and what the run changed so far.
+type RuleEvaluation struct {
+	Tenant    string
+	State     related.JobState
+	Processed int
+	Total     int
+	// Summary counts what the run changed so far, as a preview of the
+	// change counts it (PreviewRules), with the run's first samples.
+	Summary   identity.Summary
+	StartedAt time.Time
+	UpdatedAt time.Time
+}
 
 // EvaluationBatch is how many contacts one EvaluateRules or
 // CanonicalizeContacts call handles: small enough that one batch's

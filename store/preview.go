@@ -145,7 +145,6 @@ func PreviewRules(ctx context.Context, s ContactScanner, r ClusterReader, tenant
 		}
 	}
 	covered := map[string]bool{}
-	var views []string
 	for start := 0; start < len(affected); start += previewChunk {
 		if time.Now().After(deadline) {
 			pv.Partial = true
@@ -171,29 +170,32 @@ func PreviewRules(ctx context.Context, s ContactScanner, r ClusterReader, tenant
 		sum.Quarantined = 0 // counted above, once per value
 		pv.Summary.Add(sum)
 	}
-	for _, c := range pv.Samples {
-		for _, b := range c.Before {
-			views = append(views, b.ID)
-		}
-	}
-	return pv, fillBefore(ctx, r, tenant, pv, views)
+	return pv, NameSamples(ctx, r, tenant, pv.Samples)
 }
 
-// fillBefore names the samples' earlier profiles as they are stored.
-func fillBefore(ctx context.Context, r ClusterReader, tenant string, pv *Preview, ids []string) error {
+// NameSamples names the samples' earlier profiles as they are stored (a
+// decision names only the profiles it makes): for a preview, or for a run
+// before it applies its changes.
+func NameSamples(ctx context.Context, r ClusterReader, tenant string, samples []identity.SampleChange) error {
 	pr, ok := r.(interface {
 		Profiles(ctx context.Context, tenant string, ids []string) ([]*related.Profile, error)
 	})
+	var ids []string
+	for _, c := range samples {
+		for _, b := range c.Before {
+			ids = append(ids, b.ID)
+		}
+	}
 	if !ok || len(ids) == 0 {
 		return nil
 	}
-	ps, err := pr.Profiles(ctx, tenant, ids)
+	ps, err := pr.Profiles(ctx, tenant, uniq(ids))
 	if err != nil {
 		return err
 	}
-	for i := range pv.Samples {
-		for j := range pv.Samples[i].Before {
-			b := &pv.Samples[i].Before[j]
+	for i := range samples {
+		for j := range samples[i].Before {
+			b := &samples[i].Before[j]
 			for _, p := range ps {
 				if p.ID == b.ID {
 					b.Name, b.Identifiers = p.Name, p.Identifiers

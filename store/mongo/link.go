@@ -246,13 +246,13 @@ type flip struct {
 // once done. It returns the live events of the interactions whose profile
 // changed, and the profile each of ids ends in.
 func (s *Store) relink(ctx context.Context, tenant string, ids []string, markers map[string][]string, by related.Actor, ts time.Time) ([]store.Event, map[string]string, error) {
-	events, assign, _, err := s.relinkSummary(ctx, tenant, ids, markers, by, ts)
+	events, assign, _, err := s.relinkSummary(ctx, tenant, ids, markers, by, ts, false)
 	return events, assign, err
 }
 
 // relinkSummary is relink that also says what changed (a re-evaluation's
-// report).
-func (s *Store) relinkSummary(ctx context.Context, tenant string, ids []string, markers map[string][]string, by related.Actor, ts time.Time) ([]store.Event, map[string]string, identity.Summary, error) {
+// report), with its samples named when named is set.
+func (s *Store) relinkSummary(ctx context.Context, tenant string, ids []string, markers map[string][]string, by related.Actor, ts time.Time, named bool) ([]store.Event, map[string]string, identity.Summary, error) {
 	ids = uniqSorted(ids)
 	var (
 		summary identity.Summary
@@ -284,7 +284,7 @@ func (s *Store) relinkSummary(ctx context.Context, tenant string, ids []string, 
 		if err != nil {
 			return err
 		}
-		ev, res, sum, err := s.recomputeSummary(ctx, l, rules, seeds, by, ts)
+		ev, res, sum, err := s.recomputeSummary(ctx, l, rules, seeds, by, ts, named)
 		if err != nil {
 			return err
 		}
@@ -604,12 +604,14 @@ func compareIdentifiers(a, b related.Identifier) int {
 // applies the result. It returns the live events of the interactions that
 // changed profile and the profile of every contact of the clusters.
 func (s *Store) recompute(ctx context.Context, l *leases, rules []identity.Rule, seeds []string, by related.Actor, ts time.Time) ([]store.Event, map[string]string, error) {
-	events, assign, _, err := s.recomputeSummary(ctx, l, rules, seeds, by, ts)
+	events, assign, _, err := s.recomputeSummary(ctx, l, rules, seeds, by, ts, false)
 	return events, assign, err
 }
 
-// recomputeSummary is recompute that also says what changed.
-func (s *Store) recomputeSummary(ctx context.Context, l *leases, rules []identity.Rule, seeds []string, by related.Actor, ts time.Time) ([]store.Event, map[string]string, identity.Summary, error) {
+// recomputeSummary is recompute that also says what changed; with named,
+// the samples' earlier profiles are named as stored, before the changes
+// replace them.
+func (s *Store) recomputeSummary(ctx context.Context, l *leases, rules []identity.Rule, seeds []string, by related.Actor, ts time.Time, named bool) ([]store.Event, map[string]string, identity.Summary, error) {
 	in, err := s.cover(ctx, l, rules, seeds)
 	if err != nil {
 		return nil, nil, identity.Summary{}, err
@@ -618,8 +620,14 @@ func (s *Store) recomputeSummary(ctx context.Context, l *leases, rules []identit
 		return nil, nil, identity.Summary{}, err
 	}
 	res := identity.Partition(in)
+	sum := identity.Summarize(in, res)
+	if named {
+		if err := store.NameSamples(ctx, clusterReader{s: s}, l.tenant, sum.Samples); err != nil {
+			return nil, nil, sum, err
+		}
+	}
 	events, err := s.apply(ctx, l.tenant, in, store.Plan(in, res), by, ts)
-	return events, res.Assignment, identity.Summarize(in, res), err
+	return events, res.Assignment, sum, err
 }
 
 // maxCoverRounds bounds the gathers of one cover: each round leases more

@@ -339,23 +339,26 @@ type evaluationDoc struct {
 	Total     int    `bson:"total"`
 	// Merged counts merged profiles (a re-evaluation) or merged contacts
 	// (a canonicalization); the rest, what a re-evaluation changed.
-	Merged      int       `bson:"merged"`
-	Split       int       `bson:"split"`
-	Created     int       `bson:"created"`
-	Removed     int       `bson:"removed"`
-	Moved       int       `bson:"moved"`
-	Quarantined int       `bson:"quarantined"`
-	Suggestions int       `bson:"suggestions"`
-	AfterID     string    `bson:"afterId"`
-	StartedAt   time.Time `bson:"startedAt"`
-	UpdatedAt   time.Time `bson:"updatedAt"`
+	Merged      int `bson:"merged"`
+	Split       int `bson:"split"`
+	Created     int `bson:"created"`
+	Removed     int `bson:"removed"`
+	Moved       int `bson:"moved"`
+	Quarantined int `bson:"quarantined"`
+	Suggestions int `bson:"suggestions"`
+	Unchanged   int `bson:"unchanged"`
+	// Samples are a re-evaluation's first changes (identity.MaxSamples).
+	Samples   []identity.SampleChange `bson:"samples,omitempty"`
+	AfterID   string                  `bson:"afterId"`
+	StartedAt time.Time               `bson:"startedAt"`
+	UpdatedAt time.Time               `bson:"updatedAt"`
 }
 
-func (d *evaluationDoc) domain() *related.RuleEvaluation {
-	return &related.RuleEvaluation{
+func (d *evaluationDoc) domain() *store.RuleEvaluation {
+	return &store.RuleEvaluation{
 		Tenant: d.Tenant, State: related.JobState(d.State), Processed: d.Processed, Total: d.Total,
-		Merged: d.Merged, Split: d.Split, Created: d.Created, Removed: d.Removed, Moved: d.Moved,
-		Quarantined: d.Quarantined, Suggestions: d.Suggestions,
+		Summary: identity.Summary{Merged: d.Merged, Split: d.Split, Created: d.Created, Removed: d.Removed, Unchanged: d.Unchanged,
+			ContactsMoved: d.Moved, Quarantined: d.Quarantined, Suggestions: d.Suggestions, Samples: d.Samples},
 		StartedAt: d.StartedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
 	}
 }

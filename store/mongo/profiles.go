@@ -194,7 +194,7 @@ func (s *Store) startJob(ctx context.Context, coll, id, tenant string, ts time.T
 	update := bson.D{{Key: "$set", Value: bson.D{
 		{Key: "run", Value: related.NewID()}, {Key: "state", Value: evaluationRunning}, {Key: "processed", Value: 0},
 		{Key: "merged", Value: 0}, {Key: "split", Value: 0}, {Key: "created", Value: 0}, {Key: "removed", Value: 0}, {Key: "moved", Value: 0},
-		{Key: "quarantined", Value: 0}, {Key: "suggestions", Value: 0},
+		{Key: "quarantined", Value: 0}, {Key: "suggestions", Value: 0}, {Key: "unchanged", Value: 0}, {Key: "samples", Value: bson.A{}},
 		{Key: "total", Value: int(total)}, {Key: "afterId", Value: ""}, {Key: "startedAt", Value: ts}, {Key: "updatedAt", Value: ts},
 	}}}
 	for attempt := 0; ; attempt++ {
@@ -211,7 +211,7 @@ func (s *Store) startJob(ctx context.Context, coll, id, tenant string, ts time.T
 }
 
 // RuleEvaluation implements store.ProfileStore.
-func (s *Store) RuleEvaluation(ctx context.Context, tenant string) (*related.RuleEvaluation, error) {
+func (s *Store) RuleEvaluation(ctx context.Context, tenant string) (*store.RuleEvaluation, error) {
 	var d evaluationDoc
 	err := s.coll(collEvaluations).FindOne(ctx, byID(tenant, evaluationID(tenant))).Decode(&d)
 	if notFound(err) {
@@ -254,7 +254,7 @@ func (s *Store) pendingJobs(ctx context.Context, coll string) ([]string, error) 
 // records nothing.
 func (s *Store) EvaluateRules(ctx context.Context, tenant string, batch int) (bool, error) {
 	return s.runJob(ctx, collEvaluations, evaluationID(tenant), tenant, batch, func(ids []string, ts time.Time) (identity.Summary, error) {
-		events, _, sum, err := s.relinkSummary(ctx, tenant, ids, nil, related.System, ts)
+		events, _, sum, err := s.relinkSummary(ctx, tenant, ids, nil, related.System, ts, true)
 		s.publishEvents(ctx, events)
 		return sum, err
 	})
@@ -305,12 +305,22 @@ func (s *Store) runJob(ctx context.Context, coll, id, tenant string, batch int, 
 		return false, fmt.Errorf("mongo: %s: count contacts: %w", coll, err)
 	}
 	processed := ev.Processed + len(ids)
+	samples := ev.Samples
+	for _, c := range sum.Samples {
+		if len(samples) < identity.MaxSamples {
+			samples = append(samples, c)
+		}
+	}
+	if samples == nil {
+		samples = []identity.SampleChange{}
+	}
 	res, err := jobs.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: ev.ID}, {Key: "tenant", Value: tenant}, {Key: "run", Value: ev.Run}, {Key: "afterId", Value: ev.AfterID}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: state}, {Key: "processed", Value: processed}, {Key: "total", Value: processed + int(left)},
 			{Key: "merged", Value: ev.Merged + sum.Merged}, {Key: "split", Value: ev.Split + sum.Split}, {Key: "created", Value: ev.Created + sum.Created},
 			{Key: "removed", Value: ev.Removed + sum.Removed}, {Key: "moved", Value: ev.Moved + sum.ContactsMoved},
 			{Key: "quarantined", Value: ev.Quarantined + sum.Quarantined}, {Key: "suggestions", Value: ev.Suggestions + sum.Suggestions},
+			{Key: "unchanged", Value: ev.Unchanged + sum.Unchanged}, {Key: "samples", Value: samples},
 			{Key: "afterId", Value: after}, {Key: "updatedAt", Value: ts}}}})
 	if err != nil {
 		return false, fmt.Errorf("mongo: record %s: %w", coll, err)

@@ -166,9 +166,9 @@ func (s *Store) startEvaluation(ctx context.Context, tx *sql.Tx, tenant string, 
 }
 
 // RuleEvaluation implements store.ProfileStore.
-func (s *Store) RuleEvaluation(ctx context.Context, tenant string) (*related.RuleEvaluation, error) {
+func (s *Store) RuleEvaluation(ctx context.Context, tenant string) (*store.RuleEvaluation, error) {
 	var (
-		e                related.RuleEvaluation
+		e                store.RuleEvaluation
 		started, updated int64
 		sumJSON          string
 	)
@@ -180,12 +180,9 @@ func (s *Store) RuleEvaluation(ctx context.Context, tenant string) (*related.Rul
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read evaluation: %w", err)
 	}
-	var sum identity.Summary
-	if err := json.Unmarshal([]byte(sumJSON), &sum); err != nil {
+	if err := json.Unmarshal([]byte(sumJSON), &e.Summary); err != nil {
 		return nil, fmt.Errorf("sqlite: decode evaluation summary: %w", err)
 	}
-	e.Merged, e.Split, e.Created, e.Removed, e.Moved, e.Quarantined, e.Suggestions =
-		sum.Merged, sum.Split, sum.Created, sum.Removed, sum.ContactsMoved, sum.Quarantined, sum.Suggestions
 	e.StartedAt, e.UpdatedAt = fromMS(started), fromMS(updated)
 	return &e, nil
 }
@@ -249,8 +246,17 @@ func (s *Store) EvaluateRules(ctx context.Context, tenant string, batch int) (bo
 		}
 		var events []store.Event
 		if len(seeds) > 0 {
-			var changed identity.Summary
-			if events, changed, err = s.recomputeSummary(ctx, tx, tenant, rules, seeds, related.System, now); err != nil {
+			in, ch, err := store.Recompute(ctx, clusterReader{s, tx}, tenant, rules, seeds)
+			if err != nil {
+				return nil, err
+			}
+			changed := ch.Summary
+			if len(sum.Samples) >= identity.MaxSamples {
+				changed.Samples = nil
+			} else if err := store.NameSamples(ctx, clusterReader{s, tx}, tenant, changed.Samples); err != nil {
+				return nil, err
+			}
+			if events, err = s.apply(ctx, tx, tenant, in, ch, related.System, now); err != nil {
 				return nil, err
 			}
 			if err := s.recordEvents(ctx, tx, tenant, history, related.System, now); err != nil {
@@ -261,7 +267,6 @@ func (s *Store) EvaluateRules(ctx context.Context, tenant string, batch int) (bo
 					changed.Quarantined++
 				}
 			}
-			changed.Samples = nil
 			sum.Add(changed)
 		}
 		processed += len(contacts)
