@@ -120,7 +120,8 @@ func PreviewRules(ctx context.Context, s ContactScanner, r ClusterReader, tenant
 		return pv, nil
 	}
 	// Values newly quarantined: held by more contacts than the new rule
-	// allows, where the old rule linked them.
+	// allows, where the old rule linked them (an admin's block is not a
+	// count's: the run counts only the values a count quarantines).
 	var values []related.Identifier
 	for id := range ov.holders {
 		values = append(values, id)
@@ -138,6 +139,9 @@ func PreviewRules(ctx context.Context, s ContactScanner, r ClusterReader, tenant
 	for _, id := range values {
 		f := stored[id]
 		ov.states[id] = f.State
+		if f.State != "" && f.State != identity.QuarantineAutomatic {
+			continue // an admin's state: no count changes it
+		}
 		wasQ := oldValues[id] > 0 && oldBy[id.Key].Quarantined(identity.ValueFacts{Contacts: oldValues[id], State: f.State})
 		isQ := nextBy[id.Key].Quarantined(identity.ValueFacts{Contacts: len(ov.holders[id]), State: f.State})
 		if _, linked := nextBy[id.Key]; linked && len(ov.holders[id]) > 0 && isQ && !wasQ {
