@@ -3697,9 +3697,9 @@ enum JobState {
 type RuleEvaluation {
   "Whether the run is still working."
   state: JobState!
-  "Contacts re-evaluated so far."
+  "Steps done so far: the run passes over the contacts twice (their values, then their profiles), so each contact is two steps."
   processed: Int!
-  "Contacts to re-evaluate in all (those added since are counted as they come)."
+  "Steps in all: twice the contacts (those added since are counted as they come)."
   total: Int!
   "What the run changed so far."
   summary: RuleChangeSummary!
