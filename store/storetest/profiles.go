@@ -40,6 +40,8 @@ func RunProfiles(t *testing.T, open Opener) {
 		{"ProfileTenantIsolation", testProfileIsolation},
 		{"RandomTrafficMatchesReference", testReference},
 		{"PreviewIsWhatTheChangeDoes", testPreviewIsApply},
+		{"EvaluationIsItsPreview", testEvaluationIsPreview},
+		{"RuleChangeDuringEvaluation", testChangeDuringEvaluation},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
