@@ -37,7 +37,7 @@ type Preview struct {
 }
 
 // previewChunk is how many touched contacts one gathering starts from.
-const previewChunk = 500
+var previewChunk = 500
 
 // ChangedKeys returns the attributes whose rules differ between old and
 // next: the values a change of rules can relink.
@@ -149,6 +149,10 @@ func PreviewRules(ctx context.Context, s ContactScanner, r ClusterReader, tenant
 		}
 	}
 	covered := map[string]bool{}
+	// A suggestion between clusters of two chunks is new in both (the
+	// preview stores nothing): it is counted once, as the change's run,
+	// which stores it, does.
+	suggested := map[string]bool{}
 	for start := 0; start < len(affected); start += previewChunk {
 		if time.Now().After(deadline) {
 			pv.Partial = true
@@ -170,8 +174,19 @@ func PreviewRules(ctx context.Context, s ContactScanner, r ClusterReader, tenant
 		for _, c := range in.Contacts {
 			covered[c.ID] = true
 		}
-		sum := identity.Summarize(in, identity.Partition(in))
+		res := identity.Partition(in)
+		sum := identity.Summarize(in, res)
 		sum.Quarantined = 0 // counted above, once per value
+		stored := map[string]bool{}
+		for _, p := range in.Pairs {
+			stored[p.ID()] = true
+		}
+		for _, p := range res.Pairs {
+			if !stored[p.ID()] && suggested[p.ID()] {
+				sum.Suggestions--
+			}
+			suggested[p.ID()] = true
+		}
 		pv.Summary.Add(sum)
 	}
 	return pv, NameSamples(ctx, r, tenant, pv.Samples)
