@@ -124,17 +124,3 @@ type ProfileLink struct {
 	By            Actor
 	LinkedAt      time.Time
 }
-
-// RuleEvaluation is the progress of re-evaluating a tenant's contacts
-// after its rules changed.
-type RuleEvaluation struct {
-	Tenant    string
-	State     JobState
-	Processed int
-	Total     int
-	// Merged, Split, Created, Removed, Moved, Quarantined and Suggestions
-	// count what the run changed so far (identity.Summary's counts).
-	Merged, Split, Created, Removed, Moved, Quarantined, Suggestions int
-	StartedAt                                                        time.Time
-	UpdatedAt                                                        time.Time
-}

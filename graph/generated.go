@@ -651,14 +651,14 @@ type QueryResolver interface {
 	ProfileSuggestions(ctx context.Context, first *int, after *string, last *int, before *string) (*ProfileSuggestionConnection, error)
 	HubValues(ctx context.Context, first *int, after *string, last *int, before *string) (*HubValueConnection, error)
 	TenantSettings(ctx context.Context) (*related.TenantSettings, error)
-	RuleEvaluation(ctx context.Context) (*related.RuleEvaluation, error)
+	RuleEvaluation(ctx context.Context) (*store.RuleEvaluation, error)
 	PreviewProfileRule(ctx context.Context, input ProfileRuleInput) (*store.Preview, error)
 	PreviewDeleteProfileRule(ctx context.Context, id string) (*store.Preview, error)
 	Erasures(ctx context.Context, first *int, after *string, last *int, before *string) (*ErasureConnection, error)
 	Interactions(ctx context.Context, first *int, after *string, last *int, before *string, status *related.Status) (*InteractionConnection, error)
 }
 type RuleEvaluationResolver interface {
-	Summary(ctx context.Context, obj *related.RuleEvaluation) (*identity.Summary, error)
+	Summary(ctx context.Context, obj *store.RuleEvaluation) (*identity.Summary, error)
 }
 type SubscriptionResolver interface {
 	RelatedChanged(ctx context.Context, interactionID string) (<-chan *live.Change, error)
@@ -3697,9 +3697,9 @@ enum JobState {
 type RuleEvaluation {
   "Whether the run is still working."
   state: JobState!
-  "Contacts re-evaluated so far."
+  "Steps done so far: the run passes over the contacts twice (their values, then their profiles), so each contact is two steps."
   processed: Int!
-  "Contacts to re-evaluate in all (those added since are counted as they come)."
+  "Steps in all: twice the contacts (those added since are counted as they come)."
   total: Int!
   "What the run changed so far."
   summary: RuleChangeSummary!
@@ -12543,8 +12543,8 @@ func (ec *executionContext) _Query_ruleEvaluation(ctx context.Context, field gra
 			return ec.Resolvers.Query().RuleEvaluation(ctx)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *related.RuleEvaluation) graphql.Marshaler {
-			return ec.marshalORuleEvaluation2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐRuleEvaluation(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *store.RuleEvaluation) graphql.Marshaler {
+			return ec.marshalORuleEvaluation2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐRuleEvaluation(ctx, selections, v)
 		},
 		true,
 		false,
@@ -13416,7 +13416,7 @@ func (ec *executionContext) fieldContext_RuleChangeSummary_samples(_ context.Con
 	return fc, nil
 }
 
-func (ec *executionContext) _RuleEvaluation_state(ctx context.Context, field graphql.CollectedField, obj *related.RuleEvaluation) (ret graphql.Marshaler) {
+func (ec *executionContext) _RuleEvaluation_state(ctx context.Context, field graphql.CollectedField, obj *store.RuleEvaluation) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13439,7 +13439,7 @@ func (ec *executionContext) fieldContext_RuleEvaluation_state(_ context.Context,
 	return graphql.NewScalarFieldContext("RuleEvaluation", field, false, false, "JobState")
 }
 
-func (ec *executionContext) _RuleEvaluation_processed(ctx context.Context, field graphql.CollectedField, obj *related.RuleEvaluation) (ret graphql.Marshaler) {
+func (ec *executionContext) _RuleEvaluation_processed(ctx context.Context, field graphql.CollectedField, obj *store.RuleEvaluation) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13462,7 +13462,7 @@ func (ec *executionContext) fieldContext_RuleEvaluation_processed(_ context.Cont
 	return graphql.NewScalarFieldContext("RuleEvaluation", field, false, false, "Int")
 }
 
-func (ec *executionContext) _RuleEvaluation_total(ctx context.Context, field graphql.CollectedField, obj *related.RuleEvaluation) (ret graphql.Marshaler) {
+func (ec *executionContext) _RuleEvaluation_total(ctx context.Context, field graphql.CollectedField, obj *store.RuleEvaluation) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13485,7 +13485,7 @@ func (ec *executionContext) fieldContext_RuleEvaluation_total(_ context.Context,
 	return graphql.NewScalarFieldContext("RuleEvaluation", field, false, false, "Int")
 }
 
-func (ec *executionContext) _RuleEvaluation_summary(ctx context.Context, field graphql.CollectedField, obj *related.RuleEvaluation) (ret graphql.Marshaler) {
+func (ec *executionContext) _RuleEvaluation_summary(ctx context.Context, field graphql.CollectedField, obj *store.RuleEvaluation) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13517,7 +13517,7 @@ func (ec *executionContext) fieldContext_RuleEvaluation_summary(_ context.Contex
 	return fc, nil
 }
 
-func (ec *executionContext) _RuleEvaluation_startedAt(ctx context.Context, field graphql.CollectedField, obj *related.RuleEvaluation) (ret graphql.Marshaler) {
+func (ec *executionContext) _RuleEvaluation_startedAt(ctx context.Context, field graphql.CollectedField, obj *store.RuleEvaluation) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13540,7 +13540,7 @@ func (ec *executionContext) fieldContext_RuleEvaluation_startedAt(_ context.Cont
 	return graphql.NewScalarFieldContext("RuleEvaluation", field, false, false, "Time")
 }
 
-func (ec *executionContext) _RuleEvaluation_updatedAt(ctx context.Context, field graphql.CollectedField, obj *related.RuleEvaluation) (ret graphql.Marshaler) {
+func (ec *executionContext) _RuleEvaluation_updatedAt(ctx context.Context, field graphql.CollectedField, obj *store.RuleEvaluation) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19320,7 +19320,7 @@ func (ec *executionContext) _RuleChangeSummary(ctx context.Context, sel ast.Sele
 
 var ruleEvaluationImplementors = []string{"RuleEvaluation"}
 
-func (ec *executionContext) _RuleEvaluation(ctx context.Context, sel ast.SelectionSet, obj *related.RuleEvaluation) graphql.Marshaler {
+func (ec *executionContext) _RuleEvaluation(ctx context.Context, sel ast.SelectionSet, obj *store.RuleEvaluation) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, ruleEvaluationImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -21675,7 +21675,7 @@ func (ec *executionContext) marshalORelatedScope2ᚖgithubᚗcomᚋrelatedhqᚋr
 	return v
 }
 
-func (ec *executionContext) marshalORuleEvaluation2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚐRuleEvaluation(ctx context.Context, sel ast.SelectionSet, v *related.RuleEvaluation) graphql.Marshaler {
+func (ec *executionContext) marshalORuleEvaluation2ᚖgithubᚗcomᚋrelatedhqᚋrelatedᚋstoreᚐRuleEvaluation(ctx context.Context, sel ast.SelectionSet, v *store.RuleEvaluation) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

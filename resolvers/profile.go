@@ -310,7 +310,7 @@ func (r queryResolver) ProfileRules(ctx context.Context) ([]*identity.Rule, erro
 }
 
 // RuleEvaluation reports the progress of the latest rule re-evaluation.
-func (r queryResolver) RuleEvaluation(ctx context.Context) (*related.RuleEvaluation, error) {
+func (r queryResolver) RuleEvaluation(ctx context.Context) (*store.RuleEvaluation, error) {
 	v, _, err := request(ctx)
 	if err != nil {
 		return nil, err
@@ -443,9 +443,12 @@ func (r queryResolver) PreviewDeleteProfileRule(ctx context.Context, id string) 
 type ruleEvaluationResolver struct{ *Resolver }
 
 // Summary is what the run changed so far.
-func (ruleEvaluationResolver) Summary(_ context.Context, obj *related.RuleEvaluation) (*identity.Summary, error) {
-	return &identity.Summary{Merged: obj.Merged, Split: obj.Split, Created: obj.Created, Removed: obj.Removed,
-		ContactsMoved: obj.Moved, Quarantined: obj.Quarantined, Suggestions: obj.Suggestions, Samples: []identity.SampleChange{}}, nil
+func (ruleEvaluationResolver) Summary(_ context.Context, obj *store.RuleEvaluation) (*identity.Summary, error) {
+	sum := obj.Summary
+	if sum.Samples == nil {
+		sum.Samples = []identity.SampleChange{}
+	}
+	return &sum, nil
 }
 
 type profileSnapshotResolver struct{ *Resolver }

@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -214,6 +216,87 @@ func TestIdentityAPI(t *testing.T) {
 			g.must(`{ erasures { edges { node { reason } } } }`, nil, &ers)
 			if len(ers.Erasures.Edges) != 1 || ers.Erasures.Edges[0].Node.Reason != "DSR-1" {
 				t.Fatalf("erasures = %+v", ers)
+			}
+		})
+	}
+}
+
+// TestRuleEvaluationIsItsPreview is the audit's reproduction through
+// GraphQL: three contacts share a loyalty id, two others another, and a
+// rule for it quarantines a value held by more than two. The run, in
+// batches of one contact, reports exactly what previewProfileRule said,
+// samples included, and no holder of the hub value is ever merged.
+func TestRuleEvaluationIsItsPreview(t *testing.T) {
+	const summary = `summary { profilesMerged profilesSplit profilesCreated profilesRemoved profilesUnchanged contactsMoved
+		valuesQuarantined suggestionsCreated samples { before { id name contacts { id } } after { id name contacts { id } } } }`
+	for _, b := range profileBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			g := newGateway(t, b)
+			integrationKey := g.newKey(server.DemoTenant, related.RoleIntegration)
+			var hub []string
+			for i, id := range []string{"L-1", "L-1", "L-1", "L-2", "L-3", "L-3"} {
+				in := message("EMAIL", fmt.Sprint("t", i), fmt.Sprintf("c%d@example.com", i), "hi", t0)
+				in["contact"].(map[string]any)["attributes"] = []any{map[string]any{"key": "loyaltyId", "value": id, "attested": true}}
+				var out struct {
+					RecordMessage struct {
+						Interaction struct {
+							Contact struct{ Profile struct{ ID string } }
+						}
+					}
+				}
+				if r, _ := g.doAs(integrationKey, `mutation($in: RecordMessageInput!) { recordMessage(input: $in) {
+					interaction { contact { profile { id } } } } }`, map[string]any{"in": in}, &out); len(r.Errors) > 0 {
+					t.Fatalf("record: %+v", r.Errors)
+				}
+				if id == "L-1" {
+					hub = append(hub, out.RecordMessage.Interaction.Contact.Profile.ID)
+				}
+			}
+			rule := map[string]any{"attribute": "loyaltyId", "normalizer": "EXACT", "autoMerge": "ANY", "maxContactsPerValue": 2}
+			var pv struct {
+				PreviewProfileRule struct{ Summary json.RawMessage }
+			}
+			g.must(`query($in: ProfileRuleInput!) { previewProfileRule(input: $in) { `+summary+` } }`, map[string]any{"in": rule}, &pv)
+			g.must(`mutation($in: ProfileRuleInput!) { upsertProfileRule(input: $in) { rule { id } } }`, map[string]any{"in": rule}, nil)
+			for done := false; !done; {
+				var err error
+				if done, err = g.st.EvaluateRules(context.Background(), server.DemoTenant, 1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var ev struct {
+				RuleEvaluation struct {
+					State            string
+					Processed, Total int
+					Summary          json.RawMessage
+				}
+			}
+			g.must(`{ ruleEvaluation { state processed total `+summary+` } }`, nil, &ev)
+			if e := ev.RuleEvaluation; e.State != "DONE" || e.Processed != 12 || e.Total != 12 {
+				t.Fatalf("evaluation %s, %d steps of %d; want 12 of 12 (six contacts, twice)", e.State, e.Processed, e.Total)
+			}
+			if got, want := string(ev.RuleEvaluation.Summary), string(pv.PreviewProfileRule.Summary); got != want {
+				t.Fatalf("the run reports\n%s\nits preview said\n%s", got, want)
+			}
+			var counts struct{ ProfilesMerged, ProfilesUnchanged, ValuesQuarantined int }
+			if err := json.Unmarshal(ev.RuleEvaluation.Summary, &counts); err != nil || counts.ProfilesMerged != 1 ||
+				counts.ProfilesUnchanged != 4 || counts.ValuesQuarantined != 1 {
+				t.Fatalf("summary = %s, %v; want the pair merged, four profiles unchanged, the hub value quarantined", ev.RuleEvaluation.Summary, err)
+			}
+			for _, p := range hub {
+				var h struct {
+					Profile struct {
+						History struct {
+							Edges []struct{ Node struct{ Kind string } }
+						}
+					}
+				}
+				g.must(`query($id: ID!) { profile(id: $id) { history(first: 50) { edges { node { kind } } } } }`, map[string]any{"id": p}, &h)
+				for _, e := range h.Profile.History.Edges {
+					if e.Node.Kind == "MERGED" || e.Node.Kind == "SPLIT" {
+						t.Fatalf("a holder of the hub value was %s during the run", e.Node.Kind)
+					}
+				}
 			}
 		})
 	}

@@ -37,7 +37,7 @@ type Preview struct {
 }
 
 // previewChunk is how many touched contacts one gathering starts from.
-const previewChunk = 500
+var previewChunk = 500
 
 // ChangedKeys returns the attributes whose rules differ between old and
 // next: the values a change of rules can relink.
@@ -120,7 +120,8 @@ func PreviewRules(ctx context.Context, s ContactScanner, r ClusterReader, tenant
 		return pv, nil
 	}
 	// Values newly quarantined: held by more contacts than the new rule
-	// allows, where the old rule linked them.
+	// allows, where the old rule linked them (an admin's block is not a
+	// count's: the run counts only the values a count quarantines).
 	var values []related.Identifier
 	for id := range ov.holders {
 		values = append(values, id)
@@ -138,6 +139,9 @@ func PreviewRules(ctx context.Context, s ContactScanner, r ClusterReader, tenant
 	for _, id := range values {
 		f := stored[id]
 		ov.states[id] = f.State
+		if f.State != "" && f.State != identity.QuarantineAutomatic {
+			continue // an admin's state: no count changes it
+		}
 		wasQ := oldValues[id] > 0 && oldBy[id.Key].Quarantined(identity.ValueFacts{Contacts: oldValues[id], State: f.State})
 		isQ := nextBy[id.Key].Quarantined(identity.ValueFacts{Contacts: len(ov.holders[id]), State: f.State})
 		if _, linked := nextBy[id.Key]; linked && len(ov.holders[id]) > 0 && isQ && !wasQ {
@@ -145,7 +149,10 @@ func PreviewRules(ctx context.Context, s ContactScanner, r ClusterReader, tenant
 		}
 	}
 	covered := map[string]bool{}
-	var views []string
+	// A suggestion between clusters of two chunks is new in both (the
+	// preview stores nothing): it is counted once, as the change's run,
+	// which stores it, does.
+	suggested := map[string]bool{}
 	for start := 0; start < len(affected); start += previewChunk {
 		if time.Now().After(deadline) {
 			pv.Partial = true
@@ -167,33 +174,47 @@ func PreviewRules(ctx context.Context, s ContactScanner, r ClusterReader, tenant
 		for _, c := range in.Contacts {
 			covered[c.ID] = true
 		}
-		sum := identity.Summarize(in, identity.Partition(in))
+		res := identity.Partition(in)
+		sum := identity.Summarize(in, res)
 		sum.Quarantined = 0 // counted above, once per value
+		stored := map[string]bool{}
+		for _, p := range in.Pairs {
+			stored[p.ID()] = true
+		}
+		for _, p := range res.Pairs {
+			if !stored[p.ID()] && suggested[p.ID()] {
+				sum.Suggestions--
+			}
+			suggested[p.ID()] = true
+		}
 		pv.Summary.Add(sum)
 	}
-	for _, c := range pv.Samples {
-		for _, b := range c.Before {
-			views = append(views, b.ID)
-		}
-	}
-	return pv, fillBefore(ctx, r, tenant, pv, views)
+	return pv, NameSamples(ctx, r, tenant, pv.Samples)
 }
 
-// fillBefore names the samples' earlier profiles as they are stored.
-func fillBefore(ctx context.Context, r ClusterReader, tenant string, pv *Preview, ids []string) error {
+// NameSamples names the samples' earlier profiles as they are stored (a
+// decision names only the profiles it makes): for a preview, or for a run
+// before it applies its changes.
+func NameSamples(ctx context.Context, r ClusterReader, tenant string, samples []identity.SampleChange) error {
 	pr, ok := r.(interface {
 		Profiles(ctx context.Context, tenant string, ids []string) ([]*related.Profile, error)
 	})
+	var ids []string
+	for _, c := range samples {
+		for _, b := range c.Before {
+			ids = append(ids, b.ID)
+		}
+	}
 	if !ok || len(ids) == 0 {
 		return nil
 	}
-	ps, err := pr.Profiles(ctx, tenant, ids)
+	ps, err := pr.Profiles(ctx, tenant, uniq(ids))
 	if err != nil {
 		return err
 	}
-	for i := range pv.Samples {
-		for j := range pv.Samples[i].Before {
-			b := &pv.Samples[i].Before[j]
+	for i := range samples {
+		for j := range samples[i].Before {
+			b := &samples[i].Before[j]
 			for _, p := range ps {
 				if p.ID == b.ID {
 					b.Name, b.Identifiers = p.Name, p.Identifiers

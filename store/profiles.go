@@ -27,7 +27,7 @@ type ProfileStore interface {
 	DeleteProfileRule(ctx context.Context, tenant, id string) error
 	// RuleEvaluation reports the progress of the tenant's latest
 	// re-evaluation, or nil when there was none.
-	RuleEvaluation(ctx context.Context, tenant string) (*related.RuleEvaluation, error)
+	RuleEvaluation(ctx context.Context, tenant string) (*RuleEvaluation, error)
 	// EvaluateRules re-evaluates up to batch contacts of a running
 	// re-evaluation and reports whether it is done. The server calls it in
 	// the background until done; it resumes where it stopped after a

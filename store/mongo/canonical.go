@@ -86,7 +86,7 @@ func (s *Store) SetTenantSettings(ctx context.Context, tenant string, v related.
 	if err := s.startJob(ctx, collCanonicalizations, canonicalizationID(tenant), tenant, ts); err != nil {
 		return related.TenantSettings{}, err
 	}
-	if err := s.startEvaluation(ctx, tenant, ts); err != nil {
+	if err := s.startEvaluation(ctx, tenant, store.EvaluationScope{All: true}, 0, ts); err != nil {
 		return related.TenantSettings{}, err
 	}
 	return v, nil

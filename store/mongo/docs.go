@@ -86,6 +86,10 @@ type contactDoc struct {
 	// digits>/<token>", so that markers older than a time sort before it
 	// (link.go, recovery).
 	Dirty []string `bson:"dirty,omitempty"`
+	// EvaluationMark is the mark of the rule evaluation whose second phase
+	// must decide the contact's cluster though it holds no value of the
+	// attributes re-evaluated (it lost them in the first phase).
+	EvaluationMark string `bson:"evaluationMark,omitempty"`
 	// Version counts the adapter's read-modify-write updates of the
 	// attributes: each one is filtered on the version it read, so on
 	// MongoDB a concurrent writer's change is never overwritten.

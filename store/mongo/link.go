@@ -53,15 +53,18 @@ import (
 //     every fact of K, and every stored state it replaced (under its
 //     leases), and leaves K as Partition says. A fact written between R's
 //     gather and R's apply is no exception: its writer recomputes after R.
-//     Rules are read inside the leases too (a re-evaluation recomputes
-//     every contact after a rule change), not from the cache.
+//     Rules are read inside the leases too, not from the cache: a rule
+//     change's re-evaluation syncs every contact's values, then recomputes
+//     every cluster holding a value of the rule's attribute (or that held
+//     one; store.EvaluationScope), after the change.
 //  4. Counts without $inc. value_stats.contacts is written only by a
 //     compare-and-set on the document's version, after a countDocuments
 //     of contact_values: each writer that changed a value's holders counts
 //     after its change and retries until its set succeeds, so the last
 //     successful set counted after every change. A set that changes
 //     whether the value is quarantined (a flip) marks the document, and
-//     its writer recomputes every holder after it; since recomputes read
+//     its writer recomputes every holder after it (a re-evaluation, in its
+//     second phase, once every count is final); since recomputes read
 //     the stored count, the last flip's recomputes and all later ones
 //     decide with the final state. (On FerretDB, whose updates of one
 //     document are not atomic, this holds for one writer at a time, which
@@ -246,16 +249,8 @@ type flip struct {
 // once done. It returns the live events of the interactions whose profile
 // changed, and the profile each of ids ends in.
 func (s *Store) relink(ctx context.Context, tenant string, ids []string, markers map[string][]string, by related.Actor, ts time.Time) ([]store.Event, map[string]string, error) {
-	events, assign, _, err := s.relinkSummary(ctx, tenant, ids, markers, by, ts)
-	return events, assign, err
-}
-
-// relinkSummary is relink that also says what changed (a re-evaluation's
-// report).
-func (s *Store) relinkSummary(ctx context.Context, tenant string, ids []string, markers map[string][]string, by related.Actor, ts time.Time) ([]store.Event, map[string]string, identity.Summary, error) {
 	ids = uniqSorted(ids)
 	var (
-		summary identity.Summary
 		events  []store.Event
 		assign  map[string]string
 		flips   []flip // kept across rounds: a round's flips need their holders recomputed even if a later round counts nothing new
@@ -284,19 +279,12 @@ func (s *Store) relinkSummary(ctx context.Context, tenant string, ids []string, 
 		if err != nil {
 			return err
 		}
-		ev, res, sum, err := s.recomputeSummary(ctx, l, rules, seeds, by, ts)
-		if err != nil {
+		if events, assign, err = s.recompute(ctx, l, rules, seeds, by, ts); err != nil {
 			return err
-		}
-		events, assign, summary = ev, res, sum
-		for _, h := range history {
-			if h.Kind == identity.EventQuarantined {
-				summary.Quarantined++
-			}
 		}
 		return s.finishRelink(ctx, tenant, rules, docs, markers, flips, history, by, ts)
 	})
-	return events, assign, summary, err
+	return events, assign, err
 }
 
 // flipHistory returns the history of flips: each value's change, naming
@@ -604,22 +592,16 @@ func compareIdentifiers(a, b related.Identifier) int {
 // applies the result. It returns the live events of the interactions that
 // changed profile and the profile of every contact of the clusters.
 func (s *Store) recompute(ctx context.Context, l *leases, rules []identity.Rule, seeds []string, by related.Actor, ts time.Time) ([]store.Event, map[string]string, error) {
-	events, assign, _, err := s.recomputeSummary(ctx, l, rules, seeds, by, ts)
-	return events, assign, err
-}
-
-// recomputeSummary is recompute that also says what changed.
-func (s *Store) recomputeSummary(ctx context.Context, l *leases, rules []identity.Rule, seeds []string, by related.Actor, ts time.Time) ([]store.Event, map[string]string, identity.Summary, error) {
 	in, err := s.cover(ctx, l, rules, seeds)
 	if err != nil {
-		return nil, nil, identity.Summary{}, err
+		return nil, nil, err
 	}
 	if err := l.renew(ctx); err != nil {
-		return nil, nil, identity.Summary{}, err
+		return nil, nil, err
 	}
 	res := identity.Partition(in)
 	events, err := s.apply(ctx, l.tenant, in, store.Plan(in, res), by, ts)
-	return events, res.Assignment, identity.Summarize(in, res), err
+	return events, res.Assignment, err
 }
 
 // maxCoverRounds bounds the gathers of one cover: each round leases more

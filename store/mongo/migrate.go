@@ -13,6 +13,7 @@ import (
 
 	"github.com/relatedhq/related"
 	"github.com/relatedhq/related/identity"
+	"github.com/relatedhq/related/store"
 )
 
 // The collections of the linking before profiles were a function of the
@@ -216,7 +217,7 @@ func (s *Store) migrateIdentity(ctx context.Context) error {
 		if err := s.startJob(ctx, collCanonicalizations, canonicalizationID(tenant), tenant, ts); err != nil {
 			return err
 		}
-		if err := s.startEvaluation(ctx, tenant, ts); err != nil {
+		if err := s.startEvaluation(ctx, tenant, store.EvaluationScope{All: true}, 0, ts); err != nil {
 			return err
 		}
 	}

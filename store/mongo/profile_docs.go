@@ -339,23 +339,56 @@ type evaluationDoc struct {
 	Total     int    `bson:"total"`
 	// Merged counts merged profiles (a re-evaluation) or merged contacts
 	// (a canonicalization); the rest, what a re-evaluation changed.
-	Merged      int       `bson:"merged"`
-	Split       int       `bson:"split"`
-	Created     int       `bson:"created"`
-	Removed     int       `bson:"removed"`
-	Moved       int       `bson:"moved"`
-	Quarantined int       `bson:"quarantined"`
-	Suggestions int       `bson:"suggestions"`
-	AfterID     string    `bson:"afterId"`
-	StartedAt   time.Time `bson:"startedAt"`
-	UpdatedAt   time.Time `bson:"updatedAt"`
+	Merged      int `bson:"merged"`
+	Split       int `bson:"split"`
+	Created     int `bson:"created"`
+	Removed     int `bson:"removed"`
+	Moved       int `bson:"moved"`
+	Quarantined int `bson:"quarantined"`
+	Suggestions int `bson:"suggestions"`
+	Unchanged   int `bson:"unchanged"`
+	// Samples are a re-evaluation's first changes (identity.MaxSamples).
+	Samples []identity.SampleChange `bson:"samples,omitempty"`
+	AfterID string                  `bson:"afterId"`
+	// Phase is a re-evaluation's (store.EvaluationValues, "" in documents
+	// of older versions, or store.EvaluationProfiles); Covered are the
+	// contacts its second phase decided ahead of AfterID.
+	Phase   string   `bson:"phase,omitempty"`
+	Covered []string `bson:"covered,omitempty"`
+	// Scoped limits a re-evaluation to the contacts holding a value of one
+	// of ScopeKeys (store.EvaluationScope); documents of older versions
+	// lack it, and re-evaluate every contact. Mark is the id it marks
+	// contacts with (contactDoc.EvaluationMark); it outlives a restart of
+	// a run still going.
+	Scoped    bool      `bson:"scoped,omitempty"`
+	ScopeKeys []string  `bson:"scopeKeys,omitempty"`
+	Mark      string    `bson:"mark,omitempty"`
+	StartedAt time.Time `bson:"startedAt"`
+	UpdatedAt time.Time `bson:"updatedAt"`
 }
 
-func (d *evaluationDoc) domain() *related.RuleEvaluation {
-	return &related.RuleEvaluation{
+// phase is the re-evaluation's phase: a run of an older version is in
+// its first.
+func (d *evaluationDoc) phase() string {
+	if d.Phase == "" {
+		return store.EvaluationValues
+	}
+	return d.Phase
+}
+
+// scope is what the re-evaluation decides again.
+func (d *evaluationDoc) scope() store.EvaluationScope {
+	if !d.Scoped {
+		return store.EvaluationScope{All: true}
+	}
+	return store.EvaluationScope{Keys: d.ScopeKeys}
+}
+
+func (d *evaluationDoc) domain() *store.RuleEvaluation {
+	return &store.RuleEvaluation{
 		Tenant: d.Tenant, State: related.JobState(d.State), Processed: d.Processed, Total: d.Total,
-		Merged: d.Merged, Split: d.Split, Created: d.Created, Removed: d.Removed, Moved: d.Moved,
-		Quarantined: d.Quarantined, Suggestions: d.Suggestions,
+		Summary: identity.Summary{Merged: d.Merged, Split: d.Split, Created: d.Created, Removed: d.Removed, Unchanged: d.Unchanged,
+			ContactsMoved: d.Moved, Quarantined: d.Quarantined, Suggestions: d.Suggestions, Samples: d.Samples},
 		StartedAt: d.StartedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
 	}
 }

@@ -110,10 +110,17 @@ func (s *Store) SaveProfileRule(ctx context.Context, tenant string, r identity.R
 		}
 		return r, fmt.Errorf("mongo: save rule: %w", err)
 	}
-	if err := s.remarkValues(ctx, tenant, r, ts); err != nil {
+	quarantined, err := s.remarkValues(ctx, tenant, r, ts)
+	if err != nil {
 		return r, err
 	}
-	if err := s.startEvaluation(ctx, tenant, ts); err != nil {
+	next := slices.Clone(current)
+	if prev != nil {
+		next[slices.IndexFunc(next, func(x identity.Rule) bool { return x.ID == r.ID })] = r
+	} else {
+		next = append(next, r)
+	}
+	if err := s.startEvaluation(ctx, tenant, store.EvaluationScope{Keys: store.ChangedKeys(current, next)}, quarantined, ts); err != nil {
 		return r, err
 	}
 	return r, nil
@@ -122,8 +129,9 @@ func (s *Store) SaveProfileRule(ctx context.Context, tenant string, r identity.R
 // remarkValues recomputes which values of r's key are quarantined under
 // its (new) threshold, for the hub list: one bulk of updateManys, each
 // bumping the documents' versions so a count in flight retries. The
-// re-evaluation relinks.
-func (s *Store) remarkValues(ctx context.Context, tenant string, r identity.Rule, ts time.Time) error {
+// re-evaluation relinks. It returns how many values held by someone the
+// (enabled) rule newly quarantines, for the re-evaluation's summary.
+func (s *Store) remarkValues(ctx context.Context, tenant string, r identity.Rule, ts time.Time) (int, error) {
 	base := func(more ...bson.E) bson.D {
 		return append(bson.D{{Key: "tenant", Value: tenant}, {Key: "key", Value: r.Attribute}}, more...)
 	}
@@ -132,6 +140,14 @@ func (s *Store) remarkValues(ctx context.Context, tenant string, r identity.Rule
 			{Key: "$inc", Value: bson.D{{Key: "version", Value: 1}}}}
 	}
 	automatic := bson.E{Key: "state", Value: string(identity.QuarantineAutomatic)}
+	var newly int64
+	if r.Enabled && r.MaxContactsPerValue > 0 {
+		var err error
+		if newly, err = s.coll(collValueStats).CountDocuments(ctx, base(automatic,
+			bson.E{Key: "contacts", Value: bson.D{{Key: "$gt", Value: r.MaxContactsPerValue}}}, bson.E{Key: "quarantined", Value: false})); err != nil {
+			return 0, fmt.Errorf("mongo: count values: %w", err)
+		}
+	}
 	models := []mongodriver.WriteModel{
 		mongodriver.NewUpdateManyModel().SetFilter(base(bson.E{Key: "state", Value: string(identity.QuarantineBlocked)})).SetUpdate(mark(true, true)),
 		mongodriver.NewUpdateManyModel().SetFilter(base(bson.E{Key: "state", Value: string(identity.QuarantineAllowed)})).SetUpdate(mark(false, true)),
@@ -144,9 +160,9 @@ func (s *Store) remarkValues(ctx context.Context, tenant string, r identity.Rule
 		models = append(models, mongodriver.NewUpdateManyModel().SetFilter(base(automatic)).SetUpdate(mark(false, false)))
 	}
 	if _, err := s.coll(collValueStats).BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
-		return fmt.Errorf("mongo: mark values: %w", err)
+		return 0, fmt.Errorf("mongo: mark values: %w", err)
 	}
-	return nil
+	return int(newly), nil
 }
 
 // DeleteProfileRule implements store.ProfileStore.
@@ -175,17 +191,70 @@ func (s *Store) DeleteProfileRule(ctx context.Context, tenant, id string) error 
 	if _, err := s.coll(collProfileRules).UpdateOne(ctx, byID(tenant, r.ID), update, options.UpdateOne().SetUpsert(true)); err != nil {
 		return fmt.Errorf("mongo: delete rule: %w", err)
 	}
-	return s.startEvaluation(ctx, tenant, ts)
+	return s.startEvaluation(ctx, tenant, store.EvaluationScope{Keys: []string{r.Attribute}}, 0, ts)
 }
 
 // startEvaluation (re)starts the re-evaluation of a tenant's contacts from
-// the first contact, as a new run.
-func (s *Store) startEvaluation(ctx context.Context, tenant string, ts time.Time) error {
-	return s.startJob(ctx, collEvaluations, evaluationID(tenant), tenant, ts)
+// the first contact, as a new run in its first phase over scope, with a
+// summary that counts the values the change quarantined before any
+// contact's (quarantined). A finished run starts afresh; a run still going
+// is restarted with both changes' scope ($addToSet, so two changes at once
+// both count) and keeps the id it marks contacts with, so the contacts it
+// marked are still found.
+func (s *Store) startEvaluation(ctx context.Context, tenant string, scope store.EvaluationScope, quarantined int, ts time.Time) error {
+	n, err := s.contacts.CountDocuments(ctx, bson.D{{Key: "tenant", Value: tenant}})
+	if err != nil {
+		return fmt.Errorf("mongo: start rule evaluation: count contacts: %w", err)
+	}
+	id, jobs := evaluationID(tenant), s.coll(collEvaluations)
+	run := bson.D{
+		{Key: "run", Value: related.NewID()}, {Key: "state", Value: evaluationRunning}, {Key: "phase", Value: store.EvaluationValues},
+		{Key: "processed", Value: 0}, {Key: "total", Value: 2 * int(n)}, {Key: "afterId", Value: ""}, {Key: "covered", Value: bson.A{}},
+		{Key: "merged", Value: 0}, {Key: "split", Value: 0}, {Key: "created", Value: 0}, {Key: "removed", Value: 0}, {Key: "moved", Value: 0},
+		{Key: "quarantined", Value: quarantined}, {Key: "suggestions", Value: 0}, {Key: "unchanged", Value: 0}, {Key: "samples", Value: bson.A{}},
+		{Key: "startedAt", Value: ts}, {Key: "updatedAt", Value: ts},
+	}
+	keys := scope.Keys
+	if keys == nil {
+		keys = []string{}
+	}
+	afresh := append(slices.Clone(run), bson.E{Key: "scoped", Value: !scope.All}, bson.E{Key: "scopeKeys", Value: keys},
+		bson.E{Key: "mark", Value: related.NewID()})
+	res, err := jobs.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "tenant", Value: tenant}, {Key: "state", Value: evaluationDone}},
+		bson.D{{Key: "$set", Value: afresh}})
+	if err != nil {
+		return fmt.Errorf("mongo: start rule evaluation: %w", err)
+	}
+	if res.MatchedCount == 1 {
+		return nil
+	}
+	// None yet, or one running.
+	update := bson.D{{Key: "$set", Value: run}}
+	onInsert := bson.D{{Key: "mark", Value: related.NewID()}}
+	if scope.All {
+		update[0].Value = append(run, bson.E{Key: "scoped", Value: false})
+	} else {
+		onInsert = append(onInsert, bson.E{Key: "scoped", Value: true})
+	}
+	update = append(update, bson.E{Key: "$setOnInsert", Value: onInsert})
+	if len(scope.Keys) > 0 {
+		update = append(update, bson.E{Key: "$addToSet", Value: bson.D{{Key: "scopeKeys", Value: bson.D{{Key: "$each", Value: scope.Keys}}}}})
+	}
+	for attempt := 0; ; attempt++ {
+		_, err = jobs.UpdateOne(ctx, byID(tenant, id), update, options.UpdateOne().SetUpsert(true))
+		if err == nil || !isDuplicate(err) || attempt > 0 {
+			break
+		}
+		// A concurrent start inserted it first: update that one.
+	}
+	if err != nil {
+		return fmt.Errorf("mongo: start rule evaluation: %w", err)
+	}
+	return nil
 }
 
-// startJob (re)starts a tenant's resumable job over its contacts (a rule
-// re-evaluation, a canonicalization) as a new run from the first contact.
+// startJob (re)starts a tenant's resumable job over its contacts (a
+// canonicalization) as a new run from the first contact.
 func (s *Store) startJob(ctx context.Context, coll, id, tenant string, ts time.Time) error {
 	total, err := s.contacts.CountDocuments(ctx, bson.D{{Key: "tenant", Value: tenant}})
 	if err != nil {
@@ -211,7 +280,7 @@ func (s *Store) startJob(ctx context.Context, coll, id, tenant string, ts time.T
 }
 
 // RuleEvaluation implements store.ProfileStore.
-func (s *Store) RuleEvaluation(ctx context.Context, tenant string) (*related.RuleEvaluation, error) {
+func (s *Store) RuleEvaluation(ctx context.Context, tenant string) (*store.RuleEvaluation, error) {
 	var d evaluationDoc
 	err := s.coll(collEvaluations).FindOne(ctx, byID(tenant, evaluationID(tenant))).Decode(&d)
 	if notFound(err) {
@@ -246,18 +315,224 @@ func (s *Store) pendingJobs(ctx context.Context, coll string) ([]string, error) 
 	return out, nil
 }
 
-// EvaluateRules implements store.ProfileStore: it relinks one batch of
-// contacts in _id order (their values synced to the rules, their clusters
-// recomputed, under leases) and records where it stopped and what
-// changed, filtered on the run and position it read, so a restart resumes
-// there and a batch of an older run (or one another replica did first)
-// records nothing.
+// EvaluateRules implements store.ProfileStore: one batch of contacts in
+// _id order, in the run's phase (store.EvaluationValues brings their
+// values up to date, store.EvaluationProfiles decides their clusters),
+// under leases; then it records where it stopped and what changed,
+// filtered on the run and position it read, so a restart resumes there
+// and a batch of an older run (or one another replica did first) records
+// nothing. The first phase's last batch starts the second.
 func (s *Store) EvaluateRules(ctx context.Context, tenant string, batch int) (bool, error) {
-	return s.runJob(ctx, collEvaluations, evaluationID(tenant), tenant, batch, func(ids []string, ts time.Time) (identity.Summary, error) {
-		events, _, sum, err := s.relinkSummary(ctx, tenant, ids, nil, related.System, ts)
-		s.publishEvents(ctx, events)
-		return sum, err
+	ts := now()
+	batch = max(batch, 1)
+	jobs := s.coll(collEvaluations)
+	var ev evaluationDoc
+	err := jobs.FindOne(ctx, byID(tenant, evaluationID(tenant))).Decode(&ev)
+	if notFound(err) || err == nil && ev.State != evaluationRunning {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("mongo: read rule evaluation: %w", err)
+	}
+	docs, err := findAll[contactDoc](ctx, s.contacts,
+		bson.D{{Key: "tenant", Value: tenant}, {Key: "_id", Value: bson.D{{Key: "$gt", Value: ev.AfterID}}}},
+		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}), batch)
+	if err != nil {
+		return false, fmt.Errorf("mongo: rule evaluation: read contacts: %w", err)
+	}
+	phase, after, covered := ev.phase(), ev.AfterID, ev.Covered
+	if len(docs) > 0 {
+		after = docs[len(docs)-1].ID
+	}
+	var sum identity.Summary
+	if len(docs) > 0 && phase == store.EvaluationProfiles {
+		var in identity.Input
+		if in, sum, err = s.evaluateProfiles(ctx, tenant, &ev, docs, ts); err != nil {
+			return false, fmt.Errorf("mongo: rule evaluation: %w", err)
+		}
+		covered = store.Covered(covered, in, after)
+	} else if len(docs) > 0 {
+		ids := make([]string, len(docs))
+		for i, d := range docs {
+			ids[i] = d.ID
+		}
+		if sum, err = s.evaluateValues(ctx, tenant, &ev, ids, ts); err != nil {
+			return false, fmt.Errorf("mongo: rule evaluation: %w", err)
+		}
+	}
+	covered = slices.DeleteFunc(covered, func(id string) bool { return id <= after })
+	processed := ev.Processed + len(docs)
+	// The total is what is done and what is left: contacts written during
+	// the run are counted as they come. In the first phase what is left
+	// is the rest of it, and the second over every contact, those behind
+	// as many as it processed.
+	left, err := s.contacts.CountDocuments(ctx, bson.D{{Key: "tenant", Value: tenant}, {Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}}})
+	if err != nil {
+		return false, fmt.Errorf("mongo: rule evaluation: count contacts: %w", err)
+	}
+	state, done, total := evaluationRunning, false, 0
+	switch {
+	case len(docs) == batch && phase == store.EvaluationProfiles:
+		total = processed + int(left)
+	case len(docs) == batch:
+		total = 2 * (processed + int(left))
+	case phase == store.EvaluationProfiles:
+		state, done, total = evaluationDone, true, processed
+	default:
+		// The values are all up to date: decide the clusters.
+		phase, after, covered = store.EvaluationProfiles, "", nil
+		all, err := s.contacts.CountDocuments(ctx, bson.D{{Key: "tenant", Value: tenant}})
+		if err != nil {
+			return false, fmt.Errorf("mongo: rule evaluation: count contacts: %w", err)
+		}
+		total = processed + int(all)
+	}
+	samples := ev.Samples
+	for _, c := range sum.Samples {
+		if len(samples) < identity.MaxSamples {
+			samples = append(samples, c)
+		}
+	}
+	if samples == nil {
+		samples = []identity.SampleChange{}
+	}
+	if covered == nil {
+		covered = []string{}
+	}
+	res, err := jobs.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: ev.ID}, {Key: "tenant", Value: tenant}, {Key: "run", Value: ev.Run}, {Key: "afterId", Value: ev.AfterID},
+			{Key: "processed", Value: ev.Processed}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: state}, {Key: "phase", Value: phase}, {Key: "processed", Value: processed},
+			{Key: "total", Value: total}, {Key: "afterId", Value: after}, {Key: "covered", Value: covered},
+			{Key: "merged", Value: ev.Merged + sum.Merged}, {Key: "split", Value: ev.Split + sum.Split}, {Key: "created", Value: ev.Created + sum.Created},
+			{Key: "removed", Value: ev.Removed + sum.Removed}, {Key: "unchanged", Value: ev.Unchanged + sum.Unchanged},
+			{Key: "moved", Value: ev.Moved + sum.ContactsMoved}, {Key: "quarantined", Value: ev.Quarantined + sum.Quarantined},
+			{Key: "suggestions", Value: ev.Suggestions + sum.Suggestions}, {Key: "samples", Value: samples}, {Key: "updatedAt", Value: ts}}}})
+	if err != nil {
+		return false, fmt.Errorf("mongo: record rule evaluation: %w", err)
+	}
+	if res.MatchedCount == 0 {
+		return false, nil // restarted or advanced meanwhile: read it again
+	}
+	return done, nil
+}
+
+// evaluateValues is a batch of the first phase, under the leases of its
+// contacts ids (read again under them): their values are brought up to
+// date with the rules and counted, the flips of quarantine recorded (and
+// their marks cleared: the second phase recomputes every holder), but no
+// cluster is decided. A contact whose values changed though it holds none
+// of the scope's attributes now (it lost them) is marked with the run's
+// mark for the second phase; so are the holders of a value of another
+// attribute whose quarantine flipped (values out of step with the rules,
+// which a rule change does not make).
+func (s *Store) evaluateValues(ctx context.Context, tenant string, ev *evaluationDoc, ids []string, ts time.Time) (identity.Summary, error) {
+	scope := ev.scope()
+	var sum identity.Summary
+	err := s.withLeases(ctx, tenant, ids, func(l *leases) error {
+		sum = identity.Summary{}
+		rules, err := s.freshRules(ctx, tenant)
+		if err != nil {
+			return err
+		}
+		docs, err := findEvery[contactDoc](ctx, s.contacts, bson.D{{Key: "_id", Value: idIn(ids)}, {Key: "tenant", Value: tenant}}, nil)
+		if err != nil {
+			return fmt.Errorf("read contacts: %w", err)
+		}
+		var marks []string
+		for i := range docs {
+			d := &docs[i]
+			if claims := identity.Claims(rules, d.domain()); claimsSig(claims) != d.ClaimsSig && !scope.Touches(claims) {
+				marks = append(marks, d.ID)
+			}
+		}
+		flips, _, err := s.syncValues(ctx, tenant, rules, docs, ts)
+		if err != nil {
+			return err
+		}
+		history, err := s.flipHistory(ctx, tenant, flips)
+		if err != nil {
+			return err
+		}
+		var foreign []flip
+		for _, f := range flips {
+			if !scope.All && !slices.Contains(scope.Keys, f.id.Key) {
+				foreign = append(foreign, f)
+			}
+		}
+		if len(foreign) > 0 {
+			holders, err := s.flipSeeds(ctx, tenant, nil, foreign)
+			if err != nil {
+				return err
+			}
+			marks = append(marks, holders...)
+		}
+		if len(marks) > 0 && !scope.All && ev.Mark != "" {
+			if _, err := s.contacts.UpdateMany(ctx, bson.D{{Key: "_id", Value: idIn(uniqSorted(marks))}, {Key: "tenant", Value: tenant}},
+				bson.D{{Key: "$set", Value: bson.D{{Key: "evaluationMark", Value: ev.Mark}}}}); err != nil {
+				return fmt.Errorf("mark contacts: %w", err)
+			}
+		}
+		for _, h := range history {
+			if h.Kind == identity.EventQuarantined {
+				sum.Quarantined++
+			}
+		}
+		return s.finishRelink(ctx, tenant, rules, docs, nil, flips, history, related.System, ts)
 	})
+	return sum, err
+}
+
+// evaluateProfiles is a batch of the second phase: the clusters of the
+// batch's contacts in scope that no earlier batch decided are decided and
+// applied under leases (as a write's recompute is), and it returns what
+// they gathered and what changed (its samples named before the change
+// while the run has fewer than identity.MaxSamples).
+func (s *Store) evaluateProfiles(ctx context.Context, tenant string, ev *evaluationDoc, docs []contactDoc, ts time.Time) (identity.Input, identity.Summary, error) {
+	var (
+		in    identity.Input
+		sum   identity.Summary
+		seeds []string
+	)
+	rules, err := s.freshRules(ctx, tenant) // another replica may have changed them within cacheTTL
+	if err != nil {
+		return in, sum, err
+	}
+	scope := ev.scope()
+	for i := range docs {
+		d := &docs[i]
+		marked := ev.Mark != "" && d.EvaluationMark == ev.Mark
+		if !slices.Contains(ev.Covered, d.ID) && (marked || scope.Touches(identity.Claims(rules, d.domain()))) {
+			seeds = append(seeds, d.ID)
+		}
+	}
+	if len(seeds) == 0 {
+		return in, sum, nil
+	}
+	var events []store.Event
+	err = s.withLeases(ctx, tenant, seeds, func(l *leases) error {
+		rules, err := s.freshRules(ctx, tenant)
+		if err != nil {
+			return err
+		}
+		if in, err = s.cover(ctx, l, rules, seeds); err != nil {
+			return err
+		}
+		if err := l.renew(ctx); err != nil {
+			return err
+		}
+		res := identity.Partition(in)
+		sum = identity.Summarize(in, res)
+		if len(ev.Samples) >= identity.MaxSamples {
+			sum.Samples = nil
+		} else if err := store.NameSamples(ctx, clusterReader{s: s}, tenant, sum.Samples); err != nil {
+			return err
+		}
+		events, err = s.apply(ctx, tenant, in, store.Plan(in, res), related.System, ts)
+		return err
+	})
+	s.publishEvents(ctx, events)
+	return in, sum, err
 }
 
 // runJob runs one batch of a tenant's resumable job: step handles the

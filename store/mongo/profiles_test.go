@@ -647,3 +647,56 @@ func TestContactMergeResumed(t *testing.T) {
 		t.Fatalf("alias of the merged contact = %+v, %v", alias, err)
 	}
 }
+
+// TestEvaluationOfAnOlderVersionFinishes stops a rule evaluation part of
+// the way and makes its document one of the version before phases (no
+// phase, scope, mark or covered contacts): the run goes on bringing the
+// values of the contacts it has not reached up to date, then decides every
+// contact's cluster, its progress never past its total.
+func TestEvaluationOfAnOlderVersionFinishes(t *testing.T) {
+	d := newTestDB(t)
+	s := d.cur
+	ctx := context.Background()
+	var contacts []string
+	for i := range 6 {
+		in := message(t, related.ChannelEmail, fmt.Sprint("t", i), fmt.Sprintf("c%d@x.io", i), "hi", time.Now())
+		in.Contact.Attributes = []related.Attribute{{Key: "customerId", Value: fmt.Sprint("C-", i/2), Attested: true, By: integration.Name, Role: integration.Role}}
+		contacts = append(contacts, mustRecord(t, s, "t1", in).Contact.ID)
+	}
+	rule, err := identity.Rule{Attribute: "customerId", Normalizer: identity.NormalizeExact, Enabled: true,
+		MaxContactsPerValue: identity.DefaultMaxContactsPerValue}.Validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SaveProfileRule(ctx, "t1", rule); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := s.EvaluateRules(ctx, "t1", 2); err != nil || done {
+		t.Fatalf("first batch: done %v, %v", done, err)
+	}
+	if _, err := s.coll(collEvaluations).UpdateOne(ctx, byID("t1", evaluationID("t1")), bson.D{
+		{Key: "$set", Value: bson.D{{Key: "processed", Value: 2}, {Key: "total", Value: 6}}},
+		{Key: "$unset", Value: bson.D{{Key: "phase", Value: ""}, {Key: "scoped", Value: ""}, {Key: "scopeKeys", Value: ""},
+			{Key: "mark", Value: ""}, {Key: "covered", Value: ""}}}}); err != nil {
+		t.Fatal(err)
+	}
+	s = d.reopen(t)
+	for done := false; !done; {
+		if done, err = s.EvaluateRules(ctx, "t1", 2); err != nil {
+			t.Fatal(err)
+		}
+		if ev, _ := s.RuleEvaluation(ctx, "t1"); ev.Processed > ev.Total {
+			t.Fatalf("progress %d of %d", ev.Processed, ev.Total)
+		}
+	}
+	ev, err := s.RuleEvaluation(ctx, "t1")
+	if err != nil || ev.State != related.JobDone || ev.Processed != 12 || ev.Total != 12 || ev.Summary.Merged != 3 {
+		t.Fatalf("finished = %+v, %v; want 12 steps (six contacts, twice) and the three pairs merged", ev, err)
+	}
+	for i := 0; i < 6; i += 2 {
+		a, b := profileOfContact(t, s, contacts[i]), profileOfContact(t, s, contacts[i+1])
+		if a == "" || a != b || i > 0 && a == profileOfContact(t, s, contacts[0]) {
+			t.Fatalf("contacts %d and %d in %q and %q; want each pair one profile of its own", i, i+1, a, b)
+		}
+	}
+}

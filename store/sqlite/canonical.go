@@ -94,7 +94,7 @@ func (s *Store) SetTenantSettings(ctx context.Context, tenant string, v related.
 		if err := s.startCanonicalization(ctx, tx, tenant, now); err != nil {
 			return nil, err
 		}
-		return nil, s.startEvaluation(ctx, tx, tenant, now)
+		return nil, s.startEvaluation(ctx, tx, tenant, store.EvaluationScope{All: true}, 0, now)
 	})
 	s.settingsCache.drop(tenant)
 	s.ruleCache.drop(tenant)

@@ -3,12 +3,15 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/relatedhq/related"
+	"github.com/relatedhq/related/identity"
 	"github.com/relatedhq/related/store"
 )
 
@@ -119,5 +122,99 @@ func TestUpgradeFromLinkedProfiles(t *testing.T) {
 	p, err := s.currentProfile(ctx, s.r, "t1", "old-p1", "id")
 	if err != nil || p.ID != got[ann].ProfileID || p.Name != "Ann VIP" {
 		t.Fatalf("the old profile id leads to %+v, %v; want %s named Ann VIP", p, err, got[ann].ProfileID)
+	}
+}
+
+// TestUpgradeFinishesAnEvaluationInProgress stops a rule evaluation of
+// the version before phases (schema 5) part of the way and upgrades: the
+// run goes on bringing the values of the contacts it has not reached up to
+// date, then decides every contact's cluster, with a total that counts
+// each contact twice and never falls behind what it processed.
+func TestUpgradeFinishesAnEvaluationInProgress(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func() *Store {
+		s, err := Open(ctx, Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	var contacts []string
+	for i := range 6 {
+		in, err := related.RecordMessage{Channel: related.ChannelEmail, ThreadRef: fmt.Sprint("t", i), Direction: related.Inbound, Body: "hi",
+			Contact: related.ContactInput{Address: fmt.Sprintf("c%d@x.io", i), Attributes: []related.Attribute{
+				{Key: "customerId", Value: fmt.Sprint("C-", i/2), Attested: true, By: "crm", Role: related.RoleIntegration}}},
+		}.Normalize(time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.RecordMessage(ctx, "t1", in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		contacts = append(contacts, r.Contact.ID)
+	}
+	rule, err := identity.Rule{Attribute: "customerId", Normalizer: identity.NormalizeExact, Enabled: true,
+		MaxContactsPerValue: identity.DefaultMaxContactsPerValue}.Validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SaveProfileRule(ctx, "t1", rule); err != nil {
+		t.Fatal(err)
+	}
+	// The old run handled two contacts (their values are up to date),
+	// then the server stopped and was upgraded.
+	if done, err := s.EvaluateRules(ctx, "t1", 2); err != nil || done {
+		t.Fatalf("first batch: done %v, %v", done, err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: filepath.Join(dir, FileName)}).EscapedPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`UPDATE rule_evaluations SET processed = 2, total = 6`,
+		`ALTER TABLE rule_evaluations DROP COLUMN phase`, `ALTER TABLE rule_evaluations DROP COLUMN run`,
+		`ALTER TABLE rule_evaluations DROP COLUMN scope`, `ALTER TABLE rule_evaluations DROP COLUMN covered`,
+		`ALTER TABLE contacts DROP COLUMN evaluation_mark`, `PRAGMA user_version = 5`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	s = open()
+	defer s.Close()
+	ev, err := s.RuleEvaluation(ctx, "t1")
+	if err != nil || ev.State != related.JobRunning || ev.Processed != 2 || ev.Total != 12 {
+		t.Fatalf("after the upgrade = %+v, %v; want 2 of 12 steps (six contacts, twice)", ev, err)
+	}
+	for done := false; !done; {
+		if done, err = s.EvaluateRules(ctx, "t1", 2); err != nil {
+			t.Fatal(err)
+		}
+		if ev, _ = s.RuleEvaluation(ctx, "t1"); ev.Processed > ev.Total {
+			t.Fatalf("progress %d of %d", ev.Processed, ev.Total)
+		}
+	}
+	if ev.State != related.JobDone || ev.Processed != ev.Total || ev.Summary.Merged != 3 {
+		t.Fatalf("finished = %+v; want every step done and the three pairs merged", ev)
+	}
+	cs, err := s.Contacts(ctx, "t1", contacts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]string{}
+	for _, c := range cs {
+		byID[c.ID] = c.ProfileID
+	}
+	for i := 0; i < 6; i += 2 {
+		a, b := byID[contacts[i]], byID[contacts[i+1]]
+		if a == "" || a != b || i > 0 && a == byID[contacts[0]] {
+			t.Fatalf("contacts %d and %d in %q and %q; want each pair one profile of its own", i, i+1, a, b)
+		}
 	}
 }

@@ -101,27 +101,44 @@ func (s *Store) SaveProfileRule(ctx context.Context, tenant string, r identity.R
 			ms(r.CreatedAt), ms(now), r.AutoMerge, r.MaxContactsPerValue); err != nil {
 			return nil, fmt.Errorf("sqlite: save rule: %w", err)
 		}
-		if err := s.remarkValues(ctx, tx, tenant, r, now); err != nil {
+		quarantined, err := s.remarkValues(ctx, tx, tenant, r, now)
+		if err != nil {
 			return nil, err
 		}
-		return nil, s.startEvaluation(ctx, tx, tenant, now)
+		next := slices.Clone(current)
+		if prev != nil {
+			next[slices.IndexFunc(next, func(x identity.Rule) bool { return x.ID == r.ID })] = r
+		} else {
+			next = append(next, r)
+		}
+		scope := store.EvaluationScope{Keys: store.ChangedKeys(current, next)}
+		return nil, s.startEvaluation(ctx, tx, tenant, scope, quarantined, now)
 	})
 	s.ruleCache.drop(tenant)
 	return r, err
 }
 
 // remarkValues recomputes which values of r's key are quarantined under
-// its (new) threshold, for the hub list; the re-evaluation relinks.
-func (s *Store) remarkValues(ctx context.Context, tx *sql.Tx, tenant string, r identity.Rule, now time.Time) error {
+// its (new) threshold, for the hub list; the re-evaluation relinks. It
+// returns how many values held by someone the (enabled) rule newly
+// quarantines, for the re-evaluation's summary.
+func (s *Store) remarkValues(ctx context.Context, tx *sql.Tx, tenant string, r identity.Rule, now time.Time) (int, error) {
+	var newly int
+	if r.Enabled && r.MaxContactsPerValue > 0 {
+		if err := s.queryRow(ctx, tx, `SELECT count(*) FROM value_stats WHERE tenant = ? AND key = ? AND state = 'AUTOMATIC'
+			AND quarantined = 0 AND contacts > ?`, tenant, r.Attribute, r.MaxContactsPerValue).Scan(&newly); err != nil {
+			return 0, fmt.Errorf("sqlite: count values: %w", err)
+		}
+	}
 	if _, err := s.exec(ctx, tx, `UPDATE value_stats SET
 			quarantined = CASE state WHEN 'BLOCKED' THEN 1 WHEN 'ALLOWED' THEN 0 ELSE (? > 0 AND contacts > ?) END,
 			listed = CASE state WHEN 'AUTOMATIC' THEN (? > 0 AND contacts > ?) ELSE 1 END,
 			updated_at = ?
 		WHERE tenant = ? AND key = ?`, r.MaxContactsPerValue, r.MaxContactsPerValue, r.MaxContactsPerValue, r.MaxContactsPerValue,
 		ms(now), tenant, r.Attribute); err != nil {
-		return fmt.Errorf("sqlite: mark values: %w", err)
+		return 0, fmt.Errorf("sqlite: mark values: %w", err)
 	}
-	return nil
+	return newly, nil
 }
 
 // DeleteProfileRule implements store.ProfileStore.
@@ -143,32 +160,56 @@ func (s *Store) DeleteProfileRule(ctx context.Context, tenant, id string) error 
 			r.ID, tenant, r.Attribute, r.Normalizer, r.Priority, ms(now), ms(now), r.AutoMerge, r.MaxContactsPerValue); err != nil {
 			return nil, fmt.Errorf("sqlite: delete rule: %w", err)
 		}
-		return nil, s.startEvaluation(ctx, tx, tenant, now)
+		return nil, s.startEvaluation(ctx, tx, tenant, store.EvaluationScope{Keys: []string{r.Attribute}}, 0, now)
 	})
 	s.ruleCache.drop(tenant)
 	return err
 }
 
 // startEvaluation (re)starts the re-evaluation of a tenant's contacts from
-// the first contact.
-func (s *Store) startEvaluation(ctx context.Context, tx *sql.Tx, tenant string, now time.Time) error {
+// the first contact, in its first phase, with a summary that counts the
+// values the change quarantined before any contact's (quarantined). A run
+// still going is restarted with both changes' scope and keeps its id, so
+// the contacts it marked are still found.
+func (s *Store) startEvaluation(ctx context.Context, tx *sql.Tx, tenant string, scope store.EvaluationScope, quarantined int, now time.Time) error {
+	var state, run, prev string
+	err := s.queryRow(ctx, tx, `SELECT state, run, scope FROM rule_evaluations WHERE tenant = ?`, tenant).Scan(&state, &run, &prev)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlite: read evaluation: %w", err)
+	}
+	if err == nil && state == string(related.JobRunning) {
+		var was store.EvaluationScope
+		if err := json.Unmarshal([]byte(prev), &was); err != nil {
+			return fmt.Errorf("sqlite: decode evaluation scope: %w", err)
+		}
+		scope = scope.Union(was)
+	} else {
+		run = ""
+	}
+	if run == "" {
+		run = related.NewID()
+	}
 	var total int
 	if err := s.queryRow(ctx, tx, `SELECT count(*) FROM contacts WHERE tenant = ?`, tenant).Scan(&total); err != nil {
 		return fmt.Errorf("sqlite: count contacts: %w", err)
 	}
-	if _, err := s.exec(ctx, tx, `INSERT INTO rule_evaluations (tenant, state, processed, total, after_id, started_at, updated_at)
-		VALUES (?, 'RUNNING', 0, ?, '', ?, ?)
-		ON CONFLICT (tenant) DO UPDATE SET state = 'RUNNING', processed = 0, total = excluded.total, after_id = '', summary = '{}',
-			started_at = excluded.started_at, updated_at = excluded.updated_at`, tenant, total, ms(now), ms(now)); err != nil {
+	enc, _ := json.Marshal(identity.Summary{Quarantined: quarantined}) // counts always marshal
+	scopeJSON, _ := json.Marshal(scope)                                // strings always marshal
+	if _, err := s.exec(ctx, tx, `INSERT INTO rule_evaluations (tenant, state, phase, run, scope, covered, processed, total, after_id, summary, started_at, updated_at)
+		VALUES (?, 'RUNNING', ?, ?, ?, '[]', 0, ?, '', ?, ?, ?)
+		ON CONFLICT (tenant) DO UPDATE SET state = 'RUNNING', phase = excluded.phase, run = excluded.run, scope = excluded.scope,
+			covered = '[]', processed = 0, total = excluded.total, after_id = '', summary = excluded.summary,
+			started_at = excluded.started_at, updated_at = excluded.updated_at`,
+		tenant, store.EvaluationValues, run, string(scopeJSON), 2*total, string(enc), ms(now), ms(now)); err != nil {
 		return fmt.Errorf("sqlite: start evaluation: %w", err)
 	}
 	return nil
 }
 
 // RuleEvaluation implements store.ProfileStore.
-func (s *Store) RuleEvaluation(ctx context.Context, tenant string) (*related.RuleEvaluation, error) {
+func (s *Store) RuleEvaluation(ctx context.Context, tenant string) (*store.RuleEvaluation, error) {
 	var (
-		e                related.RuleEvaluation
+		e                store.RuleEvaluation
 		started, updated int64
 		sumJSON          string
 	)
@@ -180,12 +221,9 @@ func (s *Store) RuleEvaluation(ctx context.Context, tenant string) (*related.Rul
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read evaluation: %w", err)
 	}
-	var sum identity.Summary
-	if err := json.Unmarshal([]byte(sumJSON), &sum); err != nil {
+	if err := json.Unmarshal([]byte(sumJSON), &e.Summary); err != nil {
 		return nil, fmt.Errorf("sqlite: decode evaluation summary: %w", err)
 	}
-	e.Merged, e.Split, e.Created, e.Removed, e.Moved, e.Quarantined, e.Suggestions =
-		sum.Merged, sum.Split, sum.Created, sum.Removed, sum.ContactsMoved, sum.Quarantined, sum.Suggestions
 	e.StartedAt, e.UpdatedAt = fromMS(started), fromMS(updated)
 	return &e, nil
 }
@@ -195,94 +233,201 @@ func (s *Store) PendingEvaluations(ctx context.Context) ([]string, error) {
 	return s.idList(ctx, s.r, `SELECT tenant FROM rule_evaluations WHERE state = 'RUNNING'`)
 }
 
-// EvaluateRules implements store.ProfileStore: one transaction brings one
-// batch of contacts' values up to date with the rules and recomputes their
-// clusters, then records where it stopped and what changed, so a restart
-// resumes there. Contacts of a later batch that an earlier one's clusters
-// reached are recomputed again with their own batch; the result is the
-// same function of the facts either way.
+// EvaluateRules implements store.ProfileStore: one transaction handles one
+// batch of contacts in id order, in the run's phase (store.EvaluationValues
+// brings their values up to date, store.EvaluationProfiles decides their
+// clusters), then records where it stopped and what changed, so a restart
+// resumes there. The first phase's last batch starts the second.
 func (s *Store) EvaluateRules(ctx context.Context, tenant string, batch int) (bool, error) {
 	now := s.now().UTC().Truncate(time.Millisecond)
+	batch = max(batch, 1)
 	done := false
 	err := s.write(ctx, func(tx *sql.Tx) ([]store.Event, error) {
 		var (
-			state, after, sumJSON string
-			processed             int
+			ev                                     evaluationRow
+			sumJSON, scopeJSON, coveredJSON, state string
 		)
-		err := s.queryRow(ctx, tx, `SELECT state, after_id, processed, summary FROM rule_evaluations WHERE tenant = ?`, tenant).
-			Scan(&state, &after, &processed, &sumJSON)
-		if errors.Is(err, sql.ErrNoRows) || err == nil && state != "RUNNING" {
+		err := s.queryRow(ctx, tx, `SELECT state, phase, run, scope, covered, after_id, processed, summary FROM rule_evaluations WHERE tenant = ?`, tenant).
+			Scan(&state, &ev.phase, &ev.run, &scopeJSON, &coveredJSON, &ev.after, &ev.processed, &sumJSON)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && state != string(related.JobRunning) {
 			done = true
 			return nil, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: read evaluation: %w", err)
 		}
-		var sum identity.Summary
-		if err := json.Unmarshal([]byte(sumJSON), &sum); err != nil {
-			return nil, fmt.Errorf("sqlite: decode evaluation summary: %w", err)
+		for _, f := range []struct {
+			text string
+			into any
+		}{{sumJSON, &ev.sum}, {scopeJSON, &ev.scope}, {coveredJSON, &ev.covered}} {
+			if err := json.Unmarshal([]byte(f.text), f.into); err != nil {
+				return nil, fmt.Errorf("sqlite: decode evaluation: %w", err)
+			}
 		}
 		rules, err := s.rules(ctx, tx, tenant)
 		if err != nil {
 			return nil, err
 		}
-		rows, err := s.query(ctx, tx, `SELECT `+contactCols+` FROM contacts WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?`, tenant, after, batch)
+		rows, err := s.query(ctx, tx, `SELECT `+contactCols+`, evaluation_mark = ? FROM contacts WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?`,
+			ev.run, tenant, ev.after, batch)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: read contacts: %w", err)
 		}
-		contacts, err := collect(rows, scanContact, "contacts")
+		contacts, err := collect(rows, func(r scanner) (markedContact, error) {
+			dest, finish := contactScan()
+			var m markedContact
+			if err := r.Scan(append(dest, &m.marked)...); err != nil {
+				return m, err
+			}
+			m.Contact, err = finish()
+			return m, err
+		}, "contacts")
 		if err != nil {
 			return nil, err
 		}
-		var (
-			seeds   []string
-			history []identity.Event
-		)
-		for _, c := range contacts {
-			more, h, err := s.syncClaims(ctx, tx, tenant, c, rules, now)
-			if err != nil {
-				return nil, err
-			}
-			seeds = append(append(seeds, c.ID), more...)
-			history = append(history, h...)
-			after = c.ID
-		}
 		var events []store.Event
-		if len(seeds) > 0 {
-			var changed identity.Summary
-			if events, changed, err = s.recomputeSummary(ctx, tx, tenant, rules, seeds, related.System, now); err != nil {
-				return nil, err
-			}
-			if err := s.recordEvents(ctx, tx, tenant, history, related.System, now); err != nil {
-				return nil, err
-			}
-			for _, h := range history {
-				if h.Kind == identity.EventQuarantined {
-					changed.Quarantined++
-				}
-			}
-			changed.Samples = nil
-			sum.Add(changed)
+		if ev.phase == store.EvaluationProfiles {
+			events, err = s.evaluateProfiles(ctx, tx, tenant, rules, &ev, contacts, now)
+		} else {
+			err = s.evaluateValues(ctx, tx, tenant, rules, &ev, contacts, now)
 		}
-		processed += len(contacts)
+		if err != nil {
+			return nil, err
+		}
+		if len(contacts) > 0 {
+			ev.after = contacts[len(contacts)-1].ID
+		}
+		ev.processed += len(contacts)
+		ev.covered = slices.DeleteFunc(ev.covered, func(id string) bool { return id <= ev.after })
 		// The total is what is done and what is left: contacts written
-		// during the run are counted as they come.
-		var left int
-		if err := s.queryRow(ctx, tx, `SELECT count(*) FROM contacts WHERE tenant = ? AND id > ?`, tenant, after).Scan(&left); err != nil {
+		// during the run are counted as they come. In the first phase
+		// what is left is the rest of it, and the second over every
+		// contact, those behind as many as it processed.
+		var left, total int
+		if err := s.queryRow(ctx, tx, `SELECT count(*) FROM contacts WHERE tenant = ? AND id > ?`, tenant, ev.after).Scan(&left); err != nil {
 			return nil, fmt.Errorf("sqlite: count contacts: %w", err)
 		}
-		state = "RUNNING"
-		if len(contacts) < batch {
-			state, done = "DONE", true
+		state = string(related.JobRunning)
+		switch {
+		case len(contacts) == batch && ev.phase == store.EvaluationProfiles:
+			total = ev.processed + left
+		case len(contacts) == batch:
+			total = 2 * (ev.processed + left)
+		case ev.phase == store.EvaluationProfiles:
+			state, done, total = string(related.JobDone), true, ev.processed
+		default:
+			// The values are all up to date: decide the clusters.
+			ev.phase, ev.after, ev.covered = store.EvaluationProfiles, "", nil
+			if err := s.queryRow(ctx, tx, `SELECT count(*) FROM contacts WHERE tenant = ?`, tenant).Scan(&left); err != nil {
+				return nil, fmt.Errorf("sqlite: count contacts: %w", err)
+			}
+			total = ev.processed + left
 		}
-		enc, _ := json.Marshal(sum) // counts always marshal
-		if _, err := s.exec(ctx, tx, `UPDATE rule_evaluations SET state = ?, processed = ?, total = ?, after_id = ?, summary = ?, updated_at = ? WHERE tenant = ?`,
-			state, processed, processed+left, after, string(enc), ms(now), tenant); err != nil {
+		enc, _ := json.Marshal(ev.sum) // counts and strings always marshal
+		covered, _ := json.Marshal(append([]string{}, ev.covered...))
+		if _, err := s.exec(ctx, tx, `UPDATE rule_evaluations SET state = ?, phase = ?, covered = ?, processed = ?, total = ?, after_id = ?,
+			summary = ?, updated_at = ? WHERE tenant = ?`,
+			state, ev.phase, string(covered), ev.processed, total, ev.after, string(enc), ms(now), tenant); err != nil {
 			return nil, fmt.Errorf("sqlite: record evaluation: %w", err)
 		}
 		return events, nil
 	})
 	return done, err
+}
+
+// evaluationRow is a running evaluation as one batch reads and advances
+// it.
+type evaluationRow struct {
+	phase, run, after string
+	scope             store.EvaluationScope
+	covered           []string
+	processed         int
+	sum               identity.Summary
+}
+
+// markedContact is a contact, and whether the run marked it (it lost its
+// values of the scope's attributes in the first phase).
+type markedContact struct {
+	*related.Contact
+	marked bool
+}
+
+// evaluateValues is a batch of the first phase: the contacts' values are
+// brought up to date with the rules and counted, and the flips of
+// quarantine recorded, but no cluster is decided. A contact that loses its
+// last value of the scope's attributes is marked for the second phase.
+func (s *Store) evaluateValues(ctx context.Context, tx *sql.Tx, tenant string, rules []identity.Rule, ev *evaluationRow, contacts []markedContact, now time.Time) error {
+	var (
+		history []identity.Event
+		marks   []string
+	)
+	for _, c := range contacts {
+		seeds, h, err := s.syncClaims(ctx, tx, tenant, c.Contact, rules, now)
+		if err != nil {
+			return err
+		}
+		history = append(history, h...)
+		if len(seeds) == 0 || ev.scope.All {
+			continue
+		}
+		// Something changed. The contact is in the second phase's scope
+		// by what it holds now, or by the mark; so are the other holders
+		// of a value whose quarantine flipped, which hold it now, unless
+		// the value is of another attribute (values out of step with the
+		// rules, which a rule change does not make).
+		if !ev.scope.Touches(identity.Claims(rules, c.Contact)) {
+			marks = append(marks, c.ID)
+		}
+		if slices.ContainsFunc(h, func(e identity.Event) bool { return !slices.Contains(ev.scope.Keys, e.Identifier.Key) }) {
+			marks = append(marks, seeds[1:]...)
+		}
+	}
+	if marks = slices.Compact(slices.Sorted(slices.Values(marks))); len(marks) > 0 {
+		if _, err := s.exec(ctx, tx, `UPDATE contacts SET evaluation_mark = ? WHERE tenant = ? AND id IN (`+placeholders(len(marks))+`)`,
+			append([]any{ev.run, tenant}, anys(marks)...)...); err != nil {
+			return fmt.Errorf("sqlite: mark contacts: %w", err)
+		}
+	}
+	for _, h := range history {
+		if h.Kind == identity.EventQuarantined {
+			ev.sum.Quarantined++
+		}
+	}
+	return s.recordEvents(ctx, tx, tenant, history, related.System, now)
+}
+
+// evaluateProfiles is a batch of the second phase: the clusters of the
+// batch's contacts in scope that no earlier batch decided are decided and
+// applied, and what changed is added to the run's summary (with its
+// first samples, named before the change).
+func (s *Store) evaluateProfiles(ctx context.Context, tx *sql.Tx, tenant string, rules []identity.Rule, ev *evaluationRow, contacts []markedContact, now time.Time) ([]store.Event, error) {
+	var seeds []string
+	for _, c := range contacts {
+		if !slices.Contains(ev.covered, c.ID) && (c.marked || ev.scope.Touches(identity.Claims(rules, c.Contact))) {
+			seeds = append(seeds, c.ID)
+		}
+	}
+	if len(seeds) == 0 {
+		return nil, nil
+	}
+	r := clusterReader{s, tx}
+	in, ch, err := store.Recompute(ctx, r, tenant, rules, seeds)
+	if err != nil {
+		return nil, err
+	}
+	changed := ch.Summary
+	if len(ev.sum.Samples) >= identity.MaxSamples {
+		changed.Samples = nil
+	} else if err := store.NameSamples(ctx, r, tenant, changed.Samples); err != nil {
+		return nil, err
+	}
+	events, err := s.apply(ctx, tx, tenant, in, ch, related.System, now)
+	if err != nil {
+		return nil, err
+	}
+	ev.sum.Add(changed)
+	ev.covered = store.Covered(ev.covered, in, contacts[len(contacts)-1].ID)
+	return events, nil
 }
 
 // Profiles implements store.ProfileStore. Ids that are not current are

@@ -101,7 +101,26 @@ CREATE INDEX api_keys_tenant ON api_keys (tenant, created_at, id);
 	// Rows written before keep their whole body and stay unmarked.
 	`ALTER TABLE interactions ADD COLUMN last_partial INTEGER NOT NULL DEFAULT 0;`,
 	identityMigration,
+	evaluationPhasesMigration,
 }
+
+// evaluationPhasesMigration is migration 6: a rule evaluation runs in two
+// phases (store.EvaluationValues, then store.EvaluationProfiles) over the
+// contacts its scope (store.EvaluationScope, JSON) touches, remembering the
+// contacts its second phase decided ahead of its position (covered, a JSON
+// list). A contact that lost its last value of the scope's attributes in
+// the first phase is marked with the run's id (evaluation_mark). A run in
+// progress from before is in its first phase with every contact in scope:
+// it brings the values of the contacts it has not reached up to date,
+// then decides every cluster; its total counts each contact twice.
+const evaluationPhasesMigration = `
+ALTER TABLE rule_evaluations ADD COLUMN phase TEXT NOT NULL DEFAULT 'VALUES';
+ALTER TABLE rule_evaluations ADD COLUMN run TEXT NOT NULL DEFAULT '';
+ALTER TABLE rule_evaluations ADD COLUMN scope TEXT NOT NULL DEFAULT '{"all":true}';
+ALTER TABLE rule_evaluations ADD COLUMN covered TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE contacts ADD COLUMN evaluation_mark TEXT NOT NULL DEFAULT '';
+UPDATE rule_evaluations SET total = 2 * total WHERE state = 'RUNNING';
+`
 
 // identityMigration is migration 5: profiles become a function of the
 // facts (identity.Partition). Contacts' values are stored one row each

@@ -41,6 +41,8 @@ func RunProfiles(t *testing.T, open Opener) {
 		{"ProfileTenantIsolation", testProfileIsolation},
 		{"RandomTrafficMatchesReference", testReference},
 		{"PreviewIsWhatTheChangeDoes", testPreviewIsApply},
+		{"EvaluationIsItsPreview", testEvaluationIsPreview},
+		{"RuleChangeDuringEvaluation", testChangeDuringEvaluation},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -771,8 +773,9 @@ func testReevaluate(t *testing.T, open Opener) {
 	if _, err := e.Store.SaveProfileRule(ctx, "t1", cust); err != nil {
 		t.Fatal(err)
 	}
+	// Two contacts, each a step in both phases (values, then profiles).
 	ev, err := e.Store.RuleEvaluation(ctx, "t1")
-	if err != nil || ev == nil || ev.State != "RUNNING" || ev.Total != 2 {
+	if err != nil || ev == nil || ev.State != "RUNNING" || ev.Total != 4 {
 		t.Fatalf("evaluation = %+v, %v", ev, err)
 	}
 	pending, _ := e.Store.PendingEvaluations(ctx)
