@@ -343,6 +343,12 @@ func (s *Store) eraseContacts(ctx context.Context, tenant string, rules []identi
 			return events, len(its), msgs, flips, err
 		}
 	}
+	// The samples of the tenant's last rule evaluation name people as
+	// they were: the erased may be among them.
+	if _, err := s.coll(collEvaluations).UpdateOne(ctx, byID(tenant, evaluationID(tenant)),
+		bson.D{{Key: "$set", Value: bson.D{{Key: "samples", Value: bson.A{}}}}}); err != nil {
+		return events, len(its), msgs, flips, fmt.Errorf("erase evaluation samples: %w", err)
+	}
 	if err := del(collProfiles, byIDs(profiles)); err != nil {
 		return events, len(its), msgs, flips, err
 	}

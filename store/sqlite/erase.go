@@ -129,6 +129,11 @@ func (s *Store) erase(ctx context.Context, tenant, subject, reason string, by re
 		if err := s.eraseHistory(ctx, tx, tenant, contacts, profiles); err != nil {
 			return nil, err
 		}
+		// The samples of the tenant's last rule evaluation name people as
+		// they were: the erased may be among them.
+		if _, err := s.exec(ctx, tx, `UPDATE rule_evaluations SET summary = json_set(summary, '$.Samples', json('[]')) WHERE tenant = ?`, tenant); err != nil {
+			return nil, fmt.Errorf("sqlite: erase evaluation samples: %w", err)
+		}
 		for start := 0; start < len(profiles); start += eraseChunk {
 			chunk := profiles[start:min(start+eraseChunk, len(profiles))]
 			if _, err := s.exec(ctx, tx, `DELETE FROM profiles WHERE tenant = ? AND id IN (`+placeholders(len(chunk))+`)`,
@@ -171,10 +176,13 @@ func (s *Store) erase(ctx context.Context, tenant, subject, reason string, by re
 	if _, err := s.w.ExecContext(ctx, `VACUUM`); err != nil {
 		s.log.Warn("vacuum after an erasure failed: copies of erased rows may stay in free pages until the next erasure's", "erasure", out.ID, "err", err)
 	}
-	if _, err := s.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+	var busy, frames, copied int
+	if err := s.w.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &copied); err != nil {
 		s.log.Warn("checkpoint after an erasure failed; the next one will do", "err", err)
+	} else if busy != 0 {
+		s.log.Warn("checkpoint after an erasure could not finish: readers held the log; the next one will do", "frames", frames, "copied", copied)
 	}
-	s.log.Info("database rebuilt after an erasure", "erasure", out.ID, "duration_ms", time.Since(start).Milliseconds())
+	s.log.Info("database rebuilt after an erasure", "erasure", out.ID, "duration_ms", time.Since(start).Milliseconds(), "busy", busy, "frames", frames, "copied", copied)
 	return out, nil
 }
 

@@ -63,9 +63,23 @@ func testEraseProfile(t *testing.T, open Opener) {
 	if _, err := e.Store.LinkContact(ctx, "t1", zed, chat.Contact.ID, admin); err != nil {
 		t.Fatal(err)
 	}
+	// An admin turned the email rule off and on: the runs' samples name
+	// Zed's contacts, and go with Zed too.
+	rules, _ := e.Store.ProfileRules(ctx, "t1")
+	for _, r := range rules {
+		if r.Attribute == "email" {
+			for _, on := range []bool{false, true} {
+				r.Enabled = on
+				saveRule(t, e.Store, "t1", r)
+				drain(t, e.Store, "t1")
+			}
+		}
+	}
+	if ev, err := e.Store.RuleEvaluation(ctx, "t1"); err != nil || ev == nil || len(ev.Summary.Samples) == 0 {
+		t.Fatalf("setup: the email rule's run has no samples: %+v, %v", ev, err)
+	}
 	// An admin blocked Zed's number: a value only Zed holds, which goes
 	// with Zed whatever its state.
-	rules, _ := e.Store.ProfileRules(ctx, "t1")
 	for _, r := range rules {
 		if r.Attribute == "phone" {
 			if _, err := e.Store.SetValueQuarantine(ctx, "t1", r.ID, "+447400987654", identity.QuarantineBlocked, admin); err != nil {
