@@ -165,7 +165,7 @@ func interaction(ctx context.Context, s store.Store, tenant string, it *related.
 	}
 	page := store.Page{First: store.MaxPageSize}
 	for {
-		ms, err := s.ListMessages(ctx, tenant, it.ID, page)
+		ms, err := s.ListMessages(ctx, tenant, it.ID, page, true)
 		if err != nil {
 			return err
 		}

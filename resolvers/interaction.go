@@ -77,8 +77,12 @@ func (r interactionResolver) Messages(ctx context.Context, obj *related.Interact
 	if err != nil {
 		return nil, err
 	}
+	// Bodies are read (and count against the operation's budget) only
+	// when the page shows them: a page of ids, times or a count of a
+	// thread of long messages reads no message text.
+	bodies := selects(ctx, "edges", "node", "body") || selects(ctx, "edges", "node", "preview")
 	page, err := loadBodies(ctx, func() (*store.MessagePage, int64, error) {
-		pg, err := r.Store.ListMessages(ctx, obj.Tenant, obj.ID, p)
+		pg, err := r.Store.ListMessages(ctx, obj.Tenant, obj.ID, p, bodies)
 		if err != nil {
 			return nil, 0, err
 		}

@@ -94,7 +94,7 @@ func TestSeedIsDeterministicAndRealistic(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, it := range all.Items {
-		ms, err := stores[0].ListMessages(ctx, "demo", it.ID, store.Page{First: 1})
+		ms, err := stores[0].ListMessages(ctx, "demo", it.ID, store.Page{First: 1}, true)
 		if err != nil || len(ms.Items) == 0 {
 			t.Fatalf("messages of %s: %v", it.ID, err)
 		}

@@ -323,6 +323,22 @@ func TestAttackHugeResponse(t *testing.T) {
 			t.Fatalf("%d of 5 results refused, a %d-byte answer for a %d-byte budget", tooLarge, len(raw), limit)
 		}
 	})
+	t.Run("no bodies selected", func(t *testing.T) {
+		// The whole thread's ids, times and count read no message text,
+		// so the 40 long messages are no reason to refuse them.
+		var out struct {
+			Interaction struct {
+				Messages struct {
+					TotalCount int
+					Edges      []struct{ Node struct{ ID, SentAt string } }
+				}
+			}
+		}
+		g.must(`query($id: ID!) { interaction(id: $id) { m1: messages(first: 50) { totalCount } messages(first: 50) { totalCount edges { node { id sentAt } } } } }`, vars, &out)
+		if m := out.Interaction.Messages; m.TotalCount < 40 || len(m.Edges) != m.TotalCount {
+			t.Fatalf("%d of %d messages", len(m.Edges), m.TotalCount)
+		}
+	})
 	t.Run("within the limit", func(t *testing.T) {
 		var out struct {
 			Interaction struct {

@@ -66,7 +66,10 @@ type Store interface {
 	CountInteractions(ctx context.Context, tenant string, f InteractionFilter) (int, error)
 
 	// ListMessages pages through an interaction's messages, oldest first.
-	ListMessages(ctx context.Context, tenant, interactionID string, p Page) (*MessagePage, error)
+	// Without bodies, the messages' Body is empty and is not read at all:
+	// a page of ids, times or counts reads no message text, which can be
+	// 256 KiB a message.
+	ListMessages(ctx context.Context, tenant, interactionID string, p Page, bodies bool) (*MessagePage, error)
 	// CountMessages counts an interaction's messages.
 	CountMessages(ctx context.Context, tenant, interactionID string) (int, error)
 	// ListRelated pages through the interactions q selects, newest last

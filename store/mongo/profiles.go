@@ -917,7 +917,7 @@ func (s *Store) HubValues(ctx context.Context, tenant string, p store.Page) (*st
 		return nil, err
 	}
 	docs, next, prev, err := pageBy[statDoc](ctx, s.coll(collValueStats), bson.D{{Key: "tenant", Value: tenant}, {Key: "listed", Value: true}},
-		"updatedAt", "vid", true, p)
+		"updatedAt", "vid", true, p, nil)
 	if err != nil {
 		return nil, fmt.Errorf("mongo: list hub values: %w", err)
 	}

@@ -101,9 +101,13 @@ func findAll[D any](ctx context.Context, c *mongodriver.Collection, filter bson.
 }
 
 // ListMessages pages through an interaction's messages, oldest first.
-func (s *Store) ListMessages(ctx context.Context, tenant, interactionID string, p store.Page) (*store.MessagePage, error) {
+func (s *Store) ListMessages(ctx context.Context, tenant, interactionID string, p store.Page, bodies bool) (*store.MessagePage, error) {
 	base := bson.D{{Key: "tenant", Value: tenant}, {Key: "interactionId", Value: interactionID}}
-	docs, next, prev, err := page[messageDoc](ctx, s.messages, base, "sentAt", false, p)
+	var projection bson.D
+	if !bodies {
+		projection = bson.D{{Key: "body", Value: 0}}
+	}
+	docs, next, prev, err := pageBy[messageDoc](ctx, s.messages, base, "sentAt", "_id", false, p, projection)
 	if err != nil {
 		return nil, fmt.Errorf("mongo: list messages of %s: %w", interactionID, err)
 	}
@@ -223,12 +227,13 @@ func relatedFilter(tenant string, q store.RelatedQuery) (bson.D, error) {
 // window between them. A backward page (p.Last) reads the list in reverse
 // from its end (or from Before) and flips the result back.
 func page[D any](ctx context.Context, c *mongodriver.Collection, base bson.D, field string, desc bool, p store.Page) (docs []D, hasNext, hasPrev bool, err error) {
-	return pageBy[D](ctx, c, base, field, "_id", desc, p)
+	return pageBy[D](ctx, c, base, field, "_id", desc, p, nil)
 }
 
 // pageBy is page with another tie-breaking field than _id (unique within
-// base's documents).
-func pageBy[D any](ctx context.Context, c *mongodriver.Collection, base bson.D, field, tie string, desc bool, p store.Page) (docs []D, hasNext, hasPrev bool, err error) {
+// base's documents), and the fields projection names left out or kept
+// (nil: all of them).
+func pageBy[D any](ctx context.Context, c *mongodriver.Collection, base bson.D, field, tie string, desc bool, p store.Page, projection bson.D) (docs []D, hasNext, hasPrev bool, err error) {
 	n := max(p.Limit(), 0)
 	backward := p.Backward()
 	filter := slices.Clone(base)
@@ -252,7 +257,11 @@ func pageBy[D any](ctx context.Context, c *mongodriver.Collection, base bson.D, 
 	sort := bson.D{{Key: field, Value: dir}, {Key: tie, Value: dir}}
 	// First: 0 still reads one document: HasNextPage says whether the
 	// list has anything at all.
-	docs, err = findAll[D](ctx, c, filter, options.Find().SetSort(sort), n+1)
+	opts := options.Find().SetSort(sort)
+	if projection != nil {
+		opts.SetProjection(projection)
+	}
+	docs, err = findAll[D](ctx, c, filter, opts, n+1)
 	if err != nil {
 		return nil, false, false, err
 	}

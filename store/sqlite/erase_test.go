@@ -56,7 +56,7 @@ func TestErasureIsAllOrNothing(t *testing.T) {
 		t.Fatalf("after the interruption %d of 3 interactions remain: half-erased", len(its))
 	}
 	for _, id := range ids {
-		if ms, _ := s.ListMessages(ctx, "t1", id, store.Page{First: 10}); len(ms.Items) != 1 {
+		if ms, _ := s.ListMessages(ctx, "t1", id, store.Page{First: 10}, true); len(ms.Items) != 1 {
 			t.Fatalf("interaction %s lost its message to an interrupted erasure", id)
 		}
 	}

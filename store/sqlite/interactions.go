@@ -21,6 +21,10 @@ const contactCols = `id, tenant, channel, address, name, attributes, profile_id,
 
 const messageCols = `id, tenant, interaction_id, direction, body, sent_at, author, created_at`
 
+// messageColsWithoutBody reads messages as messageCols does, with an
+// empty body.
+const messageColsWithoutBody = `id, tenant, interaction_id, direction, '' AS body, sent_at, author, created_at`
+
 type scanner interface{ Scan(dest ...any) error }
 
 // The scan helpers come in two steps, the destinations and the finish, so

@@ -112,7 +112,7 @@ func TestUpgradeFromLinkedProfiles(t *testing.T) {
 		if i.ContactID != want {
 			t.Fatalf("interaction %s on %s, want %s", i.ID, i.ContactID, want)
 		}
-		if ms, _ := s.ListMessages(ctx, "t1", i.ID, store.Page{First: 10}); len(ms.Items) != 1 {
+		if ms, _ := s.ListMessages(ctx, "t1", i.ID, store.Page{First: 10}, true); len(ms.Items) != 1 {
 			t.Fatalf("interaction %s has %d messages, want 1", i.ID, len(ms.Items))
 		}
 	}

@@ -218,11 +218,15 @@ func relatedFilter(tenant string, q store.RelatedQuery) ([]string, []any, error)
 }
 
 // ListMessages implements store.Store.
-func (s *Store) ListMessages(ctx context.Context, tenant, interactionID string, p store.Page) (*store.MessagePage, error) {
+func (s *Store) ListMessages(ctx context.Context, tenant, interactionID string, p store.Page, bodies bool) (*store.MessagePage, error) {
 	terms, kargs, order, limit := keyset(p, "sent_at", "ASC")
 	where := append([]string{"tenant = ?", "interaction_id = ?"}, terms...)
 	args := append(append([]any{tenant, interactionID}, kargs...), limit)
-	rows, err := s.query(ctx, s.r, `SELECT `+messageCols+` FROM messages WHERE `+strings.Join(where, " AND ")+order+` LIMIT ?`, args...)
+	cols := messageCols
+	if !bodies {
+		cols = messageColsWithoutBody
+	}
+	rows, err := s.query(ctx, s.r, `SELECT `+cols+` FROM messages WHERE `+strings.Join(where, " AND ")+order+` LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list messages: %w", err)
 	}

@@ -137,7 +137,7 @@ func testUnparseable(t *testing.T, open Opener) {
 		if got.AddressStatus != related.AddressUnparseable || got.ProfileID != "" {
 			t.Fatalf("%q: contact %+v, want UNPARSEABLE and in no profile", c.addr, got)
 		}
-		if ms, err := e.Store.ListMessages(ctx, "t1", r.Interaction.ID, store.Page{First: 10}); err != nil || len(ms.Items) != 1 {
+		if ms, err := e.Store.ListMessages(ctx, "t1", r.Interaction.ID, store.Page{First: 10}, true); err != nil || len(ms.Items) != 1 {
 			t.Fatalf("%q: the message was not kept: %v, %v", c.addr, ms, err)
 		}
 		// The same bad address again is the same contact.
@@ -193,7 +193,7 @@ func testRegionChange(t *testing.T, open Opener) {
 		}
 	}
 	for _, id := range []string{national.Interaction.ID, intl.Interaction.ID} {
-		if ms, _ := e.Store.ListMessages(ctx, "t1", id, store.Page{First: 10}); len(ms.Items) != 1 {
+		if ms, _ := e.Store.ListMessages(ctx, "t1", id, store.Page{First: 10}, true); len(ms.Items) != 1 {
 			t.Fatalf("messages of %s = %d, want 1 (none lost, none doubled)", id, len(ms.Items))
 		}
 	}

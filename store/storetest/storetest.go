@@ -358,7 +358,7 @@ func testOutOfOrder(t *testing.T, open Opener) {
 	if got[0].LastMessage.Body != "newer" {
 		t.Fatalf("lastMessage = %q, want the newest by sent time", got[0].LastMessage.Body)
 	}
-	page, err := e.Store.ListMessages(ctx, "t1", r.Interaction.ID, store.Page{First: 10})
+	page, err := e.Store.ListMessages(ctx, "t1", r.Interaction.ID, store.Page{First: 10}, true)
 	if err != nil || len(page.Items) != 2 || page.Items[0].Body != "older, delivered late" {
 		t.Fatalf("messages = %+v, %v; want oldest first", page, err)
 	}
@@ -466,7 +466,7 @@ func testListMessages(t *testing.T, open Opener) {
 	var got []string
 	p := store.Page{First: 3}
 	for pages := 0; ; pages++ {
-		page, err := e.Store.ListMessages(ctx, "t1", iid, p)
+		page, err := e.Store.ListMessages(ctx, "t1", iid, p, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -489,7 +489,7 @@ func testListMessages(t *testing.T, open Opener) {
 	got = nil
 	p = store.Page{Last: 3}
 	for {
-		page, err := e.Store.ListMessages(ctx, "t1", iid, p)
+		page, err := e.Store.ListMessages(ctx, "t1", iid, p, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -510,9 +510,28 @@ func testListMessages(t *testing.T, open Opener) {
 	if n, _ := e.Store.CountMessages(ctx, "t1", iid); n != 8 {
 		t.Fatalf("CountMessages = %d, want 8", n)
 	}
-	page, err := e.Store.ListMessages(ctx, "t1", "missing", store.Page{First: 3})
+	page, err := e.Store.ListMessages(ctx, "t1", "missing", store.Page{First: 3}, true)
 	if err != nil || len(page.Items) != 0 {
 		t.Fatalf("messages of a missing interaction = %+v, %v", page, err)
+	}
+	// Without bodies: the same page, every other field the same, no text.
+	with, err := e.Store.ListMessages(ctx, "t1", iid, store.Page{First: 10}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	without, err := e.Store.ListMessages(ctx, "t1", iid, store.Page{First: 10}, false)
+	if err != nil || len(without.Items) != len(with.Items) || without.HasNextPage != with.HasNextPage {
+		t.Fatalf("without bodies = %+v, %v; with = %+v", without, err, with)
+	}
+	for i, m := range without.Items {
+		w := *with.Items[i]
+		if w.Body == "" || m.Body != "" {
+			t.Fatalf("message %d: body %q with bodies, %q without", i, w.Body, m.Body)
+		}
+		w.Body = ""
+		if *m != w {
+			t.Fatalf("message %d without its body = %+v, want %+v", i, *m, w)
+		}
 	}
 }
 
@@ -769,7 +788,7 @@ func testTenantIsolation(t *testing.T, open Opener) {
 	check("ListInteractions", len(lp.Items), err)
 	n, err := e.Store.CountInteractions(ctx, "t3", store.InteractionFilter{})
 	check("CountInteractions", n, err)
-	mp, err := e.Store.ListMessages(ctx, "t2", a.Interaction.ID, store.Page{First: 10})
+	mp, err := e.Store.ListMessages(ctx, "t2", a.Interaction.ID, store.Page{First: 10}, true)
 	check("ListMessages", len(mp.Items), err)
 	n, err = e.Store.CountMessages(ctx, "t2", a.Interaction.ID)
 	check("CountMessages", n, err)
