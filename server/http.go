@@ -72,6 +72,16 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 	}
 	defer release()
 	media, ok := negotiate(r.Header.Get("Accept"))
+	if !ok && r.Method == http.MethodGet {
+		// A mutation sent with GET is refused as such whatever the client
+		// accepts: no answer it could take would be one.
+		q := r.URL.Query()
+		if op := operationOf(q.Get("query"), q.Get("operationName"), t.s.limits.MaxTokens); op == ast.Mutation || op == ast.Subscription {
+			w.Header().Set("Allow", "POST")
+			writeError(w, r, http.StatusMethodNotAllowed, CodeMethodNotAllowed, fmt.Sprintf("a %s cannot be sent with GET: send it with POST", op))
+			return
+		}
+	}
 	if !ok {
 		writeError(w, r, http.StatusNotAcceptable, CodeNotAcceptable,
 			"the Accept header names no media type this server answers in: accept application/graphql-response+json or application/json (or text/event-stream for subscriptions)")
@@ -732,18 +742,31 @@ func isSubscription(r *http.Request, maxTokens int) bool {
 		Query         string `json:"query"`
 		OperationName string `json:"operationName"`
 	}
-	if json.Unmarshal(body, &p) != nil || p.Query == "" {
+	if json.Unmarshal(body, &p) != nil {
 		return false
 	}
-	doc, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: p.Query}, maxTokens)
+	return operationOf(p.Query, p.OperationName, maxTokens) == ast.Subscription
+}
+
+// operationOf is the type of the operation query's document runs for
+// operationName, or "" when the document does not parse or holds no such
+// operation.
+func operationOf(query, operationName string, maxTokens int) ast.Operation {
+	if query == "" {
+		return ""
+	}
+	doc, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: query}, maxTokens)
 	if err != nil {
-		return false
+		return ""
 	}
 	var op *ast.OperationDefinition
-	if p.OperationName == "" && len(doc.Operations) == 1 {
+	if operationName == "" && len(doc.Operations) == 1 {
 		op = doc.Operations[0]
 	} else {
-		op = doc.Operations.ForName(p.OperationName)
+		op = doc.Operations.ForName(operationName)
 	}
-	return op != nil && op.Operation == ast.Subscription
+	if op == nil {
+		return ""
+	}
+	return op.Operation
 }

@@ -38,6 +38,8 @@ func TestGraphQLOverHTTP(t *testing.T) {
 		{"variable coercion, json", "POST", "/graphql", "application/json", "application/json", `{"query":"query($id: ID!) { node(id: $id) { id } }","variables":{"id":{"x":1}}}`, 200, "application/json", false, "GRAPHQL_VALIDATION_FAILED"},
 		{"too complex, graphql-response+json", "POST", "/graphql", "application/graphql-response+json", "application/json", `{"query":"{ interactions(first: 100) { edges { node { related(first: 100) { edges { node { id channel status } } } } } } }"}`, 400, "application/graphql-response+json", false, server.CodeTooComplex},
 		{"GET query", "GET", get("{ viewer { tenant } }"), "application/graphql-response+json", "", "", 200, "application/graphql-response+json", true, ""},
+		{"GET mutation, Accept text/html", "GET", get(`mutation { setPreferences(input: {showRelated: true}) { preferences { showRelated } } }`), "text/html", "", "", 405, "application/json", false, server.CodeMethodNotAllowed},
+		{"GET query, Accept text/html", "GET", get(`{ viewer { tenant } }`), "text/html", "", "", 406, "application/json", false, server.CodeNotAcceptable},
 		{"GET mutation", "GET", get(`mutation { setPreferences(input: {showRelated: true}) { preferences { showRelated } } }`), "application/json", "", "", 405, "application/json", false, server.CodeMethodNotAllowed},
 		{"GET bad variables", "GET", get("{ viewer { tenant } }") + "&variables=%5B1", "application/json", "", "", 400, "application/json", false, server.CodeBadRequest},
 		{"no query", "POST", "/graphql", "application/json", "application/json", `{"variables":{}}`, 400, "application/json", false, server.CodeBadRequest},
