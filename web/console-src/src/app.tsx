@@ -319,6 +319,14 @@ function Console({ apiKey, viewer, onSignOut }: { apiKey: string; viewer: Viewer
     [onSignOut],
   );
 
+  // The live connection refused: ask once whether the key itself still
+  // works, so a revoked key signs out at once rather than at the agent's
+  // next action.
+  useEffect(() => {
+    if (liveState !== 'refused') return;
+    gql<{ viewer: Viewer }>(apiKey, Q_VIEWER).catch((e) => refused(e));
+  }, [liveState, apiKey, refused]);
+
   // The bus for this console's own writes.
   const rowListeners = useRef(new Set<(row: Row) => void>());
   const publishRow = useCallback((row: Row) => rowListeners.current.forEach((fn) => fn(row)), []);

@@ -21,6 +21,7 @@ import {
   type Profile,
   type Row,
   type UserError,
+  UserErrorsError,
 } from './api';
 import { Breakable, canWrite, hrefFor, linkHandler, StateBadge, useCtx } from './ctx';
 import { channelNames, closedNames, fullWhen, messageWhen } from './format';
@@ -42,6 +43,10 @@ interface Pending {
   error: string | null;
   sending: boolean;
 }
+
+/** How much of a reply still on its way (or refused) is shown: a bubble of
+ * 256 KiB would fill the page with one message. */
+const pendingShown = 2000;
 
 /** Whether message m is the stored copy of pending reply p. */
 const isCopyOf = (m: Message, p: Pending) =>
@@ -103,6 +108,7 @@ export function InteractionView({
   const [pending, setPending] = useState<Pending[]>([]);
   const [moved, setMoved] = useState<string | null>(null); // a reply that opened another interaction
   const [draft, setDraft] = useState('');
+  const [replyError, setReplyError] = useState<string | null>(null); // a reply refused for what it says
   const [earlier, setEarlier] = useState<string | null>(null);
   const [loadingEarlier, setLoadingEarlier] = useState(false);
   const scroller = useRef<HTMLDivElement>(null);
@@ -254,6 +260,14 @@ export function InteractionView({
       announce('Reply sent.');
     } catch (e) {
       if (refused(e)) return;
+      if (e instanceof UserErrorsError) {
+        // Refused for what it says (too long, say): sending it again
+        // cannot help, so it goes back to the reply box to be edited.
+        setPending((ps) => ps.filter((x) => x.key !== p.key));
+        setDraft((d) => (d.trim() ? d : p.body));
+        setReplyError(explain(e, 'send the reply'));
+        return;
+      }
       setPending((ps) => ps.map((x) => (x.key === p.key ? { ...x, sending: false, error: explain(e, 'send the reply') } : x)));
     }
   };
@@ -265,6 +279,7 @@ export function InteractionView({
     const p: Pending = { key: newReplyKey(), body, author: viewer.name, startedAt: Date.now(), error: null, sending: true };
     setPending((ps) => [...ps, p]);
     setDraft('');
+    setReplyError(null);
     send(p);
   };
 
@@ -487,7 +502,7 @@ export function InteractionView({
           ))}
           {shownPending.map((p) => (
             <li key={p.key} class="msg out pending" data-pending={p.error ? 'failed' : 'sending'} data-testid="pending-reply">
-              <div class="bubble">{p.body}</div>
+              <div class="bubble">{p.body.length > pendingShown ? `${p.body.slice(0, pendingShown)}…` : p.body}</div>
               <div class="msg-meta">
                 {p.error ? (
                   <span class="send-error" role="alert">
@@ -540,8 +555,13 @@ export function InteractionView({
               else if (e.key === 'Escape') (e.target as HTMLTextAreaElement).blur();
             }}
           />
+          {replyError && (
+            <p class="send-error" role="alert" data-testid="reply-refused">
+              {replyError}
+            </p>
+          )}
           <div class="composer-bar">
-            <span class="hint">Ctrl+Enter sends</span>
+            <span class="hint">{draft.trim() ? 'Ctrl+Enter sends' : 'Write a reply to send it'}</span>
             <button type="submit" class="btn primary" disabled={!draft.trim()} data-testid="send">
               Send
             </button>

@@ -402,6 +402,19 @@ describe('work on an interaction', () => {
     const stored = await api(`query($id: ID!) { interaction(id: $id) { messages(first: 50) { edges { node { body } } } } }`, { id });
     assert.equal(stored.interaction.messages.edges.filter((e) => e.node.body.startsWith('A reply through a flaky network')).length, 1, 'stored once');
 
+    // A reply the server refuses for what it says (over 256 KiB): back in
+    // the reply box to be edited, with the reason, and no Retry that could
+    // never succeed.
+    const tooLong = `Too long (${stamp}). ` + 'x'.repeat(262_144);
+    await page.fill('#reply-body', tooLong);
+    await page.click('[data-testid=send]');
+    await page.locator('[data-testid=reply-refused]').waitFor();
+    assert.match(await page.textContent('[data-testid=reply-refused]'), /longer than 262144 bytes/);
+    assert.equal(await page.inputValue('#reply-body'), tooLong, 'the refused reply is back in the box');
+    assert.equal(await page.locator('[data-testid=pending-reply]').count(), 0, 'no pending copy with a Retry');
+    await shot(page, 'work-reply-refused-1280');
+    await page.fill('#reply-body', '');
+
     // A real userError from the server: a reply on a closed thread opened
     // a new interaction, so the old one cannot be reopened.
     const thread = `conflict-${stamp}`;
@@ -471,9 +484,9 @@ describe('a server restart', () => {
     let srv = await startServer({ port, dataDir: dir, logName: 'restart-server-1' });
     try {
       const admin = srv.output().match(/rk_[A-Za-z0-9_-]+/)[0];
-      const agent = execFileSync(RELATED_BIN, ['keys', 'create', '--data-dir', dir, '--tenant', 'demo', '--role', 'agent', '--name', 'Restart agent'])
-        .toString()
-        .match(/rk_[A-Za-z0-9_-]+/)[0];
+      const created = execFileSync(RELATED_BIN, ['keys', 'create', '--data-dir', dir, '--tenant', 'demo', '--role', 'agent', '--name', 'Restart agent']).toString();
+      const agent = created.match(/rk_[A-Za-z0-9_-]+/)[0];
+      const agentID = created.match(/key_[0-9a-f]+/)[0];
       const at = (s) => ({ base: s.url, key: admin });
       const id = await inbound('Before the restart.', { thread: 'restart', url: at(srv) });
 
@@ -515,8 +528,15 @@ describe('a server restart', () => {
       const next = await inbound('And a live inbox.', { thread: 'restart-next', address: `after-${stamp}@example.com`, url: at(srv) });
       await until('a live inbox row after the restart', async () => (await inboxIds(page))[0] === next, 15_000);
       await shot(page, 'work-server-back-1280');
-      // The browser logs the refused connections while the server was down.
-      assertNoProblems(page, (p) => /WebSocket|ERR_CONNECTION_REFUSED|Failed to fetch|status of 50\d/i.test(p));
+
+      // The key is revoked while the agent only watches: the console signs
+      // out on its own, saying why, once the live connection is refused.
+      execFileSync(RELATED_BIN, ['keys', 'revoke', '--data-dir', dir, agentID]);
+      await page.locator('form[data-testid=signin] .notice').waitFor({ timeout: 20_000 });
+      assert.match(await page.textContent('form[data-testid=signin] .notice'), /no longer accepts your key/);
+      // The browser logs the refused connections while the server was down,
+      // and the revoked key's.
+      assertNoProblems(page, (p) => /WebSocket|ERR_CONNECTION_REFUSED|Failed to fetch|status of (401|50\d)/i.test(p));
       await page.context().close();
     } finally {
       await srv.stop();
