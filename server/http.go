@@ -629,7 +629,8 @@ type sseTransport struct {
 
 // Supports implements graphql.Transport.
 func (t sseTransport) Supports(r *http.Request) bool {
-	if r.Method != http.MethodPost {
+	// Every request asks: the cheap tests first.
+	if r.Method != http.MethodPost || !strings.Contains(r.Header.Get("Accept"), mediaEventStream) {
 		return false
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != mediaJSON {

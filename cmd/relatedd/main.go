@@ -107,10 +107,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 func newLogger(c config, w io.Writer) *slog.Logger {
+	var h slog.Handler = slog.NewTextHandler(w, nil)
 	if c.logJSON {
-		return slog.New(slog.NewJSONHandler(w, nil))
+		h = slog.NewJSONHandler(w, nil)
 	}
-	return slog.New(slog.NewTextHandler(w, nil))
+	if b, ok := w.(*batchWriter); ok {
+		h = flushingHandler{h, b}
+	}
+	return slog.New(h)
 }
 
 // openStore opens MongoDB when a URI is configured, else the embedded
@@ -185,7 +189,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	perf.options(&opts, c.mongoURI != "")
-	log := newLogger(c, stderr)
+	logOut := newBatchWriter(stderr)
+	defer logOut.Close()
+	log := newLogger(c, logOut)
 	cmds := new(store.Commands)
 	// The store publishes to the hub, and the hub reads the store: the
 	// publisher forwards to the hub once it exists.
