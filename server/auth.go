@@ -242,7 +242,7 @@ type inflightKey struct{}
 // read deadline lifted, and ends when its key is revoked, as a WebSocket
 // does. Every other request goes on as it came.
 func (s *Server) streams(next http.Handler) http.Handler {
-	sse := sseTransport{maxTokens: s.limits.MaxTokens}
+	sse := sseTransport{s: s, maxTokens: s.limits.MaxTokens}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ai, ok := authFrom(r.Context())
 		if !ok || isWebSocket(r) || !sse.Supports(r) {

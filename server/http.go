@@ -208,7 +208,7 @@ func (t httpTransport) requestError(ctx context.Context, exec graphql.GraphExecu
 			status = http.StatusBadRequest
 		}
 	}
-	return statusOf(ctx, status), mustJSON(requestErrorBody{Errors: resp.Errors, Extensions: resp.Extensions})
+	return statusOf(ctx, status), mustJSON(requestErrorBody{Errors: resp.Errors, Extensions: t.s.withCost(resp.Extensions, opCtx)})
 }
 
 // statusOf is the status the GraphQL layer chose for the request
@@ -624,6 +624,7 @@ func negotiate(header string) (string, bool) {
 // last "next" event carrying only errors, as a WebSocket's error message
 // does.
 type sseTransport struct {
+	s         *Server
 	maxTokens int
 }
 
@@ -681,7 +682,7 @@ func (t sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 		resp := exec.DispatchError(ctx, errs)
 		w.Header().Set("Content-Type", mediaJSON+"; charset=utf-8")
 		w.WriteHeader(statusOf(ctx, http.StatusBadRequest))
-		w.Write(append(mustJSON(requestErrorBody{Errors: resp.Errors, Extensions: resp.Extensions}), '\n'))
+		w.Write(append(mustJSON(requestErrorBody{Errors: resp.Errors, Extensions: t.s.withCost(resp.Extensions, opCtx)}), '\n'))
 		return
 	}
 	ctx = graphql.WithOperationContext(ctx, opCtx)

@@ -92,6 +92,17 @@ func TestGraphQLOverHTTP(t *testing.T) {
 			if got != c.code {
 				t.Fatalf("code %q, want %q: %s", got, c.code, r.body)
 			}
+			// Every GraphQL answer reports its cost, a document that did
+			// not parse or validate too.
+			if c.code == "" || strings.HasPrefix(c.code, "GRAPHQL_") {
+				var ext struct {
+					Cost *struct{ RequestedQueryCost, MaximumQueryCost int }
+				}
+				json.Unmarshal(body["extensions"], &ext)
+				if ext.Cost == nil || ext.Cost.MaximumQueryCost == 0 {
+					t.Fatalf("no extensions.cost: %s", r.body)
+				}
+			}
 			if c.status == 405 && r.header.Get("Allow") != "POST" {
 				t.Fatalf("Allow %q", r.header.Get("Allow"))
 			}

@@ -201,7 +201,7 @@ func (s *Server) graphQL() http.Handler {
 	res.Hub = s.opts.Hub
 	res.PresentError = s.presentError
 	srv := handler.New(s.withPlans(graph.NewExecutableSchema(graph.Config{Resolvers: res, Schema: servedSchema()}), res))
-	srv.AddTransport(sseTransport{maxTokens: s.limits.MaxTokens})
+	srv.AddTransport(sseTransport{s: s, maxTokens: s.limits.MaxTokens})
 	readLimit := s.limits.MaxBodyBytes
 	srv.AddTransport(transport.Websocket{
 		// Keepalive: legacy graphql-ws clients get "ka" messages;
