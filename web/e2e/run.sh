@@ -49,24 +49,39 @@ trap cleanup EXIT
 
 (cd "$root" && go build -o "$tmp/relatedd" ./cmd/relatedd)
 
-port="${E2E_PORT:-$(( 20000 + RANDOM % 20000 ))}"
-# *.partner.test: tests/cors.test.mjs serves a page there (Chromium maps
-# *.test to this machine) to call the API from another origin.
-"$tmp/relatedd" serve --addr "127.0.0.1:$port" --data-dir "$tmp/data" --seed 50 \
-  --cors-origins 'http://localhost:*,http://127.0.0.1:*,http://*.partner.test:*' \
-  >"$tmp/stdout.txt" 2>"$ARTIFACTS_DIR/server.log" &
-server_pid=$!
-
-for _ in $(seq 1 100); do
-  if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && grep -q 'Related is serving' "$tmp/stdout.txt"; then
-    break
+# A port below Linux's ephemeral range (32768 up), where outgoing
+# connections take theirs; another attempt on another port if it is taken
+# all the same.
+for attempt in 1 2 3 4 5; do
+  port="${E2E_PORT:-$(( 20000 + RANDOM % 12000 ))}"
+  rm -rf "$tmp/data"
+  # *.partner.test: tests/cors.test.mjs serves a page there (Chromium maps
+  # *.test to this machine) to call the API from another origin.
+  "$tmp/relatedd" serve --addr "127.0.0.1:$port" --data-dir "$tmp/data" --seed 50 \
+    --cors-origins 'http://localhost:*,http://127.0.0.1:*,http://*.partner.test:*' \
+    >"$tmp/stdout.txt" 2>"$ARTIFACTS_DIR/server.log" &
+  server_pid=$!
+  started=""
+  for _ in $(seq 1 100); do
+    if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && grep -q 'Related is serving' "$tmp/stdout.txt"; then
+      started=1
+      break
+    fi
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+      break
+    fi
+    sleep 0.2
+  done
+  [ -n "$started" ] && break
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+  if [ "$attempt" -lt 5 ] && [ -z "${E2E_PORT:-}" ] && grep -q 'address already in use' "$ARTIFACTS_DIR/server.log"; then
+    echo "run.sh: port $port is taken; another" >&2
+    continue
   fi
-  if ! kill -0 "$server_pid" 2>/dev/null; then
-    echo "run.sh: the server exited" >&2
-    cat "$tmp/stdout.txt" "$ARTIFACTS_DIR/server.log" >&2
-    exit 1
-  fi
-  sleep 0.2
+  echo "run.sh: the server exited" >&2
+  cat "$tmp/stdout.txt" "$ARTIFACTS_DIR/server.log" >&2
+  exit 1
 done
 # The first-start admin key, printed once on stdout.
 admin_key="$(grep -o 'rk_[A-Za-z0-9_-]*' "$tmp/stdout.txt" | head -1)"
