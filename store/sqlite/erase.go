@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -172,9 +173,20 @@ func (s *Store) erase(ctx context.Context, tenant, subject, reason string, by re
 	// 40 ms for a 6 MB file, a few seconds for 200 MB), and the checkpoint
 	// then writes the rebuilt pages back and truncates the WAL, where the
 	// old page images live on until then.
-	start := time.Now()
+	s.rebuild(ctx, "erasure "+out.ID)
+	return out, nil
+}
+
+// rebuild rebuilds the database file (VACUUM) and checkpoints the WAL into
+// it, then records when, so that start-up knows whether an erasure
+// committed since has had its rebuild (rebuildAfterCrash). A failure is
+// logged: the erasure stands, and the next rebuild (the next erasure's, or
+// the next start's) covers it.
+func (s *Store) rebuild(ctx context.Context, why string) {
+	start := s.now().UTC()
 	if _, err := s.w.ExecContext(ctx, `VACUUM`); err != nil {
-		s.log.Warn("vacuum after an erasure failed: copies of erased rows may stay in free pages until the next erasure's", "erasure", out.ID, "err", err)
+		s.log.Warn("rebuilding the database after an erasure failed: copies of erased rows may stay in free pages until the next rebuild", "after", why, "err", err)
+		return
 	}
 	var busy, frames, copied int
 	if err := s.w.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &copied); err != nil {
@@ -182,8 +194,27 @@ func (s *Store) erase(ctx context.Context, tenant, subject, reason string, by re
 	} else if busy != 0 {
 		s.log.Warn("checkpoint after an erasure could not finish: readers held the log; the next one will do", "frames", frames, "copied", copied)
 	}
-	s.log.Info("database rebuilt after an erasure", "erasure", out.ID, "duration_ms", time.Since(start).Milliseconds(), "busy", busy, "frames", frames, "copied", copied)
-	return out, nil
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO maintenance (name, at) VALUES ('rebuilt', ?) ON CONFLICT (name) DO UPDATE SET at = excluded.at`, ms(start)); err != nil {
+		s.log.Warn("could not record the rebuild; the next start rebuilds again", "err", err)
+	}
+	s.log.Info("database rebuilt after an erasure", "after", why, "duration_ms", time.Since(start).Milliseconds(), "busy", busy, "frames", frames, "copied", copied)
+}
+
+// rebuildAfterCrash rebuilds the file at start when an erasure committed
+// after the last rebuild: the process stopped between the two.
+func (s *Store) rebuildAfterCrash(ctx context.Context) error {
+	var rebuilt int64
+	if err := s.w.QueryRowContext(ctx, `SELECT at FROM maintenance WHERE name = 'rebuilt'`).Scan(&rebuilt); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlite: read the last rebuild: %w", err)
+	}
+	var pending bool
+	if err := s.w.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM erasures WHERE at > ?)`, rebuilt).Scan(&pending); err != nil {
+		return fmt.Errorf("sqlite: check for an erasure not yet rebuilt: %w", err)
+	}
+	if pending {
+		s.rebuild(ctx, "a crash")
+	}
+	return nil
 }
 
 // eraseChunk deletes some contacts with their interactions, messages,

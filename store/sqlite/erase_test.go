@@ -71,3 +71,53 @@ func TestErasureIsAllOrNothing(t *testing.T) {
 		t.Fatalf("%d interactions remain", len(its))
 	}
 }
+
+// TestRebuildAfterCrash: an erasure whose process stopped between its
+// commit and the rebuild of the file (the rebuild is not recorded) has the
+// file rebuilt at the next start, and only then.
+func TestRebuildAfterCrash(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var log strings.Builder
+	open := func() *sqlite.Store {
+		t.Helper()
+		s, err := sqlite.Open(ctx, sqlite.Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	in, err := related.RecordMessage{Channel: related.ChannelEmail, ThreadRef: "lee", Direction: related.Inbound, Body: "hello",
+		Contact: related.ContactInput{Address: "lee@example.com"}}.Normalize(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.RecordMessage(ctx, "t1", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EraseContact(ctx, "t1", r.Contact.ID, "request", related.System); err != nil {
+		t.Fatal(err)
+	}
+	rebuilds := func() int { return strings.Count(log.String(), "database rebuilt after an erasure") }
+	if rebuilds() != 1 {
+		t.Fatalf("%d rebuilds after one erasure", rebuilds())
+	}
+	s.Close()
+	s = open()
+	if rebuilds() != 1 {
+		t.Fatal("a start rebuilt the file though the erasure's rebuild was done")
+	}
+	// The process stops after the commit, before the rebuild: as if the
+	// rebuild had never been recorded.
+	if err := sqlite.Exec(s, `DELETE FROM maintenance WHERE name = 'rebuilt'`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open()
+	defer s.Close()
+	if rebuilds() != 2 || !strings.Contains(log.String(), `after="a crash"`) {
+		t.Fatalf("the start after the crash did not rebuild: %s", log.String())
+	}
+}

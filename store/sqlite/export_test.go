@@ -16,3 +16,12 @@ func DB(s *Store) interface {
 } {
 	return s.r
 }
+
+// Exec runs a statement on the writer, for tests that stage what a crash
+// would leave.
+func Exec(s *Store, query string, args ...any) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	_, err := s.w.Exec(query, args...)
+	return err
+}

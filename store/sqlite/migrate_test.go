@@ -178,7 +178,7 @@ func TestUpgradeFinishesAnEvaluationInProgress(t *testing.T) {
 		`UPDATE rule_evaluations SET processed = 2, total = 6`,
 		`ALTER TABLE rule_evaluations DROP COLUMN phase`, `ALTER TABLE rule_evaluations DROP COLUMN run`,
 		`ALTER TABLE rule_evaluations DROP COLUMN scope`, `ALTER TABLE rule_evaluations DROP COLUMN covered`,
-		`ALTER TABLE contacts DROP COLUMN evaluation_mark`, `PRAGMA user_version = 5`,
+		`ALTER TABLE contacts DROP COLUMN evaluation_mark`, `DROP TABLE maintenance`, `DROP INDEX erasures_at`, `PRAGMA user_version = 5`,
 	} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)

@@ -102,6 +102,11 @@ CREATE INDEX api_keys_tenant ON api_keys (tenant, created_at, id);
 	`ALTER TABLE interactions ADD COLUMN last_partial INTEGER NOT NULL DEFAULT 0;`,
 	identityMigration,
 	evaluationPhasesMigration,
+	// 7: when the file was last rebuilt (VACUUM) after an erasure, so a
+	// crash between an erasure's commit and its rebuild is made good at
+	// the next start.
+	`CREATE TABLE maintenance (name TEXT NOT NULL PRIMARY KEY, at INTEGER NOT NULL);
+CREATE INDEX erasures_at ON erasures (at);`,
 }
 
 // evaluationPhasesMigration is migration 6: a rule evaluation runs in two

@@ -117,6 +117,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		s.w.Close()
 		return nil, err
 	}
+	if err := s.rebuildAfterCrash(ctx); err != nil {
+		s.w.Close()
+		return nil, err
+	}
 	if s.r, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)"+mapPragma(opts.MapBytes)); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("sqlite: open %s for reading: %w", path, err)
