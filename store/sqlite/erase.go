@@ -170,9 +170,9 @@ func (s *Store) erase(ctx context.Context, tenant, subject, reason string, by re
 	// forensic read of a file found an erased number in the free space of
 	// an index page, left there when SQLite moved the page's cells. VACUUM
 	// rebuilds every page from the live rows (writes wait meanwhile: about
-	// 40 ms for a 6 MB file, about a second for the 190 MB of 100k interactions), and the checkpoint
-	// then writes the rebuilt pages back and truncates the WAL, where the
-	// old page images live on until then.
+	// 40 ms for a 6 MB file, about a second for the 190 MB of 100k
+	// interactions), and the checkpoint then writes the rebuilt pages back
+	// and truncates the WAL, where the old page images live on until then.
 	s.rebuild(ctx, "erasure "+out.ID)
 	return out, nil
 }
