@@ -171,6 +171,27 @@ func (r *replica) newKey(tenant string) string {
 	return secret
 }
 
+// sse opens a subscription over server-sent events with key, until ctx
+// ends, and fails the test unless the stream starts.
+func (r *replica) sse(ctx context.Context, key, query string, vars map[string]any) *http.Response {
+	r.t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, _ := http.NewRequestWithContext(ctx, "POST", r.url+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != 200 {
+		raw, _ := io.ReadAll(resp.Body)
+		r.t.Fatalf("status %d: %s", resp.StatusCode, raw)
+	}
+	return resp
+}
+
 // gql runs a query or mutation over HTTP with key and decodes data into out.
 func (r *replica) gql(key, query string, vars map[string]any, out any) {
 	r.t.Helper()

@@ -155,22 +155,9 @@ func TestLegacyProtocol(t *testing.T) {
 func TestSSE(t *testing.T) {
 	r := newSQLite(t)
 	a := r.record(r.key, "a", "ann@example.com", "first", "")
-	body, _ := json.Marshal(map[string]any{"query": relatedSub, "variables": map[string]any{"id": a}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "POST", r.url+"/graphql", strings.NewReader(string(body)))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Authorization", "Bearer "+r.key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		raw, _ := io.ReadAll(resp.Body)
-		t.Fatalf("status %d: %s", resp.StatusCode, raw)
-	}
+	resp := r.sse(ctx, r.key, relatedSub, map[string]any{"id": a})
 	r.waitSubs(1)
 	b := r.record(r.key, "b", "ann@example.com", "over sse", "")
 	lines := make(chan string)

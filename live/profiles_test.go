@@ -2,8 +2,7 @@ package live_test
 
 import (
 	"bufio"
-	"encoding/json"
-	"net/http"
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -186,19 +185,7 @@ func TestErasureOverSSE(t *testing.T) {
 		Interaction struct{ Contact struct{ ID string } }
 	}
 	r.gql(r.key, `query($id: ID!) { interaction(id: $id) { contact { id } } }`, map[string]any{"id": gone}, &it)
-	body, _ := json.Marshal(map[string]any{"query": interactionSub, "variables": map[string]any{"id": gone}})
-	req, _ := http.NewRequest("POST", r.url+"/graphql", strings.NewReader(string(body)))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Authorization", "Bearer "+r.key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("status %d", resp.StatusCode)
-	}
+	resp := r.sse(context.Background(), r.key, interactionSub, map[string]any{"id": gone})
 	r.waitSubs(1)
 	r.gql(r.key, `mutation($id: ID!) { eraseContact(input: {id: $id, reason: "request 10"}) { userErrors { message } } }`,
 		map[string]any{"id": it.Interaction.Contact.ID}, nil)
