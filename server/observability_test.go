@@ -238,3 +238,32 @@ func TestTracingOffWhenUnset(t *testing.T) {
 		t.Fatalf("an unobserved command allocates %v times", n)
 	}
 }
+
+// TestMetricsElsewhere: with /metrics moved to a listener of its own, the
+// main handler does not serve it, and Metrics() does, with the main
+// handler's requests counted.
+func TestMetricsElsewhere(t *testing.T) {
+	st, cmds := backends[0].open(t)
+	s := server.New(server.Options{Store: st, Commands: cmds, MetricsElsewhere: true, Limits: server.Limits{RatePerSecond: -1}})
+	main := httptest.NewServer(s)
+	defer main.Close()
+	aside := httptest.NewServer(s.Metrics())
+	defer aside.Close()
+	for _, c := range []struct {
+		url  string
+		want int
+	}{{main.URL + "/healthz", 200}, {main.URL + "/metrics", 404}, {aside.URL, 200}} {
+		resp, err := http.Get(c.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Fatalf("GET %s: %d, want %d", c.url, resp.StatusCode, c.want)
+		}
+		if c.url == aside.URL && !strings.Contains(string(body), `related_http_requests_total{code="2xx",route="/healthz"}`) {
+			t.Fatalf("the metrics aside do not count the main port's requests:\n%.2000s", body)
+		}
+	}
+}

@@ -38,6 +38,10 @@ type Options struct {
 	// unless the operator decides it should.
 	Introspection bool
 	GraphiQL      bool
+	// MetricsElsewhere leaves /metrics off this handler: the operator
+	// serves Metrics() on a listener of its own (relatedd --metrics-addr),
+	// so the public port does not show every tenant's operation names.
+	MetricsElsewhere bool
 	// Limits bound each request's cost; zero fields take DefaultLimits.
 	Limits Limits
 	// AllowedOrigins are the origins, besides the server's own, whose
@@ -180,7 +184,9 @@ func New(opts Options) *Server {
 	s.mux.Handle("GET /export/profiles/{id}", s.requireKey(http.HandlerFunc(s.exportProfile)))
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.Handle("GET /metrics", s.metrics)
+	if !opts.MetricsElsewhere {
+		s.mux.Handle("GET /metrics", s.metrics)
+	}
 	var h http.Handler = s.mux
 	if s.tracer != nil {
 		h = s.traceHTTP(h)
@@ -191,6 +197,10 @@ func New(opts Options) *Server {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Metrics is the Prometheus handler /metrics serves, for a listener of its
+// own (Options.MetricsElsewhere).
+func (s *Server) Metrics() http.Handler { return s.metrics }
 
 // graphQL builds the gqlgen handler with every transport the contract
 // names: POST and GET, WebSocket (graphql-transport-ws and the legacy

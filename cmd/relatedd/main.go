@@ -166,6 +166,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.SetOutput(stderr)
 	c.register(fs, getenv)
 	demo := fs.Int("seed", 0, "when the database has no data yet, load a sample of this many customers first (0: none)")
+	metricsAddr := fs.String("metrics-addr", getenv("RELATED_METRICS_ADDR"), "serve /metrics on this address instead of the main one, such as 127.0.0.1:9090: the main port then does not show every tenant's operation names (env RELATED_METRICS_ADDR)")
 	debugAddr := fs.String("debug-addr", getenv("RELATED_DEBUG_ADDR"), "serve Go's profiler (/debug/pprof/) on this address, such as 127.0.0.1:6060; keep it off public interfaces (env RELATED_DEBUG_ADDR)")
 	maxLists := fs.Int("max-list-subscriptions", live.DefaultMaxListsPerKey, "most interactionsChanged subscriptions per API key (each receives every interaction write of its tenant), within --max-subscriptions")
 	var sec securityConfig
@@ -258,8 +259,19 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			}
 		}()
 	}
+	opts.MetricsElsewhere = *metricsAddr != ""
+	handler := server.New(opts)
+	if *metricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", handler.Metrics())
+		stopMetrics, err := serveAside(*metricsAddr, "metrics", mux, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	srv := &http.Server{
-		Handler:           server.New(opts),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
