@@ -695,6 +695,7 @@ func (t sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 	send := func(v any) bool {
 		b, err := json.Marshal(v)
 		if err != nil {
+			t.s.log.ErrorContext(ctx, "could not encode an event", "request_id", RequestID(ctx), "err", err)
 			b = mustJSON(requestErrorBody{Errors: gqlerror.List{refusal(CodeInternal, "internal server error (request id %s)", RequestID(ctx))}})
 		}
 		if _, err := fmt.Fprintf(w, "event: next\ndata: %s\n\n", b); err != nil {
