@@ -253,15 +253,7 @@ func TestAttackHugeResponse(t *testing.T) {
 		g.must(`{ viewer { tenant } }`, nil, nil) // the key is cached
 		before := g.cmds.Snapshot()["select"]
 		reqBody, _ := json.Marshal(map[string]any{"query": huge, "variables": vars})
-		req, _ := http.NewRequest("POST", g.url+"/graphql", bytes.NewReader(reqBody))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+g.key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_, _, raw := g.post(g.key, reqBody, "application/json")
 		if c := codes(raw); len(c) != 1 || c[0] != server.CodeResponseTooLarge {
 			t.Fatalf("codes %v, body %.300s", c, raw)
 		}

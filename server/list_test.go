@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,21 +19,12 @@ import (
 	"github.com/relatedhq/related/store/sqlite"
 )
 
-// hubForward is a store's publisher until its hub exists.
-type hubForward struct{ hub atomic.Pointer[live.Hub] }
-
-func (f *hubForward) Publish(ctx context.Context, events []store.Event) {
-	if h := f.hub.Load(); h != nil {
-		h.Publish(ctx, events)
-	}
-}
-
 // newLiveGateway starts a gateway whose store publishes to a hub: SQLite
 // directly, MongoDB through its events feed as a replica does.
 func newLiveGateway(t *testing.T, backend string, opts server.Options, hubOpts live.Options) (*gateway, *live.Hub) {
 	t.Helper()
 	ctx := context.Background()
-	fwd := &hubForward{}
+	fwd := &forward{}
 	cmds := new(store.Commands)
 	var st store.Store
 	var err error
