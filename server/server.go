@@ -218,7 +218,7 @@ func (s *Server) graphQL() http.Handler {
 		// graphql-transport-ws clients are pinged and dropped when no pong
 		// comes back within two intervals. Writes time out (websocket.go).
 		// Origins are checked before the upgrade (checkOrigin).
-		Implementation:        websockets{open: &s.metrics.websockets},
+		Implementation:        websockets{open: &s.metrics.websockets, writeTimeout: wsWriteTimeout},
 		KeepAlivePingInterval: 15 * time.Second,
 		PingPongInterval:      15 * time.Second,
 		InitTimeout:           wsInitTimeout,

@@ -22,7 +22,9 @@ import (
 // payload forever. After this long the write fails, coder/websocket closes
 // the connection, and gqlgen ends its subscriptions: the client reconnects.
 //
-// A variable so that tests can shorten it; nothing else changes it.
+// A variable so that tests can shorten it before New; nothing else changes
+// it. Each connection keeps the value of its server, so a test restoring it
+// races with no connection still writing.
 var wsWriteTimeout = 10 * time.Second
 
 // wsInitTimeout bounds the time a WebSocket may stay open without sending
@@ -33,7 +35,8 @@ var wsInitTimeout = 10 * time.Second
 // write deadline, and counts the open ones for /metrics. It is gqlgen's
 // CoderWebsocketImplementation with those two changes.
 type websockets struct {
-	open *atomic.Int64
+	open         *atomic.Int64
+	writeTimeout time.Duration // wsWriteTimeout when the server was made
 }
 
 var _ transport.WebsocketImplementation = websockets{}
@@ -56,13 +59,14 @@ func (u websockets) Accept(w http.ResponseWriter, r *http.Request, opts transpor
 		return nil, err
 	}
 	u.open.Add(1)
-	return &wsConn{conn: conn, open: u.open}, nil
+	return &wsConn{conn: conn, open: u.open, writeTimeout: u.writeTimeout}, nil
 }
 
 type wsConn struct {
-	conn   *websocket.Conn
-	open   *atomic.Int64
-	closed sync.Once
+	conn         *websocket.Conn
+	open         *atomic.Int64
+	writeTimeout time.Duration
+	closed       sync.Once
 
 	mu        sync.Mutex
 	deadline  *time.Timer
@@ -129,7 +133,7 @@ func (c *wsConn) refuse(data []byte, p *textProblem) error {
 		p.path = p.path[1:] // the path within the operation, as over HTTP
 	}
 	e := textRefusal(p)
-	ctx, cancel := context.WithTimeout(context.Background(), wsWriteTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), c.writeTimeout)
 	defer cancel()
 	legacy := c.conn.Subprotocol() != "graphql-transport-ws"
 	var payload any = []any{e}
@@ -156,14 +160,14 @@ func truncate(s string, n int) string {
 	return strings.ToValidUTF8(s[:n], "")
 }
 
-// WriteJSON writes v within wsWriteTimeout; on expiry coder/websocket
+// WriteJSON writes v within the write timeout; on expiry coder/websocket
 // closes the connection.
 func (c *wsConn) WriteJSON(v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), wsWriteTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), c.writeTimeout)
 	defer cancel()
 	return c.conn.Write(ctx, websocket.MessageText, data)
 }
