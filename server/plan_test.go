@@ -217,7 +217,8 @@ func TestPlanMatchesGqlgen(t *testing.T) {
 				addr = fmt.Sprintf("+1202555%02d%02d", c, k%nch)
 			}
 			body := planTexts[rng.IntN(len(planTexts))]
-			if rng.IntN(6) == 0 {
+			longForSure := c == 1 && k == 0 // whatever the seed, one answer holds a long body
+			if rng.IntN(6) == 0 || longForSure {
 				body = longBody(rng, k)
 			}
 			in := related.RecordMessage{
@@ -244,7 +245,7 @@ func TestPlanMatchesGqlgen(t *testing.T) {
 				t.Fatal(err)
 			}
 			// A second message on some threads, so the kept copy is not the first.
-			if rng.IntN(3) == 0 {
+			if rng.IntN(3) == 0 && !longForSure {
 				in.Body, in.SentAt = planTexts[rng.IntN(len(planTexts))], in.SentAt.Add(time.Minute)
 				if _, err := p.st.RecordMessage(ctx, server.DemoTenant, in); err != nil {
 					t.Fatal(err)
